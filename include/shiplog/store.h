@@ -1,0 +1,127 @@
+/* The log store: a stream's batches in preallocated segment files, written by
+ * group commit through io_uring, recovered and verified on open, plus a
+ * superblock (two copies) that holds the node's durable election state. */
+#ifndef SHIPLOG_STORE_H
+#define SHIPLOG_STORE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "shiplog/batch.h"
+
+struct sl_store;
+
+enum sl_sync_mode {
+	SL_SYNC_DEFAULT = 0, /* the faster of the two, as measured by shipbench store */
+	SL_SYNC_FDATASYNC,   /* write, then a linked fdatasync per group */
+	SL_SYNC_DSYNC,       /* one RWF_DSYNC write per group */
+};
+
+enum sl_io_mode {
+	SL_IO_AUTO = 0, /* O_DIRECT, falling back to buffered where refused (tmpfs) */
+	SL_IO_DIRECT,
+	SL_IO_BUFFERED,
+};
+
+enum sl_store_op {
+	SL_STORE_OP_WRITE,
+	SL_STORE_OP_FSYNC,
+	SL_STORE_OP_READ,
+};
+
+/* Test hook: sees every io_uring completion before the store does and may
+ * replace its result (e.g. with -EIO or -ENOSPC). */
+struct sl_store_faults {
+	int (*on_complete)(void *ctx, enum sl_store_op op, const char *segment, uint64_t offset,
+			   int res);
+	void *ctx;
+};
+
+struct sl_store_opts {
+	const char *dir; /* log directory; must exist */
+	uint8_t cluster_id[16];
+	uint32_t node_id;
+	uint64_t stream_id;
+	uint64_t segment_bytes; /* default 64 MiB */
+	uint32_t group_bytes;   /* largest single group write, default 1 MiB */
+	uint32_t max_inflight;  /* group writes in flight at once, default 2 */
+	enum sl_sync_mode sync_mode;
+	enum sl_io_mode io_mode;
+	int create; /* 1: initialise an empty directory; 0: it must hold a log */
+	struct sl_batch_limits limits; /* zero: sl_batch_default_limits */
+	const struct sl_store_faults *faults;
+};
+
+struct sl_store_info {
+	uint64_t first_lsn;        /* oldest LSN held (after retention) */
+	uint64_t next_lsn;         /* base LSN the next appended batch must have */
+	uint64_t next_position;    /* position the next appended batch must have */
+	uint32_t last_crc;         /* hdr_crc of the last batch (chain) */
+	uint64_t last_epoch;       /* epoch of the last batch, 0 when empty */
+	uint64_t durable_lsn;      /* every LSN <= this is durable (0: none) */
+	uint64_t durable_position; /* end position of the durable prefix */
+	uint32_t segments;
+	int failed;                /* 0, or the negative errno that failed the store */
+	int direct_io;             /* 1 when writes use O_DIRECT */
+	enum sl_sync_mode sync_mode; /* the mode in use (never DEFAULT) */
+	uint32_t block_bytes;      /* write alignment in use */
+	uint64_t torn_bytes;       /* bytes of torn tail cut at open */
+	uint64_t groups_written;
+};
+
+int sl_store_open(struct sl_store **out, const struct sl_store_opts *o);
+/* Waits for writes in flight, then releases everything. Pending (unflushed)
+ * appends are flushed first unless the store has failed. */
+void sl_store_close(struct sl_store *s);
+
+/* Append one encoded batch (bytes from sl_batch_encode). It must chain:
+ * base_lsn == next_lsn, position == next_position, prev_crc == last_crc,
+ * and carry this store's cluster and stream ids. The bytes are copied.
+ * -EAGAIN: every group buffer is busy; call sl_store_poll and retry. */
+int sl_store_append(struct sl_store *s, const void *batch, size_t len);
+
+/* Submit the open group now (group commit normally submits when a write slot
+ * is free). Returns 0 or -errno. */
+int sl_store_flush(struct sl_store *s);
+
+/* Reap completions, waiting for at least `min_complete` of them, and submit
+ * the next group when a slot is free. Returns how many groups became durable,
+ * or -errno once the store has failed. */
+int sl_store_poll(struct sl_store *s, unsigned min_complete);
+
+/* Flush and wait until everything appended is durable (or the store fails). */
+int sl_store_sync(struct sl_store *s);
+
+void sl_store_get_info(const struct sl_store *s, struct sl_store_info *out);
+
+/* Copy the whole batch that holds `lsn` into buf; returns its length or
+ * -ENOENT (not held), -ENOSPC (buf too small), -EIO. Reads use io_uring. */
+int sl_store_read(struct sl_store *s, uint64_t lsn, void *buf, size_t cap,
+		  struct sl_batch_hdr *h);
+
+/* Remove every batch that holds an LSN > lsn (whole batches: a batch that
+ * straddles lsn goes too). Durable and not reversible. */
+int sl_store_truncate_after(struct sl_store *s, uint64_t lsn);
+
+/* Retention: delete whole segments whose batches all precede `lsn`. */
+int sl_store_drop_before(struct sl_store *s, uint64_t lsn);
+
+/* Superblock: election state, written durably (two alternating copies with a
+ * sequence number, so a torn write leaves the other copy). */
+#define SL_EPOCH_MAP_MAX 128
+struct sl_epoch_entry {
+	uint64_t epoch;
+	uint64_t start_position; /* first position written in this epoch */
+	uint64_t start_lsn;
+};
+struct sl_store_meta {
+	uint64_t current_epoch;
+	uint32_t voted_for;  /* node id, 0 = none */
+	uint64_t voted_epoch;
+	uint32_t n_epochs;
+	struct sl_epoch_entry epochs[SL_EPOCH_MAP_MAX];
+};
+int sl_store_meta_get(struct sl_store *s, struct sl_store_meta *out);
+int sl_store_meta_put(struct sl_store *s, const struct sl_store_meta *m);
+
+#endif
