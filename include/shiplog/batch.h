@@ -64,15 +64,21 @@ int sl_batch_builder_add(struct sl_batch_builder *b, const void *rec, uint32_t l
 /* Largest encoded size for `raw_len` raw bytes (header + worst-case payload). */
 size_t sl_batch_bound(size_t raw_len);
 
-/* Encode: fills flags, raw_len, record_count, stored_len, payload_crc and
- * hdr_crc of `*h` (the caller sets the rest) and writes header + payload to
- * `out`. Returns the encoded length or a negative errno (-ENOSPC: out too small). */
+/* Encode: fills version, flags, raw_len, record_count, stored_len, payload_crc
+ * and hdr_crc of `*h` (the caller sets the rest; base_lsn must be >= 1) and
+ * writes header + payload to `out`. `raw` must hold exactly `count` length-
+ * prefixed records (as a builder makes them). Returns the encoded length or a
+ * negative errno (-ENOSPC: out too small, -EINVAL: bad arguments or records,
+ * -EMSGSIZE: raw_len over SL_BATCH_RAW_MAX); `*h` is only changed on success.
+ * out_cap >= sl_batch_bound(raw_len) always suffices. */
 int sl_batch_encode(struct sl_batch_hdr *h, const uint8_t *raw, size_t raw_len, uint32_t count,
 		    uint8_t *out, size_t out_cap);
 
 /* Parse and check a header: magic, version, known flags, hdr_crc, and that
  * stored/raw lengths are within limits. Does not look at the payload.
- * 0 or a negative errno (-EBADMSG bad checksum/magic, -EMSGSIZE over a limit). */
+ * 0 or a negative errno (-EBADMSG bad checksum/magic/format or fewer than 96
+ * bytes, -EMSGSIZE over a limit). `lim` NULL means sl_batch_default_limits.
+ * In all the decode functions `*h` is only written on success. */
 int sl_batch_decode_hdr(const void *buf, size_t len, const struct sl_batch_limits *lim,
 			struct sl_batch_hdr *h);
 
@@ -81,9 +87,10 @@ int sl_batch_decode_hdr(const void *buf, size_t len, const struct sl_batch_limit
 int sl_batch_verify(const void *buf, size_t len, const struct sl_batch_limits *lim,
 		    struct sl_batch_hdr *h);
 
-/* verify, then decompress (LZ4_decompress_safe) into `raw` (capacity `raw_cap`)
- * and check that the records exactly fill raw_len with record_count records
- * each within max_record_bytes. Returns raw_len or -errno. */
+/* verify, then decompress (LZ4_decompress_safe) into `raw` (capacity `raw_cap`,
+ * not overlapping `buf`) and check that the records exactly fill raw_len with
+ * record_count records each within max_record_bytes. Returns raw_len or -errno
+ * (-ENOSPC when raw_cap < raw_len). */
 int sl_batch_decode(const void *buf, size_t len, const struct sl_batch_limits *lim, uint8_t *raw,
 		    size_t raw_cap, struct sl_batch_hdr *h);
 
