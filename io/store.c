@@ -1,2 +1,1205 @@
-/* placeholder */
-typedef int sl_placeholder_store;
+/* The log store: group commit through io_uring, in-order durability, reads,
+ * truncation and retention. See include/shiplog/store.h and
+ * docs/disk-format.md; recovery lives in recovery.c, file formats in segment.c. */
+#include "shiplog/store.h"
+
+#include <assert.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <liburing.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "index.h"
+#include "recovery.h"
+#include "segment.h"
+#include "superblock.h"
+#include "shiplog/err.h"
+#include "bytes.h"
+#include "shiplog/log.h"
+
+#define DEFAULT_GROUP_BYTES (1u << 20)
+#define MAX_GROUP_BYTES	    (64u << 20)
+#define DEFAULT_INFLIGHT    2
+#define MAX_INFLIGHT	    64
+#define INDEX_CAP	    16384	/* entries; 48 bytes each */
+#define INDEX_GAP	    (64u << 10) /* stream bytes between entries, to start with */
+#define READ_SLACK	    (64u << 10) /* read chunk = group size + this */
+#define MIN_BLOCK	    4096u
+
+/* One group buffer and the group it holds. */
+struct group {
+	uint8_t *buf;
+	struct sl_seg *seg;
+	uint64_t off;  /* file offset of the group header */
+	uint32_t len;  /* header + batches */
+	uint32_t wlen; /* len padded to the block: what is written */
+	uint64_t seq;
+	uint64_t end_lsn, end_position; /* chain after its last batch */
+	unsigned pending;		/* completions still to come */
+	int err;
+};
+
+struct sl_store {
+	char dir[PATH_MAX];
+	int dirfd;
+	uint8_t cluster_id[16];
+	uint32_t node_id;
+	uint64_t stream_id;
+	struct sl_batch_limits lim;
+	const struct sl_store_faults *faults;
+	uint64_t seg_bytes;
+	uint32_t group_cap, block, max_inflight;
+	int direct;
+	enum sl_sync_mode sync;
+
+	struct io_uring ring; /* group writes and their durability ops */
+	struct io_uring rd;   /* reads: kept apart so waiting for a read never
+				 consumes (or misorders) write completions */
+	int ring_ok, rd_ok;
+
+	uint8_t *mem; /* all group buffers, registered with the ring */
+	struct group *g;
+	unsigned ng;
+	unsigned *order; /* submitted groups, oldest first (ring of ng) */
+	unsigned order_head, order_len;
+	unsigned *free_list;
+	unsigned nfree;
+	int fill;	   /* group being filled, -1 for none */
+	unsigned inflight; /* groups with completions outstanding */
+	unsigned cqes;	   /* completions outstanding */
+
+	struct sl_seg **segs;
+	uint32_t nsegs, segs_cap;
+	struct sl_seg **file_owner; /* registered-file slots */
+	unsigned nfiles;
+	uint8_t *blockbuf; /* one aligned block for segment headers */
+
+	/* chain after the last appended batch */
+	uint64_t next_lsn, next_position, last_epoch, next_seq;
+	uint32_t last_crc;
+	/* the durable prefix */
+	uint64_t durable_next_lsn, durable_position, durable_seq;
+	unsigned new_durable;
+
+	int failed;
+	uint64_t failed_seq; /* groups from this seq on are never durable */
+	char fail_msg[SL_ERR_MSG_MAX];
+
+	uint64_t torn_bytes, groups_written;
+	struct sl_index idx;
+
+	uint8_t *rbuf; /* read chunk */
+	size_t rcap;
+	int rfd;
+	const struct sl_seg *rseg;
+
+	struct sl_sb sb;
+};
+
+static struct sl_seg *tail_seg(const struct sl_store *s)
+{
+	return s->segs[s->nsegs - 1];
+}
+
+static int fault(const struct sl_store *s, enum sl_store_op op, const char *name, uint64_t off,
+		 int res)
+{
+	return sl_seg_fault(s->faults, op, name, off, res);
+}
+
+/* The store's error, again, for every call after a failure. */
+static int fail_err(const struct sl_store *s)
+{
+	return sl_err_set(-s->failed, "log %s failed: %s", s->dir, s->fail_msg);
+}
+
+/* Fail the store: nothing from group `seq` on will be reported durable, and
+ * no write or fsync is issued again. The current error message says why. */
+static void fail_store(struct sl_store *s, int err, uint64_t seq)
+{
+	assert(err < 0);
+	if (seq < s->failed_seq)
+		s->failed_seq = seq;
+	if (s->failed)
+		return;
+	s->failed = err;
+	snprintf(s->fail_msg, sizeof(s->fail_msg), "%s", sl_err_msg());
+	sl_error("log %s failed: %s", s->dir, s->fail_msg);
+}
+
+/* --- segments and registered files --------------------------------------- */
+
+/* Give `seg` a write descriptor and a registered-file slot. */
+static int seg_attach(struct sl_store *s, struct sl_seg *seg)
+{
+	int rc, slot = -1;
+
+	if (seg->fd < 0) {
+		int fd =
+		    openat(s->dirfd, seg->name, O_RDWR | O_CLOEXEC | (s->direct ? O_DIRECT : 0));
+
+		rc = fault(s, SL_STORE_OP_OPEN, seg->name, 0, fd < 0 ? -errno : 0);
+		if (rc < 0) {
+			if (fd >= 0)
+				close(fd);
+			return sl_err_set(-rc, "opening segment %s/%s for writing: %s", s->dir,
+					  seg->name, strerror(-rc));
+		}
+		seg->fd = fd;
+	}
+	if (seg->size < s->seg_bytes) { /* e.g. a file cut short by hand */
+		rc = fallocate(seg->fd, 0, 0, (off_t)s->seg_bytes) < 0 ? -errno : 0;
+		rc = fault(s, SL_STORE_OP_FALLOCATE, seg->name, 0, rc);
+		if (rc < 0)
+			return sl_err_set(-rc, "preallocating segment %s/%s: %s", s->dir, seg->name,
+					  strerror(-rc));
+		seg->size = s->seg_bytes;
+	}
+	if (seg->file_slot >= 0)
+		return 0;
+	for (unsigned i = 0; i < s->nfiles && slot < 0; i++)
+		if (s->file_owner[i] == NULL)
+			slot = (int)i;
+	/* Only segments with groups in flight hold a slot, and there are more
+	 * slots than groups in flight. */
+	assert(slot >= 0);
+	rc = io_uring_register_files_update(&s->ring, (unsigned)slot, &seg->fd, 1);
+	if (rc < 0)
+		return sl_err_set(-rc, "registering segment %s/%s with io_uring: %s", s->dir,
+				  seg->name, strerror(-rc));
+	s->file_owner[slot] = seg;
+	seg->file_slot = slot;
+	return 0;
+}
+
+/* Close a segment's write descriptor and free its slot (no group in flight). */
+static void seg_detach(struct sl_store *s, struct sl_seg *seg)
+{
+	assert(seg->inflight == 0);
+	if (seg->file_slot >= 0) {
+		int none = -1;
+
+		io_uring_register_files_update(&s->ring, (unsigned)seg->file_slot, &none, 1);
+		s->file_owner[seg->file_slot] = NULL;
+		seg->file_slot = -1;
+	}
+	if (seg->fd >= 0)
+		close(seg->fd);
+	seg->fd = -1;
+	if (s->rseg == seg) {
+		close(s->rfd);
+		s->rfd = -1;
+		s->rseg = NULL;
+	}
+}
+
+static int segs_push(struct sl_store *s, struct sl_seg *seg)
+{
+	if (s->nsegs == s->segs_cap) {
+		uint32_t cap = s->segs_cap ? s->segs_cap * 2 : 16;
+		struct sl_seg **ns = realloc(s->segs, cap * sizeof(*ns));
+
+		if (ns == NULL)
+			return sl_err_set(ENOMEM, "out of memory");
+		s->segs = ns;
+		s->segs_cap = cap;
+	}
+	s->segs[s->nsegs++] = seg;
+	return 0;
+}
+
+/* Start a new segment at the current end of the chain. */
+static int roll(struct sl_store *s)
+{
+	struct sl_seg_hdr h = {
+	    .stream_id = s->stream_id,
+	    .node_id = s->node_id,
+	    .block_bytes = s->block,
+	    .base_lsn = s->next_lsn,
+	    .base_position = s->next_position,
+	    .base_epoch = s->last_epoch,
+	    .base_seq = s->next_seq,
+	    .prev_crc = s->last_crc,
+	};
+	struct sl_seg *seg, *old = s->nsegs ? tail_seg(s) : NULL;
+	int fd, rc, io_failed;
+
+	memcpy(h.cluster_id, s->cluster_id, 16);
+	if ((seg = calloc(1, sizeof(*seg))) == NULL)
+		return sl_err_set(ENOMEM, "out of memory");
+	sl_seg_name(seg->name, h.base_lsn);
+	seg->hdr = h;
+	seg->file_slot = -1;
+	fd = sl_seg_create(s->dirfd, s->dir, seg->name, &h, s->seg_bytes, s->direct ? O_DIRECT : 0,
+			   s->blockbuf, s->faults, &io_failed);
+	if (fd < 0) {
+		free(seg);
+		if (io_failed)
+			fail_store(s, fd, s->next_seq);
+		return fd;
+	}
+	seg->fd = fd;
+	seg->size = s->seg_bytes;
+	seg->end = s->block;
+	if ((rc = segs_push(s, seg)) < 0 || (rc = seg_attach(s, seg)) < 0) {
+		/* The file is durable and valid; only memory or registration
+		 * failed, which leaves the store unable to go on. */
+		if (s->nsegs && tail_seg(s) == seg)
+			s->nsegs--;
+		seg_detach(s, seg);
+		free(seg);
+		fail_store(s, rc, s->next_seq);
+		return rc;
+	}
+	if (old != NULL && old->inflight == 0)
+		seg_detach(s, old);
+	sl_debug("log %s: new segment %s", s->dir, seg->name);
+	return 0;
+}
+
+/* --- group commit -------------------------------------------------------- */
+
+/* Submit the open group if a write slot is free. 0 whether or not it went. */
+static int submit_fill(struct sl_store *s)
+{
+	struct io_uring_sqe *sqe;
+	struct group *g;
+	unsigned idx, nsqe;
+	int rc;
+
+	if (s->fill < 0 || s->inflight >= s->max_inflight || s->failed)
+		return 0;
+	idx = (unsigned)s->fill;
+	g = &s->g[idx];
+	s->fill = -1;
+	assert(g->len > SL_GROUP_HDR_SIZE);
+	sl_group_hdr_encode(&(struct sl_group_hdr){.batch_bytes = g->len - SL_GROUP_HDR_SIZE,
+						   .seq = g->seq,
+						   .durable_through = s->durable_seq},
+			    g->buf);
+	g->wlen = (uint32_t)sl_align_up(g->len, s->block);
+	memset(g->buf + g->len, 0, g->wlen - g->len);
+	assert(g->off + g->wlen <= g->seg->size && g->seg->file_slot >= 0);
+
+	sqe = io_uring_get_sqe(&s->ring);
+	assert(sqe != NULL); /* the ring has two entries per group in flight */
+	io_uring_prep_write_fixed(sqe, g->seg->file_slot, g->buf, g->wlen, g->off, (int)idx);
+	sqe->flags |= IOSQE_FIXED_FILE;
+	sqe->user_data = (uint64_t)idx << 1;
+	if (s->sync == SL_SYNC_DSYNC) {
+		sqe->rw_flags = RWF_DSYNC;
+		nsqe = 1;
+	} else {
+		/* The fdatasync runs only if the write fully succeeded. */
+		sqe->flags |= IOSQE_IO_LINK;
+		sqe = io_uring_get_sqe(&s->ring);
+		assert(sqe != NULL);
+		io_uring_prep_fsync(sqe, g->seg->file_slot, IORING_FSYNC_DATASYNC);
+		sqe->flags |= IOSQE_FIXED_FILE;
+		sqe->user_data = ((uint64_t)idx << 1) | 1;
+		nsqe = 2;
+	}
+	g->pending = nsqe;
+	g->err = 0;
+	g->seg->end = g->off + g->wlen;
+	g->seg->inflight++;
+	s->inflight++;
+	s->cqes += nsqe;
+	s->order[(s->order_head + s->order_len) % s->ng] = idx;
+	s->order_len++;
+	s->groups_written++;
+	for (unsigned done = 0; done < nsqe;) {
+		rc = io_uring_submit(&s->ring);
+		if (rc == -EINTR || rc == -EAGAIN || rc == -EBUSY)
+			continue;
+		if (rc < 0) {
+			sl_err_set(-rc, "submitting group %" PRIu64 " to segment %s/%s: %s", g->seq,
+				   s->dir, g->seg->name, strerror(-rc));
+			fail_store(s, rc, g->seq);
+			return rc;
+		}
+		done += (unsigned)rc;
+	}
+	return 0;
+}
+
+/* Report groups durable in submission order and recycle their buffers. */
+static void retire(struct sl_store *s)
+{
+	while (s->order_len > 0) {
+		unsigned idx = s->order[s->order_head];
+		struct group *g = &s->g[idx];
+
+		if (g->pending > 0)
+			break;
+		if (g->err == 0 && g->seq < s->failed_seq) {
+			assert(g->seq == s->durable_seq + 1);
+			s->durable_next_lsn = g->end_lsn;
+			s->durable_position = g->end_position;
+			s->durable_seq = g->seq;
+			s->new_durable++;
+		}
+		s->free_list[s->nfree++] = idx;
+		s->order_head = (s->order_head + 1) % s->ng;
+		s->order_len--;
+	}
+}
+
+static void complete(struct sl_store *s, uint64_t user_data, int res)
+{
+	unsigned idx = (unsigned)(user_data >> 1);
+	int is_sync = (int)(user_data & 1);
+	struct group *g;
+	int err = 0;
+
+	assert(idx < s->ng);
+	g = &s->g[idx];
+	assert(g->pending > 0);
+	res = fault(s, is_sync ? SL_STORE_OP_FSYNC : SL_STORE_OP_WRITE, g->seg->name, g->off, res);
+	if (!is_sync && res != (int)g->wlen) {
+		err = res < 0 ? res : -EIO;
+		if (res < 0)
+			sl_err_set(-err,
+				   "segment %s/%s: write of group %" PRIu64 " at offset %" PRIu64
+				   ": %s",
+				   s->dir, g->seg->name, g->seq, g->off, strerror(-err));
+		else
+			sl_err_set(EIO,
+				   "segment %s/%s: short write of group %" PRIu64
+				   " at offset %" PRIu64 ": %d of %" PRIu32 " bytes",
+				   s->dir, g->seg->name, g->seq, g->off, res, g->wlen);
+	} else if (is_sync && res != 0 && !(res == -ECANCELED && g->err != 0)) {
+		err = res < 0 ? res : -EIO;
+		sl_err_set(-err,
+			   "segment %s/%s: fdatasync after group %" PRIu64 " at offset %" PRIu64
+			   ": %s",
+			   s->dir, g->seg->name, g->seq, g->off, strerror(-err));
+	}
+	if (err < 0) {
+		if (g->err == 0)
+			g->err = err;
+		fail_store(s, err, g->seq);
+	}
+	s->cqes--;
+	if (--g->pending > 0)
+		return;
+	s->inflight--;
+	if (--g->seg->inflight == 0 && g->seg != tail_seg(s))
+		seg_detach(s, g->seg);
+}
+
+static void reap(struct sl_store *s)
+{
+	struct io_uring_cqe *cqe;
+	unsigned head, n = 0;
+
+	io_uring_for_each_cqe(&s->ring, head, cqe)
+	{
+		complete(s, cqe->user_data, cqe->res);
+		n++;
+	}
+	io_uring_cq_advance(&s->ring, n);
+	retire(s);
+}
+
+/* Wait for `n` completions (bounded by what is outstanding) and reap. */
+static int wait_reap(struct sl_store *s, unsigned n)
+{
+	struct io_uring_cqe *cqe;
+	int rc;
+
+	if (n > s->cqes)
+		n = s->cqes;
+	if (n > 0) {
+		do
+			rc = io_uring_wait_cqes(&s->ring, &cqe, n, NULL, NULL);
+		while (rc == -EINTR);
+		if (rc < 0 && rc != -ETIME) {
+			sl_err_set(-rc, "waiting for io_uring completions on %s: %s", s->dir,
+				   strerror(-rc));
+			fail_store(s, rc, s->durable_seq + 1);
+			return rc;
+		}
+	}
+	reap(s);
+	return 0;
+}
+
+/* --- append -------------------------------------------------------------- */
+
+static int check_batch(const struct sl_store *s, const void *batch, size_t len,
+		       struct sl_batch_hdr *h)
+{
+	int rc;
+
+	if (len > s->group_cap - SL_GROUP_HDR_SIZE)
+		return sl_err_set(EMSGSIZE,
+				  "batch of %zu bytes does not fit a group of %" PRIu32
+				  " bytes (group_bytes)",
+				  len, s->group_cap);
+	rc = sl_batch_verify(batch, len, &s->lim, h);
+	if (rc < 0)
+		return sl_err_wrap(rc, "appending to %s", s->dir);
+	if ((size_t)rc != len)
+		return sl_err_set(EINVAL, "appending to %s: batch is %d bytes but %zu were given",
+				  s->dir, rc, len);
+	if (memcmp(h->cluster_id, s->cluster_id, 16) != 0 || h->stream_id != s->stream_id)
+		return sl_err_set(
+		    EINVAL, "appending to %s: batch of another cluster or stream (%" PRIu64 ")",
+		    s->dir, h->stream_id);
+	if (h->base_lsn != s->next_lsn || h->position != s->next_position ||
+	    h->prev_crc != s->last_crc || h->epoch < s->last_epoch)
+		return sl_err_set(EINVAL,
+				  "appending to %s: batch does not chain: lsn %" PRIu64 "/%" PRIu64
+				  " position %" PRIu64 "/%" PRIu64 " prev_crc %08" PRIx32
+				  "/%08" PRIx32 " epoch %" PRIu64 "/>=%" PRIu64 " (given/expected)",
+				  s->dir, h->base_lsn, s->next_lsn, h->position, s->next_position,
+				  h->prev_crc, s->last_crc, h->epoch, s->last_epoch);
+	return 0;
+}
+
+static int group_fits(const struct sl_store *s, const struct group *g, size_t len)
+{
+	return g->len + len <= s->group_cap &&
+	       g->off + sl_align_up(g->len + len, s->block) <= g->seg->size;
+}
+
+/* Open a group for a batch of `len` bytes, rolling the segment if needed. */
+static int open_group(struct sl_store *s, size_t len)
+{
+	struct sl_seg *seg = tail_seg(s);
+	struct sl_index_entry e;
+	struct group *g;
+	unsigned idx;
+	int rc;
+
+	assert(s->fill < 0 && s->nfree > 0);
+	if (seg->end + sl_align_up(SL_GROUP_HDR_SIZE + len, s->block) > seg->size) {
+		if ((rc = roll(s)) < 0)
+			return sl_err_wrap(rc, "appending at lsn %" PRIu64, s->next_lsn);
+		seg = tail_seg(s);
+	}
+	idx = s->free_list[--s->nfree];
+	g = &s->g[idx];
+	g->seg = seg;
+	g->off = seg->end;
+	g->len = SL_GROUP_HDR_SIZE;
+	g->seq = s->next_seq++;
+	g->pending = 0;
+	g->err = 0;
+	s->fill = (int)idx;
+	e = (struct sl_index_entry){.lsn = s->next_lsn,
+				    .position = s->next_position,
+				    .seg = seg,
+				    .off = g->off,
+				    .seq = g->seq,
+				    .prev_epoch = s->last_epoch};
+	sl_index_add(&s->idx, &e);
+	return 0;
+}
+
+int sl_store_append(struct sl_store *s, const void *batch, size_t len)
+{
+	struct sl_batch_hdr h;
+	struct group *g;
+	int rc;
+
+	if (s->failed)
+		return fail_err(s);
+	if ((rc = check_batch(s, batch, len, &h)) < 0)
+		return rc;
+	if (s->fill >= 0 && !group_fits(s, &s->g[s->fill], len)) {
+		if ((rc = submit_fill(s)) < 0)
+			return rc;
+		if (s->fill >= 0) /* full, and every write slot is busy */
+			return -EAGAIN;
+	}
+	if (s->fill < 0) {
+		if (s->nfree == 0)
+			return -EAGAIN;
+		if ((rc = open_group(s, len)) < 0)
+			return rc;
+	}
+	g = &s->g[s->fill];
+	memcpy(g->buf + g->len, batch, len);
+	g->len += (uint32_t)len;
+	s->next_lsn = h.base_lsn + h.record_count;
+	s->next_position = h.position + len;
+	s->last_crc = h.hdr_crc;
+	s->last_epoch = h.epoch;
+	g->end_lsn = s->next_lsn;
+	g->end_position = s->next_position;
+	/* Group commit: the group goes as soon as a write slot is free; while
+	 * every slot is busy, later batches join it. */
+	return submit_fill(s);
+}
+
+int sl_store_flush(struct sl_store *s)
+{
+	if (s->failed)
+		return fail_err(s);
+	return submit_fill(s);
+}
+
+int sl_store_poll(struct sl_store *s, unsigned min_complete)
+{
+	int n;
+
+	submit_fill(s);
+	wait_reap(s, min_complete);
+	submit_fill(s);
+	if (s->failed)
+		return fail_err(s);
+	n = (int)s->new_durable;
+	s->new_durable = 0;
+	return n;
+}
+
+int sl_store_sync(struct sl_store *s)
+{
+	int rc;
+
+	while (s->fill >= 0 || s->order_len > 0)
+		if ((rc = sl_store_poll(s, 1)) < 0)
+			return rc;
+	return s->failed ? fail_err(s) : 0;
+}
+
+void sl_store_get_info(const struct sl_store *s, struct sl_store_info *out)
+{
+	memset(out, 0, sizeof(*out));
+	out->first_lsn = s->nsegs ? s->segs[0]->hdr.base_lsn : s->next_lsn;
+	out->next_lsn = s->next_lsn;
+	out->next_position = s->next_position;
+	out->last_crc = s->last_crc;
+	out->last_epoch = s->last_epoch;
+	out->durable_lsn = s->durable_next_lsn - 1;
+	out->durable_position = s->durable_position;
+	out->segments = s->nsegs;
+	out->failed = s->failed;
+	out->direct_io = s->direct;
+	out->sync_mode = s->sync;
+	out->block_bytes = s->block;
+	out->torn_bytes = s->torn_bytes;
+	out->groups_written = s->groups_written;
+}
+
+/* --- reads --------------------------------------------------------------- */
+
+/* Read [off, off+len) of `seg` into s->rbuf through the read ring. */
+static int read_at(struct sl_store *s, const struct sl_seg *seg, uint64_t off, size_t len)
+{
+	size_t done = 0;
+
+	if (len > s->rcap) {
+		uint8_t *nb = realloc(s->rbuf, len);
+
+		if (nb == NULL)
+			return sl_err_set(ENOMEM, "out of memory");
+		s->rbuf = nb;
+		s->rcap = len;
+	}
+	if (s->rseg != seg) {
+		/* Buffered: reads need no alignment, and the kernel keeps them
+		 * coherent with O_DIRECT writes. */
+		int fd = openat(s->dirfd, seg->name, O_RDONLY | O_CLOEXEC);
+
+		if (fd < 0)
+			return sl_err_set(errno, "opening segment %s/%s: %s", s->dir, seg->name,
+					  strerror(errno));
+		if (s->rfd >= 0)
+			close(s->rfd);
+		s->rfd = fd;
+		s->rseg = seg;
+	}
+	while (done < len) {
+		struct io_uring_sqe *sqe = io_uring_get_sqe(&s->rd);
+		struct io_uring_cqe *cqe;
+		int rc, res;
+
+		assert(sqe != NULL);
+		io_uring_prep_read(sqe, s->rfd, s->rbuf + done, (unsigned)(len - done), off + done);
+		rc = io_uring_submit_and_wait(&s->rd, 1);
+		if (rc >= 0)
+			rc = io_uring_wait_cqe(&s->rd, &cqe);
+		if (rc < 0)
+			return sl_err_set(-rc, "reading segment %s/%s: io_uring: %s", s->dir,
+					  seg->name, strerror(-rc));
+		res = cqe->res;
+		io_uring_cqe_seen(&s->rd, cqe);
+		res = fault(s, SL_STORE_OP_READ, seg->name, off + done, res);
+		if (res <= 0)
+			return sl_err_set(res < 0 ? -res : EIO,
+					  "reading segment %s/%s at offset %" PRIu64 ": %s", s->dir,
+					  seg->name, off + done,
+					  res < 0 ? strerror(-res) : "unexpected end of file");
+		done += (size_t)res;
+	}
+	return 0;
+}
+
+/* Where a walk stopped: the batch it was looking for. */
+struct walk {
+	uint32_t si;	/* segment index */
+	uint64_t goff;	/* its group's offset */
+	uint64_t gseq;	/* its group's seq */
+	uint64_t boff;	/* the batch's offset */
+	int first;	/* first batch of its group */
+	uint64_t epoch; /* last_epoch before the batch */
+	struct sl_batch_hdr h;
+	const uint8_t *bytes; /* in s->rbuf */
+	uint32_t len;
+};
+
+/* Does this batch end the walk? Reads want the batch holding `lsn`;
+ * truncation wants the first batch that holds an LSN > lsn (an empty batch
+ * counts as holding its base LSN). */
+static int walk_match(const struct sl_batch_hdr *h, uint64_t lsn, int trunc)
+{
+	uint64_t last = h->base_lsn + (h->record_count ? h->record_count - 1 : 0);
+
+	if (trunc)
+		return last > lsn;
+	return h->record_count > 0 && h->base_lsn <= lsn && lsn <= last;
+}
+
+/* Walk the log's groups and batches from the index entry before `lsn`.
+ * 1 and *w when found, 0 when not, -errno on error. */
+static int walk(struct sl_store *s, uint64_t lsn, int trunc, struct walk *w)
+{
+	const struct sl_index_entry *e = sl_index_find(&s->idx, lsn);
+	uint32_t si = 0;
+	uint64_t off, epoch;
+	int rc;
+
+	if (s->nsegs == 0)
+		return 0;
+	if (e != NULL) {
+		while (s->segs[si] != e->seg)
+			si++;
+		assert(si < s->nsegs);
+		off = e->off;
+		epoch = e->prev_epoch;
+	} else {
+		off = s->segs[0]->hdr.block_bytes;
+		epoch = s->segs[0]->hdr.base_epoch;
+	}
+	for (; si < s->nsegs; si++, off = si < s->nsegs ? s->segs[si]->hdr.block_bytes : 0) {
+		const struct sl_seg *seg = s->segs[si];
+		const uint64_t block = seg->hdr.block_bytes;
+
+		while (off < seg->end) {
+			size_t n = seg->end - off < (uint64_t)s->group_cap + READ_SLACK
+				       ? (size_t)(seg->end - off)
+				       : (size_t)s->group_cap + READ_SLACK;
+			size_t p = 0;
+
+			if ((rc = read_at(s, seg, off, n)) < 0)
+				return rc;
+			while (p + SL_GROUP_HDR_SIZE <= n) {
+				struct sl_group_hdr g;
+				size_t q, gend;
+				int first = 1;
+
+				if (sl_group_hdr_decode(s->rbuf + p, &g) < 0)
+					return sl_err_set(
+					    EIO,
+					    "segment %s/%s: no group header at offset "
+					    "%" PRIu64,
+					    s->dir, seg->name, off + p);
+				gend = p + SL_GROUP_HDR_SIZE + g.batch_bytes;
+				if (gend > n) {
+					if (p > 0)
+						break;
+					/* A group larger than the chunk (written with a
+					 * larger group_bytes): read it whole. */
+					n = gend;
+					if ((rc = read_at(s, seg, off, n)) < 0)
+						return rc;
+				}
+				for (q = p + SL_GROUP_HDR_SIZE; q < gend; first = 0) {
+					struct sl_batch_hdr h;
+
+					if (gend - q >= 4 && sl_io_get32(s->rbuf + q) == 0)
+						break;
+					rc =
+					    sl_batch_decode_hdr(s->rbuf + q, gend - q, &s->lim, &h);
+					if (rc < 0)
+						return sl_err_wrap(rc,
+								   "segment %s/%s offset %" PRIu64,
+								   s->dir, seg->name, off + q);
+					if (walk_match(&h, lsn, trunc)) {
+						*w = (struct walk){.si = si,
+								   .goff = off + p,
+								   .gseq = g.seq,
+								   .boff = off + q,
+								   .first = first,
+								   .epoch = epoch,
+								   .h = h,
+								   .bytes = s->rbuf + q,
+								   .len = SL_BATCH_HDR_SIZE +
+									  h.stored_len};
+						return 1;
+					}
+					if (h.base_lsn > lsn)
+						return 0;
+					epoch = h.epoch;
+					q += SL_BATCH_HDR_SIZE + h.stored_len;
+				}
+				p = (size_t)sl_align_up(q, block);
+			}
+			assert(p > 0);
+			off += p;
+		}
+	}
+	return 0;
+}
+
+int sl_store_read(struct sl_store *s, uint64_t lsn, void *buf, size_t cap, struct sl_batch_hdr *h)
+{
+	struct walk w;
+	int rc;
+
+	if (lsn < (s->nsegs ? s->segs[0]->hdr.base_lsn : s->next_lsn) || lsn >= s->next_lsn)
+		return sl_err_set(ENOENT, "log %s does not hold lsn %" PRIu64, s->dir, lsn);
+	if (lsn >= s->durable_next_lsn)
+		return sl_err_set(EAGAIN, "log %s: lsn %" PRIu64 " is not durable yet", s->dir,
+				  lsn);
+	rc = walk(s, lsn, 0, &w);
+	if (rc < 0)
+		return sl_err_wrap(rc, "reading lsn %" PRIu64 " from %s", lsn, s->dir);
+	if (rc == 0)
+		return sl_err_set(ENOENT, "log %s: no batch holds lsn %" PRIu64, s->dir, lsn);
+	rc = sl_batch_verify(w.bytes, w.len, &s->lim, &w.h);
+	if (rc < 0)
+		return sl_err_wrap(-EIO, "segment %s/%s offset %" PRIu64 ": batch for lsn %" PRIu64,
+				   s->dir, s->segs[w.si]->name, w.boff, lsn);
+	if (w.len > cap)
+		return sl_err_set(ENOSPC,
+				  "batch holding lsn %" PRIu64 " is %" PRIu32 " bytes, buffer %zu",
+				  lsn, w.len, cap);
+	memcpy(buf, w.bytes, w.len);
+	if (h != NULL)
+		*h = w.h;
+	return (int)w.len;
+}
+
+/* --- truncation and retention -------------------------------------------- */
+
+static void seg_free(struct sl_store *s, struct sl_seg *seg)
+{
+	seg_detach(s, seg);
+	sl_index_drop_seg(&s->idx, seg);
+	free(seg);
+}
+
+int sl_store_truncate_after(struct sl_store *s, uint64_t lsn)
+{
+	struct sl_seg *seg;
+	struct walk w;
+	uint64_t cut;
+	int rc, fd;
+
+	if ((rc = sl_store_sync(s)) < 0)
+		return sl_err_wrap(rc, "truncating %s after lsn %" PRIu64, s->dir, lsn);
+	rc = walk(s, lsn, 1, &w);
+	if (rc <= 0)
+		return rc < 0 ? sl_err_wrap(rc, "truncating %s after lsn %" PRIu64, s->dir, lsn)
+			      : 0;
+	seg = s->segs[w.si];
+	cut = w.first ? w.goff : w.boff;
+	/* Later segments go first, last to first, then the tail of the cut
+	 * segment: a crash midway leaves a prefix of the old log. */
+	sl_index_cut(&s->idx, w.h.position);
+	while (s->nsegs > w.si + 1) {
+		struct sl_seg *t = tail_seg(s);
+
+		if ((rc = sl_seg_unlink(s->dirfd, s->dir, t->name)) < 0)
+			goto err_fail;
+		s->nsegs--;
+		seg_free(s, t);
+	}
+	if ((rc = sl_dir_sync(s->dirfd, s->dir)) < 0)
+		goto err_fail;
+	fd = openat(s->dirfd, seg->name, O_RDWR | O_CLOEXEC);
+	if (fd < 0) {
+		rc = sl_err_set(errno, "opening segment %s/%s: %s", s->dir, seg->name,
+				strerror(errno));
+		goto err_fail;
+	}
+	rc = sl_seg_zero(fd, seg->name, cut, seg->end, seg->hdr.block_bytes);
+	close(fd);
+	if (rc < 0)
+		goto err_fail;
+	/* The next group starts on a fresh block, chained to the last kept batch. */
+	seg->end = sl_align_up(cut, seg->hdr.block_bytes);
+	if ((rc = seg_attach(s, seg)) < 0)
+		goto err_fail;
+	s->next_lsn = s->durable_next_lsn = w.h.base_lsn;
+	s->next_position = s->durable_position = w.h.position;
+	s->last_crc = w.h.prev_crc;
+	s->last_epoch = w.epoch;
+	s->next_seq = w.first ? w.gseq : w.gseq + 1;
+	s->durable_seq = s->next_seq - 1;
+	sl_info("log %s: truncated after lsn %" PRIu64 " (segment %s offset %" PRIu64 ")", s->dir,
+		lsn, seg->name, cut);
+	return 0;
+
+err_fail:
+	fail_store(s, rc, s->next_seq);
+	return sl_err_wrap(rc, "truncating %s after lsn %" PRIu64, s->dir, lsn);
+}
+
+int sl_store_drop_before(struct sl_store *s, uint64_t lsn)
+{
+	uint32_t n = 0;
+	int rc = 0;
+
+	if (s->failed)
+		return fail_err(s);
+	/* Never the last segment: its header anchors the chain. */
+	while (s->nsegs - n > 1) {
+		struct sl_seg *seg = s->segs[n], *next = s->segs[n + 1];
+
+		if (next->hdr.base_lsn > lsn || next->hdr.base_lsn > s->durable_next_lsn ||
+		    seg->inflight > 0)
+			break;
+		if ((rc = sl_seg_unlink(s->dirfd, s->dir, seg->name)) < 0)
+			break;
+		seg_free(s, seg);
+		n++;
+	}
+	if (n > 0) {
+		memmove(s->segs, s->segs + n, (s->nsegs - n) * sizeof(*s->segs));
+		s->nsegs -= n;
+		int src = sl_dir_sync(s->dirfd, s->dir);
+
+		if (rc == 0)
+			rc = src;
+	}
+	if (rc < 0)
+		return sl_err_wrap(rc, "dropping segments of %s before lsn %" PRIu64, s->dir, lsn);
+	return (int)n;
+}
+
+/* --- superblock ---------------------------------------------------------- */
+
+int sl_store_meta_get(struct sl_store *s, struct sl_store_meta *out)
+{
+	*out = s->sb.meta;
+	return 0;
+}
+
+int sl_store_meta_put(struct sl_store *s, const struct sl_store_meta *m)
+{
+	struct sl_sb next = s->sb;
+	int rc;
+
+	if (m->n_epochs > SL_EPOCH_MAP_MAX)
+		return sl_err_set(EINVAL, "epoch map of %" PRIu32 " entries exceeds %d",
+				  m->n_epochs, SL_EPOCH_MAP_MAX);
+	next.meta = *m;
+	if ((rc = sl_sb_write(s->dirfd, s->dir, &next)) < 0)
+		return rc;
+	s->sb = next;
+	return 0;
+}
+
+/* --- open and close ------------------------------------------------------ */
+
+static int open_superblock(struct sl_store *s, const struct sl_store_opts *o)
+{
+	int rc;
+
+	if (o->create) {
+		memset(&s->sb, 0, sizeof(s->sb));
+		memcpy(s->sb.cluster_id, o->cluster_id, 16);
+		s->sb.stream_id = o->stream_id;
+		s->sb.node_id = o->node_id;
+		rc = sl_sb_create(s->dirfd, s->dir, &s->sb);
+		if (rc == -EEXIST)
+			return sl_err_set(EEXIST,
+					  "%s already holds a log (create=1 needs an empty "
+					  "directory)",
+					  s->dir);
+		return rc;
+	}
+	rc = sl_sb_read(s->dirfd, s->dir, &s->sb);
+	if (rc == -ENOENT)
+		return sl_err_set(ENOENT, "%s holds no log (no %s; create=1 initialises one)",
+				  s->dir, SL_SB_FILE);
+	if (rc < 0)
+		return rc;
+	if (memcmp(s->sb.cluster_id, o->cluster_id, 16) != 0)
+		return sl_err_set(EINVAL, "%s/%s belongs to another cluster", s->dir, SL_SB_FILE);
+	if (s->sb.stream_id != o->stream_id || s->sb.node_id != o->node_id)
+		return sl_err_set(EINVAL,
+				  "%s/%s is stream %" PRIu64 " node %" PRIu32
+				  ", not stream %" PRIu64 " node %" PRIu32,
+				  s->dir, SL_SB_FILE, s->sb.stream_id, s->sb.node_id, o->stream_id,
+				  o->node_id);
+	return 0;
+}
+
+/* Choose direct or buffered I/O and the block size. */
+static int choose_io(struct sl_store *s, enum sl_io_mode mode, uint32_t *mem_align)
+{
+	struct statx stx;
+	uint32_t off_align = 0;
+	int fd, res;
+
+	*mem_align = MIN_BLOCK;
+	s->direct = 0;
+	if (mode != SL_IO_BUFFERED) {
+		fd = openat(s->dirfd, SL_SB_FILE, O_RDONLY | O_DIRECT | O_CLOEXEC);
+		res = fault(s, SL_STORE_OP_OPEN_DIRECT, SL_SB_FILE, 0, fd < 0 ? -errno : 0);
+		if (fd >= 0)
+			close(fd);
+		if (res < 0 && mode == SL_IO_DIRECT)
+			return sl_err_set(-res, "%s: O_DIRECT refused: %s", s->dir, strerror(-res));
+		if (res < 0)
+			sl_info("log %s: O_DIRECT refused (%s); using buffered I/O", s->dir,
+				strerror(-res));
+		s->direct = res == 0;
+	}
+	if (s->direct && statx(s->dirfd, SL_SB_FILE, 0, STATX_DIOALIGN, &stx) == 0 &&
+	    (stx.stx_mask & STATX_DIOALIGN)) {
+		off_align = stx.stx_dio_offset_align;
+		if (stx.stx_dio_mem_align > *mem_align)
+			*mem_align = stx.stx_dio_mem_align;
+	}
+	/* Groups are padded to at least 4 KiB even where 512-byte writes are
+	 * allowed, so that no two groups share a page or a 4K physical sector. */
+	s->block = off_align > MIN_BLOCK ? off_align : MIN_BLOCK;
+	return 0;
+}
+
+static int setup_rings(struct sl_store *s, uint32_t mem_align)
+{
+	struct iovec *iov;
+	unsigned entries = 4;
+	int rc;
+
+	while (entries < 2 * s->max_inflight + 2)
+		entries *= 2;
+	if ((rc = io_uring_queue_init(entries, &s->ring, 0)) < 0)
+		return sl_err_set(-rc, "io_uring setup: %s", strerror(-rc));
+	s->ring_ok = 1;
+	if ((rc = io_uring_queue_init(4, &s->rd, 0)) < 0)
+		return sl_err_set(-rc, "io_uring setup: %s", strerror(-rc));
+	s->rd_ok = 1;
+
+	s->ng = s->max_inflight + 1;
+	s->g = calloc(s->ng, sizeof(*s->g));
+	s->order = calloc(s->ng, sizeof(*s->order));
+	s->free_list = calloc(s->ng, sizeof(*s->free_list));
+	s->nfiles = s->max_inflight + 2;
+	s->file_owner = calloc(s->nfiles, sizeof(*s->file_owner));
+	iov = calloc(s->ng, sizeof(*iov));
+	if (s->g == NULL || s->order == NULL || s->free_list == NULL || s->file_owner == NULL ||
+	    iov == NULL ||
+	    posix_memalign((void **)&s->mem, mem_align, (size_t)s->ng * s->group_cap) ||
+	    posix_memalign((void **)&s->blockbuf, mem_align, s->block)) {
+		free(iov);
+		return sl_err_set(ENOMEM, "allocating %u group buffers of %" PRIu32 " bytes", s->ng,
+				  s->group_cap);
+	}
+	memset(s->mem, 0, (size_t)s->ng * s->group_cap);
+	for (unsigned i = 0; i < s->ng; i++) {
+		s->g[i].buf = s->mem + (size_t)i * s->group_cap;
+		iov[i] = (struct iovec){.iov_base = s->g[i].buf, .iov_len = s->group_cap};
+		s->free_list[s->nfree++] = s->ng - 1 - i;
+	}
+	rc = io_uring_register_buffers(&s->ring, iov, s->ng);
+	free(iov);
+	if (rc < 0)
+		return sl_err_set(-rc, "registering %u group buffers with io_uring: %s", s->ng,
+				  strerror(-rc));
+	if ((rc = io_uring_register_files_sparse(&s->ring, s->nfiles)) < 0)
+		return sl_err_set(-rc, "registering a file table with io_uring: %s", strerror(-rc));
+	return 0;
+}
+
+static int recover(struct sl_store *s)
+{
+	struct sl_recover_in in = {.dirfd = s->dirfd,
+				   .dir = s->dir,
+				   .cluster_id = s->cluster_id,
+				   .stream_id = s->stream_id,
+				   .node_id = s->node_id,
+				   .lim = &s->lim};
+	struct sl_recover_out out;
+	int rc;
+
+	if ((rc = sl_recover(&in, &s->idx, &out)) < 0)
+		return rc;
+	s->segs = out.segs;
+	s->nsegs = s->segs_cap = out.nsegs;
+	s->next_lsn = out.next_lsn;
+	s->next_position = out.next_position;
+	s->last_crc = out.last_crc;
+	s->last_epoch = out.last_epoch;
+	s->next_seq = out.next_seq;
+	s->torn_bytes = out.torn_bytes;
+	return 0;
+}
+
+/* Make what recovery found durable (a crash may have left it only in the
+ * page cache or the device's cache), then count it as the durable prefix. */
+static int settle_tail(struct sl_store *s)
+{
+	struct sl_seg *tail = tail_seg(s);
+	int rc;
+
+	if ((rc = seg_attach(s, tail)) < 0)
+		return rc;
+	rc = fdatasync(tail->fd) < 0 ? -errno : 0;
+	rc = fault(s, SL_STORE_OP_FSYNC, tail->name, 0, rc);
+	if (rc < 0)
+		return sl_err_set(-rc, "fdatasync of segment %s/%s: %s", s->dir, tail->name,
+				  strerror(-rc));
+	s->durable_next_lsn = s->next_lsn;
+	s->durable_position = s->next_position;
+	s->durable_seq = s->next_seq - 1;
+	return 0;
+}
+
+static int check_opts(const struct sl_store_opts *o)
+{
+	if (o->dir == NULL || o->dir[0] == '\0')
+		return sl_err_set(EINVAL, "opening log: no directory given");
+	if (strlen(o->dir) >= PATH_MAX - SL_SEG_NAME_MAX)
+		return sl_err_set(ENAMETOOLONG, "opening log: directory name too long");
+	if (o->max_inflight > MAX_INFLIGHT)
+		return sl_err_set(EINVAL, "opening log %s: max_inflight %" PRIu32 " over %d",
+				  o->dir, o->max_inflight, MAX_INFLIGHT);
+	if (o->group_bytes > MAX_GROUP_BYTES)
+		return sl_err_set(EINVAL, "opening log %s: group_bytes %" PRIu32 " over %u", o->dir,
+				  o->group_bytes, MAX_GROUP_BYTES);
+	if (o->sync_mode > SL_SYNC_DSYNC || o->io_mode > SL_IO_BUFFERED)
+		return sl_err_set(EINVAL, "opening log %s: unknown sync or io mode", o->dir);
+	return 0;
+}
+
+int sl_store_open(struct sl_store **out, const struct sl_store_opts *o)
+{
+	struct sl_store *s;
+	uint32_t mem_align;
+	int rc;
+
+	*out = NULL;
+	if ((rc = check_opts(o)) < 0)
+		return rc;
+	if ((s = calloc(1, sizeof(*s))) == NULL)
+		return sl_err_set(ENOMEM, "opening log %s: out of memory", o->dir);
+	s->dirfd = s->rfd = s->fill = -1;
+	s->failed_seq = UINT64_MAX;
+	snprintf(s->dir, sizeof(s->dir), "%s", o->dir);
+	memcpy(s->cluster_id, o->cluster_id, 16);
+	s->node_id = o->node_id;
+	s->stream_id = o->stream_id;
+	s->faults = o->faults;
+	s->lim = o->limits.max_raw_bytes ? o->limits : sl_batch_default_limits;
+	s->max_inflight = o->max_inflight ? o->max_inflight : DEFAULT_INFLIGHT;
+	s->sync = o->sync_mode != SL_SYNC_DEFAULT ? o->sync_mode : SL_SYNC_FDATASYNC;
+
+	s->dirfd = open(s->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (s->dirfd < 0) {
+		rc = sl_err_set(errno, "opening log directory %s: %s", s->dir, strerror(errno));
+		goto err_close;
+	}
+	if ((rc = open_superblock(s, o)) < 0 || (rc = choose_io(s, o->io_mode, &mem_align)) < 0)
+		goto err_close;
+	if ((rc = sl_index_init(&s->idx, INDEX_CAP, INDEX_GAP)) < 0) {
+		rc = sl_err_set(-rc, "out of memory");
+		goto err_close;
+	}
+	if ((rc = recover(s)) < 0)
+		goto err_close;
+	if (s->nsegs > 0) { /* the log keeps the block it was written with */
+		uint32_t b = tail_seg(s)->hdr.block_bytes;
+
+		if (s->direct && b % s->block != 0) {
+			rc = sl_err_set(EINVAL,
+					"log %s was written with %" PRIu32
+					"-byte blocks; this file system needs %" PRIu32,
+					s->dir, b, s->block);
+			goto err_close;
+		}
+		s->block = b;
+	}
+	s->group_cap =
+	    (uint32_t)sl_align_up(o->group_bytes ? o->group_bytes : DEFAULT_GROUP_BYTES, s->block);
+	s->seg_bytes =
+	    sl_align_up(o->segment_bytes ? o->segment_bytes : SL_SEG_DEFAULT_SIZE, s->block);
+	if (s->seg_bytes < s->block + s->group_cap) {
+		rc = sl_err_set(EINVAL,
+				"log %s: segment_bytes %" PRIu64
+				" must hold the header block and one group (%" PRIu32 " bytes)",
+				s->dir, s->seg_bytes, s->group_cap);
+		goto err_close;
+	}
+	if ((rc = setup_rings(s, mem_align)) < 0)
+		goto err_close;
+	if (s->nsegs == 0) { /* a new log (or one whose first segment never got made) */
+		s->next_lsn = 1;
+		s->next_seq = 1;
+		if ((rc = roll(s)) < 0)
+			goto err_close;
+	}
+	if ((rc = settle_tail(s)) < 0)
+		goto err_close;
+	sl_debug("log %s: open, next lsn %" PRIu64 ", %" PRIu32 " segments, %s I/O, %s", s->dir,
+		 s->next_lsn, s->nsegs, s->direct ? "direct" : "buffered",
+		 s->sync == SL_SYNC_DSYNC ? "dsync" : "fdatasync");
+	*out = s;
+	return 0;
+
+err_close:
+	sl_store_close(s);
+	return sl_err_wrap(rc, "opening log %s", o->dir);
+}
+
+void sl_store_close(struct sl_store *s)
+{
+	if (s == NULL)
+		return;
+	if (s->ring_ok) {
+		if (!s->failed && s->nsegs > 0 && sl_store_sync(s) < 0)
+			sl_warn("closing log %s: %s", s->dir, sl_err_msg());
+		while (s->cqes > 0 && wait_reap(s, 1) == 0)
+			;
+	}
+	for (uint32_t i = 0; i < s->nsegs; i++) {
+		s->segs[i]->inflight = 0;
+		if (s->ring_ok)
+			seg_detach(s, s->segs[i]);
+		else if (s->segs[i]->fd >= 0)
+			close(s->segs[i]->fd);
+		free(s->segs[i]);
+	}
+	free(s->segs);
+	if (s->rfd >= 0)
+		close(s->rfd);
+	if (s->ring_ok)
+		io_uring_queue_exit(&s->ring);
+	if (s->rd_ok)
+		io_uring_queue_exit(&s->rd);
+	free(s->mem);
+	free(s->blockbuf);
+	free(s->g);
+	free(s->order);
+	free(s->free_list);
+	free(s->file_owner);
+	free(s->rbuf);
+	sl_index_free(&s->idx);
+	if (s->dirfd >= 0)
+		close(s->dirfd);
+	free(s);
+}

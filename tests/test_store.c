@@ -1,15 +1,665 @@
-/* placeholder */
+/* The log store: append and read back, reopen, group commit, both sync modes
+ * and both I/O modes, segment roll-over, truncation, retention, injected
+ * write/fsync/ENOSPC failures and bad directories. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <setjmp.h>
 #include <cmocka.h>
-static void placeholder(void **state)
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "shiplog/err.h"
+#include "shiplog/store.h"
+#include "store_helpers.h"
+
+struct fixture {
+	char *dir;
+	struct sl_store *s;
+	struct th_log log;
+	struct th_faults faults;
+};
+
+static int setup(void **state)
 {
-	(void)state;
+	struct fixture *f = calloc(1, sizeof(*f));
+
+	f->dir = th_mkdtemp("store");
+	th_faults_init(&f->faults);
+	*state = f;
+	return 0;
 }
+
+static int teardown(void **state)
+{
+	struct fixture *f = *state;
+
+	sl_store_close(f->s);
+	th_log_free(&f->log);
+	th_rmrf(f->dir);
+	free(f->dir);
+	free(f);
+	return 0;
+}
+
+static void open_store(struct fixture *f, const struct sl_store_opts *o)
+{
+	struct sl_store_info info;
+	int rc = sl_store_open(&f->s, o);
+
+	if (rc < 0)
+		fail_msg("open: %d %s", rc, sl_err_msg());
+	sl_store_get_info(f->s, &info);
+	if (f->log.b == NULL && f->log.n == 0)
+		th_log_init(&f->log, &info);
+}
+
+static void reopen(struct fixture *f, struct sl_store_opts o)
+{
+	sl_store_close(f->s);
+	f->s = NULL;
+	o.create = 0;
+	open_store(f, &o);
+}
+
+static void append_ok(struct fixture *f, uint32_t records, uint32_t rec_bytes, uint32_t seed)
+{
+	int rc = th_append(f->s, &f->log, records, rec_bytes, seed);
+
+	if (rc < 0)
+		fail_msg("append: %d %s", rc, sl_err_msg());
+}
+
+static void sync_ok(struct fixture *f)
+{
+	int rc = sl_store_sync(f->s);
+
+	if (rc < 0)
+		fail_msg("sync: %d %s", rc, sl_err_msg());
+}
+
+static void check_info_matches_log(struct fixture *f)
+{
+	struct sl_store_info info;
+
+	sl_store_get_info(f->s, &info);
+	assert_int_equal(info.next_lsn, f->log.next_lsn);
+	assert_int_equal(info.next_position, f->log.position);
+	assert_int_equal(info.last_crc, f->log.prev_crc);
+}
+
+/* Append a mix of batches, read each back byte for byte, reopen, read again. */
+static void run_roundtrip(void **state, enum sl_sync_mode sync, enum sl_io_mode io)
+{
+	struct fixture *f = *state;
+	struct sl_store_opts o = th_opts(f->dir, 1);
+	struct sl_store_info info;
+	uint8_t buf[256];
+
+	o.sync_mode = sync;
+	o.io_mode = io;
+	o.group_bytes = 64 << 10;
+	open_store(f, &o);
+	sl_store_get_info(f->s, &info);
+	assert_int_equal(info.next_lsn, 1);
+	assert_int_equal(info.durable_lsn, 0);
+	assert_int_equal(info.direct_io, io == SL_IO_BUFFERED ? 0 : 1);
+	assert_int_equal(info.sync_mode, sync == SL_SYNC_DEFAULT ? info.sync_mode : sync);
+	assert_true(info.sync_mode == SL_SYNC_FDATASYNC || info.sync_mode == SL_SYNC_DSYNC);
+	for (int i = 0; i < 40; i++)
+		append_ok(f, 1 + (uint32_t)i % 5, 100 + 37 * (uint32_t)i, (uint32_t)i % 2);
+	/* Appended but not durable until a completion is reaped. */
+	assert_int_equal(sl_store_read(f->s, f->log.next_lsn - 1, buf, sizeof(buf), NULL), -EAGAIN);
+	sync_ok(f);
+	sl_store_get_info(f->s, &info);
+	assert_int_equal(info.durable_lsn, f->log.next_lsn - 1);
+	assert_int_equal(info.durable_position, f->log.position);
+	assert_int_equal(info.failed, 0);
+	check_info_matches_log(f);
+	th_check_reads(f->s, &f->log, 0);
+	assert_int_equal(sl_store_read(f->s, f->log.next_lsn, buf, sizeof(buf), NULL), -ENOENT);
+	assert_int_equal(sl_store_read(f->s, 0, buf, sizeof(buf), NULL), -ENOENT);
+	assert_int_equal(sl_store_read(f->s, 1, buf, 8, NULL), -ENOSPC);
+
+	reopen(f, o);
+	sl_store_get_info(f->s, &info);
+	check_info_matches_log(f);
+	assert_int_equal(info.last_epoch, f->log.epoch);
+	assert_int_equal(info.durable_lsn, f->log.next_lsn - 1);
+	assert_int_equal(info.torn_bytes, 0);
+	th_check_reads(f->s, &f->log, 0);
+	/* And it goes on from where it was. */
+	for (int i = 0; i < 10; i++)
+		append_ok(f, 3, 500, 1);
+	sync_ok(f);
+	reopen(f, o);
+	check_info_matches_log(f);
+	th_check_reads(f->s, &f->log, 0);
+}
+
+static void test_roundtrip_fdatasync_direct(void **state)
+{
+	run_roundtrip(state, SL_SYNC_FDATASYNC, SL_IO_DIRECT);
+}
+
+static void test_roundtrip_dsync_direct(void **state)
+{
+	run_roundtrip(state, SL_SYNC_DSYNC, SL_IO_DIRECT);
+}
+
+static void test_roundtrip_fdatasync_buffered(void **state)
+{
+	run_roundtrip(state, SL_SYNC_FDATASYNC, SL_IO_BUFFERED);
+}
+
+static void test_roundtrip_dsync_buffered(void **state)
+{
+	run_roundtrip(state, SL_SYNC_DSYNC, SL_IO_BUFFERED);
+}
+
+static void test_roundtrip_default(void **state)
+{
+	run_roundtrip(state, SL_SYNC_DEFAULT, SL_IO_AUTO);
+}
+
+/* AUTO falls back to buffered I/O when O_DIRECT is refused. */
+static void test_auto_falls_back_to_buffered(void **state)
+{
+	struct fixture *f = *state;
+	struct sl_store_opts o = th_opts(f->dir, 1);
+	struct sl_store_info info;
+
+	o.faults = &f->faults.hook;
+	th_faults_arm(&f->faults, SL_STORE_OP_OPEN_DIRECT, 1, -EINVAL, 1);
+	open_store(f, &o);
+	sl_store_get_info(f->s, &info);
+	assert_int_equal(info.direct_io, 0);
+	append_ok(f, 2, 300, 0);
+	sync_ok(f);
+	th_check_reads(f->s, &f->log, 0);
+	sl_store_close(f->s);
+	f->s = NULL;
+	/* Forced DIRECT is refused with the same fault. */
+	o.create = 0;
+	o.io_mode = SL_IO_DIRECT;
+	assert_int_equal(sl_store_open(&f->s, &o), -EINVAL);
+	assert_non_null(strstr(sl_err_msg(), "O_DIRECT"));
+}
+
+/* Many batches share a group while the write slots are busy; the group
+ * buffers bound how much is pending (-EAGAIN). */
+static void test_group_commit(void **state)
+{
+	struct fixture *f = *state;
+	struct sl_store_opts o = th_opts(f->dir, 1);
+	struct sl_store_info info;
+	int eagain = 0, batches = 0, rc;
+	uint64_t last_durable = 0;
+
+	o.group_bytes = 32 << 10;
+	o.max_inflight = 2;
+	open_store(f, &o);
+	for (int i = 0; i < 200; i++) {
+		const struct th_batch *b = th_log_next(&f->log, 4, 250, 1);
+
+		while ((rc = sl_store_append(f->s, b->bytes, b->len)) == -EAGAIN) {
+			eagain++;
+			assert_true(sl_store_poll(f->s, 1) >= 0);
+			sl_store_get_info(f->s, &info);
+			assert_true(info.durable_lsn >= last_durable); /* in order */
+			last_durable = info.durable_lsn;
+		}
+		assert_int_equal(rc, 0);
+		batches++;
+	}
+	sync_ok(f);
+	sl_store_get_info(f->s, &info);
+	assert_true(eagain > 0);
+	assert_true(info.groups_written < (uint64_t)batches / 3);
+	assert_int_equal(info.durable_lsn, f->log.next_lsn - 1);
+	th_check_reads(f->s, &f->log, 0);
+	reopen(f, o);
+	th_check_reads(f->s, &f->log, 0);
+}
+
+static void test_append_validation(void **state)
+{
+	struct fixture *f = *state;
+	struct sl_store_opts o = th_opts(f->dir, 1);
+	struct th_log other;
+	struct sl_store_info info;
+	const struct th_batch *b;
+	uint8_t *copy;
+
+	o.group_bytes = 16 << 10;
+	open_store(f, &o);
+	append_ok(f, 1, 100, 0);
+	/* Wrong lsn: a second log that skips one. */
+	sl_store_get_info(f->s, &info);
+	th_log_init(&other, &info);
+	other.next_lsn++;
+	b = th_log_next(&other, 1, 100, 0);
+	assert_int_equal(sl_store_append(f->s, b->bytes, b->len), -EINVAL);
+	assert_non_null(strstr(sl_err_msg(), "chain"));
+	th_log_free(&other);
+	/* Another cluster. */
+	th_log_init(&other, &info);
+	memcpy(other.cluster, th_other_cluster, 16);
+	b = th_log_next(&other, 1, 100, 0);
+	assert_int_equal(sl_store_append(f->s, b->bytes, b->len), -EINVAL);
+	assert_non_null(strstr(sl_err_msg(), "cluster"));
+	th_log_free(&other);
+	/* A damaged payload. */
+	b = th_log_next(&f->log, 1, 100, 1);
+	copy = malloc(b->len);
+	memcpy(copy, b->bytes, b->len);
+	copy[b->len - 1] ^= 1;
+	assert_true(sl_store_append(f->s, copy, b->len) < 0);
+	free(copy);
+	assert_int_equal(sl_store_append(f->s, b->bytes, b->len), 0);
+	/* Larger than a group. */
+	th_log_init(&other, &info);
+	other.next_lsn = f->log.next_lsn;
+	other.position = f->log.position;
+	other.prev_crc = f->log.prev_crc;
+	b = th_log_next(&other, 1, 20000, 1);
+	assert_int_equal(sl_store_append(f->s, b->bytes, b->len), -EMSGSIZE);
+	th_log_free(&other);
+	sync_ok(f);
+	th_check_reads(f->s, &f->log, 0);
+}
+
+/* Small segments: many roll-overs, each named by its base lsn. */
+static void test_segment_rollover(void **state)
+{
+	struct fixture *f = *state;
+	struct sl_store_opts o = th_opts(f->dir, 1);
+	struct sl_store_info info;
+	char names[64][32];
+	int n;
+
+	o.segment_bytes = 64 << 10;
+	o.group_bytes = 16 << 10;
+	open_store(f, &o);
+	for (int i = 0; i < 120; i++)
+		append_ok(f, 2, 1000 + (uint32_t)i * 13, 1);
+	sync_ok(f);
+	sl_store_get_info(f->s, &info);
+	assert_true(info.segments >= 4);
+	n = th_list_segments(f->dir, names, 64);
+	assert_int_equal(n, (int)info.segments);
+	assert_string_equal(names[0], "00000000000000000001.seg");
+	for (int i = 1; i < n; i++) {
+		unsigned long long base = strtoull(names[i], NULL, 10);
+		int found = 0;
+
+		for (size_t k = 0; k < f->log.n; k++)
+			found |= f->log.b[k].lsn == base;
+		assert_true(found); /* a segment starts at a batch's base lsn */
+	}
+	th_check_reads(f->s, &f->log, 0);
+	reopen(f, o);
+	check_info_matches_log(f);
+	th_check_reads(f->s, &f->log, 0);
+}
+
+/* Suffix truncation, then new appends, then a reopen sees exactly the kept
+ * batches plus the new ones. */
+static void run_truncate(void **state, int cut_index, int mid_group)
+{
+	struct fixture *f = *state;
+	struct sl_store_opts o = th_opts(f->dir, 1);
+	struct sl_store_info info;
+	uint64_t cut_lsn;
+	size_t kept;
+	uint8_t buf[4096];
+
+	o.segment_bytes = 64 << 10;
+	o.group_bytes = 16 << 10;
+	o.max_inflight = 1;
+	open_store(f, &o);
+	for (int i = 0; i < 60; i++) {
+		append_ok(f, 3, 400, (uint32_t)i % 2);
+		if (i % 4 == 3) /* groups of about four batches */
+			sync_ok(f);
+	}
+	sync_ok(f);
+	/* Cut after a batch, or in the middle of one (it goes whole). */
+	cut_lsn = f->log.b[cut_index].lsn + (mid_group ? 1 : 2);
+	assert_int_equal(sl_store_truncate_after(f->s, cut_lsn), 0);
+	th_log_truncate(&f->log, cut_lsn);
+	kept = f->log.n;
+	assert_int_equal(kept, (size_t)cut_index + (mid_group ? 0 : 1));
+	sl_store_get_info(f->s, &info);
+	check_info_matches_log(f);
+	assert_int_equal(info.durable_lsn, f->log.next_lsn - 1);
+	assert_int_equal(sl_store_read(f->s, cut_lsn + 1, buf, sizeof(buf), NULL), -ENOENT);
+	th_check_reads(f->s, &f->log, 0);
+	for (int i = 0; i < 25; i++)
+		append_ok(f, 2, 700, 1);
+	sync_ok(f);
+	th_check_reads(f->s, &f->log, 0);
+	reopen(f, o);
+	sl_store_get_info(f->s, &info);
+	assert_int_equal(info.torn_bytes, 0);
+	check_info_matches_log(f);
+	th_check_reads(f->s, &f->log, 0);
+	/* Truncating past the end changes nothing. */
+	assert_int_equal(sl_store_truncate_after(f->s, f->log.next_lsn + 10), 0);
+	check_info_matches_log(f);
+}
+
+static void test_truncate_mid_batch(void **state)
+{
+	run_truncate(state, 29, 1);
+}
+
+static void test_truncate_after_batch(void **state)
+{
+	run_truncate(state, 29, 0);
+}
+
+static void test_truncate_early_segment(void **state)
+{
+	run_truncate(state, 3, 1); /* deletes every later segment */
+}
+
+static void test_truncate_everything(void **state)
+{
+	struct fixture *f = *state;
+	struct sl_store_opts o = th_opts(f->dir, 1);
+	struct sl_store_info info;
+
+	o.segment_bytes = 64 << 10;
+	o.group_bytes = 16 << 10;
+	open_store(f, &o);
+	for (int i = 0; i < 40; i++)
+		append_ok(f, 3, 900, 1);
+	sync_ok(f);
+	assert_int_equal(sl_store_truncate_after(f->s, 0), 0);
+	th_log_truncate(&f->log, 0);
+	sl_store_get_info(f->s, &info);
+	assert_int_equal(info.next_lsn, 1);
+	assert_int_equal(info.next_position, 0);
+	assert_int_equal(info.segments, 1);
+	append_ok(f, 1, 10, 0);
+	sync_ok(f);
+	reopen(f, o);
+	check_info_matches_log(f);
+	th_check_reads(f->s, &f->log, 0);
+}
+
+/* Retention deletes whole segments only, never the last one. */
+static void test_drop_before(void **state)
+{
+	struct fixture *f = *state;
+	struct sl_store_opts o = th_opts(f->dir, 1);
+	struct sl_store_info before, after;
+	char names[64][32];
+	uint8_t buf[4096];
+	uint64_t mid;
+	int rc, n;
+
+	o.segment_bytes = 64 << 10;
+	o.group_bytes = 16 << 10;
+	open_store(f, &o);
+	for (int i = 0; i < 100; i++)
+		append_ok(f, 2, 1200, 1);
+	sync_ok(f);
+	sl_store_get_info(f->s, &before);
+	assert_true(before.segments >= 4);
+	n = th_list_segments(f->dir, names, 64);
+	mid = strtoull(names[2], NULL, 10); /* base of the third segment */
+	rc = sl_store_drop_before(f->s, mid);
+	assert_int_equal(rc, 2);
+	sl_store_get_info(f->s, &after);
+	assert_int_equal(after.segments, before.segments - 2);
+	assert_int_equal(after.first_lsn, mid);
+	assert_int_equal(th_list_segments(f->dir, names, 64), n - 2);
+	assert_int_equal(sl_store_read(f->s, mid - 1, buf, sizeof(buf), NULL), -ENOENT);
+	/* Still readable from the new first segment on. */
+	for (size_t i = 0; i < f->log.n; i++)
+		if (f->log.b[i].lsn >= mid) {
+			th_check_reads(f->s, &f->log, i);
+			break;
+		}
+	/* Dropping everything keeps the last segment. */
+	rc = sl_store_drop_before(f->s, f->log.next_lsn + 100);
+	assert_true(rc >= 1);
+	sl_store_get_info(f->s, &after);
+	assert_int_equal(after.segments, 1);
+	append_ok(f, 2, 100, 0);
+	sync_ok(f);
+	reopen(f, o);
+	check_info_matches_log(f);
+	sl_store_get_info(f->s, &after);
+	assert_int_equal(after.segments, 1);
+	assert_int_equal(after.durable_lsn, f->log.next_lsn - 1);
+}
+
+/* --- failures ------------------------------------------------------------ */
+
+static void open_with_faults(struct fixture *f, enum sl_sync_mode sync)
+{
+	struct sl_store_opts o = th_opts(f->dir, 1);
+
+	o.sync_mode = sync;
+	o.max_inflight = 2;
+	o.group_bytes = 16 << 10;
+	o.faults = &f->faults.hook;
+	open_store(f, &o);
+}
+
+/* After a failure: later calls fail with the same error; nothing more is
+ * durable; no fsync is issued again, not even by close. */
+static void check_failed(struct fixture *f, int err, uint64_t durable_lsn, const char *what)
+{
+	struct sl_store_info info;
+	unsigned fsyncs;
+	int rc;
+
+	sl_store_get_info(f->s, &info);
+	assert_int_equal(info.failed, err);
+	assert_int_equal(info.durable_lsn, durable_lsn);
+	/* Let what was in flight land (it is not retried, only reaped). */
+	for (int i = 0; i < 4; i++)
+		assert_int_equal(sl_store_poll(f->s, 4), err);
+	sl_store_get_info(f->s, &info);
+	assert_int_equal(info.durable_lsn, durable_lsn);
+	fsyncs = f->faults.calls[SL_STORE_OP_FSYNC];
+	rc = th_append(f->s, &f->log, 1, 100, 0);
+	assert_int_equal(rc, err);
+	assert_non_null(strstr(sl_err_msg(), "00000000000000000001.seg"));
+	assert_non_null(strstr(sl_err_msg(), what));
+	assert_int_equal(sl_store_poll(f->s, 0), err);
+	assert_int_equal(sl_store_sync(f->s), err);
+	assert_int_equal(sl_store_flush(f->s), err);
+	assert_int_equal(sl_store_truncate_after(f->s, 1) < 0, 1);
+	sl_store_close(f->s);
+	f->s = NULL;
+	assert_int_equal(f->faults.calls[SL_STORE_OP_FSYNC], fsyncs);
+}
+
+/* Drive groups 2 and 3 into flight together, with the first failing. */
+static uint64_t two_groups_in_flight(struct fixture *f, int *rc)
+{
+	uint64_t durable;
+
+	append_ok(f, 2, 300, 0);
+	sync_ok(f);
+	durable = f->log.next_lsn - 1;
+	append_ok(f, 2, 300, 0); /* group 2 */
+	append_ok(f, 2, 300, 0); /* group 3, while 2 is in flight */
+	append_ok(f, 2, 300, 0); /* fills group 4 */
+	do
+		*rc = sl_store_poll(f->s, 1);
+	while (*rc >= 0);
+	return durable;
+}
+
+static void test_write_failure(void **state)
+{
+	struct fixture *f = *state;
+	uint64_t durable;
+	int rc;
+
+	open_with_faults(f, SL_SYNC_FDATASYNC);
+	/* Group 2's write. */
+	th_faults_arm(&f->faults, SL_STORE_OP_WRITE, 1, -EIO, 0);
+	f->faults.fail_off = 2 * TH_BLOCK;
+	durable = two_groups_in_flight(f, &rc);
+	assert_int_equal(rc, -EIO);
+	assert_int_equal(f->faults.fired, 1);
+	check_failed(f, -EIO, durable, "write");
+}
+
+static void test_short_write(void **state)
+{
+	struct fixture *f = *state;
+	uint64_t durable;
+	int rc;
+
+	open_with_faults(f, SL_SYNC_DSYNC);
+	th_faults_arm(&f->faults, SL_STORE_OP_WRITE, 1, 512, 0);
+	f->faults.fail_off = 2 * TH_BLOCK;
+	durable = two_groups_in_flight(f, &rc);
+	assert_int_equal(rc, -EIO);
+	check_failed(f, -EIO, durable, "short write");
+}
+
+static void test_fsync_failure(void **state)
+{
+	struct fixture *f = *state;
+	uint64_t durable;
+	int rc;
+
+	open_with_faults(f, SL_SYNC_FDATASYNC);
+	/* Group 2's fsync (group 2 is at offset 8192: header block, group 1). */
+	th_faults_arm(&f->faults, SL_STORE_OP_FSYNC, 1, -EIO, 0);
+	f->faults.fail_off = 2 * TH_BLOCK;
+	durable = two_groups_in_flight(f, &rc);
+	assert_int_equal(rc, -EIO);
+	assert_int_equal(f->faults.fired, 1);
+	check_failed(f, -EIO, durable, "fdatasync");
+}
+
+static void test_enospc_write(void **state)
+{
+	struct fixture *f = *state;
+	uint64_t durable;
+	int rc;
+
+	open_with_faults(f, SL_SYNC_DSYNC);
+	th_faults_arm(&f->faults, SL_STORE_OP_WRITE, 2, -ENOSPC, 1);
+	durable = two_groups_in_flight(f, &rc);
+	assert_int_equal(rc, -ENOSPC);
+	check_failed(f, -ENOSPC, durable, "write");
+}
+
+/* ENOSPC while preallocating the next segment: the batch is refused, the
+ * half-made file removed, and the store goes on once there is room. */
+static void test_enospc_fallocate(void **state)
+{
+	struct fixture *f = *state;
+	struct sl_store_opts o = th_opts(f->dir, 1);
+	struct sl_store_info info;
+	char names[16][32];
+	int rc = 0, n;
+
+	o.segment_bytes = 32 << 10;
+	o.group_bytes = 8 << 10;
+	o.faults = &f->faults.hook;
+	open_store(f, &o);
+	th_faults_arm(&f->faults, SL_STORE_OP_FALLOCATE, 1, -ENOSPC, 1);
+	for (int i = 0; i < 100 && rc == 0; i++)
+		rc = th_append(f->s, &f->log, 1, 3000, 1);
+	assert_int_equal(rc, -ENOSPC);
+	assert_non_null(strstr(sl_err_msg(), ".seg"));
+	assert_non_null(strstr(sl_err_msg(), "preallocating"));
+	sl_store_get_info(f->s, &info);
+	assert_int_equal(info.failed, 0);
+	n = th_list_segments(f->dir, names, 16);
+	assert_int_equal(n, 1);
+	sync_ok(f);
+	th_faults_arm(&f->faults, SL_STORE_OP_FALLOCATE, 0, 0, 0);
+	for (int i = 0; i < 5; i++)
+		append_ok(f, 1, 3000, 1);
+	sync_ok(f);
+	reopen(f, o);
+	check_info_matches_log(f);
+	th_check_reads(f->s, &f->log, 0);
+}
+
+static void test_bad_directories(void **state)
+{
+	struct fixture *f = *state;
+	struct sl_store_opts o;
+	char *missing = th_path(f->dir, "missing"), *file = th_path(f->dir, "file");
+	struct sl_store *s = NULL;
+
+	o = th_opts(missing, 1);
+	assert_int_equal(sl_store_open(&s, &o), -ENOENT);
+	assert_non_null(strstr(sl_err_msg(), missing));
+	th_write_file(file, (const uint8_t *)"x", 1);
+	o = th_opts(file, 1);
+	assert_int_equal(sl_store_open(&s, &o), -ENOTDIR);
+	assert_non_null(strstr(sl_err_msg(), file));
+	/* No log there yet. */
+	o = th_opts(f->dir, 0);
+	assert_int_equal(sl_store_open(&s, &o), -ENOENT);
+	assert_non_null(strstr(sl_err_msg(), "no log"));
+	/* A directory where segments cannot be created. */
+	o = th_opts(f->dir, 1);
+	o.faults = &f->faults.hook;
+	th_faults_arm(&f->faults, SL_STORE_OP_OPEN, 1, -EACCES, 1);
+	assert_int_equal(sl_store_open(&s, &o), -EACCES);
+	assert_non_null(strstr(sl_err_msg(), "00000000000000000001.seg"));
+	assert_null(s);
+	/* create=1 on a directory that holds a log. */
+	o = th_opts(f->dir, 0);
+	assert_int_equal(sl_store_open(&s, &o), 0);
+	sl_store_close(s);
+	o.create = 1;
+	assert_int_equal(sl_store_open(&s, &o), -EEXIST);
+	/* Options out of range. */
+	o = th_opts(f->dir, 0);
+	o.segment_bytes = 8192;
+	assert_int_equal(sl_store_open(&s, &o), -EINVAL);
+	assert_non_null(strstr(sl_err_msg(), "segment_bytes"));
+	free(missing);
+	free(file);
+}
+
 int main(void)
 {
-	const struct CMUnitTest tests[] = {cmocka_unit_test(placeholder)};
+#define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
+	const struct CMUnitTest tests[] = {
+	    T(test_roundtrip_fdatasync_direct),
+	    T(test_roundtrip_dsync_direct),
+	    T(test_roundtrip_fdatasync_buffered),
+	    T(test_roundtrip_dsync_buffered),
+	    T(test_roundtrip_default),
+	    T(test_auto_falls_back_to_buffered),
+	    T(test_group_commit),
+	    T(test_append_validation),
+	    T(test_segment_rollover),
+	    T(test_truncate_mid_batch),
+	    T(test_truncate_after_batch),
+	    T(test_truncate_early_segment),
+	    T(test_truncate_everything),
+	    T(test_drop_before),
+	    T(test_write_failure),
+	    T(test_short_write),
+	    T(test_fsync_failure),
+	    T(test_enospc_write),
+	    T(test_enospc_fallocate),
+	    T(test_bad_directories),
+	};
+#undef T
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

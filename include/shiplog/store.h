@@ -12,9 +12,10 @@
 struct sl_store;
 
 enum sl_sync_mode {
-	SL_SYNC_DEFAULT = 0, /* the faster of the two, as measured by shipbench store */
+	SL_SYNC_DEFAULT = 0, /* the faster of the two, as measured by shipbench store
+			      * (see sl_store_open in io/store.c for the figures) */
 	SL_SYNC_FDATASYNC,   /* write, then a linked fdatasync per group */
-	SL_SYNC_DSYNC,       /* one RWF_DSYNC write per group */
+	SL_SYNC_DSYNC,	     /* one RWF_DSYNC write per group */
 };
 
 enum sl_io_mode {
@@ -25,12 +26,19 @@ enum sl_io_mode {
 
 enum sl_store_op {
 	SL_STORE_OP_WRITE,
-	SL_STORE_OP_FSYNC,
+	SL_STORE_OP_FSYNC, /* fdatasync (in DSYNC mode durability is the WRITE) */
 	SL_STORE_OP_READ,
+	SL_STORE_OP_OPEN,	 /* opening or creating a segment file */
+	SL_STORE_OP_OPEN_DIRECT, /* the O_DIRECT probe (SL_IO_AUTO, SL_IO_DIRECT) */
+	SL_STORE_OP_FALLOCATE,	 /* preallocating a segment */
 };
 
 /* Test hook: sees every io_uring completion before the store does and may
- * replace its result (e.g. with -EIO or -ENOSPC). */
+ * replace its result (e.g. with -EIO or -ENOSPC). It also sees the result
+ * (0 or -errno) of the synchronous steps of creating a segment (OPEN,
+ * FALLOCATE, then WRITE and FSYNC of its header at offset 0), of opening one
+ * for writing, of the O_DIRECT probe and of the fdatasync made at open.
+ * `segment` is the file name within the log directory. */
 struct sl_store_faults {
 	int (*on_complete)(void *ctx, enum sl_store_op op, const char *segment, uint64_t offset,
 			   int res);
@@ -42,33 +50,43 @@ struct sl_store_opts {
 	uint8_t cluster_id[16];
 	uint32_t node_id;
 	uint64_t stream_id;
-	uint64_t segment_bytes; /* default 64 MiB */
-	uint32_t group_bytes;   /* largest single group write, default 1 MiB */
-	uint32_t max_inflight;  /* group writes in flight at once, default 2 */
+	/* default 64 MiB; rounded up to the block; must hold one block (the
+	 * segment header) plus one group */
+	uint64_t segment_bytes;
+	/* largest single group write, default 1 MiB, at most 64 MiB, rounded up
+	 * to the block. It bounds the batch size: a batch must fit a group with
+	 * its 32-byte group header. max_inflight + 1 buffers of this size are
+	 * allocated and registered with io_uring. */
+	uint32_t group_bytes;
+	uint32_t max_inflight; /* group writes in flight at once, default 2, at most 64 */
 	enum sl_sync_mode sync_mode;
 	enum sl_io_mode io_mode;
-	int create; /* 1: initialise an empty directory; 0: it must hold a log */
+	int create;		       /* 1: initialise an empty directory; 0: it must hold a log */
 	struct sl_batch_limits limits; /* zero: sl_batch_default_limits */
 	const struct sl_store_faults *faults;
 };
 
 struct sl_store_info {
-	uint64_t first_lsn;        /* oldest LSN held (after retention) */
-	uint64_t next_lsn;         /* base LSN the next appended batch must have */
-	uint64_t next_position;    /* position the next appended batch must have */
-	uint32_t last_crc;         /* hdr_crc of the last batch (chain) */
-	uint64_t last_epoch;       /* epoch of the last batch, 0 when empty */
-	uint64_t durable_lsn;      /* every LSN <= this is durable (0: none) */
+	uint64_t first_lsn;	   /* oldest LSN held (after retention) */
+	uint64_t next_lsn;	   /* base LSN the next appended batch must have */
+	uint64_t next_position;	   /* position the next appended batch must have */
+	uint32_t last_crc;	   /* hdr_crc of the last batch (chain) */
+	uint64_t last_epoch;	   /* epoch of the last batch, 0 when empty */
+	uint64_t durable_lsn;	   /* every LSN <= this is durable (0: none) */
 	uint64_t durable_position; /* end position of the durable prefix */
 	uint32_t segments;
-	int failed;                /* 0, or the negative errno that failed the store */
-	int direct_io;             /* 1 when writes use O_DIRECT */
+	int failed;		     /* 0, or the negative errno that failed the store */
+	int direct_io;		     /* 1 when writes use O_DIRECT */
 	enum sl_sync_mode sync_mode; /* the mode in use (never DEFAULT) */
-	uint32_t block_bytes;      /* write alignment in use */
-	uint64_t torn_bytes;       /* bytes of torn tail cut at open */
+	uint32_t block_bytes;	     /* write alignment in use: max(4096, STATX_DIOALIGN) */
+	uint64_t torn_bytes;	     /* bytes of torn tail cut at open */
 	uint64_t groups_written;
 };
 
+/* Open (or with create=1 initialise) the log in o->dir: read the superblock,
+ * recover every segment (verifying each batch), cut a torn tail, refuse
+ * corruption (-EBADMSG, naming file and offset, changing nothing) and foreign
+ * or other-cluster files (-EINVAL / -EBADMSG, naming the file). */
 int sl_store_open(struct sl_store **out, const struct sl_store_opts *o);
 /* Waits for writes in flight, then releases everything. Pending (unflushed)
  * appends are flushed first unless the store has failed. */
@@ -76,8 +94,13 @@ void sl_store_close(struct sl_store *s);
 
 /* Append one encoded batch (bytes from sl_batch_encode). It must chain:
  * base_lsn == next_lsn, position == next_position, prev_crc == last_crc,
- * and carry this store's cluster and stream ids. The bytes are copied.
- * -EAGAIN: every group buffer is busy; call sl_store_poll and retry. */
+ * epoch >= last_epoch, and carry this store's cluster and stream ids; its
+ * header and payload CRCs are verified (-EINVAL / -EBADMSG otherwise). The
+ * bytes are copied. -EMSGSIZE: larger than group_bytes - 32.
+ * -EAGAIN: every group buffer is busy; call sl_store_poll and retry.
+ * Opening a new segment here may fail with the file's error (e.g. -ENOSPC
+ * from fallocate): the batch is then not appended and the store stays usable;
+ * a failed write or fsync of the segment header fails the store. */
 int sl_store_append(struct sl_store *s, const void *batch, size_t len);
 
 /* Submit the open group now (group commit normally submits when a write slot
@@ -95,15 +118,22 @@ int sl_store_sync(struct sl_store *s);
 void sl_store_get_info(const struct sl_store *s, struct sl_store_info *out);
 
 /* Copy the whole batch that holds `lsn` into buf; returns its length or
- * -ENOENT (not held), -ENOSPC (buf too small), -EIO. Reads use io_uring. */
-int sl_store_read(struct sl_store *s, uint64_t lsn, void *buf, size_t cap,
-		  struct sl_batch_hdr *h);
+ * -ENOENT (not held), -EAGAIN (appended but not durable yet: reads serve the
+ * durable prefix only), -ENOSPC (buf too small), -EIO (bad bytes on disk).
+ * Reads go through a second io_uring of the store's own, so they never reap
+ * write completions. The batch is verified (header and payload CRC). */
+int sl_store_read(struct sl_store *s, uint64_t lsn, void *buf, size_t cap, struct sl_batch_hdr *h);
 
 /* Remove every batch that holds an LSN > lsn (whole batches: a batch that
- * straddles lsn goes too). Durable and not reversible. */
+ * straddles lsn goes too; an empty batch counts as holding its base LSN).
+ * Waits until everything appended is durable first, then zeroes the cut tail,
+ * deletes later segments and fsyncs. Appends continue from the last kept
+ * batch, at the next block boundary. Durable and not reversible. */
 int sl_store_truncate_after(struct sl_store *s, uint64_t lsn);
 
-/* Retention: delete whole segments whose batches all precede `lsn`. */
+/* Retention: delete whole segments whose batches all precede `lsn` and are
+ * durable. The last segment is never deleted (its header anchors the chain).
+ * Returns the number of segments deleted. */
 int sl_store_drop_before(struct sl_store *s, uint64_t lsn);
 
 /* Superblock: election state, written durably (two alternating copies with a
@@ -116,11 +146,13 @@ struct sl_epoch_entry {
 };
 struct sl_store_meta {
 	uint64_t current_epoch;
-	uint32_t voted_for;  /* node id, 0 = none */
+	uint32_t voted_for; /* node id, 0 = none */
 	uint64_t voted_epoch;
 	uint32_t n_epochs;
 	struct sl_epoch_entry epochs[SL_EPOCH_MAP_MAX];
 };
+/* get: the state last read or written (no I/O). put: write it durably
+ * (the older copy, then fdatasync); -EINVAL when n_epochs is too large. */
 int sl_store_meta_get(struct sl_store *s, struct sl_store_meta *out);
 int sl_store_meta_put(struct sl_store *s, const struct sl_store_meta *m);
 

@@ -1,0 +1,633 @@
+/* Log recovery on open; see recovery.h and docs/disk-format.md. */
+#include "recovery.h"
+
+#include <assert.h>
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "shiplog/err.h"
+#include "bytes.h"
+#include "shiplog/log.h"
+
+#define WIN_MIN (1u << 20) /* bytes read at once while scanning */
+
+/* A read window over one segment file; bytes past the end of the file read
+ * as zeros, like the unwritten tail of a preallocated segment. */
+struct win {
+	int fd;
+	const char *dir;
+	const struct sl_seg *seg;
+	uint8_t *buf;
+	size_t cap;
+	uint64_t off;
+	size_t len;
+};
+
+static const uint8_t *win_get(struct win *w, uint64_t off, size_t len)
+{
+	size_t want = len > WIN_MIN ? len : WIN_MIN, got = 0;
+
+	if (off >= w->off && off + len <= w->off + w->len)
+		return w->buf + (off - w->off);
+	if (want > w->cap) {
+		uint8_t *nb = realloc(w->buf, want);
+
+		if (nb == NULL) {
+			sl_err_set(ENOMEM, "reading segment %s: out of memory", w->seg->name);
+			return NULL;
+		}
+		w->buf = nb;
+		w->cap = want;
+	}
+	while (got < want && off + got < w->seg->size) {
+		ssize_t n = pread(w->fd, w->buf + got, want - got, (off_t)(off + got));
+
+		if (n < 0) {
+			sl_err_set(errno, "reading segment %s/%s at offset %" PRIu64 ": %s", w->dir,
+				   w->seg->name, off + got, strerror(errno));
+			return NULL;
+		}
+		if (n == 0)
+			break;
+		got += (size_t)n;
+	}
+	memset(w->buf + got, 0, want - got);
+	w->off = off;
+	w->len = want;
+	return w->buf;
+}
+
+static int win_open(struct win *w, const char *dir, int dirfd, const struct sl_seg *seg)
+{
+	w->seg = seg;
+	w->dir = dir;
+	w->off = 0;
+	w->len = 0;
+	w->fd = openat(dirfd, seg->name, O_RDONLY | O_CLOEXEC);
+	if (w->fd < 0)
+		return sl_err_set(errno, "opening segment %s/%s: %s", dir, seg->name,
+				  strerror(errno));
+	return 0;
+}
+
+static void win_close(struct win *w)
+{
+	if (w->fd >= 0)
+		close(w->fd);
+	w->fd = -1;
+}
+
+/* Where the valid log stops, and which group it stops in. */
+struct stop {
+	uint32_t seg;	   /* index of the segment holding X */
+	uint64_t x;	   /* X: first byte not part of the valid log */
+	uint64_t bad;	   /* the invalid header or batch (>= x) that stopped the scan */
+	uint64_t s;	   /* seq of the group containing X (or the next expected) */
+	uint64_t next_seq; /* seq the next group written at X will carry */
+	char why[160];
+};
+
+struct scan {
+	const struct sl_recover_in *in;
+	struct sl_index *idx;
+	struct sl_seg **segs;
+	uint32_t n;
+	uint64_t next_lsn, next_position, last_epoch, expected_seq;
+	uint32_t last_crc;
+	struct stop stop;
+};
+
+static void set_stop(struct scan *sc, uint32_t seg, uint64_t x, uint64_t s, uint64_t next_seq,
+		     const char *fmt, ...) __attribute__((format(printf, 6, 7)));
+
+static void set_stop(struct scan *sc, uint32_t seg, uint64_t x, uint64_t s, uint64_t next_seq,
+		     const char *fmt, ...)
+{
+	char why[sizeof(sc->stop.why)];
+	va_list ap;
+
+	sc->stop.seg = seg;
+	sc->stop.x = sc->stop.bad = x;
+	sc->stop.s = s;
+	sc->stop.next_seq = next_seq;
+	va_start(ap, fmt); /* fmt's arguments may point into stop.why */
+	vsnprintf(why, sizeof(why), fmt, ap);
+	va_end(ap);
+	memcpy(sc->stop.why, why, sizeof(why));
+}
+
+/* Check one batch at q (inside a group ending at gend) against the chain.
+ * 1: valid and appended to the chain; 0: invalid (sc->stop.why says why);
+ * <0: I/O error. */
+static int scan_batch(struct scan *sc, struct win *w, uint64_t q, uint64_t gend, uint32_t *total)
+{
+	const struct sl_recover_in *in = sc->in;
+	struct sl_batch_hdr h;
+	const uint8_t *p;
+	int rc;
+
+	if (gend - q < SL_BATCH_HDR_SIZE) {
+		snprintf(sc->stop.why, sizeof(sc->stop.why), "partial batch header");
+		return 0;
+	}
+	if ((p = win_get(w, q, SL_BATCH_HDR_SIZE)) == NULL)
+		return -EIO;
+	sl_err_clear();
+	if ((rc = sl_batch_decode_hdr(p, SL_BATCH_HDR_SIZE, in->lim, &h)) < 0) {
+		snprintf(sc->stop.why, sizeof(sc->stop.why), "bad batch header: %s",
+			 sl_err_msg()[0] ? sl_err_msg() : strerror(-rc));
+		return 0;
+	}
+	if ((uint64_t)SL_BATCH_HDR_SIZE + h.stored_len > gend - q) {
+		snprintf(sc->stop.why, sizeof(sc->stop.why),
+			 "batch of %" PRIu32 " payload bytes overruns its group", h.stored_len);
+		return 0;
+	}
+	*total = SL_BATCH_HDR_SIZE + h.stored_len;
+	if ((p = win_get(w, q, *total)) == NULL)
+		return -EIO;
+	sl_err_clear();
+	if ((rc = sl_batch_verify(p, *total, in->lim, &h)) < 0) {
+		snprintf(sc->stop.why, sizeof(sc->stop.why), "bad batch: %s",
+			 sl_err_msg()[0] ? sl_err_msg() : strerror(-rc));
+		return 0;
+	}
+	if (memcmp(h.cluster_id, in->cluster_id, 16) != 0 || h.stream_id != in->stream_id) {
+		snprintf(sc->stop.why, sizeof(sc->stop.why),
+			 "batch of another cluster or stream (stream %" PRIu64 ")", h.stream_id);
+		return 0;
+	}
+	if (h.base_lsn != sc->next_lsn || h.position != sc->next_position ||
+	    h.prev_crc != sc->last_crc || h.epoch < sc->last_epoch) {
+		snprintf(sc->stop.why, sizeof(sc->stop.why),
+			 "chain broken: lsn %" PRIu64 "/%" PRIu64 " position %" PRIu64 "/%" PRIu64
+			 " prev_crc %08" PRIx32 "/%08" PRIx32 " epoch %" PRIu64 "/>=%" PRIu64
+			 " (found/expected)",
+			 h.base_lsn, sc->next_lsn, h.position, sc->next_position, h.prev_crc,
+			 sc->last_crc, h.epoch, sc->last_epoch);
+		return 0;
+	}
+	sc->next_lsn = h.base_lsn + h.record_count;
+	sc->next_position = h.position + *total;
+	sc->last_crc = h.hdr_crc;
+	sc->last_epoch = h.epoch;
+	return 1;
+}
+
+/* Scan segment i from its data start. Returns 1 when the segment ended
+ * cleanly (zeros at a group boundary; end_x, end_s and end_next say where the
+ * log would stop if the next segment does not continue it), 0 when an invalid
+ * point was found (sc->stop set), <0 on I/O error. */
+static int scan_segment(struct scan *sc, uint32_t i, uint64_t *end_x, uint64_t *end_s,
+			uint64_t *end_next)
+{
+	struct sl_seg *seg = sc->segs[i];
+	const uint64_t block = seg->hdr.block_bytes;
+	uint64_t off = block;
+	struct win w = {.fd = -1};
+	int rc, ret = 1;
+
+	if ((rc = win_open(&w, sc->in->dir, sc->in->dirfd, seg)) < 0)
+		return rc;
+	*end_x = seg->end = off;
+	*end_s = *end_next = sc->expected_seq;
+	while (off + SL_GROUP_HDR_SIZE <= seg->size) {
+		enum { COMPLETE, EARLY, INVALID } how = COMPLETE;
+		struct sl_group_hdr g;
+		const uint8_t *p;
+		uint64_t q, gend;
+		uint32_t kept = 0;
+
+		if ((p = win_get(&w, off, SL_GROUP_HDR_SIZE)) == NULL) {
+			ret = -EIO;
+			break;
+		}
+		rc = sl_group_hdr_decode(p, &g);
+		if (rc == -ENODATA) /* the end of this segment's groups */
+			break;
+		if (rc < 0 || g.seq != sc->expected_seq ||
+		    (uint64_t)SL_GROUP_HDR_SIZE + g.batch_bytes > seg->size - off) {
+			set_stop(sc, i, off, sc->expected_seq, sc->expected_seq,
+				 rc < 0			     ? "bad group header"
+				 : g.seq != sc->expected_seq ? "group sequence %" PRIu64
+							       " where %" PRIu64 " was expected"
+							     : "group length overruns the segment",
+				 g.seq, sc->expected_seq);
+			ret = 0;
+			break;
+		}
+		gend = off + SL_GROUP_HDR_SIZE + g.batch_bytes;
+		for (q = off + SL_GROUP_HDR_SIZE; q < gend;) {
+			struct sl_index_entry e = {.lsn = sc->next_lsn,
+						   .position = sc->next_position,
+						   .seg = seg,
+						   .off = off,
+						   .seq = g.seq,
+						   .prev_epoch = sc->last_epoch};
+			uint32_t total = 0;
+
+			if (gend - q >= 4) {
+				if ((p = win_get(&w, q, 4)) == NULL) {
+					ret = -EIO;
+					break;
+				}
+				if (sl_io_get32(p) == 0) { /* truncation left the rest */
+					how = EARLY;
+					break;
+				}
+			}
+			rc = scan_batch(sc, &w, q, gend, &total);
+			if (rc <= 0) {
+				ret = rc < 0 ? rc : ret;
+				how = INVALID;
+				break;
+			}
+			if (kept++ == 0)
+				sl_index_add(sc->idx, &e);
+			q += total;
+		}
+		if (ret < 0)
+			break;
+		if (how == INVALID) { /* a group with no valid batch is cut whole */
+			if (kept == 0)
+				set_stop(sc, i, off, g.seq, g.seq, "%s", sc->stop.why);
+			else
+				set_stop(sc, i, q, g.seq, g.seq + 1, "%s", sc->stop.why);
+			sc->stop.bad = q;
+			ret = 0;
+			break;
+		}
+		sc->expected_seq = g.seq + 1;
+		/* Where the log stops if nothing valid follows this group. */
+		if (how == EARLY && kept == 0)
+			*end_x = off, *end_s = *end_next = g.seq;
+		else if (how == EARLY)
+			*end_x = q, *end_s = g.seq, *end_next = g.seq + 1;
+		else
+			*end_x = sl_align_up(q, block), *end_s = *end_next = sc->expected_seq;
+		off = sl_align_up(q, block);
+		seg->end = off;
+	}
+	win_close(&w);
+	free(w.buf);
+	return ret;
+}
+
+static int seg_continues(const struct scan *sc, const struct sl_seg_hdr *h)
+{
+	return h->base_lsn == sc->next_lsn && h->base_position == sc->next_position &&
+	       h->prev_crc == sc->last_crc && h->base_epoch == sc->last_epoch &&
+	       h->base_seq == sc->expected_seq;
+}
+
+/* The scan rule: walk every group and batch of every segment in order and
+ * stop at the first point X that is zeros or invalid. Fills sc->stop. */
+static int scan_log(struct scan *sc)
+{
+	uint64_t end_x = 0, end_s = 0, end_next = 0;
+	uint32_t i;
+	int rc;
+
+	for (i = 0; i < sc->n; i++) {
+		const struct sl_seg_hdr *h = &sc->segs[i]->hdr;
+
+		if (i == 0) {
+			sc->next_lsn = h->base_lsn;
+			sc->next_position = h->base_position;
+			sc->last_crc = h->prev_crc;
+			sc->last_epoch = h->base_epoch;
+			sc->expected_seq = h->base_seq;
+		} else if (!seg_continues(sc, h)) {
+			set_stop(sc, i - 1, end_x, end_s, end_next,
+				 "next segment %s does not continue the log here",
+				 sc->segs[i]->name);
+			return 0;
+		}
+		rc = scan_segment(sc, i, &end_x, &end_s, &end_next);
+		if (rc <= 0)
+			return rc;
+		/* The state at end_x is the chain state now: nothing valid follows it. */
+	}
+	set_stop(sc, sc->n - 1, end_x, end_s, end_next, "end of log");
+	return 0;
+}
+
+static int64_t last_nonzero(const uint8_t *p, size_t n)
+{
+	while (n > 0 && p[n - 1] == 0)
+		n--;
+	return (int64_t)n - 1;
+}
+
+/* After X: look for a group that vouches for group s (durable_through >= s)
+ * at every block boundary, and measure how many non-zero bytes lie after X
+ * (the size of a torn tail). Returns 1 with vi, voff and vseq when found. */
+static int search_after(struct scan *sc, uint64_t *torn, int64_t *nz_x, uint32_t *vi,
+			uint64_t *voff, uint64_t *vseq)
+{
+	const struct stop *st = &sc->stop;
+	int found = 0, rc = 0;
+
+	*torn = 0;
+	for (uint32_t i = st->seg; i < sc->n && rc == 0; i++) {
+		const struct sl_seg *seg = sc->segs[i];
+		const uint64_t block = seg->hdr.block_bytes;
+		uint64_t from = i == st->seg ? st->x : 0;
+		uint64_t o = i == st->seg ? sl_align_down(st->x, block) : 0;
+		int64_t nz = -1; /* last non-zero byte offset at or after `from` */
+		struct win w = {.fd = -1};
+
+		if ((rc = win_open(&w, sc->in->dir, sc->in->dirfd, seg)) < 0)
+			break;
+		for (; o < seg->size; o += block) {
+			size_t len = seg->size - o < block ? (size_t)(seg->size - o) : block;
+			const uint8_t *p = win_get(&w, o, len);
+			struct sl_group_hdr g;
+			uint64_t skip = from > o ? from - o : 0;
+			int64_t z;
+
+			if (p == NULL) {
+				rc = -EIO;
+				break;
+			}
+			if (skip < len && (z = last_nonzero(p + skip, len - skip)) >= 0)
+				nz = (int64_t)(o + skip) + z;
+			if (!found && o > st->x && o >= block && len >= SL_GROUP_HDR_SIZE &&
+			    sl_group_hdr_decode(p, &g) == 0 && g.durable_through >= st->s) {
+				found = 1;
+				*vi = i;
+				*voff = o;
+				*vseq = g.seq;
+			}
+		}
+		win_close(&w);
+		free(w.buf);
+		if (i == st->seg)
+			*nz_x = nz;
+		if (nz >= 0)
+			*torn += (uint64_t)nz + 1 - from;
+	}
+	return rc < 0 ? rc : found;
+}
+
+/* Cut the log at X durably: later segments first (last to first), then the
+ * tail of X's segment, so a crash midway leaves a prefix of the old log. */
+static int cut_tail(struct scan *sc, int64_t last_nz_in_x_seg)
+{
+	const struct sl_recover_in *in = sc->in;
+	struct sl_seg *seg = sc->segs[sc->stop.seg];
+	int rc, fd;
+
+	for (uint32_t i = sc->n; i-- > sc->stop.seg + 1;) {
+		if ((rc = sl_seg_unlink(in->dirfd, in->dir, sc->segs[i]->name)) < 0)
+			return rc;
+		free(sc->segs[i]);
+		sc->n = i;
+	}
+	if ((rc = sl_dir_sync(in->dirfd, in->dir)) < 0)
+		return rc;
+	if (last_nz_in_x_seg < (int64_t)sc->stop.x)
+		return 0;
+	fd = openat(in->dirfd, seg->name, O_RDWR | O_CLOEXEC);
+	if (fd < 0)
+		return sl_err_set(errno, "opening segment %s/%s: %s", in->dir, seg->name,
+				  strerror(errno));
+	rc = sl_seg_zero(fd, seg->name, sc->stop.x, (uint64_t)last_nz_in_x_seg + 1,
+			 seg->hdr.block_bytes);
+	close(fd);
+	return rc;
+}
+
+static int cmp_seg(const void *a, const void *b)
+{
+	const struct sl_seg *x = *(struct sl_seg *const *)a, *y = *(struct sl_seg *const *)b;
+
+	return x->hdr.base_lsn < y->hdr.base_lsn ? -1 : x->hdr.base_lsn > y->hdr.base_lsn;
+}
+
+/* Read and check one segment's header; fills seg->hdr and seg->size. */
+static int load_header(const struct sl_recover_in *in, struct sl_seg *seg, uint64_t name_lsn)
+{
+	uint8_t buf[SL_SEG_HDR_SIZE];
+	struct stat st;
+	ssize_t n;
+	int fd, rc;
+
+	fd = openat(in->dirfd, seg->name, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return sl_err_set(errno, "opening segment %s/%s: %s", in->dir, seg->name,
+				  strerror(errno));
+	if (fstat(fd, &st) < 0) {
+		rc = sl_err_set(errno, "stat of segment %s/%s: %s", in->dir, seg->name,
+				strerror(errno));
+		close(fd);
+		return rc;
+	}
+	seg->size = (uint64_t)st.st_size;
+	n = pread(fd, buf, sizeof(buf), 0);
+	rc = n < 0 ? -errno : 0;
+	close(fd);
+	if (rc < 0)
+		return sl_err_set(-rc, "reading segment %s/%s: %s", in->dir, seg->name,
+				  strerror(-rc));
+	memset(buf + n, 0, sizeof(buf) - (size_t)n);
+	if ((rc = sl_seg_hdr_decode(buf, &seg->hdr)) < 0)
+		return sl_err_wrap(rc, "segment %s/%s", in->dir, seg->name);
+	if (memcmp(seg->hdr.cluster_id, in->cluster_id, 16) != 0)
+		return sl_err_set(EINVAL, "segment %s/%s belongs to another cluster", in->dir,
+				  seg->name);
+	if (seg->hdr.stream_id != in->stream_id || seg->hdr.node_id != in->node_id)
+		return sl_err_set(EINVAL,
+				  "segment %s/%s belongs to stream %" PRIu64 " node %" PRIu32
+				  ", not stream %" PRIu64 " node %" PRIu32,
+				  in->dir, seg->name, seg->hdr.stream_id, seg->hdr.node_id,
+				  in->stream_id, in->node_id);
+	if (seg->hdr.base_lsn != name_lsn)
+		return sl_err_set(EBADMSG, "segment %s/%s: header says base lsn %" PRIu64, in->dir,
+				  seg->name, seg->hdr.base_lsn);
+	if (seg->size < seg->hdr.block_bytes)
+		return sl_err_set(EBADMSG, "segment %s/%s: shorter than its header block", in->dir,
+				  seg->name);
+	return 0;
+}
+
+/* A last segment whose header never became durable: its creation crashed.
+ * Such a file holds nothing else; anything else is refused. */
+static int drop_unborn(const struct sl_recover_in *in, struct sl_seg *seg)
+{
+	struct win w = {.fd = -1};
+	int rc, empty = 1;
+	struct stat st;
+
+	if ((rc = win_open(&w, in->dir, in->dirfd, seg)) < 0)
+		return rc;
+	if (fstat(w.fd, &st) == 0)
+		seg->size = (uint64_t)st.st_size;
+	for (uint64_t o = 0; o < seg->size && empty; o += WIN_MIN) {
+		size_t len = seg->size - o < WIN_MIN ? (size_t)(seg->size - o) : WIN_MIN;
+		const uint8_t *p = win_get(&w, o, len);
+
+		if (p == NULL) {
+			empty = -1;
+			break;
+		}
+		/* The header itself may be half written: look past it. */
+		if (o == 0)
+			p += SL_SEG_HDR_SIZE,
+			    len = len > SL_SEG_HDR_SIZE ? len - SL_SEG_HDR_SIZE : 0;
+		empty = last_nonzero(p, len) < 0;
+	}
+	win_close(&w);
+	free(w.buf);
+	if (empty <= 0)
+		return empty < 0 ? -EIO : 0;
+	if ((rc = sl_seg_unlink(in->dirfd, in->dir, seg->name)) < 0 ||
+	    (rc = sl_dir_sync(in->dirfd, in->dir)) < 0)
+		return rc;
+	sl_warn("%s/%s: removed a segment whose creation did not complete", in->dir, seg->name);
+	return 1;
+}
+
+static int list_segments(const struct sl_recover_in *in, struct sl_recover_out *out)
+{
+	uint32_t cap = 0;
+	struct dirent *de;
+	int dfd, rc = 0;
+	DIR *d;
+
+	dfd = openat(in->dirfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (dfd < 0 || (d = fdopendir(dfd)) == NULL) {
+		rc = sl_err_set(errno, "listing %s: %s", in->dir, strerror(errno));
+		if (dfd >= 0)
+			close(dfd);
+		return rc;
+	}
+	while ((de = readdir(d)) != NULL) {
+		uint64_t lsn;
+		struct sl_seg *seg;
+
+		if (!sl_seg_parse_name(de->d_name, &lsn))
+			continue;
+		if (out->nsegs == cap) {
+			struct sl_seg **ns;
+
+			cap = cap ? cap * 2 : 16;
+			if ((ns = realloc(out->segs, cap * sizeof(*ns))) == NULL) {
+				rc = sl_err_set(ENOMEM, "listing %s: out of memory", in->dir);
+				break;
+			}
+			out->segs = ns;
+		}
+		if ((seg = calloc(1, sizeof(*seg))) == NULL) {
+			rc = sl_err_set(ENOMEM, "listing %s: out of memory", in->dir);
+			break;
+		}
+		memcpy(seg->name, de->d_name, 25); /* 20 digits, ".seg", NUL */
+		seg->hdr.base_lsn = lsn;	   /* for sorting; load_header checks it */
+		seg->fd = seg->file_slot = -1;
+		out->segs[out->nsegs++] = seg;
+	}
+	closedir(d);
+	if (rc == 0 && out->nsegs > 0)
+		qsort(out->segs, out->nsegs, sizeof(*out->segs), cmp_seg);
+	for (uint32_t i = 0; rc == 0 && i < out->nsegs; i++) {
+		uint64_t lsn = out->segs[i]->hdr.base_lsn;
+
+		rc = load_header(in, out->segs[i], lsn);
+		if (rc == -ENODATA && i + 1 == out->nsegs) {
+			char msg[SL_ERR_MSG_MAX];
+			int dropped;
+
+			snprintf(msg, sizeof(msg), "%s", sl_err_msg());
+			dropped = drop_unborn(in, out->segs[i]);
+			if (dropped < 0)
+				return dropped;
+			if (dropped == 0) /* not an unborn segment: the header error stands */
+				return sl_err_set(-rc, "%s", msg);
+			free(out->segs[i]);
+			out->nsegs--;
+			rc = 0;
+		}
+	}
+	return rc;
+}
+
+void sl_recover_free(struct sl_recover_out *out)
+{
+	for (uint32_t i = 0; i < out->nsegs; i++)
+		free(out->segs[i]);
+	free(out->segs);
+	out->segs = NULL;
+	out->nsegs = 0;
+}
+
+int sl_recover(const struct sl_recover_in *in, struct sl_index *idx, struct sl_recover_out *out)
+{
+	struct scan sc = {.in = in, .idx = idx};
+	uint64_t torn = 0, voff = 0, vseq = 0;
+	struct sl_seg *tail;
+	int64_t nz_x = -1;
+	uint32_t vi = 0;
+	int rc, found;
+
+	memset(out, 0, sizeof(*out));
+	if ((rc = list_segments(in, out)) < 0)
+		goto err_free;
+	if (out->nsegs == 0)
+		return 0;
+	sc.segs = out->segs;
+	sc.n = out->nsegs;
+	if ((rc = scan_log(&sc)) < 0)
+		goto err_free;
+	found = search_after(&sc, &torn, &nz_x, &vi, &voff, &vseq);
+	if (found < 0) {
+		rc = found;
+		goto err_free;
+	}
+	if (found) {
+		rc = sl_err_set(EBADMSG,
+				"corruption in segment %s/%s at offset %" PRIu64
+				": %s; group %" PRIu64 " (segment %s offset %" PRIu64
+				") was written after group %" PRIu64
+				" was durable, so this is not a torn write; nothing was changed",
+				in->dir, sc.segs[sc.stop.seg]->name, sc.stop.bad, sc.stop.why, vseq,
+				sc.segs[vi]->name, voff, sc.stop.s);
+		goto err_free;
+	}
+	if (torn > 0 || sc.stop.seg + 1 < sc.n) {
+		uint32_t removed = sc.n - sc.stop.seg - 1;
+
+		if ((rc = cut_tail(&sc, nz_x)) < 0) {
+			rc = sl_err_wrap(rc, "cutting torn tail of %s/%s at offset %" PRIu64,
+					 in->dir, sc.segs[sc.stop.seg]->name, sc.stop.x);
+			out->nsegs = sc.n;
+			goto err_free;
+		}
+		out->nsegs = sc.n;
+		sl_warn("%s/%s: torn tail at offset %" PRIu64 " (%s): cut %" PRIu64
+			" bytes, removed %" PRIu32 " later segments",
+			in->dir, sc.segs[sc.stop.seg]->name, sc.stop.x, sc.stop.why, torn, removed);
+	}
+	tail = out->segs[out->nsegs - 1];
+	tail->end = sl_align_up(sc.stop.x, tail->hdr.block_bytes);
+	sl_index_cut(idx, sc.next_position);
+	out->next_lsn = sc.next_lsn;
+	out->next_position = sc.next_position;
+	out->last_crc = sc.last_crc;
+	out->last_epoch = sc.last_epoch;
+	out->next_seq = sc.stop.next_seq;
+	out->torn_bytes = torn;
+	return 0;
+
+err_free:
+	sl_recover_free(out);
+	return rc;
+}
