@@ -1,0 +1,428 @@
+/* Protocol frame codec; see include/shiplog/frame.h.
+ *
+ * Fields are read and written one at a time at their fixed offsets through
+ * the le.h helpers, never by overlaying a struct, so the layout is exactly
+ * the one documented and independent of the compiler's padding.
+ *
+ * Encode and decode share one set of validity checks (check_hdr and
+ * check_body), so the encoder can never produce a frame the decoder
+ * refuses; encode reports their failures as -EINVAL. */
+#include "shiplog/frame.h"
+
+#include <errno.h>
+#include <string.h>
+
+#include "shiplog/crc32c.h"
+#include "shiplog/err.h"
+#include "shiplog/le.h"
+
+/* Common header offsets. */
+enum {
+	OFF_MAGIC = 0,
+	OFF_VERSION = 4,
+	OFF_TYPE = 5,
+	OFF_FLAGS = 6,
+	OFF_CLUSTER = 8,
+	OFF_STREAM = 24,
+	OFF_EPOCH = 32,
+	OFF_SENDER = 40,
+	OFF_RECEIVER = 44,
+	OFF_SEQ = 48,
+	OFF_BODY_LEN = 56,
+	OFF_CRC = 60,
+};
+
+/* DATA sub-header offsets, relative to the body. */
+enum {
+	OFF_D_BATCH_POS = 0,
+	OFF_D_BATCH_LEN = 8,
+	OFF_D_FRAG_OFF = 12,
+	OFF_D_COMMIT = 16,
+	OFF_D_LEADER_END = 24,
+};
+
+static size_t mac_len(uint16_t flags)
+{
+	return (flags & SL_FRAME_F_MAC) ? SL_FRAME_MAC_LEN : 0;
+}
+
+/* Largest fragment that keeps a DATA frame within SL_FRAME_MAX. */
+static uint32_t frag_cap(uint16_t flags)
+{
+	return (uint32_t)(SL_FRAME_MAX - SL_FRAME_DATA_PREFIX - mac_len(flags));
+}
+
+/* Body length of the fixed-size types; 0 for DATA (variable) or unknown. */
+static uint32_t fixed_body_len(uint8_t type)
+{
+	switch (type) {
+	case SL_FRAME_STATUS:
+		return SL_FRAME_STATUS_BODY;
+	case SL_FRAME_NAK:
+		return SL_FRAME_NAK_BODY;
+	case SL_FRAME_HEARTBEAT:
+		return SL_FRAME_HB_BODY;
+	default:
+		return 0;
+	}
+}
+
+static int type_known(uint8_t type)
+{
+	return type >= SL_FRAME_DATA && type <= SL_FRAME_HEARTBEAT;
+}
+
+const char *sl_frame_type_name(uint8_t type)
+{
+	switch (type) {
+	case SL_FRAME_DATA:
+		return "DATA";
+	case SL_FRAME_STATUS:
+		return "STATUS";
+	case SL_FRAME_NAK:
+		return "NAK";
+	case SL_FRAME_HEARTBEAT:
+		return "HEARTBEAT";
+	default:
+		return "unknown";
+	}
+}
+
+uint32_t sl_frame_frag_max(uint32_t mtu, int with_mac)
+{
+	/* Signed arithmetic so a small MTU goes negative instead of wrapping. */
+	int64_t frame_room = (int64_t)mtu - SL_FRAME_IP_UDP;
+	int64_t frag = frame_room - SL_FRAME_DATA_PREFIX - (with_mac ? SL_FRAME_MAC_LEN : 0);
+	uint32_t cap = frag_cap(with_mac ? SL_FRAME_F_MAC : 0);
+
+	if (frag <= 0)
+		return 0;
+	return frag > cap ? cap : (uint32_t)frag;
+}
+
+/* ---- checks shared by encode and decode ---- */
+
+/* Type, flags and body_len (which the caller has set or parsed). */
+static int check_hdr(const struct sl_frame_hdr *h)
+{
+	const char *name = sl_frame_type_name(h->type);
+	uint32_t want;
+
+	if (!type_known(h->type))
+		return sl_err_set(EPROTO, "frame: unknown type %u", h->type);
+	if (h->flags & ~SL_FRAME_F_KNOWN)
+		return sl_err_set(EPROTO, "frame %s: unknown flags 0x%04x (known 0x%04x)", name,
+				  h->flags, SL_FRAME_F_KNOWN);
+	if (h->type != SL_FRAME_DATA) {
+		want = fixed_body_len(h->type);
+		if (h->body_len != want)
+			return sl_err_set(EBADMSG, "frame %s: body_len %u, must be %u", name,
+					  h->body_len, want);
+		return 0;
+	}
+	if (h->body_len < SL_FRAME_DATA_SUB)
+		return sl_err_set(EBADMSG,
+				  "frame DATA: body_len %u shorter than the %u-byte sub-header",
+				  h->body_len, SL_FRAME_DATA_SUB);
+	if (h->body_len - SL_FRAME_DATA_SUB > frag_cap(h->flags))
+		return sl_err_set(EMSGSIZE, "frame DATA: fragment of %u bytes over the limit of %u",
+				  h->body_len - SL_FRAME_DATA_SUB, frag_cap(h->flags));
+	return 0;
+}
+
+static int check_data(const struct sl_frame_data *d)
+{
+	uint64_t end = (uint64_t)d->frag_off + d->frag_len;
+
+	if (d->frag_len == 0)
+		return sl_err_set(EBADMSG, "frame DATA: empty fragment");
+	if (end > d->batch_len)
+		return sl_err_set(EBADMSG,
+				  "frame DATA: fragment [%u, %llu) runs past batch_len %u "
+				  "(batch_pos %llu)",
+				  d->frag_off, (unsigned long long)end, d->batch_len,
+				  (unsigned long long)d->batch_pos);
+	if (d->batch_len > SL_FRAME_BATCH_MAX)
+		return sl_err_set(EMSGSIZE, "frame DATA: batch_len %u over the limit of %llu",
+				  d->batch_len, (unsigned long long)SL_FRAME_BATCH_MAX);
+	return 0;
+}
+
+/* Field relations the header alone cannot show. */
+static int check_body(const struct sl_frame *f)
+{
+	if (f->hdr.type == SL_FRAME_DATA)
+		return check_data(&f->data);
+	if (f->hdr.type == SL_FRAME_NAK && f->nak.from_pos >= f->nak.to_pos)
+		return sl_err_set(EBADMSG, "frame NAK: from_pos %llu not below to_pos %llu",
+				  (unsigned long long)f->nak.from_pos,
+				  (unsigned long long)f->nak.to_pos);
+	return 0;
+}
+
+/* ---- encode ---- */
+
+static void put_hdr(uint8_t *out, const struct sl_frame_hdr *h, uint32_t body_len)
+{
+	sl_le32_put(out + OFF_MAGIC, SL_FRAME_MAGIC);
+	out[OFF_VERSION] = SL_FRAME_VERSION;
+	out[OFF_TYPE] = h->type;
+	sl_le16_put(out + OFF_FLAGS, h->flags);
+	memcpy(out + OFF_CLUSTER, h->cluster_id, sizeof(h->cluster_id));
+	sl_le64_put(out + OFF_STREAM, h->stream_id);
+	sl_le64_put(out + OFF_EPOCH, h->epoch);
+	sl_le32_put(out + OFF_SENDER, h->sender);
+	sl_le32_put(out + OFF_RECEIVER, h->receiver);
+	sl_le64_put(out + OFF_SEQ, h->seq);
+	sl_le32_put(out + OFF_BODY_LEN, body_len);
+	sl_le32_put(out + OFF_CRC, 0); /* the CRC is computed with this zeroed */
+}
+
+static void put_data_sub(uint8_t *b, const struct sl_frame_data *d)
+{
+	sl_le64_put(b + OFF_D_BATCH_POS, d->batch_pos);
+	sl_le32_put(b + OFF_D_BATCH_LEN, d->batch_len);
+	sl_le32_put(b + OFF_D_FRAG_OFF, d->frag_off);
+	sl_le64_put(b + OFF_D_COMMIT, d->commit_pos);
+	sl_le64_put(b + OFF_D_LEADER_END, d->leader_end);
+}
+
+static void put_status(uint8_t *b, const struct sl_frame_status *s)
+{
+	const uint64_t v[] = {
+	    s->received_pos,	s->durable_pos,	    s->applied_pos,
+	    s->window_end,	s->applied_lsn,	    s->echo_received_ts,
+	    s->echo_durable_ts, s->echo_applied_ts, s->status_ts,
+	};
+
+	for (size_t i = 0; i < sizeof(v) / sizeof(v[0]); i++)
+		sl_le64_put(b + 8 * i, v[i]);
+}
+
+static void put_body(uint8_t *b, const struct sl_frame *f)
+{
+	switch (f->hdr.type) {
+	case SL_FRAME_DATA:
+		put_data_sub(b, &f->data);
+		memcpy(b + SL_FRAME_DATA_SUB, f->data.frag, f->data.frag_len);
+		break;
+	case SL_FRAME_STATUS:
+		put_status(b, &f->status);
+		break;
+	case SL_FRAME_NAK:
+		sl_le64_put(b, f->nak.from_pos);
+		sl_le64_put(b + 8, f->nak.to_pos);
+		break;
+	case SL_FRAME_HEARTBEAT:
+		sl_le64_put(b, f->hb.leader_end);
+		sl_le64_put(b + 8, f->hb.commit_pos);
+		sl_le64_put(b + 16, f->hb.leader_ts);
+		break;
+	}
+}
+
+/* Validate `f` for encoding and compute its body_len. */
+static int check_encode(const struct sl_frame *f, uint32_t *body_len)
+{
+	struct sl_frame_hdr h = f->hdr;
+	int rc;
+
+	if (!type_known(h.type))
+		return sl_err_set(EINVAL, "encoding frame: unknown type %u", h.type);
+	if (h.type == SL_FRAME_DATA) {
+		if (f->data.frag_len > 0 && f->data.frag == NULL)
+			return sl_err_set(EINVAL, "encoding frame DATA: frag is NULL, frag_len %u",
+					  f->data.frag_len);
+		/* Saturate rather than wrap so check_hdr sees an oversized fragment. */
+		h.body_len = f->data.frag_len > UINT32_MAX - SL_FRAME_DATA_SUB
+				 ? UINT32_MAX
+				 : SL_FRAME_DATA_SUB + f->data.frag_len;
+	} else {
+		h.body_len = fixed_body_len(h.type);
+	}
+	rc = check_hdr(&h);
+	if (rc == 0)
+		rc = check_body(f);
+	if (rc < 0)
+		return sl_err_wrap(-EINVAL, "encoding frame");
+	*body_len = h.body_len;
+	return 0;
+}
+
+static int check_cap(const struct sl_frame *f, size_t need, size_t cap)
+{
+	if (cap < need)
+		return sl_err_set(ENOSPC, "encoding frame %s: needs %zu bytes, buffer holds %zu",
+				  sl_frame_type_name(f->hdr.type), need, cap);
+	return 0;
+}
+
+int sl_frame_encode(const struct sl_frame *f, uint8_t *out, size_t cap)
+{
+	uint32_t body_len;
+	size_t covered, total;
+	int rc;
+
+	rc = check_encode(f, &body_len);
+	if (rc < 0)
+		return rc;
+	covered = SL_FRAME_HDR + (size_t)body_len;
+	total = covered + mac_len(f->hdr.flags);
+	rc = check_cap(f, total, cap);
+	if (rc < 0)
+		return rc;
+	put_hdr(out, &f->hdr, body_len);
+	put_body(out + SL_FRAME_HDR, f);
+	memset(out + covered, 0, total - covered); /* the MAC slot, if any */
+	sl_le32_put(out + OFF_CRC, sl_crc32c(0, out, covered));
+	return (int)total;
+}
+
+int sl_frame_encode_prefix(const struct sl_frame *f, uint8_t *out, size_t cap)
+{
+	uint32_t body_len, crc;
+	int rc;
+
+	if (f->hdr.type != SL_FRAME_DATA)
+		return sl_err_set(EINVAL, "encoding frame prefix: type %s (%u), only DATA has one",
+				  sl_frame_type_name(f->hdr.type), f->hdr.type);
+	rc = check_encode(f, &body_len);
+	if (rc < 0)
+		return rc;
+	rc = check_cap(f, SL_FRAME_DATA_PREFIX, cap);
+	if (rc < 0)
+		return rc;
+	put_hdr(out, &f->hdr, body_len);
+	put_data_sub(out + SL_FRAME_HDR, &f->data);
+	/* CRC32C chains, so covering the fragment in place equals covering a copy. */
+	crc = sl_crc32c(0, out, SL_FRAME_DATA_PREFIX);
+	crc = sl_crc32c(crc, f->data.frag, f->data.frag_len);
+	sl_le32_put(out + OFF_CRC, crc);
+	return SL_FRAME_DATA_PREFIX;
+}
+
+/* ---- decode ---- */
+
+/* Magic and version, then the fields into h (unchecked). */
+static int parse_hdr(const uint8_t *buf, struct sl_frame_hdr *h)
+{
+	uint32_t magic = sl_le32_get(buf + OFF_MAGIC);
+
+	if (magic != SL_FRAME_MAGIC)
+		return sl_err_set(EBADMSG, "frame: bad magic 0x%08x (want 0x%08x)", magic,
+				  SL_FRAME_MAGIC);
+	if (buf[OFF_VERSION] != SL_FRAME_VERSION)
+		return sl_err_set(EPROTO, "frame: version %u, this node speaks %u",
+				  buf[OFF_VERSION], SL_FRAME_VERSION);
+	h->type = buf[OFF_TYPE];
+	h->flags = sl_le16_get(buf + OFF_FLAGS);
+	memcpy(h->cluster_id, buf + OFF_CLUSTER, sizeof(h->cluster_id));
+	h->stream_id = sl_le64_get(buf + OFF_STREAM);
+	h->epoch = sl_le64_get(buf + OFF_EPOCH);
+	h->sender = sl_le32_get(buf + OFF_SENDER);
+	h->receiver = sl_le32_get(buf + OFF_RECEIVER);
+	h->seq = sl_le64_get(buf + OFF_SEQ);
+	h->body_len = sl_le32_get(buf + OFF_BODY_LEN);
+	return 0;
+}
+
+static void get_status(const uint8_t *b, struct sl_frame_status *s)
+{
+	uint64_t *const v[] = {
+	    &s->received_pos,	 &s->durable_pos,     &s->applied_pos,
+	    &s->window_end,	 &s->applied_lsn,     &s->echo_received_ts,
+	    &s->echo_durable_ts, &s->echo_applied_ts, &s->status_ts,
+	};
+
+	for (size_t i = 0; i < sizeof(v) / sizeof(v[0]); i++)
+		*v[i] = sl_le64_get(b + 8 * i);
+}
+
+/* The body's fields into f; lengths already checked against hdr.body_len. */
+static void parse_body(const uint8_t *b, struct sl_frame *f)
+{
+	switch (f->hdr.type) {
+	case SL_FRAME_DATA:
+		f->data.batch_pos = sl_le64_get(b + OFF_D_BATCH_POS);
+		f->data.batch_len = sl_le32_get(b + OFF_D_BATCH_LEN);
+		f->data.frag_off = sl_le32_get(b + OFF_D_FRAG_OFF);
+		f->data.commit_pos = sl_le64_get(b + OFF_D_COMMIT);
+		f->data.leader_end = sl_le64_get(b + OFF_D_LEADER_END);
+		f->data.frag = b + SL_FRAME_DATA_SUB;
+		f->data.frag_len = f->hdr.body_len - SL_FRAME_DATA_SUB;
+		break;
+	case SL_FRAME_STATUS:
+		get_status(b, &f->status);
+		break;
+	case SL_FRAME_NAK:
+		f->nak.from_pos = sl_le64_get(b);
+		f->nak.to_pos = sl_le64_get(b + 8);
+		break;
+	case SL_FRAME_HEARTBEAT:
+		f->hb.leader_end = sl_le64_get(b);
+		f->hb.commit_pos = sl_le64_get(b + 8);
+		f->hb.leader_ts = sl_le64_get(b + 16);
+		break;
+	}
+}
+
+static int check_crc(const uint8_t *buf, const struct sl_frame_hdr *h)
+{
+	static const uint8_t zero_crc[4];
+	uint32_t want = sl_le32_get(buf + OFF_CRC);
+	uint32_t got;
+
+	/* Header with its CRC field taken as zero, then the body. */
+	got = sl_crc32c(0, buf, OFF_CRC);
+	got = sl_crc32c(got, zero_crc, sizeof(zero_crc));
+	got = sl_crc32c(got, buf + SL_FRAME_HDR, h->body_len);
+	if (got != want)
+		return sl_err_set(EBADMSG, "frame %s: CRC 0x%08x, computed 0x%08x (seq %llu)",
+				  sl_frame_type_name(h->type), want, got,
+				  (unsigned long long)h->seq);
+	return 0;
+}
+
+int sl_frame_decode(const uint8_t *buf, size_t len, struct sl_frame *out)
+{
+	struct sl_frame f;
+	size_t want;
+	int rc;
+
+	if (len < SL_FRAME_HDR)
+		return sl_err_set(EBADMSG, "frame: %zu bytes, shorter than the %u-byte header", len,
+				  SL_FRAME_HDR);
+	memset(&f, 0, sizeof(f));
+	rc = parse_hdr(buf, &f.hdr);
+	if (rc == 0)
+		rc = check_hdr(&f.hdr);
+	if (rc < 0)
+		return rc;
+	/* check_hdr bounded body_len by SL_FRAME_MAX, so this cannot overflow. */
+	want = SL_FRAME_HDR + (size_t)f.hdr.body_len + mac_len(f.hdr.flags);
+	if (len != want)
+		return sl_err_set(EBADMSG, "frame %s: %zu bytes arrived, header says %zu",
+				  sl_frame_type_name(f.hdr.type), len, want);
+	parse_body(buf + SL_FRAME_HDR, &f);
+	rc = check_body(&f);
+	if (rc == 0)
+		rc = check_crc(buf, &f.hdr);
+	if (rc < 0)
+		return rc;
+	*out = f;
+	return 0;
+}
+
+void sl_frame_mac_region(const uint8_t *buf, size_t len, size_t *covered)
+{
+	size_t body_len;
+
+	*covered = 0;
+	if (len < SL_FRAME_HDR || !(sl_le16_get(buf + OFF_FLAGS) & SL_FRAME_F_MAC))
+		return;
+	body_len = sl_le32_get(buf + OFF_BODY_LEN);
+	/* Compare without adding to the untrusted body_len, so nothing can wrap. */
+	if (body_len > len - SL_FRAME_HDR || len - SL_FRAME_HDR - body_len < SL_FRAME_MAC_LEN)
+		return;
+	*covered = SL_FRAME_HDR + body_len;
+}

@@ -1,0 +1,160 @@
+/* Protocol frames: the messages replicas exchange (DATA, STATUS, NAK,
+ * HEARTBEAT). Fixed little-endian layouts, a CRC32C over every frame and room
+ * for a keyed MAC. Encoding and bounds-checked decoding only; pure code. */
+#ifndef SHIPLOG_FRAME_H
+#define SHIPLOG_FRAME_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "shiplog/batch.h"
+
+#define SL_FRAME_MAGIC	 0x31464c53u /* "SLF1" little-endian */
+#define SL_FRAME_VERSION 1
+#define SL_FRAME_HDR	 64 /* common header */
+#define SL_FRAME_MAC_LEN 16 /* trailer when SL_FRAME_F_MAC is set */
+#define SL_FRAME_F_MAC	 0x0001u
+#define SL_FRAME_F_KNOWN (SL_FRAME_F_MAC) /* any other flag bit: -EPROTO */
+#define SL_FRAME_MAX	 9216		  /* largest frame we ever build or accept */
+
+/* IPv4 + UDP header bytes (20 + 8). The MTU excludes the Ethernet header,
+ * so a frame fits in MTU - SL_FRAME_IP_UDP. */
+#define SL_FRAME_IP_UDP 28
+
+enum sl_frame_type {
+	SL_FRAME_DATA = 1,
+	SL_FRAME_STATUS = 2,
+	SL_FRAME_NAK = 3,
+	SL_FRAME_HEARTBEAT = 4,
+};
+
+/*
+ * Common header (64 bytes, little-endian):
+ *   0 magic u32 | 4 version u8 | 5 type u8 | 6 flags u16 | 8 cluster_id[16]
+ *  24 stream_id u64 | 32 epoch u64 | 40 sender u32 | 44 receiver u32
+ *  48 seq u64 | 56 body_len u32 | 60 crc u32
+ * crc = CRC32C over the header with the crc field zeroed, then the body
+ * (and the MAC trailer is computed over all of that when present).
+ * The body follows; its layout depends on the type:
+ *   DATA      (32 + fragment): batch_pos u64 | batch_len u32 | frag_off u32 |
+ *             commit_pos u64 | leader_end u64 | fragment bytes...
+ *   STATUS    (72): received_pos u64 | durable_pos u64 | applied_pos u64 |
+ *             window_end u64 | applied_lsn u64 | echo_received_ts u64 |
+ *             echo_durable_ts u64 | echo_applied_ts u64 | status_ts u64
+ *   NAK       (16): from_pos u64 | to_pos u64 (half-open range missing)
+ *   HEARTBEAT (24): leader_end u64 | commit_pos u64 | leader_ts u64
+ */
+#define SL_FRAME_DATA_SUB    32
+#define SL_FRAME_STATUS_BODY 72
+#define SL_FRAME_NAK_BODY    16
+#define SL_FRAME_HB_BODY     24
+/* Header + DATA sub-header: what sl_frame_encode_prefix writes. */
+#define SL_FRAME_DATA_PREFIX (SL_FRAME_HDR + SL_FRAME_DATA_SUB)
+/* Largest batch_len a DATA frame may announce: a batch header plus a stored
+ * payload, which is never larger than the raw payload. */
+#define SL_FRAME_BATCH_MAX ((uint64_t)SL_BATCH_RAW_MAX + SL_BATCH_HDR_SIZE)
+
+struct sl_frame_hdr {
+	uint8_t type;
+	uint16_t flags;
+	uint8_t cluster_id[16];
+	uint64_t stream_id;
+	uint64_t epoch;
+	uint32_t sender;
+	uint32_t receiver;
+	uint64_t seq;
+	uint32_t body_len;
+};
+
+struct sl_frame_data {
+	uint64_t batch_pos;  /* position of the batch this fragment belongs to */
+	uint32_t batch_len;  /* whole batch length (header + stored payload) */
+	uint32_t frag_off;   /* offset of this fragment within the batch */
+	uint64_t commit_pos; /* leader's commit position, piggy-backed */
+	uint64_t leader_end; /* end of the leader's log, for tail-gap detection */
+	const uint8_t *frag; /* decode: points into the frame; encode: source bytes */
+	uint32_t frag_len;
+};
+
+struct sl_frame_status {
+	uint64_t received_pos; /* contiguous complete batches received up to here */
+	uint64_t durable_pos;
+	uint64_t applied_pos;
+	uint64_t window_end; /* the sender may send batches ending at or before this */
+	uint64_t applied_lsn;
+	uint64_t echo_received_ts; /* leader_ts of the batch ending at received_pos */
+	uint64_t echo_durable_ts;
+	uint64_t echo_applied_ts;
+	uint64_t status_ts; /* follower's clock when sent (informational) */
+};
+
+struct sl_frame_nak {
+	uint64_t from_pos;
+	uint64_t to_pos;
+};
+
+struct sl_frame_hb {
+	uint64_t leader_end;
+	uint64_t commit_pos;
+	uint64_t leader_ts;
+};
+
+/* A decoded frame; the body union member matching hdr.type is valid. */
+struct sl_frame {
+	struct sl_frame_hdr hdr;
+	union {
+		struct sl_frame_data data;
+		struct sl_frame_status status;
+		struct sl_frame_nak nak;
+		struct sl_frame_hb hb;
+	};
+};
+
+/* Largest DATA fragment for an MTU: mtu - 28 (IPv4 + UDP) - 64 - 32, minus
+ * 16 more with a MAC (e.g. 1500 -> 1376, 9000 -> 8876 bytes), capped so the
+ * frame stays within SL_FRAME_MAX; 0 when the MTU is too small to carry a
+ * DATA frame with at least one fragment byte. */
+uint32_t sl_frame_frag_max(uint32_t mtu, int with_mac);
+
+/* Encode `f` into out (capacity `cap`). The version is SL_FRAME_VERSION and
+ * hdr.body_len is ignored: it is computed. With SL_FRAME_F_MAC in hdr.flags,
+ * SL_FRAME_MAC_LEN zero bytes are reserved at the end for the transport to
+ * fill (sl_frame_mac_region tells where). `f` must pass every check decode
+ * makes (so DATA needs frag_len > 0 and frag_off + frag_len <= batch_len, NAK
+ * needs from_pos < to_pos); encode never builds a frame decode would refuse.
+ * Returns the frame length or -errno (-ENOSPC, -EINVAL). */
+int sl_frame_encode(const struct sl_frame *f, uint8_t *out, size_t cap);
+
+/* Zero-copy DATA: write only the header and the DATA sub-header
+ * (SL_FRAME_DATA_PREFIX bytes) to out, with the CRC computed over them and
+ * over the fragment f->data.frag, which is read but not copied. The
+ * transport sends the prefix and the fragment as two segments; the result is
+ * byte-identical to sl_frame_encode's. With SL_FRAME_F_MAC the transport
+ * appends the SL_FRAME_MAC_LEN-byte MAC, over prefix + fragment, as a third.
+ * Returns SL_FRAME_DATA_PREFIX or -errno (-ENOSPC; -EINVAL also when the
+ * type is not DATA). */
+int sl_frame_encode_prefix(const struct sl_frame *f, uint8_t *out, size_t cap);
+
+/* Decode untrusted bytes: magic, version, type, flags, exact body length for
+ * the type, total length == what arrived, DATA fragment bounds (0 < frag_len,
+ * frag_off + frag_len <= batch_len <= SL_FRAME_BATCH_MAX), NAK from < to,
+ * then the CRC. Does not check cluster/epoch/receiver, nor the MAC: that is
+ * the protocol's and the transport's job. DATA's frag points into buf.
+ * `*f` is written only on success. Returns 0 or
+ *   -EPROTO   unknown version, type or flag bits (a peer we cannot speak to)
+ *   -EMSGSIZE a fragment or batch_len over its limit
+ *   -EBADMSG  anything else malformed: short, bad magic, wrong lengths, CRC.
+ * The error message (sl_err_msg) names the field and its values. */
+int sl_frame_decode(const uint8_t *buf, size_t len, struct sl_frame *f);
+
+/* For a frame with SL_FRAME_F_MAC: the bytes the MAC covers are [0, *covered)
+ * and the MAC itself lives at buf + *covered. Read from the header's
+ * body_len, so `len` may be larger than the frame (a buffer's capacity).
+ * *covered is 0 when buf does not hold a whole frame header + body + MAC
+ * or the frame has no MAC flag. */
+void sl_frame_mac_region(const uint8_t *buf, size_t len, size_t *covered);
+
+/* "DATA", "STATUS", "NAK", "HEARTBEAT", or "unknown". */
+const char *sl_frame_type_name(uint8_t type);
+
+#endif
