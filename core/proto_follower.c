@@ -1,0 +1,447 @@
+/* Follower half of the protocol: reassembling batches from fragments in the
+ * receive ring, verifying and chaining them, writing them to storage, NAKing
+ * gaps, reporting positions in STATUS frames, and delivering safe records to
+ * the engine exactly once, in order. */
+#include <assert.h>
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "proto_int.h"
+#include "shiplog/err.h"
+
+#define DELIVER_BUDGET 256 /* batches delivered per event */
+
+static uint32_t bits_words(const struct sl_proto *p)
+{
+	return (p->enc_cap / p->frag_unit + 1 + 63) / 64;
+}
+
+int sl_follower_init(struct sl_proto *p, const struct sl_log_state *log)
+{
+	for (int i = 0; i < SL_PROTO_SLOTS; i++) {
+		p->slots[i].bits = calloc(bits_words(p), sizeof(uint64_t));
+		if (!p->slots[i].bits)
+			return sl_err_set(ENOMEM, "reassembly slots");
+	}
+	p->applyq_cap = p->bq.cap;
+	p->applyq = calloc(p->applyq_cap, sizeof(*p->applyq));
+	free(p->scratch); /* followers decode and read at once: room for both */
+	p->scratch = malloc((size_t)p->raw_cap + p->enc_cap);
+	if (!p->applyq || !p->scratch)
+		return sl_err_set(ENOMEM, "delivery buffers");
+	p->delivered_pos = p->applied_pos = log->applied_pos;
+	p->delivered_lsn = p->applied_lsn = p->engine_start_lsn = log->applied_lsn;
+	p->leader_end = p->highest_seen = p->log_end;
+	p->status_dirty = 1;
+	return 0;
+}
+
+static uint64_t window_end(const struct sl_proto *p)
+{
+	return sl_proto_ring_base(p) + p->ring.cap;
+}
+
+static void send_status(struct sl_proto *p, uint64_t now)
+{
+	struct sl_frame f = {.hdr.type = SL_FRAME_STATUS};
+
+	f.status = (struct sl_frame_status){
+	    .received_pos = p->log_end,
+	    .durable_pos = p->durable_pos,
+	    .applied_pos = p->applied_pos,
+	    .window_end = window_end(p),
+	    .applied_lsn = p->applied_lsn,
+	    .echo_received_ts = p->echo_recv_ts,
+	    .echo_durable_ts = p->echo_durable_ts,
+	    .echo_applied_ts = p->echo_applied_ts,
+	    .status_ts = now,
+	};
+	sl_proto_send(p, p->cfg.leader_id, &p->seq_to_leader, &f);
+	p->status_dirty = 0;
+	p->last_status_sent = now;
+}
+
+/* ---- gaps ---- */
+
+static int slot_cmp_pos(const void *a, const void *b)
+{
+	const struct sl_slot *x = *(const struct sl_slot *const *)a;
+	const struct sl_slot *y = *(const struct sl_slot *const *)b;
+
+	return x->pos < y->pos ? -1 : x->pos > y->pos;
+}
+
+static int nak(struct sl_proto *p, uint64_t from, uint64_t to, uint64_t limit, int *left)
+{
+	struct sl_frame f = {.hdr.type = SL_FRAME_NAK};
+
+	if (to > limit)
+		to = limit;
+	if (from >= to || *left <= 0)
+		return *left > 0;
+	f.nak = (struct sl_frame_nak){.from_pos = from, .to_pos = to};
+	sl_proto_send(p, p->cfg.leader_id, &p->seq_to_leader, &f);
+	p->naks_sent++;
+	return --*left > 0;
+}
+
+/* NAK the missing fragments of a slot, run by run. */
+static int nak_slot_holes(struct sl_proto *p, const struct sl_slot *s, uint64_t limit, int *left)
+{
+	uint32_t nfrag = (s->len + p->frag_unit - 1) / p->frag_unit;
+
+	for (uint32_t i = 0; i < nfrag;) {
+		uint32_t j = i;
+
+		if (s->bits[i / 64] >> (i % 64) & 1) {
+			i++;
+			continue;
+		}
+		while (j < nfrag && !(s->bits[j / 64] >> (j % 64) & 1))
+			j++;
+		if (!nak(p, s->pos + (uint64_t)i * p->frag_unit,
+			 s->pos + ((uint64_t)j * p->frag_unit < s->len ? (uint64_t)j * p->frag_unit
+								       : s->len),
+			 limit, left))
+			return 0;
+		i = j;
+	}
+	return 1;
+}
+
+/* Everything missing below the highest byte we know exists, in order. */
+static void send_naks(struct sl_proto *p, uint64_t target)
+{
+	struct sl_slot *order[SL_PROTO_SLOTS];
+	uint64_t limit = target < window_end(p) ? target : window_end(p), c = p->log_end;
+	int n = 0, left = SL_PROTO_NAK_MAX;
+
+	for (int i = 0; i < SL_PROTO_SLOTS; i++)
+		if (p->slots[i].used)
+			order[n++] = &p->slots[i];
+	qsort(order, (size_t)n, sizeof(order[0]), slot_cmp_pos);
+	for (int i = 0; i < n && left > 0; i++) {
+		if (order[i]->pos < c)
+			continue;
+		if (!nak(p, c, order[i]->pos, limit, &left) ||
+		    !nak_slot_holes(p, order[i], limit, &left))
+			return;
+		c = order[i]->pos + order[i]->len;
+	}
+	nak(p, c, target, limit, &left);
+}
+
+static void check_gap(struct sl_proto *p, uint64_t now)
+{
+	uint64_t target = p->highest_seen > p->leader_end ? p->highest_seen : p->leader_end;
+
+	if (p->log_end >= target) {
+		p->gap_since = 0;
+		return;
+	}
+	if (!p->gap_since) {
+		p->gap_since = now;
+		return;
+	}
+	if (now - p->gap_since < p->cfg.nak_delay_ns ||
+	    (p->last_nak && now - p->last_nak < p->cfg.nak_interval_ns))
+		return;
+	send_naks(p, target);
+	p->last_nak = now;
+}
+
+/* ---- delivery ---- */
+
+static void release(struct sl_proto *p)
+{
+	uint64_t keep = p->delivered_pos < p->durable_pos ? p->delivered_pos : p->durable_pos;
+
+	while (p->bq.n > 0) {
+		const struct sl_bdesc *d = sl_bq_at(&p->bq, 0);
+
+		if (d->pos + d->len > keep)
+			break;
+		sl_bq_pop(&p->bq);
+	}
+}
+
+static void applyq_push(struct sl_proto *p, uint64_t last_lsn, uint64_t end, uint64_t ts)
+{
+	if (p->applyq_n == p->applyq_cap) { /* engine far behind: forget the oldest */
+		p->applyq_head = (p->applyq_head + 1) % p->applyq_cap;
+		p->applyq_n--;
+	}
+	p->applyq[(p->applyq_head + p->applyq_n) % p->applyq_cap] =
+	    (struct sl_applied_ent){.last_lsn = last_lsn, .end = end, .ts = ts};
+	p->applyq_n++;
+}
+
+/* Bytes of the batch at delivered_pos: the ring, or storage after a restart. */
+static const uint8_t *delivery_batch(struct sl_proto *p, uint32_t *len)
+{
+	const struct sl_bdesc *d = sl_bq_find(&p->bq, p->delivered_pos);
+	uint8_t *buf = p->scratch + p->raw_cap;
+	int n;
+
+	if (d) {
+		assert(d->pos == p->delivered_pos);
+		*len = d->len;
+		return sl_ring_at(&p->ring, d->pos);
+	}
+	n = p->ops.read(p->ops.ctx, p->delivered_pos, buf, p->enc_cap);
+	if (n < SL_BATCH_HDR_SIZE) {
+		sl_proto_fail(p, n < 0 ? n : -EIO);
+		return NULL;
+	}
+	*len = (uint32_t)n;
+	return buf;
+}
+
+/* Callbacks may re-enter the protocol (an engine that acknowledges applied
+ * from inside deliver), so state moves before each callback and a nested
+ * call does not deliver. */
+static void deliver(struct sl_proto *p)
+{
+	uint64_t limit = p->safe_pos < p->durable_pos ? p->safe_pos : p->durable_pos;
+
+	if (p->delivering)
+		return;
+	p->delivering = 1;
+	for (int budget = DELIVER_BUDGET; budget > 0 && p->delivered_pos < limit; budget--) {
+		struct sl_batch_hdr h;
+		uint32_t len;
+		const uint8_t *b = delivery_batch(p, &len);
+		int raw_len;
+		uint64_t last;
+
+		if (!b || p->delivered_pos + len > limit)
+			break;
+		raw_len = sl_batch_decode(b, len, &p->cfg.limits, p->scratch, p->raw_cap, &h);
+		if (raw_len < 0) {
+			sl_proto_fail(p, raw_len); /* our own verified log: a bug or bad RAM */
+			break;
+		}
+		last = h.base_lsn + h.record_count - 1;
+		p->delivered_pos += len;
+		if (h.record_count > 0)
+			p->delivered_lsn = last;
+		if (p->delivered_lsn <= p->applied_lsn)
+			p->applied_pos = p->delivered_pos; /* engine had these already */
+		else
+			applyq_push(p, p->delivered_lsn, p->delivered_pos, h.leader_ts_ns);
+		if (h.record_count > 0 && last > p->engine_start_lsn)
+			p->ops.deliver(p->ops.ctx, &h, p->scratch, (size_t)raw_len);
+	}
+	p->delivering = 0;
+}
+
+/* ---- receiving ---- */
+
+static int batch_fits_chain(const struct sl_proto *p, const struct sl_batch_hdr *h)
+{
+	return h->position == p->log_end && h->base_lsn == p->next_lsn &&
+	       h->prev_crc == p->last_crc && h->stream_id == p->cfg.stream_id &&
+	       memcmp(h->cluster_id, p->cfg.cluster_id, sizeof(h->cluster_id)) == 0 &&
+	       h->epoch <= p->cfg.epoch && h->epoch >= p->last_epoch;
+}
+
+static struct sl_slot *slot_at(struct sl_proto *p, uint64_t pos)
+{
+	for (int i = 0; i < SL_PROTO_SLOTS; i++)
+		if (p->slots[i].used && p->slots[i].pos == pos)
+			return &p->slots[i];
+	return NULL;
+}
+
+static void slot_free(struct sl_proto *p, struct sl_slot *s)
+{
+	memset(s->bits, 0, bits_words(p) * sizeof(uint64_t));
+	s->used = 0;
+}
+
+/* Move complete batches at the head of the gap into the log, in order. */
+static void advance(struct sl_proto *p)
+{
+	struct sl_slot *s;
+
+	while ((s = slot_at(p, p->log_end)) && s->got == s->len && p->bq.n < p->bq.cap) {
+		uint8_t *b = sl_ring_at(&p->ring, s->pos);
+		struct sl_batch_hdr h;
+		struct sl_bdesc d;
+		int rc = sl_batch_verify(b, s->len, &p->cfg.limits, &h);
+
+		slot_free(p, s);
+		if (rc != (int)s->len || !batch_fits_chain(p, &h)) {
+			p->frames_bad++; /* refetched through a NAK */
+			return;
+		}
+		d = (struct sl_bdesc){.pos = h.position,
+				      .base_lsn = h.base_lsn,
+				      .ts = h.leader_ts_ns,
+				      .len = (uint32_t)rc,
+				      .count = h.record_count};
+		sl_bq_push(&p->bq, &d);
+		p->log_end += d.len;
+		p->next_lsn += h.record_count;
+		p->last_crc = h.hdr_crc;
+		p->last_epoch = h.epoch;
+		p->echo_recv_ts = h.leader_ts_ns;
+		p->status_dirty = 1;
+		rc = p->ops.write(p->ops.ctx, b, d.len, d.pos);
+		if (rc < 0) {
+			sl_proto_fail(p, rc);
+			return;
+		}
+	}
+}
+
+/* The slot for a batch: its own, a free one, or the one furthest ahead when
+ * this batch is nearer the head of the gap (the head must always fit, or a
+ * full table of later batches would block the log forever). */
+static struct sl_slot *slot_for(struct sl_proto *p, uint64_t pos, uint32_t len)
+{
+	struct sl_slot *s = slot_at(p, pos), *far = NULL;
+
+	if (s)
+		return s->len == len ? s : NULL;
+	for (int i = 0; i < SL_PROTO_SLOTS; i++) {
+		s = &p->slots[i];
+		if (s->used && s->pos < p->log_end)
+			slot_free(p, s); /* overtaken: cannot complete any more */
+		if (!s->used)
+			break;
+		if (!far || s->pos > far->pos)
+			far = s;
+		s = NULL;
+	}
+	if (!s && far && far->pos > pos) {
+		slot_free(p, far);
+		s = far;
+	}
+	if (s)
+		*s = (struct sl_slot){.pos = pos, .len = len, .bits = s->bits, .used = 1};
+	return s;
+}
+
+static void learn(struct sl_proto *p, uint64_t safe, uint64_t leader_end)
+{
+	if (safe > p->safe_pos)
+		p->safe_pos = p->commit_pos = safe;
+	if (leader_end > p->leader_end)
+		p->leader_end = leader_end;
+}
+
+static void after_event(struct sl_proto *p, uint64_t now)
+{
+	if (p->failed)
+		return;
+	deliver(p);
+	release(p);
+	check_gap(p, now);
+	if (p->status_dirty && !p->failed)
+		send_status(p, now);
+}
+
+static void place_fragment(struct sl_proto *p, const struct sl_frame_data *d)
+{
+	uint64_t end = d->batch_pos + d->batch_len;
+	struct sl_slot *s;
+	uint32_t bit = d->frag_off / p->frag_unit;
+
+	if (end <= p->log_end) {
+		p->dup_fragments++;
+		p->status_dirty = 1; /* the leader may have missed our STATUS */
+		return;
+	}
+	if (d->batch_pos < p->log_end || end > window_end(p)) {
+		p->frames_bad += d->batch_pos < p->log_end;
+		return;
+	}
+	s = slot_for(p, d->batch_pos, d->batch_len);
+	if (!s)
+		return; /* no room: a NAK will bring it back */
+	if (s->bits[bit / 64] >> (bit % 64) & 1) {
+		p->dup_fragments++;
+		return;
+	}
+	memcpy(sl_ring_at(&p->ring, d->batch_pos) + d->frag_off, d->frag, d->frag_len);
+	s->bits[bit / 64] |= 1ull << (bit % 64);
+	s->got += d->frag_len;
+	if (d->batch_pos + d->frag_off + d->frag_len > p->highest_seen)
+		p->highest_seen = d->batch_pos + d->frag_off + d->frag_len;
+	if (s->got == s->len)
+		advance(p);
+}
+
+void sl_follower_on_data(struct sl_proto *p, const struct sl_frame *f, uint64_t now)
+{
+	const struct sl_frame_data *d = &f->data;
+	uint32_t want =
+	    d->batch_len - d->frag_off < p->frag_unit ? d->batch_len - d->frag_off : p->frag_unit;
+
+	if (d->batch_len > p->enc_cap || d->batch_len < SL_BATCH_HDR_SIZE ||
+	    d->frag_off % p->frag_unit != 0 || d->frag_len != want) {
+		p->frames_bad++;
+		return;
+	}
+	learn(p, d->commit_pos, 0);
+	place_fragment(p, d);
+	after_event(p, now);
+}
+
+void sl_follower_on_heartbeat(struct sl_proto *p, const struct sl_frame *f, uint64_t now)
+{
+	learn(p, f->hb.commit_pos, f->hb.leader_end);
+	/* Answer heartbeats at half their rate, so a lost STATUS is repaired. */
+	if (now - p->last_status_sent >= p->cfg.heartbeat_ns / 2)
+		p->status_dirty = 1;
+	after_event(p, now);
+}
+
+void sl_follower_on_durable(struct sl_proto *p, uint64_t now)
+{
+	const struct sl_bdesc *d = sl_bq_find(&p->bq, p->durable_pos - 1);
+
+	if (d)
+		p->echo_durable_ts = d->ts;
+	p->status_dirty = 1;
+	after_event(p, now);
+}
+
+void sl_follower_on_applied(struct sl_proto *p, uint64_t lsn, uint64_t now)
+{
+	if (lsn > p->delivered_lsn)
+		lsn = p->delivered_lsn; /* cannot apply what was not delivered */
+	if (lsn <= p->applied_lsn)
+		return;
+	p->applied_lsn = lsn;
+	while (p->applyq_n > 0 && p->applyq[p->applyq_head].last_lsn <= lsn) {
+		p->applied_pos = p->applyq[p->applyq_head].end;
+		p->echo_applied_ts = p->applyq[p->applyq_head].ts;
+		p->applyq_head = (p->applyq_head + 1) % p->applyq_cap;
+		p->applyq_n--;
+	}
+	p->status_dirty = 1;
+	after_event(p, now);
+}
+
+void sl_follower_tick(struct sl_proto *p, uint64_t now)
+{
+	after_event(p, now);
+}
+
+uint64_t sl_follower_next_timer(const struct sl_proto *p)
+{
+	uint64_t limit = p->safe_pos < p->durable_pos ? p->safe_pos : p->durable_pos;
+	uint64_t t = UINT64_MAX;
+
+	if (p->delivered_pos < limit)
+		return 0; /* delivery ran out of budget: continue at once */
+	if (p->gap_since) {
+		t = p->gap_since + p->cfg.nak_delay_ns;
+		if (p->last_nak && p->last_nak + p->cfg.nak_interval_ns > t)
+			t = p->last_nak + p->cfg.nak_interval_ns;
+	}
+	return t;
+}

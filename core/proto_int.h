@@ -1,0 +1,148 @@
+/* Internal state of the protocol state machine, shared by proto.c (common
+ * parts, frame dispatch), proto_leader.c and proto_follower.c. */
+#ifndef SHIPLOG_PROTO_INT_H
+#define SHIPLOG_PROTO_INT_H
+
+#include <stdint.h>
+
+#include "shiplog/frame.h"
+#include "shiplog/proto.h"
+
+#define SL_PROTO_SLOTS    256 /* follower: batches being reassembled at once */
+#define SL_PROTO_NAK_MAX  4   /* NAK frames per round */
+#define SL_PROTO_DESC_MIN 64
+
+/* A byte ring addressed by stream position. A batch at `pos` always lives
+ * contiguously at buf + pos % cap: the buffer has `slack` extra bytes past
+ * cap, so a batch that crosses the end continues into them. */
+struct sl_ring {
+	uint8_t *buf;
+	uint64_t cap;
+	uint64_t slack;
+};
+
+/* A batch held in memory: where it is and what it holds. */
+struct sl_bdesc {
+	uint64_t pos;
+	uint64_t base_lsn;
+	uint64_t ts; /* leader_ts_ns */
+	uint32_t len;
+	uint32_t count;
+};
+
+/* FIFO of batch descriptors in position order. */
+struct sl_bq {
+	struct sl_bdesc *d;
+	uint32_t cap, head, n;
+};
+
+/* Leader's view of one follower. */
+struct sl_peer {
+	uint32_t id;
+	uint64_t seq;          /* frames sent to it */
+	uint64_t sent_end;     /* live sending has reached here */
+	uint32_t frag_next;    /* resume offset inside the batch at sent_end */
+	uint64_t received, durable, applied, applied_lsn, window_end;
+	uint64_t write_lag, flush_lag, apply_lag;
+	uint64_t last_status_ns, last_progress_ns, last_send_ns, last_tlp_ns;
+	uint64_t safe_sent;    /* safe_pos last told to it */
+	uint64_t naks, retransmits, catchup_batches;
+	uint64_t scratch_pos;  /* batch cached in scratch (catch-up), UINT64_MAX none */
+	uint32_t scratch_len;
+	uint8_t *scratch;
+};
+
+/* Follower: a batch being reassembled from fragments. */
+struct sl_slot {
+	uint64_t pos;
+	uint32_t len;
+	uint32_t got;   /* bytes received */
+	uint64_t *bits; /* one bit per fragment */
+	int used;
+};
+
+/* Follower: a delivered batch waiting for the engine's applied ack. */
+struct sl_applied_ent {
+	uint64_t last_lsn, end, ts;
+};
+
+struct sl_proto {
+	struct sl_proto_config cfg;
+	struct sl_proto_ops ops;
+	enum sl_role role;
+	int failed;
+	uint32_t frag_unit;
+	uint32_t raw_cap; /* largest raw payload of one batch */
+	uint32_t enc_cap; /* largest encoded batch */
+
+	/* Log, both roles. */
+	struct sl_ring ring;
+	struct sl_bq bq;       /* batches held in ring, oldest first */
+	uint64_t log_end;      /* end of complete batches (leader: sealed) */
+	uint64_t next_lsn;
+	uint32_t last_crc;
+	uint64_t last_epoch;
+	uint64_t durable_pos;
+	uint64_t commit_pos, commit_lsn, safe_pos;
+
+	/* Leader. */
+	struct sl_batch_builder builder;
+	uint8_t *raw;
+	uint64_t open_ts; /* first record of the open batch, 0: none */
+	int required;     /* follower acks the policy needs */
+	int degraded;
+	uint64_t degrade_mark, degrade_events, blocked_since;
+	uint32_t n_peers;
+	struct sl_peer peers[SL_NODES_MAX];
+	uint8_t frame[SL_FRAME_MAX];
+
+	/* Follower. */
+	uint64_t leader_end, highest_seen;
+	uint64_t delivered_pos, delivered_lsn;
+	uint64_t applied_lsn, applied_pos, engine_start_lsn;
+	uint64_t echo_recv_ts, echo_durable_ts, echo_applied_ts;
+	uint64_t gap_since, last_nak;
+	uint64_t seq_to_leader, last_status_sent;
+	int status_dirty;
+	int delivering; /* guards deliver() against re-entry from callbacks */
+	struct sl_slot slots[SL_PROTO_SLOTS];
+	struct sl_applied_ent *applyq;
+	uint32_t applyq_cap, applyq_head, applyq_n;
+	uint8_t *scratch; /* decode and storage reads */
+
+	/* Counters. */
+	uint64_t frames_in, frames_out, frames_bad, frames_foreign, frames_stale;
+	uint64_t dup_fragments, naks_sent, naks_received, retransmits, tlps;
+};
+
+/* proto.c */
+static inline uint8_t *sl_ring_at(const struct sl_ring *r, uint64_t pos)
+{
+	return r->buf + pos % r->cap;
+}
+struct sl_bdesc *sl_bq_find(const struct sl_bq *q, uint64_t pos);
+struct sl_bdesc *sl_bq_at(const struct sl_bq *q, uint32_t i);
+int sl_bq_push(struct sl_bq *q, const struct sl_bdesc *d);
+void sl_bq_pop(struct sl_bq *q);
+uint64_t sl_proto_ring_base(const struct sl_proto *p);
+int sl_proto_send(struct sl_proto *p, uint32_t to, uint64_t *seq, struct sl_frame *f);
+void sl_proto_fail(struct sl_proto *p, int err);
+
+/* proto_leader.c */
+int sl_leader_init(struct sl_proto *p);
+void sl_leader_on_status(struct sl_proto *p, const struct sl_frame *f, uint64_t now);
+void sl_leader_on_nak(struct sl_proto *p, const struct sl_frame *f, uint64_t now);
+void sl_leader_on_durable(struct sl_proto *p, uint64_t now);
+void sl_leader_tick(struct sl_proto *p, uint64_t now);
+uint64_t sl_leader_next_timer(const struct sl_proto *p);
+
+/* proto_follower.c */
+int sl_follower_init(struct sl_proto *p, const struct sl_log_state *log);
+void sl_follower_on_data(struct sl_proto *p, const struct sl_frame *f, uint64_t now);
+void sl_follower_on_heartbeat(struct sl_proto *p, const struct sl_frame *f, uint64_t now);
+void sl_follower_on_durable(struct sl_proto *p, uint64_t now);
+void sl_follower_on_applied(struct sl_proto *p, uint64_t lsn, uint64_t now);
+void sl_follower_tick(struct sl_proto *p, uint64_t now);
+uint64_t sl_follower_next_timer(const struct sl_proto *p);
+
+#endif

@@ -1,0 +1,487 @@
+/* Leader half of the protocol: batching, sealing into the window, shipping
+ * fragments to each follower within its receive window, NAK repair from
+ * memory or disk, tail-loss probes, heartbeats and the commit rule. */
+#include <assert.h>
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "proto_int.h"
+#include "shiplog/err.h"
+
+int sl_leader_init(struct sl_proto *p)
+{
+	int req = sl_quorum_required(&p->cfg.policy, p->cfg.n_nodes);
+
+	if (req < 0)
+		return req;
+	p->required = req;
+	p->raw = malloc(p->raw_cap);
+	if (!p->raw)
+		return sl_err_set(ENOMEM, "batch buffer");
+	sl_batch_builder_init(&p->builder, p->raw, p->raw_cap);
+	p->commit_pos = p->safe_pos = p->durable_pos;
+	p->commit_lsn = p->next_lsn - 1;
+	for (uint32_t i = 0; i < p->cfg.n_nodes; i++) {
+		struct sl_peer *peer;
+
+		if (p->cfg.node_ids[i] == p->cfg.node_id)
+			continue;
+		peer = &p->peers[p->n_peers++];
+		peer->id = p->cfg.node_ids[i];
+		peer->sent_end = p->log_end;
+		peer->window_end = p->log_end + p->cfg.rcv_window_bytes;
+		peer->scratch_pos = UINT64_MAX;
+		peer->scratch = malloc(p->enc_cap);
+		if (!peer->scratch)
+			return sl_err_set(ENOMEM, "catch-up buffer");
+	}
+	return 0;
+}
+
+/* ---- shipping ---- */
+
+/* Bytes of the batch at `pos` and its length: from the window, or from
+ * storage (cached per peer) when it has left the window. NULL on failure. */
+static const uint8_t *batch_bytes(struct sl_proto *p, struct sl_peer *peer, uint64_t pos,
+				  uint32_t *len)
+{
+	const struct sl_bdesc *d = sl_bq_find(&p->bq, pos);
+	int n;
+
+	if (d) {
+		if (d->pos != pos)
+			return NULL;
+		*len = d->len;
+		return sl_ring_at(&p->ring, pos);
+	}
+	if (pos >= p->log_end)
+		return NULL;
+	if (peer->scratch_pos != pos) {
+		n = p->ops.read(p->ops.ctx, pos, peer->scratch, p->enc_cap);
+		if (n < SL_BATCH_HDR_SIZE) {
+			peer->scratch_pos = UINT64_MAX;
+			return NULL;
+		}
+		peer->scratch_pos = pos;
+		peer->scratch_len = (uint32_t)n;
+		peer->catchup_batches++;
+	}
+	*len = peer->scratch_len;
+	return peer->scratch;
+}
+
+/* Send the fragments of one batch covering [from, to) (offsets within it),
+ * at most *budget frames. Returns the offset reached. */
+static uint32_t send_frags(struct sl_proto *p, struct sl_peer *peer, const uint8_t *b, uint64_t pos,
+			   uint32_t len, uint32_t from, uint32_t to, uint32_t *budget, uint64_t now)
+{
+	struct sl_frame f = {.hdr.type = SL_FRAME_DATA};
+	uint32_t off = from - from % p->frag_unit;
+
+	f.data.batch_pos = pos;
+	f.data.batch_len = len;
+	f.data.commit_pos = p->safe_pos;
+	f.data.leader_end = p->log_end;
+	for (; off<to && * budget> 0; off += p->frag_unit, (*budget)--) {
+		f.data.frag_off = off;
+		f.data.frag = b + off;
+		f.data.frag_len = len - off < p->frag_unit ? len - off : p->frag_unit;
+		if (sl_proto_send(p, peer->id, &peer->seq, &f) < 0)
+			break;
+	}
+	peer->last_send_ns = now;
+	peer->safe_sent = p->safe_pos;
+	return off < to ? off : to;
+}
+
+/* Live sending to one follower, within its window and the frame budget. */
+static void pump(struct sl_proto *p, struct sl_peer *peer, uint64_t now)
+{
+	uint32_t budget = p->cfg.send_budget;
+
+	while (budget > 0 && peer->sent_end < p->log_end) {
+		uint32_t len, reached;
+		const uint8_t *b = batch_bytes(p, peer, peer->sent_end, &len);
+
+		if (!b || peer->sent_end + len > peer->window_end)
+			return;
+		reached =
+		    send_frags(p, peer, b, peer->sent_end, len, peer->frag_next, len, &budget, now);
+		if (reached < len) {
+			peer->frag_next = reached;
+			return;
+		}
+		peer->frag_next = 0;
+		peer->sent_end += len;
+	}
+}
+
+static void pump_all(struct sl_proto *p, uint64_t now)
+{
+	for (uint32_t i = 0; i < p->n_peers; i++)
+		pump(p, &p->peers[i], now);
+}
+
+/* ---- batching ---- */
+
+/* Free committed, durable batches until `need` bytes fit in the window. */
+static int make_room(struct sl_proto *p, uint64_t need)
+{
+	uint64_t freeable = p->commit_pos < p->durable_pos ? p->commit_pos : p->durable_pos;
+
+	while (p->log_end + need - sl_proto_ring_base(p) > p->ring.cap || p->bq.n == p->bq.cap) {
+		const struct sl_bdesc *d;
+
+		if (p->bq.n == 0)
+			return sl_err_set(ENOSPC, "batch of %llu bytes exceeds the window",
+					  (unsigned long long)need);
+		d = sl_bq_at(&p->bq, 0);
+		if (d->pos + d->len > freeable)
+			return -EAGAIN;
+		sl_bq_pop(&p->bq);
+	}
+	return 0;
+}
+
+static int seal(struct sl_proto *p, uint64_t now)
+{
+	struct sl_batch_hdr h = {
+	    .stream_id = p->cfg.stream_id,
+	    .epoch = p->cfg.epoch,
+	    .base_lsn = p->next_lsn,
+	    .position = p->log_end,
+	    .prev_crc = p->last_crc,
+	    .leader_ts_ns = now,
+	};
+	struct sl_bdesc d;
+	uint64_t need = sl_batch_bound(p->builder.len);
+	uint8_t *out;
+	int len, rc;
+
+	if (p->builder.count == 0)
+		return 0;
+	if ((rc = make_room(p, need)))
+		return rc;
+	memcpy(h.cluster_id, p->cfg.cluster_id, sizeof(h.cluster_id));
+	out = sl_ring_at(&p->ring, p->log_end);
+	len = sl_batch_encode(&h, p->raw, p->builder.len, p->builder.count, out, need);
+	assert(len > 0);
+	if (len < 0)
+		return len;
+	d = (struct sl_bdesc){.pos = p->log_end,
+			      .base_lsn = p->next_lsn,
+			      .ts = now,
+			      .len = (uint32_t)len,
+			      .count = p->builder.count};
+	rc = sl_bq_push(&p->bq, &d);
+	assert(rc == 0);
+	p->log_end += (uint64_t)len;
+	p->next_lsn += p->builder.count;
+	p->last_crc = h.hdr_crc;
+	p->last_epoch = h.epoch;
+	sl_batch_builder_reset(&p->builder);
+	p->open_ts = 0;
+	rc = p->ops.write(p->ops.ctx, out, (size_t)len, d.pos);
+	if (rc < 0) {
+		sl_proto_fail(p, rc);
+		return rc;
+	}
+	pump_all(p, now);
+	return 0;
+}
+
+int64_t sl_proto_append(struct sl_proto *p, const void *rec, uint32_t len, uint64_t now)
+{
+	int rc;
+
+	if (p->role != SL_ROLE_LEADER)
+		return sl_err_set(EPERM, "node %u is not the leader (node %u is)", p->cfg.node_id,
+				  p->cfg.leader_id);
+	if (p->failed)
+		return p->failed;
+	if (len > p->cfg.limits.max_record_bytes)
+		return sl_err_set(EMSGSIZE, "record of %u bytes over the limit %u", len,
+				  p->cfg.limits.max_record_bytes);
+	if (p->builder.count > 0 && p->builder.len + SL_REC_PREFIX + len > p->cfg.batch_bytes &&
+	    (rc = seal(p, now)))
+		return rc;
+	rc = sl_batch_builder_add(&p->builder, rec, len);
+	assert(rc == 0);
+	if (p->builder.count == 1)
+		p->open_ts = now;
+	if (p->builder.len >= p->cfg.batch_bytes)
+		seal(p, now); /* -EAGAIN keeps the batch open; the next call retries */
+	return (int64_t)(p->next_lsn + p->builder.count - 1);
+}
+
+int sl_proto_flush(struct sl_proto *p, uint64_t now)
+{
+	if (p->role != SL_ROLE_LEADER)
+		return -EPERM;
+	if (p->failed)
+		return p->failed;
+	return seal(p, now);
+}
+
+/* ---- commit ---- */
+
+static uint64_t level_pos(const struct sl_peer *peer, enum sl_ack_level l)
+{
+	return l == SL_ACK_RECEIVED  ? peer->received
+	       : l == SL_ACK_DURABLE ? peer->durable
+				     : peer->applied;
+}
+
+static uint64_t quorum_at(const struct sl_proto *p, enum sl_ack_level l, unsigned required)
+{
+	uint64_t pos[SL_NODES_MAX];
+
+	for (uint32_t i = 0; i < p->n_peers; i++)
+		pos[i] = level_pos(&p->peers[i], l);
+	return sl_quorum_commit(&p->cfg.policy, p->log_end, p->durable_pos, pos, p->n_peers,
+				required);
+}
+
+/* The last LSN of the batch ending at `pos` (a batch boundary in the window
+ * at or after the current commit position). */
+static uint64_t lsn_at_end(const struct sl_proto *p, uint64_t pos)
+{
+	const struct sl_bdesc *d;
+
+	if (pos == 0)
+		return 0;
+	d = sl_bq_find(&p->bq, pos - 1);
+	assert(d && d->pos + d->len == pos);
+	return d ? d->base_lsn + d->count - 1 : p->commit_lsn;
+}
+
+static void tell_safe(struct sl_proto *p, uint64_t now)
+{
+	for (uint32_t i = 0; i < p->n_peers; i++) {
+		struct sl_peer *peer = &p->peers[i];
+		struct sl_frame f = {.hdr.type = SL_FRAME_HEARTBEAT};
+
+		if (peer->safe_sent >= p->safe_pos)
+			continue;
+		f.hb = (struct sl_frame_hb){
+		    .leader_end = p->log_end, .commit_pos = p->safe_pos, .leader_ts = now};
+		sl_proto_send(p, peer->id, &peer->seq, &f);
+		peer->safe_sent = p->safe_pos;
+		peer->last_send_ns = now;
+	}
+}
+
+static void recompute_commit(struct sl_proto *p, uint64_t now)
+{
+	enum sl_ack_level l = p->cfg.policy.level;
+	uint64_t quorum = quorum_at(p, l, (unsigned)p->required);
+	uint64_t c = p->degraded ? quorum_at(p, l, 0) : quorum;
+	uint64_t safe;
+
+	if (p->degraded && quorum >= p->degrade_mark)
+		p->degraded = 0; /* the acks came back for what we committed alone */
+	if (c > p->commit_pos) {
+		p->commit_lsn = lsn_at_end(p, c);
+		p->commit_pos = c;
+		p->blocked_since = 0;
+		p->ops.commit(p->ops.ctx, p->commit_lsn, c);
+	}
+	/* Followers deliver what cannot be lost: with ack_level=applied that is
+	 * the durable quorum, which applied acks then follow. */
+	safe = l == SL_ACK_APPLIED
+		   ? quorum_at(p, SL_ACK_DURABLE, p->degraded ? 0 : (unsigned)p->required)
+		   : p->commit_pos;
+	if (safe < p->commit_pos)
+		safe = p->commit_pos;
+	if (safe > p->safe_pos) {
+		p->safe_pos = safe;
+		tell_safe(p, now);
+	}
+}
+
+void sl_leader_on_durable(struct sl_proto *p, uint64_t now)
+{
+	recompute_commit(p, now);
+}
+
+/* ---- follower feedback ---- */
+
+static struct sl_peer *peer_of(struct sl_proto *p, uint32_t id)
+{
+	for (uint32_t i = 0; i < p->n_peers; i++)
+		if (p->peers[i].id == id)
+			return &p->peers[i];
+	return NULL;
+}
+
+static uint64_t lag_since(uint64_t now, uint64_t ts)
+{
+	return ts && now > ts ? now - ts : 0;
+}
+
+void sl_leader_on_status(struct sl_proto *p, const struct sl_frame *f, uint64_t now)
+{
+	struct sl_peer *peer = peer_of(p, f->hdr.sender);
+	const struct sl_frame_status *s = &f->status;
+
+	if (!peer || s->received_pos > p->log_end || s->durable_pos > s->received_pos ||
+	    s->applied_pos > s->durable_pos) {
+		p->frames_bad++;
+		return;
+	}
+	if (s->received_pos > peer->received || s->durable_pos > peer->durable ||
+	    s->applied_pos > peer->applied)
+		peer->last_progress_ns = now;
+	if (s->received_pos != peer->received)
+		peer->write_lag = lag_since(now, s->echo_received_ts);
+	if (s->durable_pos != peer->durable)
+		peer->flush_lag = lag_since(now, s->echo_durable_ts);
+	if (s->applied_pos != peer->applied)
+		peer->apply_lag = lag_since(now, s->echo_applied_ts);
+	peer->received = s->received_pos;
+	peer->durable = s->durable_pos;
+	peer->applied = s->applied_pos;
+	peer->applied_lsn = s->applied_lsn;
+	peer->window_end = s->window_end;
+	peer->last_status_ns = now;
+	/* A follower that restarted behind what we sent resumes from its end. */
+	if (peer->received < peer->sent_end &&
+	    peer->received + p->cfg.rcv_window_bytes < peer->sent_end) {
+		peer->sent_end = peer->received;
+		peer->frag_next = 0;
+	}
+	recompute_commit(p, now);
+	pump(p, peer, now);
+}
+
+/* Resend what a follower reports missing, [from, to), from the window or
+ * from disk, within the frame budget and the follower's window. */
+void sl_leader_on_nak(struct sl_proto *p, const struct sl_frame *f, uint64_t now)
+{
+	struct sl_peer *peer = peer_of(p, f->hdr.sender);
+	uint64_t pos = f->nak.from_pos, to = f->nak.to_pos;
+	uint32_t budget = p->cfg.send_budget;
+
+	p->naks_received++;
+	if (!peer)
+		return;
+	peer->naks++;
+	if (to > peer->sent_end)
+		to = peer->sent_end;
+	if (to > peer->window_end)
+		to = peer->window_end;
+	if (pos < sl_proto_ring_base(p) && pos != peer->received)
+		pos = peer->received; /* out of the window: restart at a batch boundary */
+	while (pos < to && budget > 0) {
+		const struct sl_bdesc *d = sl_bq_find(&p->bq, pos);
+		uint64_t start = d ? d->pos : pos; /* outside the window pos is a boundary */
+		uint32_t len, end, reached, before = budget;
+		const uint8_t *b = batch_bytes(p, peer, start, &len);
+
+		if (!b)
+			return;
+		end = to - start < len ? (uint32_t)(to - start) : len;
+		reached =
+		    send_frags(p, peer, b, start, len, (uint32_t)(pos - start), end, &budget, now);
+		peer->retransmits += before - budget;
+		p->retransmits += before - budget;
+		if (reached < end)
+			return; /* out of budget */
+		pos = start + len;
+	}
+}
+
+/* ---- timers ---- */
+
+static void probe_tail(struct sl_proto *p, struct sl_peer *peer, uint64_t now)
+{
+	const struct sl_bdesc *d;
+	uint32_t budget = 1, last;
+
+	/* Probe while anything sent is unacknowledged at the policy's level:
+	 * the resent fragment makes the follower NAK a gap or repeat its STATUS. */
+	if (level_pos(peer, p->cfg.policy.level) >= peer->sent_end || peer->sent_end == 0 ||
+	    now - peer->last_progress_ns < p->cfg.tlp_ns || now - peer->last_tlp_ns < p->cfg.tlp_ns)
+		return;
+	d = sl_bq_find(&p->bq, peer->sent_end - 1);
+	if (!d)
+		return;
+	last = (d->len - 1) / p->frag_unit * p->frag_unit;
+	send_frags(p, peer, sl_ring_at(&p->ring, d->pos), d->pos, d->len, last, d->len, &budget,
+		   now);
+	peer->last_tlp_ns = now;
+	p->tlps++;
+}
+
+static void check_ack_timeout(struct sl_proto *p, uint64_t now)
+{
+	const struct sl_bdesc *d;
+
+	if (!p->cfg.policy.timeout_ns || p->commit_pos >= p->log_end || p->degraded)
+		return;
+	d = sl_bq_find(&p->bq, p->commit_pos);
+	if (!d || now - d->ts < p->cfg.policy.timeout_ns)
+		return;
+	if (p->cfg.policy.on_timeout == SL_ON_TIMEOUT_DEGRADE) {
+		p->degraded = 1;
+		p->degrade_events++;
+		p->degrade_mark = p->log_end;
+		recompute_commit(p, now);
+	} else if (!p->blocked_since) {
+		p->blocked_since = d->ts + p->cfg.policy.timeout_ns;
+	}
+}
+
+void sl_leader_tick(struct sl_proto *p, uint64_t now)
+{
+	if (p->open_ts && now - p->open_ts >= p->cfg.linger_ns)
+		seal(p, now);
+	check_ack_timeout(p, now);
+	for (uint32_t i = 0; i < p->n_peers; i++) {
+		struct sl_peer *peer = &p->peers[i];
+
+		pump(p, peer, now);
+		probe_tail(p, peer, now);
+		if (now - peer->last_send_ns >= p->cfg.heartbeat_ns) {
+			struct sl_frame f = {.hdr.type = SL_FRAME_HEARTBEAT};
+
+			f.hb = (struct sl_frame_hb){
+			    .leader_end = p->log_end, .commit_pos = p->safe_pos, .leader_ts = now};
+			sl_proto_send(p, peer->id, &peer->seq, &f);
+			peer->safe_sent = p->safe_pos;
+			peer->last_send_ns = now;
+		}
+	}
+}
+
+static uint64_t min_u64(uint64_t a, uint64_t b)
+{
+	return a < b ? a : b;
+}
+
+uint64_t sl_leader_next_timer(const struct sl_proto *p)
+{
+	uint64_t t = UINT64_MAX;
+
+	if (p->open_ts)
+		t = p->open_ts + p->cfg.linger_ns;
+	if (p->cfg.policy.timeout_ns && p->commit_pos < p->log_end && !p->degraded &&
+	    !p->blocked_since) {
+		const struct sl_bdesc *d = sl_bq_find(&p->bq, p->commit_pos);
+
+		if (d)
+			t = min_u64(t, d->ts + p->cfg.policy.timeout_ns);
+	}
+	for (uint32_t i = 0; i < p->n_peers; i++) {
+		const struct sl_peer *peer = &p->peers[i];
+
+		t = min_u64(t, peer->last_send_ns + p->cfg.heartbeat_ns);
+		if (level_pos(peer, p->cfg.policy.level) < peer->sent_end)
+			t = min_u64(t, (peer->last_progress_ns > peer->last_tlp_ns
+					    ? peer->last_progress_ns
+					    : peer->last_tlp_ns) +
+					   p->cfg.tlp_ns);
+	}
+	return t;
+}

@@ -1,0 +1,137 @@
+/* The replication protocol of one stream on one node, as a pure state
+ * machine. It consumes events (append, frame received, storage progress,
+ * engine applied, timer tick with the time) and acts through the callbacks of
+ * struct sl_proto_ops (write a batch, send a frame, deliver records, report a
+ * commit). No syscalls, no clock reads, no allocation after sl_proto_create. */
+#ifndef SHIPLOG_PROTO_H
+#define SHIPLOG_PROTO_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "shiplog/batch.h"
+#include "shiplog/quorum.h"
+
+struct sl_proto;
+
+enum sl_role {
+	SL_ROLE_LEADER = 1,
+	SL_ROLE_FOLLOWER = 2,
+};
+
+struct sl_proto_config {
+	uint8_t cluster_id[16];
+	uint64_t stream_id;
+	uint32_t node_id;		 /* this node */
+	uint32_t n_nodes;		 /* 1..SL_NODES_MAX */
+	uint32_t node_ids[SL_NODES_MAX]; /* every node, this one included */
+	uint32_t leader_id;
+	uint64_t epoch;
+	struct sl_ack_policy policy;
+	uint32_t mtu;		   /* frames fit in this MTU (default 1500) */
+	uint32_t batch_bytes;	   /* close a batch at this many raw bytes (64 KiB) */
+	uint64_t linger_ns;	   /* or this long after its first record (100 us) */
+	uint64_t window_bytes;	   /* leader's in-memory window of batches (16 MiB) */
+	uint64_t rcv_window_bytes; /* follower's receive buffer (8 MiB) */
+	uint64_t heartbeat_ns;	   /* leader heartbeat interval (10 ms) */
+	uint64_t nak_delay_ns;	   /* wait this long for reordering before a NAK (200 us) */
+	uint64_t nak_interval_ns;  /* repeat an unanswered NAK after (1 ms) */
+	uint64_t tlp_ns;	   /* tail-loss probe after this long without progress (2 ms) */
+	uint32_t send_budget;	   /* max frames one event may send to one peer (256) */
+	struct sl_batch_limits limits;
+};
+
+/* Fill defaults for every zero field of `c` (sizes, timers, limits). */
+void sl_proto_config_defaults(struct sl_proto_config *c);
+
+/* Where this node's log stands when the protocol starts (from the store). */
+struct sl_log_state {
+	uint64_t next_lsn;    /* 1 for an empty log */
+	uint64_t next_pos;    /* 0 for an empty log */
+	uint32_t last_crc;    /* hdr_crc of the last batch, 0 when empty */
+	uint64_t durable_pos; /* == next_pos after recovery */
+	uint64_t applied_lsn; /* the engine's applied LSN (followers), 0 if none */
+	uint64_t applied_pos; /* end position of the batch holding applied_lsn */
+};
+
+/* The world, as the protocol sees it. Every callback returns 0 or -errno;
+ * a negative return from write or read fails the node (sl_proto_failed). */
+struct sl_proto_ops {
+	void *ctx;
+	/* Hand a complete, verified batch to local storage. Durability is
+	 * reported later through sl_proto_on_durable. */
+	int (*write)(void *ctx, const uint8_t *batch, size_t len, uint64_t pos);
+	/* Read the whole batch at `pos` from local storage (catch-up of a
+	 * follower that fell out of the leader's window). Returns its length. */
+	int (*read)(void *ctx, uint64_t pos, uint8_t *buf, size_t cap);
+	/* Send one frame to a node. Loss is the network's business. */
+	int (*send)(void *ctx, uint32_t to, const uint8_t *frame, size_t len);
+	/* Deliver the records of a committed batch to the engine (followers). */
+	void (*deliver)(void *ctx, const struct sl_batch_hdr *h, const uint8_t *raw,
+			size_t raw_len);
+	/* The commit LSN moved forward (leader). */
+	void (*commit)(void *ctx, uint64_t commit_lsn, uint64_t commit_pos);
+};
+
+int sl_proto_create(struct sl_proto **out, const struct sl_proto_config *c,
+		    const struct sl_log_state *log, const struct sl_proto_ops *ops);
+void sl_proto_destroy(struct sl_proto *p);
+
+/* Leader: add one record; returns its LSN, -EAGAIN when the window is full
+ * (retry after progress), -EPERM on a follower, -EMSGSIZE when too large. */
+int64_t sl_proto_append(struct sl_proto *p, const void *rec, uint32_t len, uint64_t now);
+/* Leader: close the open batch now instead of waiting for linger. */
+int sl_proto_flush(struct sl_proto *p, uint64_t now);
+
+/* A frame arrived. Frames that fail decoding, name another cluster or
+ * stream, another receiver, or a lower epoch are counted and ignored. */
+void sl_proto_on_frame(struct sl_proto *p, const uint8_t *frame, size_t len, uint64_t now);
+
+/* Storage made everything below `durable_pos` durable. */
+void sl_proto_on_durable(struct sl_proto *p, uint64_t durable_pos, uint64_t now);
+/* Storage failed (write or fsync): the node stops acknowledging for good. */
+void sl_proto_on_storage_error(struct sl_proto *p, int err);
+
+/* The engine applied every record up to `lsn` (drives ack_level=applied). */
+void sl_proto_on_applied(struct sl_proto *p, uint64_t lsn, uint64_t now);
+
+/* Timers: linger, heartbeats, NAKs, tail-loss probes, ack timeout. Call at
+ * least every `sl_proto_next_timer(p) - now` ns. */
+void sl_proto_tick(struct sl_proto *p, uint64_t now);
+uint64_t sl_proto_next_timer(const struct sl_proto *p);
+
+/* Lag and state, as pg_stat_replication shows it. */
+struct sl_peer_status {
+	uint32_t node_id;
+	uint64_t sent_pos, received_pos, durable_pos, applied_pos;
+	uint64_t applied_lsn;
+	uint64_t write_lag_ns, flush_lag_ns, apply_lag_ns; /* leader clock */
+	uint64_t bytes_behind;				   /* leader_end - received_pos */
+	uint64_t records_behind; /* leader's last LSN - follower's received LSN */
+	uint64_t last_status_ns; /* when its last STATUS arrived, 0 never */
+	uint64_t naks, retransmits, catchup_batches;
+	int catching_up; /* being served from the leader's disk */
+};
+
+struct sl_proto_status {
+	enum sl_role role;
+	uint32_t node_id, leader_id;
+	uint64_t epoch;
+	uint64_t next_lsn; /* next LSN this node expects to append/receive */
+	uint64_t log_end;  /* end position of complete batches held */
+	uint64_t durable_pos;
+	uint64_t commit_pos, commit_lsn;
+	uint64_t safe_pos;	/* quorum-durable: what followers may deliver */
+	uint64_t delivered_lsn; /* followers: last LSN handed to the engine */
+	int degraded;		/* committing without the quorum (on_timeout=degrade) */
+	uint64_t degrade_events;
+	uint64_t blocked_since_ns; /* commit waiting past ack_timeout, 0 if not */
+	int failed;		   /* negative errno once storage failed */
+	uint64_t frames_in, frames_out, frames_bad, frames_foreign, frames_stale;
+	uint64_t dup_fragments, naks_sent, naks_received, retransmits, tlps;
+	uint32_t n_peers;
+	struct sl_peer_status peers[SL_NODES_MAX];
+};
+void sl_proto_get_status(const struct sl_proto *p, struct sl_proto_status *out);
+
+#endif

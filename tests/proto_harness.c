@@ -1,0 +1,218 @@
+/* In-memory cluster for protocol unit tests; see proto_harness.h. */
+#include "proto_harness.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "shiplog/frame.h"
+
+/* Record bytes derive from the LSN: pseudo-random, so batches do not
+ * compress away and windows fill as they would with real data. */
+void h_record(uint64_t lsn, uint32_t len, uint8_t *out)
+{
+	uint64_t x = lsn * 0x9e3779b97f4a7c15ull + 1;
+
+	for (uint32_t i = 0; i < len; i++) {
+		x ^= x << 13;
+		x ^= x >> 7;
+		x ^= x << 17;
+		out[i] = (uint8_t)x;
+	}
+}
+
+static int h_write(void *ctx, const uint8_t *b, size_t len, uint64_t pos)
+{
+	struct h_node *n = ctx;
+
+	if (pos != n->written || pos + len > H_LOG_BYTES)
+		return -EIO;
+	memcpy(n->log + pos, b, len);
+	n->written += len;
+	if (n->auto_durable)
+		h_make_durable(n);
+	return 0;
+}
+
+void h_make_durable(struct h_node *n)
+{
+	if (n->durable == n->written)
+		return;
+	n->durable = n->written;
+	sl_proto_on_durable(n->p, n->durable, n->h->now);
+}
+
+static int h_read(void *ctx, uint64_t pos, uint8_t *buf, size_t cap)
+{
+	struct h_node *n = ctx;
+	struct sl_batch_hdr hdr;
+	int rc;
+
+	if (pos >= n->written)
+		return -ENOENT;
+	rc = sl_batch_decode_hdr(n->log + pos, n->written - pos, &sl_batch_default_limits, &hdr);
+	if (rc < 0)
+		return rc;
+	if (SL_BATCH_HDR_SIZE + hdr.stored_len > cap)
+		return -ENOSPC;
+	memcpy(buf, n->log + pos, SL_BATCH_HDR_SIZE + hdr.stored_len);
+	return (int)(SL_BATCH_HDR_SIZE + hdr.stored_len);
+}
+
+static int h_send(void *ctx, uint32_t to, const uint8_t *frame, size_t len)
+{
+	struct h_node *n = ctx;
+	struct harness *h = n->h;
+	struct h_frame *f;
+
+	if (h->q_len == H_QUEUE)
+		return -ENOBUFS;
+	f = &h->q[(h->q_head + h->q_len) % H_QUEUE];
+	f->from = n->id;
+	f->to = to;
+	f->len = (uint32_t)len;
+	memcpy(f->buf, frame, len);
+	h->q_len++;
+	h->sent++;
+	return 0;
+}
+
+static void h_deliver(void *ctx, const struct sl_batch_hdr *hdr, const uint8_t *raw, size_t raw_len)
+{
+	struct h_node *n = ctx;
+	struct sl_rec_iter it;
+	const uint8_t *rec;
+	uint32_t len;
+	uint64_t lsn = hdr->base_lsn;
+
+	sl_rec_iter_init(&it, raw, raw_len);
+	while (sl_rec_next(&it, &rec, &len) == 1) {
+		/* Out of order or changed bytes leave delivered_next stuck. */
+		if (lsn == n->delivered_next && lsn <= H_MAX_LSN && len == n->h->rec_len[lsn] &&
+		    (len == 0 || rec[0] == n->h->rec_first[lsn]))
+			n->delivered_next++;
+		lsn++;
+	}
+	n->deliveries++;
+	if (n->auto_apply)
+		sl_proto_on_applied(n->p, lsn - 1, n->h->now);
+}
+
+static void h_commit(void *ctx, uint64_t lsn, uint64_t pos)
+{
+	struct h_node *n = ctx;
+
+	n->commit_lsn = lsn;
+	n->commit_pos = pos;
+}
+
+int h_init(struct harness *h, uint32_t n, const struct sl_ack_policy *policy)
+{
+	struct sl_log_state log = {.next_lsn = 1};
+
+	memset(h, 0, sizeof(*h));
+	h->n = n;
+	h->now = 1000000;
+	h->q = calloc(H_QUEUE, sizeof(*h->q));
+	if (!h->q)
+		return -ENOMEM;
+	memcpy(h->cfg.cluster_id, "harness-cluster", 16);
+	h->cfg.stream_id = 9;
+	h->cfg.n_nodes = n;
+	h->cfg.leader_id = 1;
+	h->cfg.epoch = 3;
+	h->cfg.policy = *policy;
+	h->cfg.rcv_window_bytes = 1 << 20;
+	h->cfg.window_bytes = 2 << 20;
+	h->cfg.batch_bytes = 16 << 10;
+	h->cfg.limits =
+	    (struct sl_batch_limits){.max_raw_bytes = 1 << 20, .max_record_bytes = 64 << 10};
+	for (uint32_t i = 0; i < n; i++)
+		h->cfg.node_ids[i] = i + 1;
+	for (uint32_t i = 0; i < n; i++) {
+		struct h_node *nd = &h->nodes[i];
+		struct sl_proto_ops ops = {.ctx = nd,
+					   .write = h_write,
+					   .read = h_read,
+					   .send = h_send,
+					   .deliver = h_deliver,
+					   .commit = h_commit};
+		struct sl_proto_config c = h->cfg;
+		int rc;
+
+		nd->h = h;
+		nd->id = i + 1;
+		nd->auto_durable = 1;
+		nd->auto_apply = 1;
+		nd->delivered_next = 1;
+		nd->log = malloc(H_LOG_BYTES);
+		if (!nd->log)
+			return -ENOMEM;
+		c.node_id = nd->id;
+		if ((rc = sl_proto_create(&nd->p, &c, &log, &ops)))
+			return rc;
+	}
+	return 0;
+}
+
+void h_free(struct harness *h)
+{
+	for (uint32_t i = 0; i < h->n; i++) {
+		sl_proto_destroy(h->nodes[i].p);
+		free(h->nodes[i].log);
+	}
+	free(h->q);
+}
+
+int64_t h_append(struct harness *h, uint32_t len)
+{
+	static uint8_t rec[1 << 16];
+	uint64_t expect = h->appended + 1; /* appends are sequential from LSN 1 */
+	int64_t lsn;
+
+	if (len > sizeof(rec))
+		return -EMSGSIZE;
+	h_record(expect, len, rec);
+	lsn = sl_proto_append(h->nodes[0].p, rec, len, h->now);
+	if (lsn < 0)
+		return lsn;
+	if ((uint64_t)lsn != expect)
+		return -EPROTO;
+	h->appended++;
+	if (lsn <= H_MAX_LSN) {
+		h->rec_len[lsn] = len;
+		h->rec_first[lsn] = len ? rec[0] : 0;
+	}
+	return lsn;
+}
+
+void h_advance(struct harness *h, uint64_t ns)
+{
+	h->now += ns;
+	for (uint32_t i = 0; i < h->n; i++)
+		sl_proto_tick(h->nodes[i].p, h->now);
+}
+
+uint64_t h_run(struct harness *h, uint64_t max)
+{
+	uint64_t moved = 0;
+
+	while (h->q_len > 0 && moved < max) {
+		struct h_frame *f = &h->q[h->q_head];
+		struct h_node *dst = &h->nodes[f->to - 1];
+		int drop = h->nodes[f->from - 1].down || dst->down;
+
+		h->q_head = (h->q_head + 1) % H_QUEUE;
+		h->q_len--;
+		moved++;
+		if (!drop && h->filter)
+			drop = h->filter(h, f);
+		if (!drop && h->drop_every && f->buf[5] == SL_FRAME_DATA &&
+		    moved % h->drop_every == 0)
+			drop = 1;
+		if (!drop)
+			sl_proto_on_frame(dst->p, f->buf, f->len, h->now);
+		h->now += 1000; /* 1 us per frame */
+	}
+	return moved;
+}

@@ -1,0 +1,457 @@
+/* Protocol rules on a small in-memory cluster: replication end to end,
+ * quorum waits, slow followers, loss repair, duplicates, foreign and stale
+ * frames, receive windows, ack timeouts (block and degrade), ack levels. */
+#include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <cmocka.h>
+
+#include "proto_harness.h"
+#include "shiplog/frame.h"
+
+static struct harness H;
+
+static void status_of(uint32_t id, struct sl_proto_status *s)
+{
+	sl_proto_get_status(H.nodes[id - 1].p, s);
+}
+
+/* Append `n` records of varying sizes, moving the network as we go. */
+static void append_many(uint64_t n)
+{
+	for (uint64_t i = 0; i < n; i++) {
+		int64_t lsn;
+		int tries = 0;
+
+		while ((lsn = h_append(&H, (uint32_t)(i * 37 % 1500))) == -EAGAIN &&
+		       tries++ < 1000) {
+			h_run(&H, 100000);
+			h_advance(&H, 100000);
+		}
+		assert_true(lsn > 0);
+	}
+	assert_int_equal(sl_proto_flush(H.nodes[0].p, H.now), 0);
+}
+
+/* Run network and timers until quiet for a while (bounded). */
+static void settle(void)
+{
+	for (int i = 0; i < 2000; i++) {
+		h_run(&H, 1000000);
+		h_advance(&H, 500000);
+		if (H.q_len == 0 && i > 50)
+			break;
+	}
+}
+
+static void assert_logs_equal(uint32_t a, uint32_t b)
+{
+	assert_int_equal(H.nodes[a - 1].written, H.nodes[b - 1].written);
+	assert_memory_equal(H.nodes[a - 1].log, H.nodes[b - 1].log, H.nodes[a - 1].written);
+}
+
+static int setup3(const struct sl_ack_policy *p)
+{
+	return h_init(&H, 3, p);
+}
+
+static int teardown(void **state)
+{
+	(void)state;
+	h_free(&H);
+	return 0;
+}
+
+static void replicates_end_to_end(void **state)
+{
+	struct sl_ack_policy pol = {.acks = 1, .level = SL_ACK_DURABLE};
+
+	(void)state;
+	assert_int_equal(setup3(&pol), 0);
+	append_many(20000);
+	settle();
+	assert_int_equal(H.nodes[0].commit_lsn, 20000);
+	for (uint32_t id = 2; id <= 3; id++) {
+		assert_int_equal(H.nodes[id - 1].delivered_next, 20001);
+		assert_logs_equal(1, id);
+	}
+}
+
+static void single_node_commits_on_durability(void **state)
+{
+	struct sl_ack_policy pol = {.acks = 0, .level = SL_ACK_DURABLE};
+
+	(void)state;
+	assert_int_equal(h_init(&H, 1, &pol), 0);
+	H.nodes[0].auto_durable = 0;
+	append_many(100);
+	assert_int_equal(H.nodes[0].commit_lsn, 0);
+	h_make_durable(&H.nodes[0]);
+	assert_int_equal(H.nodes[0].commit_lsn, 100);
+}
+
+static void all_waits_for_slowest(void **state)
+{
+	struct sl_ack_policy pol = {.acks = SL_ACKS_ALL, .level = SL_ACK_DURABLE};
+
+	(void)state;
+	assert_int_equal(setup3(&pol), 0);
+	H.nodes[2].auto_durable = 0;
+	append_many(500);
+	settle();
+	assert_int_equal(H.nodes[0].commit_lsn, 0);
+	/* Received is not durable: nothing delivered anywhere yet. */
+	assert_int_equal(H.nodes[1].delivered_next, 1);
+	h_make_durable(&H.nodes[2]);
+	settle();
+	assert_int_equal(H.nodes[0].commit_lsn, 500);
+	assert_int_equal(H.nodes[1].delivered_next, 501);
+	assert_int_equal(H.nodes[2].delivered_next, 501);
+}
+
+static void dead_follower_does_not_stall_acks1(void **state)
+{
+	struct sl_ack_policy pol = {.acks = 1, .level = SL_ACK_DURABLE};
+	struct sl_proto_status s;
+
+	(void)state;
+	assert_int_equal(setup3(&pol), 0);
+	H.nodes[2].down = 1;
+	append_many(5000);
+	settle();
+	assert_int_equal(H.nodes[0].commit_lsn, 5000);
+	assert_int_equal(H.nodes[1].delivered_next, 5001);
+	assert_int_equal(H.nodes[2].written, 0);
+	status_of(1, &s);
+	assert_int_equal(s.peers[1].node_id, 3);
+	assert_int_equal(s.peers[1].received_pos, 0);
+	assert_true(s.peers[1].bytes_behind > 0);
+	assert_int_equal(s.peers[1].records_behind, 5000);
+	/* It comes back and catches up, from memory or the leader's log. */
+	H.nodes[2].down = 0;
+	settle();
+	assert_int_equal(H.nodes[2].delivered_next, 5001);
+	assert_logs_equal(1, 3);
+}
+
+static void majority_of_five(void **state)
+{
+	struct sl_ack_policy pol = {.acks = SL_ACKS_MAJORITY, .level = SL_ACK_DURABLE};
+
+	(void)state;
+	assert_int_equal(h_init(&H, 5, &pol), 0);
+	H.nodes[2].down = H.nodes[3].down = H.nodes[4].down = 1;
+	append_many(50);
+	settle();
+	assert_int_equal(H.nodes[0].commit_lsn, 0); /* 2 of 5 is not a majority */
+	H.nodes[4].down = 0;
+	settle();
+	assert_int_equal(H.nodes[0].commit_lsn, 50);
+}
+
+static void loss_is_repaired(void **state)
+{
+	struct sl_ack_policy pol = {.acks = SL_ACKS_ALL, .level = SL_ACK_DURABLE};
+	struct sl_proto_status s;
+
+	(void)state;
+	assert_int_equal(setup3(&pol), 0);
+	H.drop_every = 7;
+	append_many(20000);
+	settle();
+	H.drop_every = 0;
+	settle();
+	status_of(1, &s);
+	assert_true(s.naks_received > 0);
+	assert_true(s.retransmits > 0);
+	assert_int_equal(H.nodes[0].commit_lsn, 20000);
+	assert_logs_equal(1, 2);
+	assert_logs_equal(1, 3);
+	assert_int_equal(H.nodes[1].delivered_next, 20001);
+}
+
+/* Lose only the last DATA frames of a burst: the tail-loss probe recovers. */
+static int drop_tail(struct harness *h, const struct h_frame *f)
+{
+	(void)h;
+	return f->buf[5] == SL_FRAME_DATA && f->to == 2;
+}
+
+static void tail_loss_probe(void **state)
+{
+	struct sl_ack_policy pol = {.acks = SL_ACKS_ALL, .level = SL_ACK_DURABLE};
+	struct sl_proto_status s;
+
+	(void)state;
+	assert_int_equal(setup3(&pol), 0);
+	H.filter = drop_tail;
+	append_many(10);
+	h_run(&H, 100000);
+	H.filter = NULL;
+	settle();
+	status_of(1, &s);
+	assert_true(s.tlps > 0);
+	assert_int_equal(H.nodes[0].commit_lsn, 10);
+	assert_int_equal(H.nodes[1].delivered_next, 11);
+}
+
+static int duplicate_all(struct harness *h, const struct h_frame *f)
+{
+	/* Deliver a copy now; the original follows. */
+	struct h_node *dst = &h->nodes[f->to - 1];
+
+	sl_proto_on_frame(dst->p, f->buf, f->len, h->now);
+	return 0;
+}
+
+static void duplicates_deliver_once(void **state)
+{
+	struct sl_ack_policy pol = {.acks = 2, .level = SL_ACK_DURABLE};
+	struct sl_proto_status s;
+
+	(void)state;
+	assert_int_equal(setup3(&pol), 0);
+	H.filter = duplicate_all;
+	append_many(3000);
+	settle();
+	status_of(2, &s);
+	assert_true(s.dup_fragments > 0);
+	assert_int_equal(H.nodes[1].delivered_next, 3001);
+	assert_int_equal(s.delivered_lsn, 3000);
+	assert_logs_equal(1, 2);
+}
+
+/* Re-encode a captured frame with one header field changed. */
+static size_t mutate(const struct h_frame *f, uint8_t *out, int what)
+{
+	struct sl_frame fr;
+	int len;
+
+	assert_int_equal(sl_frame_decode(f->buf, f->len, &fr), 0);
+	if (what == 0)
+		fr.hdr.cluster_id[0] ^= 1;
+	else if (what == 1)
+		fr.hdr.epoch--;
+	else if (what == 2)
+		fr.hdr.stream_id++;
+	else
+		fr.hdr.receiver = 99;
+	len = sl_frame_encode(&fr, out, SL_FRAME_MAX);
+	assert_true(len > 0);
+	return (size_t)len;
+}
+
+static void foreign_and_stale_frames_change_nothing(void **state)
+{
+	struct sl_ack_policy pol = {.acks = 1, .level = SL_ACK_DURABLE};
+	struct sl_proto_status before, after;
+	static uint8_t buf[SL_FRAME_MAX];
+
+	(void)state;
+	assert_int_equal(setup3(&pol), 0);
+	append_many(10);
+	assert_true(H.q_len > 0);
+	status_of(2, &before);
+	/* Every queued frame, mutated four ways, to its receiver. */
+	for (uint32_t i = 0; i < H.q_len; i++) {
+		const struct h_frame *f = &H.q[(H.q_head + i) % H_QUEUE];
+
+		for (int what = 0; what < 4; what++) {
+			size_t len = mutate(f, buf, what);
+
+			sl_proto_on_frame(H.nodes[f->to - 1].p, buf, len, H.now);
+		}
+		/* And garbage. */
+		memset(buf, 0xa5, 200);
+		sl_proto_on_frame(H.nodes[f->to - 1].p, buf, 200, H.now);
+	}
+	status_of(2, &after);
+	assert_int_equal(after.log_end, before.log_end);
+	assert_int_equal(after.delivered_lsn, before.delivered_lsn);
+	assert_int_equal(after.commit_pos, before.commit_pos);
+	assert_int_equal(after.frames_out, before.frames_out);
+	assert_true(after.frames_foreign > before.frames_foreign);
+	assert_true(after.frames_stale > before.frames_stale);
+	assert_true(after.frames_bad > before.frames_bad);
+	assert_int_equal(H.nodes[1].written, 0);
+	/* The genuine frames still work. */
+	settle();
+	assert_int_equal(H.nodes[1].delivered_next, 11);
+}
+
+static void follower_refuses_appends(void **state)
+{
+	struct sl_ack_policy pol = {.acks = 1, .level = SL_ACK_DURABLE};
+	uint8_t rec[8] = {0};
+	static uint8_t big[70000];
+
+	(void)state;
+	assert_int_equal(setup3(&pol), 0);
+	assert_int_equal(sl_proto_append(H.nodes[1].p, rec, sizeof(rec), H.now), -EPERM);
+	assert_int_equal(sl_proto_append(H.nodes[0].p, big, sizeof(big), H.now), -EMSGSIZE);
+}
+
+static void receive_window_limits_sending(void **state)
+{
+	struct sl_ack_policy pol = {.acks = 1, .level = SL_ACK_DURABLE};
+	struct sl_proto_status s;
+
+	(void)state;
+	assert_int_equal(setup3(&pol), 0);
+	/* Node 2 never makes anything durable, so it can free nothing. */
+	H.nodes[1].auto_durable = 0;
+	append_many(30000);
+	settle();
+	status_of(1, &s);
+	assert_int_equal(H.nodes[0].commit_lsn, 30000); /* node 3 carried the quorum */
+	assert_int_equal(H.nodes[2].delivered_next, 30001);
+	/* Node 2 got at most its window's worth. */
+	assert_true(H.nodes[1].written <= (1u << 20));
+	assert_true(s.peers[0].sent_pos < s.log_end);
+	h_make_durable(&H.nodes[1]);
+	settle();
+	for (int i = 0; i < 200 && H.nodes[1].written < H.nodes[0].written; i++) {
+		h_make_durable(&H.nodes[1]);
+		settle();
+	}
+	assert_logs_equal(1, 2);
+}
+
+static void timeout_degrade_and_recover(void **state)
+{
+	struct sl_ack_policy pol = {.acks = SL_ACKS_ALL,
+				    .level = SL_ACK_DURABLE,
+				    .timeout_ns = 5000000,
+				    .on_timeout = SL_ON_TIMEOUT_DEGRADE};
+	struct sl_proto_status s;
+
+	(void)state;
+	assert_int_equal(setup3(&pol), 0);
+	H.nodes[2].down = 1;
+	append_many(100);
+	h_run(&H, 100000);
+	assert_int_equal(H.nodes[0].commit_lsn, 0);
+	h_advance(&H, 6000000);
+	status_of(1, &s);
+	assert_int_equal(s.degraded, 1);
+	assert_int_equal(s.degrade_events, 1);
+	assert_int_equal(H.nodes[0].commit_lsn, 100);
+	H.nodes[2].down = 0;
+	settle();
+	status_of(1, &s);
+	assert_int_equal(s.degraded, 0);
+	assert_int_equal(H.nodes[2].delivered_next, 101);
+}
+
+static void timeout_block_waits(void **state)
+{
+	struct sl_ack_policy pol = {.acks = SL_ACKS_ALL,
+				    .level = SL_ACK_DURABLE,
+				    .timeout_ns = 5000000,
+				    .on_timeout = SL_ON_TIMEOUT_BLOCK};
+	struct sl_proto_status s;
+
+	(void)state;
+	assert_int_equal(setup3(&pol), 0);
+	H.nodes[2].down = 1;
+	append_many(100);
+	h_run(&H, 100000);
+	h_advance(&H, 20000000);
+	status_of(1, &s);
+	assert_int_equal(s.degraded, 0);
+	assert_true(s.blocked_since_ns > 0);
+	assert_int_equal(H.nodes[0].commit_lsn, 0);
+	H.nodes[2].down = 0;
+	settle();
+	status_of(1, &s);
+	assert_int_equal(H.nodes[0].commit_lsn, 100);
+	assert_int_equal(s.blocked_since_ns, 0);
+}
+
+static void applied_level_waits_for_engine(void **state)
+{
+	struct sl_ack_policy pol = {.acks = SL_ACKS_ALL, .level = SL_ACK_APPLIED};
+	struct sl_proto_status s;
+
+	(void)state;
+	assert_int_equal(setup3(&pol), 0);
+	H.nodes[1].auto_apply = 0;
+	append_many(200);
+	settle();
+	/* Delivered (safe at the durable quorum) but not applied: no commit. */
+	assert_int_equal(H.nodes[1].delivered_next, 201);
+	assert_int_equal(H.nodes[0].commit_lsn, 0);
+	status_of(1, &s);
+	assert_true(s.safe_pos > 0);
+	sl_proto_on_applied(H.nodes[1].p, 200, H.now);
+	settle();
+	assert_int_equal(H.nodes[0].commit_lsn, 200);
+	status_of(1, &s);
+	assert_int_equal(s.peers[0].applied_lsn, 200);
+}
+
+static void received_level_commits_before_durable(void **state)
+{
+	struct sl_ack_policy pol = {.acks = SL_ACKS_ALL, .level = SL_ACK_RECEIVED};
+
+	(void)state;
+	assert_int_equal(setup3(&pol), 0);
+	H.nodes[1].auto_durable = H.nodes[2].auto_durable = 0;
+	append_many(100);
+	settle();
+	assert_int_equal(H.nodes[0].commit_lsn, 100);
+	/* Followers deliver only what they hold durably. */
+	assert_int_equal(H.nodes[1].delivered_next, 1);
+	h_make_durable(&H.nodes[1]);
+	settle();
+	assert_int_equal(H.nodes[1].delivered_next, 101);
+}
+
+static void lag_is_reported(void **state)
+{
+	struct sl_ack_policy pol = {.acks = 1, .level = SL_ACK_DURABLE};
+	struct sl_proto_status s;
+
+	(void)state;
+	assert_int_equal(setup3(&pol), 0);
+	append_many(1000);
+	settle();
+	status_of(1, &s);
+	assert_int_equal(s.n_peers, 2);
+	for (int i = 0; i < 2; i++) {
+		assert_int_equal(s.peers[i].received_pos, s.log_end);
+		assert_int_equal(s.peers[i].durable_pos, s.log_end);
+		assert_int_equal(s.peers[i].applied_lsn, 1000);
+		assert_int_equal(s.peers[i].bytes_behind, 0);
+		assert_int_equal(s.peers[i].records_behind, 0);
+		assert_true(s.peers[i].write_lag_ns > 0);
+		assert_true(s.peers[i].last_status_ns > 0);
+	}
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test_teardown(replicates_end_to_end, teardown),
+	    cmocka_unit_test_teardown(single_node_commits_on_durability, teardown),
+	    cmocka_unit_test_teardown(all_waits_for_slowest, teardown),
+	    cmocka_unit_test_teardown(dead_follower_does_not_stall_acks1, teardown),
+	    cmocka_unit_test_teardown(majority_of_five, teardown),
+	    cmocka_unit_test_teardown(loss_is_repaired, teardown),
+	    cmocka_unit_test_teardown(tail_loss_probe, teardown),
+	    cmocka_unit_test_teardown(duplicates_deliver_once, teardown),
+	    cmocka_unit_test_teardown(foreign_and_stale_frames_change_nothing, teardown),
+	    cmocka_unit_test_teardown(follower_refuses_appends, teardown),
+	    cmocka_unit_test_teardown(receive_window_limits_sending, teardown),
+	    cmocka_unit_test_teardown(timeout_degrade_and_recover, teardown),
+	    cmocka_unit_test_teardown(timeout_block_waits, teardown),
+	    cmocka_unit_test_teardown(applied_level_waits_for_engine, teardown),
+	    cmocka_unit_test_teardown(received_level_commits_before_durable, teardown),
+	    cmocka_unit_test_teardown(lag_is_reported, teardown),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
