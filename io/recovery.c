@@ -460,35 +460,25 @@ static int load_header(const struct sl_recover_in *in, struct sl_seg *seg, uint6
 }
 
 /* A last segment whose header never became durable: its creation crashed.
- * Such a file holds nothing else; anything else is refused. */
+ * Such a file is all zeros (or empty); it is removed. 1: removed, 0: not such
+ * a file (the caller refuses it), <0: error. */
 static int drop_unborn(const struct sl_recover_in *in, struct sl_seg *seg)
 {
 	struct win w = {.fd = -1};
 	int rc, empty = 1;
-	struct stat st;
 
 	if ((rc = win_open(&w, in->dir, in->dirfd, seg)) < 0)
 		return rc;
-	if (fstat(w.fd, &st) == 0)
-		seg->size = (uint64_t)st.st_size;
-	for (uint64_t o = 0; o < seg->size && empty; o += WIN_MIN) {
+	for (uint64_t o = 0; o < seg->size && empty == 1; o += WIN_MIN) {
 		size_t len = seg->size - o < WIN_MIN ? (size_t)(seg->size - o) : WIN_MIN;
 		const uint8_t *p = win_get(&w, o, len);
 
-		if (p == NULL) {
-			empty = -1;
-			break;
-		}
-		/* The header itself may be half written: look past it. */
-		if (o == 0)
-			p += SL_SEG_HDR_SIZE,
-			    len = len > SL_SEG_HDR_SIZE ? len - SL_SEG_HDR_SIZE : 0;
-		empty = last_nonzero(p, len) < 0;
+		empty = p == NULL ? -EIO : last_nonzero(p, len) < 0;
 	}
 	win_close(&w);
 	free(w.buf);
 	if (empty <= 0)
-		return empty < 0 ? -EIO : 0;
+		return empty;
 	if ((rc = sl_seg_unlink(in->dirfd, in->dir, seg->name)) < 0 ||
 	    (rc = sl_dir_sync(in->dirfd, in->dir)) < 0)
 		return rc;

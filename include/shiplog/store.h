@@ -12,8 +12,8 @@
 struct sl_store;
 
 enum sl_sync_mode {
-	SL_SYNC_DEFAULT = 0, /* the faster of the two, as measured by shipbench store
-			      * (see sl_store_open in io/store.c for the figures) */
+	SL_SYNC_DEFAULT = 0, /* the faster of the two as measured by shipbench store:
+			      * DSYNC (figures in sl_store_open, io/store.c) */
 	SL_SYNC_FDATASYNC,   /* write, then a linked fdatasync per group */
 	SL_SYNC_DSYNC,	     /* one RWF_DSYNC write per group */
 };
