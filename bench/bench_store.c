@@ -34,6 +34,7 @@
 #include "shiplog/crc32c.h"
 #include "shiplog/err.h"
 #include "shiplog/hist.h"
+#include "shiplog/le.h"
 #include "shiplog/store.h"
 
 #define ROUNDS	       3
@@ -283,18 +284,6 @@ struct templates {
 	uint32_t prev_crc;
 };
 
-static void put32(uint8_t *p, uint32_t v)
-{
-	for (int i = 0; i < 4; i++)
-		p[i] = (uint8_t)(v >> (8 * i));
-}
-
-static void put64(uint8_t *p, uint64_t v)
-{
-	put32(p, (uint32_t)v);
-	put32(p + 4, (uint32_t)(v >> 32));
-}
-
 static int templates_make(struct templates *t, uint32_t raw_bytes, uint64_t *seed)
 {
 	uint32_t rec = raw_bytes > 4096 ? 4092 : raw_bytes - SL_REC_PREFIX;
@@ -349,11 +338,11 @@ static const uint8_t *templates_next(struct templates *t, uint64_t n, size_t *le
 	uint8_t *b = t->b[n % TEMPLATES];
 	uint32_t crc;
 
-	put64(b + 40, t->next_lsn);
-	put64(b + 56, t->position);
-	put32(b + 72, t->prev_crc);
+	sl_le64_put(b + 40, t->next_lsn);
+	sl_le64_put(b + 56, t->position);
+	sl_le32_put(b + 72, t->prev_crc);
 	crc = sl_crc32c(0, b, 92);
-	put32(b + 92, crc);
+	sl_le32_put(b + 92, crc);
 	*len = t->len[n % TEMPLATES];
 	t->next_lsn += t->count;
 	t->position += *len;

@@ -9,8 +9,8 @@
 
 #include "shiplog/crc32c.h"
 #include "shiplog/err.h"
+#include "shiplog/le.h"
 
-#include <endian.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <lz4.h>
@@ -46,48 +46,6 @@ const struct sl_batch_limits sl_batch_default_limits = {
     .max_record_bytes = 1u << 20,
 };
 
-static inline void put_le16(uint8_t *p, uint16_t v)
-{
-	v = htole16(v);
-	memcpy(p, &v, sizeof(v));
-}
-
-static inline void put_le32(uint8_t *p, uint32_t v)
-{
-	v = htole32(v);
-	memcpy(p, &v, sizeof(v));
-}
-
-static inline void put_le64(uint8_t *p, uint64_t v)
-{
-	v = htole64(v);
-	memcpy(p, &v, sizeof(v));
-}
-
-static inline uint16_t get_le16(const uint8_t *p)
-{
-	uint16_t v;
-
-	memcpy(&v, p, sizeof(v));
-	return le16toh(v);
-}
-
-static inline uint32_t get_le32(const uint8_t *p)
-{
-	uint32_t v;
-
-	memcpy(&v, p, sizeof(v));
-	return le32toh(v);
-}
-
-static inline uint64_t get_le64(const uint8_t *p)
-{
-	uint64_t v;
-
-	memcpy(&v, p, sizeof(v));
-	return le64toh(v);
-}
-
 /* ---- builder ---- */
 
 void sl_batch_builder_init(struct sl_batch_builder *b, uint8_t *raw, size_t cap)
@@ -118,7 +76,7 @@ int sl_batch_builder_add(struct sl_batch_builder *b, const void *rec, uint32_t l
 				  " bytes does not fit (%zu of %zu bytes used, %" PRIu32
 				  " records)",
 				  len, b->len, cap, b->count);
-	put_le32(b->raw + b->len, len);
+	sl_le32_put(b->raw + b->len, len);
 	if (len > 0)
 		memcpy(b->raw + b->len + SL_REC_PREFIX, rec, len);
 	b->len += SL_REC_PREFIX + (size_t)len;
@@ -142,7 +100,7 @@ static int walk_records(const uint8_t *raw, uint32_t raw_len, uint32_t count, ui
 					  ": length prefix at offset %" PRIu32
 					  " overruns raw_len %" PRIu32,
 					  lsn, i, count, off, raw_len);
-		uint32_t n = get_le32(raw + off);
+		uint32_t n = sl_le32_get(raw + off);
 
 		off += SL_REC_PREFIX;
 		if (n > max_rec)
@@ -182,7 +140,7 @@ int sl_rec_next(struct sl_rec_iter *it, const uint8_t **rec, uint32_t *len)
 	if (left < SL_REC_PREFIX)
 		return sl_err_set(
 		    EBADMSG, "record iterator: %zu trailing bytes, too short for a prefix", left);
-	n = get_le32(it->p);
+	n = sl_le32_get(it->p);
 	if (n > left - SL_REC_PREFIX)
 		return sl_err_set(EBADMSG,
 				  "record iterator: length %" PRIu32 " overruns %zu bytes left", n,
@@ -204,22 +162,22 @@ size_t sl_batch_bound(size_t raw_len)
 /* Header fields except hdr_crc into out[0..92). */
 static void hdr_write(uint8_t *out, const struct sl_batch_hdr *h)
 {
-	put_le32(out + OFF_MAGIC, SL_BATCH_MAGIC);
-	put_le16(out + OFF_VERSION, h->version);
-	put_le16(out + OFF_FLAGS, h->flags);
+	sl_le32_put(out + OFF_MAGIC, SL_BATCH_MAGIC);
+	sl_le16_put(out + OFF_VERSION, h->version);
+	sl_le16_put(out + OFF_FLAGS, h->flags);
 	memcpy(out + OFF_CLUSTER, h->cluster_id, sizeof(h->cluster_id));
-	put_le64(out + OFF_STREAM, h->stream_id);
-	put_le64(out + OFF_EPOCH, h->epoch);
-	put_le64(out + OFF_BASE_LSN, h->base_lsn);
-	put_le32(out + OFF_COUNT, h->record_count);
-	put_le32(out + OFF_RAW_LEN, h->raw_len);
-	put_le64(out + OFF_POSITION, h->position);
-	put_le32(out + OFF_STORED_LEN, h->stored_len);
-	put_le32(out + OFF_PAYLOAD_CRC, h->payload_crc);
-	put_le32(out + OFF_PREV_CRC, h->prev_crc);
-	put_le32(out + OFF_RESERVED1, 0);
-	put_le64(out + OFF_LEADER_TS, h->leader_ts_ns);
-	put_le32(out + OFF_RESERVED2, 0);
+	sl_le64_put(out + OFF_STREAM, h->stream_id);
+	sl_le64_put(out + OFF_EPOCH, h->epoch);
+	sl_le64_put(out + OFF_BASE_LSN, h->base_lsn);
+	sl_le32_put(out + OFF_COUNT, h->record_count);
+	sl_le32_put(out + OFF_RAW_LEN, h->raw_len);
+	sl_le64_put(out + OFF_POSITION, h->position);
+	sl_le32_put(out + OFF_STORED_LEN, h->stored_len);
+	sl_le32_put(out + OFF_PAYLOAD_CRC, h->payload_crc);
+	sl_le32_put(out + OFF_PREV_CRC, h->prev_crc);
+	sl_le32_put(out + OFF_RESERVED1, 0);
+	sl_le64_put(out + OFF_LEADER_TS, h->leader_ts_ns);
+	sl_le32_put(out + OFF_RESERVED2, 0);
 }
 
 static int encode_check(const struct sl_batch_hdr *h, const uint8_t *raw, size_t raw_len,
@@ -285,7 +243,7 @@ int sl_batch_encode(struct sl_batch_hdr *h, const uint8_t *raw, size_t raw_len, 
 	t.payload_crc = sl_crc32c(0, payload, (size_t)stored);
 	hdr_write(out, &t);
 	t.hdr_crc = sl_crc32c(0, out, OFF_HDR_CRC);
-	put_le32(out + OFF_HDR_CRC, t.hdr_crc);
+	sl_le32_put(out + OFF_HDR_CRC, t.hdr_crc);
 	*h = t;
 	return SL_BATCH_HDR_SIZE + stored;
 }
@@ -294,27 +252,27 @@ int sl_batch_encode(struct sl_batch_hdr *h, const uint8_t *raw, size_t raw_len, 
 
 static void hdr_read(const uint8_t *p, struct sl_batch_hdr *h)
 {
-	h->version = get_le16(p + OFF_VERSION);
-	h->flags = get_le16(p + OFF_FLAGS);
+	h->version = sl_le16_get(p + OFF_VERSION);
+	h->flags = sl_le16_get(p + OFF_FLAGS);
 	memcpy(h->cluster_id, p + OFF_CLUSTER, sizeof(h->cluster_id));
-	h->stream_id = get_le64(p + OFF_STREAM);
-	h->epoch = get_le64(p + OFF_EPOCH);
-	h->base_lsn = get_le64(p + OFF_BASE_LSN);
-	h->record_count = get_le32(p + OFF_COUNT);
-	h->raw_len = get_le32(p + OFF_RAW_LEN);
-	h->position = get_le64(p + OFF_POSITION);
-	h->stored_len = get_le32(p + OFF_STORED_LEN);
-	h->payload_crc = get_le32(p + OFF_PAYLOAD_CRC);
-	h->prev_crc = get_le32(p + OFF_PREV_CRC);
-	h->leader_ts_ns = get_le64(p + OFF_LEADER_TS);
-	h->hdr_crc = get_le32(p + OFF_HDR_CRC);
+	h->stream_id = sl_le64_get(p + OFF_STREAM);
+	h->epoch = sl_le64_get(p + OFF_EPOCH);
+	h->base_lsn = sl_le64_get(p + OFF_BASE_LSN);
+	h->record_count = sl_le32_get(p + OFF_COUNT);
+	h->raw_len = sl_le32_get(p + OFF_RAW_LEN);
+	h->position = sl_le64_get(p + OFF_POSITION);
+	h->stored_len = sl_le32_get(p + OFF_STORED_LEN);
+	h->payload_crc = sl_le32_get(p + OFF_PAYLOAD_CRC);
+	h->prev_crc = sl_le32_get(p + OFF_PREV_CRC);
+	h->leader_ts_ns = sl_le64_get(p + OFF_LEADER_TS);
+	h->hdr_crc = sl_le32_get(p + OFF_HDR_CRC);
 }
 
 /* Fields a checksum cannot vouch for: the writer must have set them right. */
 static int hdr_check_format(const uint8_t *p, const struct sl_batch_hdr *h)
 {
 	uint64_t lsn = h->base_lsn;
-	uint32_t r1 = get_le32(p + OFF_RESERVED1), r2 = get_le32(p + OFF_RESERVED2);
+	uint32_t r1 = sl_le32_get(p + OFF_RESERVED1), r2 = sl_le32_get(p + OFF_RESERVED2);
 
 	if (h->version != SL_BATCH_VERSION)
 		return sl_err_set(EBADMSG, "batch at lsn %" PRIu64 ": version %u, want %u", lsn,
@@ -385,7 +343,7 @@ int sl_batch_decode_hdr(const void *buf, size_t len, const struct sl_batch_limit
 	if (len < SL_BATCH_HDR_SIZE)
 		return sl_err_set(EBADMSG, "batch: truncated header, %zu of %d bytes", len,
 				  SL_BATCH_HDR_SIZE);
-	magic = get_le32(p + OFF_MAGIC);
+	magic = sl_le32_get(p + OFF_MAGIC);
 	if (magic != SL_BATCH_MAGIC)
 		return sl_err_set(EBADMSG, "batch: magic 0x%08" PRIx32 " != 0x%08x", magic,
 				  SL_BATCH_MAGIC);

@@ -14,7 +14,7 @@
 #include <unistd.h>
 
 #include "shiplog/err.h"
-#include "bytes.h"
+#include "shiplog/le.h"
 #include "shiplog/log.h"
 
 #define WIN_MIN (1u << 20) /* bytes read at once while scanning */
@@ -239,7 +239,7 @@ static int scan_segment(struct scan *sc, uint32_t i, uint64_t *end_x, uint64_t *
 					ret = -EIO;
 					break;
 				}
-				if (sl_io_get32(p) == 0) { /* truncation left the rest */
+				if (sl_le32_get(p) == 0) { /* truncation left the rest */
 					how = EARLY;
 					break;
 				}

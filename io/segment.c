@@ -10,7 +10,7 @@
 
 #include "shiplog/crc32c.h"
 #include "shiplog/err.h"
-#include "bytes.h"
+#include "shiplog/le.h"
 
 /* Segment header offsets. */
 enum {
@@ -72,18 +72,18 @@ static int all_zero(const uint8_t *p, size_t n)
 void sl_seg_hdr_encode(const struct sl_seg_hdr *h, uint8_t out[SL_SEG_HDR_SIZE])
 {
 	memset(out, 0, SL_SEG_HDR_SIZE);
-	sl_io_put32(out + SH_MAGIC, SL_SEG_MAGIC);
-	sl_io_put16(out + SH_VERSION, SL_SEG_VERSION);
+	sl_le32_put(out + SH_MAGIC, SL_SEG_MAGIC);
+	sl_le16_put(out + SH_VERSION, SL_SEG_VERSION);
 	memcpy(out + SH_CLUSTER, h->cluster_id, 16);
-	sl_io_put64(out + SH_STREAM, h->stream_id);
-	sl_io_put32(out + SH_NODE, h->node_id);
-	sl_io_put32(out + SH_BLOCK, h->block_bytes);
-	sl_io_put64(out + SH_BASE_LSN, h->base_lsn);
-	sl_io_put64(out + SH_BASE_POS, h->base_position);
-	sl_io_put64(out + SH_BASE_EPOCH, h->base_epoch);
-	sl_io_put64(out + SH_BASE_SEQ, h->base_seq);
-	sl_io_put32(out + SH_PREV_CRC, h->prev_crc);
-	sl_io_put32(out + SH_CRC, sl_crc32c(0, out, SH_CRC));
+	sl_le64_put(out + SH_STREAM, h->stream_id);
+	sl_le32_put(out + SH_NODE, h->node_id);
+	sl_le32_put(out + SH_BLOCK, h->block_bytes);
+	sl_le64_put(out + SH_BASE_LSN, h->base_lsn);
+	sl_le64_put(out + SH_BASE_POS, h->base_position);
+	sl_le64_put(out + SH_BASE_EPOCH, h->base_epoch);
+	sl_le64_put(out + SH_BASE_SEQ, h->base_seq);
+	sl_le32_put(out + SH_PREV_CRC, h->prev_crc);
+	sl_le32_put(out + SH_CRC, sl_crc32c(0, out, SH_CRC));
 }
 
 int sl_seg_hdr_decode(const uint8_t *buf, struct sl_seg_hdr *h)
@@ -93,50 +93,50 @@ int sl_seg_hdr_decode(const uint8_t *buf, struct sl_seg_hdr *h)
 
 	if (all_zero(buf, SL_SEG_HDR_SIZE))
 		return sl_err_set(ENODATA, "segment header is all zero");
-	if (sl_io_get32(buf + SH_MAGIC) != SL_SEG_MAGIC)
+	if (sl_le32_get(buf + SH_MAGIC) != SL_SEG_MAGIC)
 		return sl_err_set(EBADMSG, "not a shiplog segment (bad magic 0x%08" PRIx32 ")",
-				  sl_io_get32(buf + SH_MAGIC));
-	if (sl_io_get32(buf + SH_CRC) != sl_crc32c(0, buf, SH_CRC))
+				  sl_le32_get(buf + SH_MAGIC));
+	if (sl_le32_get(buf + SH_CRC) != sl_crc32c(0, buf, SH_CRC))
 		return sl_err_set(EBADMSG, "segment header crc mismatch");
-	version = sl_io_get16(buf + SH_VERSION);
+	version = sl_le16_get(buf + SH_VERSION);
 	if (version != SL_SEG_VERSION)
 		return sl_err_set(EPROTONOSUPPORT, "segment format version %u not supported",
 				  version);
-	block = sl_io_get32(buf + SH_BLOCK);
+	block = sl_le32_get(buf + SH_BLOCK);
 	if (block < 512 || (block & (block - 1)) != 0)
 		return sl_err_set(EBADMSG, "segment header block size %" PRIu32 " invalid", block);
 	memcpy(h->cluster_id, buf + SH_CLUSTER, 16);
-	h->stream_id = sl_io_get64(buf + SH_STREAM);
-	h->node_id = sl_io_get32(buf + SH_NODE);
+	h->stream_id = sl_le64_get(buf + SH_STREAM);
+	h->node_id = sl_le32_get(buf + SH_NODE);
 	h->block_bytes = block;
-	h->base_lsn = sl_io_get64(buf + SH_BASE_LSN);
-	h->base_position = sl_io_get64(buf + SH_BASE_POS);
-	h->base_epoch = sl_io_get64(buf + SH_BASE_EPOCH);
-	h->base_seq = sl_io_get64(buf + SH_BASE_SEQ);
-	h->prev_crc = sl_io_get32(buf + SH_PREV_CRC);
+	h->base_lsn = sl_le64_get(buf + SH_BASE_LSN);
+	h->base_position = sl_le64_get(buf + SH_BASE_POS);
+	h->base_epoch = sl_le64_get(buf + SH_BASE_EPOCH);
+	h->base_seq = sl_le64_get(buf + SH_BASE_SEQ);
+	h->prev_crc = sl_le32_get(buf + SH_PREV_CRC);
 	return 0;
 }
 
 void sl_group_hdr_encode(const struct sl_group_hdr *g, uint8_t out[SL_GROUP_HDR_SIZE])
 {
-	sl_io_put32(out + GH_MAGIC, SL_GROUP_MAGIC);
-	sl_io_put32(out + GH_BYTES, g->batch_bytes);
-	sl_io_put64(out + GH_SEQ, g->seq);
-	sl_io_put64(out + GH_DURABLE, g->durable_through);
-	sl_io_put32(out + GH_RESERVED, 0);
-	sl_io_put32(out + GH_CRC, sl_crc32c(0, out, GH_CRC));
+	sl_le32_put(out + GH_MAGIC, SL_GROUP_MAGIC);
+	sl_le32_put(out + GH_BYTES, g->batch_bytes);
+	sl_le64_put(out + GH_SEQ, g->seq);
+	sl_le64_put(out + GH_DURABLE, g->durable_through);
+	sl_le32_put(out + GH_RESERVED, 0);
+	sl_le32_put(out + GH_CRC, sl_crc32c(0, out, GH_CRC));
 }
 
 int sl_group_hdr_decode(const uint8_t *buf, struct sl_group_hdr *g)
 {
 	if (all_zero(buf, SL_GROUP_HDR_SIZE))
 		return -ENODATA;
-	if (sl_io_get32(buf + GH_MAGIC) != SL_GROUP_MAGIC ||
-	    sl_io_get32(buf + GH_CRC) != sl_crc32c(0, buf, GH_CRC))
+	if (sl_le32_get(buf + GH_MAGIC) != SL_GROUP_MAGIC ||
+	    sl_le32_get(buf + GH_CRC) != sl_crc32c(0, buf, GH_CRC))
 		return -EBADMSG;
-	g->batch_bytes = sl_io_get32(buf + GH_BYTES);
-	g->seq = sl_io_get64(buf + GH_SEQ);
-	g->durable_through = sl_io_get64(buf + GH_DURABLE);
+	g->batch_bytes = sl_le32_get(buf + GH_BYTES);
+	g->seq = sl_le64_get(buf + GH_SEQ);
+	g->durable_through = sl_le64_get(buf + GH_DURABLE);
 	return 0;
 }
 

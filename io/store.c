@@ -20,7 +20,7 @@
 #include "segment.h"
 #include "superblock.h"
 #include "shiplog/err.h"
-#include "bytes.h"
+#include "shiplog/le.h"
 #include "shiplog/log.h"
 
 #define DEFAULT_GROUP_BYTES (1u << 20)
@@ -754,7 +754,7 @@ static int walk(struct sl_store *s, uint64_t lsn, int trunc, struct walk *w)
 				for (q = p + SL_GROUP_HDR_SIZE; q < gend; first = 0) {
 					struct sl_batch_hdr h;
 
-					if (gend - q >= 4 && sl_io_get32(s->rbuf + q) == 0)
+					if (gend - q >= 4 && sl_le32_get(s->rbuf + q) == 0)
 						break;
 					rc =
 					    sl_batch_decode_hdr(s->rbuf + q, gend - q, &s->lim, &h);

@@ -10,7 +10,7 @@
 
 #include "shiplog/crc32c.h"
 #include "shiplog/err.h"
-#include "bytes.h"
+#include "shiplog/le.h"
 
 enum {
 	SB_MAGIC = 0,
@@ -36,24 +36,24 @@ void sl_sb_encode(const struct sl_sb *sb, uint8_t out[SL_SB_COPY_SIZE])
 
 	assert(m->n_epochs <= SL_EPOCH_MAP_MAX);
 	memset(out, 0, SL_SB_COPY_SIZE);
-	sl_io_put32(out + SB_MAGIC, SL_SB_MAGIC);
-	sl_io_put16(out + SB_VERSION, SL_SB_VERSION);
-	sl_io_put64(out + SB_SEQ, sb->seq);
+	sl_le32_put(out + SB_MAGIC, SL_SB_MAGIC);
+	sl_le16_put(out + SB_VERSION, SL_SB_VERSION);
+	sl_le64_put(out + SB_SEQ, sb->seq);
 	memcpy(out + SB_CLUSTER, sb->cluster_id, 16);
-	sl_io_put64(out + SB_STREAM, sb->stream_id);
-	sl_io_put32(out + SB_NODE, sb->node_id);
-	sl_io_put32(out + SB_VOTED_FOR, m->voted_for);
-	sl_io_put64(out + SB_EPOCH, m->current_epoch);
-	sl_io_put64(out + SB_VOTED_EPOCH, m->voted_epoch);
-	sl_io_put32(out + SB_N_EPOCHS, m->n_epochs);
+	sl_le64_put(out + SB_STREAM, sb->stream_id);
+	sl_le32_put(out + SB_NODE, sb->node_id);
+	sl_le32_put(out + SB_VOTED_FOR, m->voted_for);
+	sl_le64_put(out + SB_EPOCH, m->current_epoch);
+	sl_le64_put(out + SB_VOTED_EPOCH, m->voted_epoch);
+	sl_le32_put(out + SB_N_EPOCHS, m->n_epochs);
 	for (uint32_t i = 0; i < m->n_epochs && i < SL_EPOCH_MAP_MAX; i++) {
 		uint8_t *p = out + SB_EPOCHS + i * SB_ENTRY;
 
-		sl_io_put64(p, m->epochs[i].epoch);
-		sl_io_put64(p + 8, m->epochs[i].start_position);
-		sl_io_put64(p + 16, m->epochs[i].start_lsn);
+		sl_le64_put(p, m->epochs[i].epoch);
+		sl_le64_put(p + 8, m->epochs[i].start_position);
+		sl_le64_put(p + 16, m->epochs[i].start_lsn);
 	}
-	sl_io_put32(out + SB_CRC, sl_crc32c(0, out, SB_CRC));
+	sl_le32_put(out + SB_CRC, sl_crc32c(0, out, SB_CRC));
 }
 
 int sl_sb_decode(const uint8_t *buf, struct sl_sb *sb)
@@ -66,31 +66,31 @@ int sl_sb_decode(const uint8_t *buf, struct sl_sb *sb)
 		zero = buf[i] == 0;
 	if (zero)
 		return -ENODATA;
-	if (sl_io_get32(buf + SB_MAGIC) != SL_SB_MAGIC)
+	if (sl_le32_get(buf + SB_MAGIC) != SL_SB_MAGIC)
 		return sl_err_set(EBADMSG, "not a shiplog superblock (bad magic)");
-	if (sl_io_get32(buf + SB_CRC) != sl_crc32c(0, buf, SB_CRC))
+	if (sl_le32_get(buf + SB_CRC) != sl_crc32c(0, buf, SB_CRC))
 		return sl_err_set(EBADMSG, "superblock crc mismatch");
-	version = sl_io_get16(buf + SB_VERSION);
+	version = sl_le16_get(buf + SB_VERSION);
 	if (version != SL_SB_VERSION)
 		return sl_err_set(EPROTONOSUPPORT, "superblock version %u not supported", version);
 	memset(sb, 0, sizeof(*sb));
-	sb->seq = sl_io_get64(buf + SB_SEQ);
+	sb->seq = sl_le64_get(buf + SB_SEQ);
 	memcpy(sb->cluster_id, buf + SB_CLUSTER, 16);
-	sb->stream_id = sl_io_get64(buf + SB_STREAM);
-	sb->node_id = sl_io_get32(buf + SB_NODE);
-	m->voted_for = sl_io_get32(buf + SB_VOTED_FOR);
-	m->current_epoch = sl_io_get64(buf + SB_EPOCH);
-	m->voted_epoch = sl_io_get64(buf + SB_VOTED_EPOCH);
-	m->n_epochs = sl_io_get32(buf + SB_N_EPOCHS);
+	sb->stream_id = sl_le64_get(buf + SB_STREAM);
+	sb->node_id = sl_le32_get(buf + SB_NODE);
+	m->voted_for = sl_le32_get(buf + SB_VOTED_FOR);
+	m->current_epoch = sl_le64_get(buf + SB_EPOCH);
+	m->voted_epoch = sl_le64_get(buf + SB_VOTED_EPOCH);
+	m->n_epochs = sl_le32_get(buf + SB_N_EPOCHS);
 	if (m->n_epochs > SL_EPOCH_MAP_MAX)
 		return sl_err_set(EBADMSG, "superblock epoch map has %" PRIu32 " entries (max %d)",
 				  m->n_epochs, SL_EPOCH_MAP_MAX);
 	for (uint32_t i = 0; i < m->n_epochs; i++) {
 		const uint8_t *p = buf + SB_EPOCHS + i * SB_ENTRY;
 
-		m->epochs[i].epoch = sl_io_get64(p);
-		m->epochs[i].start_position = sl_io_get64(p + 8);
-		m->epochs[i].start_lsn = sl_io_get64(p + 16);
+		m->epochs[i].epoch = sl_le64_get(p);
+		m->epochs[i].start_position = sl_le64_get(p + 8);
+		m->epochs[i].start_lsn = sl_le64_get(p + 16);
 	}
 	return 0;
 }
