@@ -1,7 +1,9 @@
 /* Shared shipbench helpers; see bench_util.h. */
 #include "bench_util.h"
 
+#include <errno.h>
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
@@ -68,4 +70,28 @@ void bench_progress(const char *what, double done, double total)
 	last_ns = now;
 	fprintf(stderr, "\r%s: %.1f/%.1f s%s", what, done, total, done >= total ? "\n" : "");
 	fflush(stderr);
+}
+
+int bench_parse_u64(const char *opt, const char *s, uint64_t min, uint64_t max, uint64_t *out)
+{
+	char *end;
+	unsigned long long v;
+	int shift = 0;
+
+	errno = 0;
+	v = strtoull(s, &end, 0);
+	if (*end == 'K' || *end == 'k')
+		shift = 10, end++;
+	else if (*end == 'M' || *end == 'm')
+		shift = 20, end++;
+	else if (*end == 'G' || *end == 'g')
+		shift = 30, end++;
+	if (errno || end == s || *end != '\0' || (shift && v > (UINT64_MAX >> shift)) ||
+	    (v << shift) < min || (v << shift) > max) {
+		fprintf(stderr, "shipbench: %s wants a number in %llu..%llu, got '%s'\n", opt,
+			(unsigned long long)min, (unsigned long long)max, s);
+		return -EINVAL;
+	}
+	*out = (uint64_t)v << shift;
+	return 0;
 }

@@ -30,8 +30,14 @@ void bench_json_end(struct bench_json *j);
 /* Progress on stderr for long runs ("store: 3.0/10.0 s"), at most once a second. */
 void bench_progress(const char *what, double done, double total);
 
+/* Parse an unsigned number option in [min, max] (accepts 0x.., and K/M/G
+ * suffixes meaning KiB/MiB/GiB); prints "shipbench: OPT wants ..." and
+ * returns -EINVAL on anything else. */
+int bench_parse_u64(const char *opt, const char *s, uint64_t min, uint64_t max, uint64_t *out);
+
 /* Subcommands: argc/argv start at the subcommand's own options. */
 int bench_codec_main(const struct bench_common *c, int argc, char **argv);
 int bench_store_main(const struct bench_common *c, int argc, char **argv);
+int bench_proto_main(const struct bench_common *c, int argc, char **argv);
 
 #endif

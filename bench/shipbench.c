@@ -18,6 +18,8 @@ static const struct subcommand subcommands[] = {
      bench_codec_main},
     {"store", "log store append throughput and durable latency against raw io_uring writes",
      bench_store_main},
+    {"proto", "the protocol state machine alone: leader to followers on one core, faults off",
+     bench_proto_main},
 };
 
 static void usage(FILE *f)
