@@ -51,19 +51,31 @@ void sl_index_add(struct sl_index *x, const struct sl_index_entry *e)
 	x->e[x->n++] = *e;
 }
 
-const struct sl_index_entry *sl_index_find(const struct sl_index *x, uint64_t lsn)
+/* The last entry whose key (LSN or position, both non-decreasing along the
+ * index) is <= `key`, or NULL. */
+static const struct sl_index_entry *find_last_le(const struct sl_index *x, uint64_t key, int by_pos)
 {
 	uint32_t lo = 0, hi = x->n; /* answer: the last index in [0, lo) */
 
 	while (lo < hi) {
 		uint32_t mid = lo + (hi - lo) / 2;
 
-		if (x->e[mid].lsn <= lsn)
+		if ((by_pos ? x->e[mid].position : x->e[mid].lsn) <= key)
 			lo = mid + 1;
 		else
 			hi = mid;
 	}
 	return lo == 0 ? NULL : &x->e[lo - 1];
+}
+
+const struct sl_index_entry *sl_index_find(const struct sl_index *x, uint64_t lsn)
+{
+	return find_last_le(x, lsn, 0);
+}
+
+const struct sl_index_entry *sl_index_find_pos(const struct sl_index *x, uint64_t position)
+{
+	return find_last_le(x, position, 1);
 }
 
 void sl_index_cut(struct sl_index *x, uint64_t position)

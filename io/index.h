@@ -31,6 +31,10 @@ void sl_index_free(struct sl_index *x);
 void sl_index_add(struct sl_index *x, const struct sl_index_entry *e);
 /* The last entry with lsn <= `lsn`, or NULL. */
 const struct sl_index_entry *sl_index_find(const struct sl_index *x, uint64_t lsn);
+/* The last entry with position <= `position`, or NULL. Positions strictly
+ * increase along the log, so this also finds empty batches, which share
+ * their base LSN with the batch after them. */
+const struct sl_index_entry *sl_index_find_pos(const struct sl_index *x, uint64_t position);
 /* Forget the entries of groups whose first batch is at `position` or later. */
 void sl_index_cut(struct sl_index *x, uint64_t position);
 /* Forget the entries of `seg` (retention drops segments from the front). */

@@ -685,13 +685,20 @@ struct walk {
 	uint32_t len;
 };
 
+/* What a walk looks for: its `trunc` argument. With WALK_POS the `lsn`
+ * argument is a stream position instead. */
+enum { WALK_LSN = 0, WALK_TRUNC = 1, WALK_POS = 2 };
+
 /* Does this batch end the walk? Reads want the batch holding `lsn`;
  * truncation wants the first batch that holds an LSN > lsn (an empty batch
- * counts as holding its base LSN). */
+ * counts as holding its base LSN); position reads want the batch that starts
+ * exactly there. */
 static int walk_match(const struct sl_batch_hdr *h, uint64_t lsn, int trunc)
 {
 	uint64_t last = h->base_lsn + (h->record_count ? h->record_count - 1 : 0);
 
+	if (trunc == WALK_POS)
+		return h->position == lsn;
 	if (trunc)
 		return last > lsn;
 	return h->record_count > 0 && h->base_lsn <= lsn && lsn <= last;
@@ -701,7 +708,8 @@ static int walk_match(const struct sl_batch_hdr *h, uint64_t lsn, int trunc)
  * 1 and *w when found, 0 when not, -errno on error. */
 static int walk(struct sl_store *s, uint64_t lsn, int trunc, struct walk *w)
 {
-	const struct sl_index_entry *e = sl_index_find(&s->idx, lsn);
+	const struct sl_index_entry *e =
+	    trunc == WALK_POS ? sl_index_find_pos(&s->idx, lsn) : sl_index_find(&s->idx, lsn);
 	uint32_t si = 0;
 	uint64_t off, epoch;
 	int rc;
@@ -775,7 +783,7 @@ static int walk(struct sl_store *s, uint64_t lsn, int trunc, struct walk *w)
 									  h.stored_len};
 						return 1;
 					}
-					if (h.base_lsn > lsn)
+					if ((trunc == WALK_POS ? h.position : h.base_lsn) > lsn)
 						return 0;
 					epoch = h.epoch;
 					q += SL_BATCH_HDR_SIZE + h.stored_len;
@@ -789,33 +797,55 @@ static int walk(struct sl_store *s, uint64_t lsn, int trunc, struct walk *w)
 	return 0;
 }
 
-int sl_store_read(struct sl_store *s, uint64_t lsn, void *buf, size_t cap, struct sl_batch_hdr *h)
+/* Find the batch by `key` (an LSN, or a position with WALK_POS), verify it
+ * and copy it out: the common part of the two reads. */
+static int read_batch(struct sl_store *s, uint64_t key, int mode, void *buf, size_t cap,
+		      struct sl_batch_hdr *h)
 {
+	const char *what = mode == WALK_POS ? "position" : "lsn";
 	struct walk w;
 	int rc;
 
+	rc = walk(s, key, mode, &w);
+	if (rc < 0)
+		return sl_err_wrap(rc, "reading %s %" PRIu64 " from %s", what, key, s->dir);
+	if (rc == 0)
+		return sl_err_set(ENOENT, "log %s: no batch %s %s %" PRIu64, s->dir,
+				  mode == WALK_POS ? "starts at" : "holds", what, key);
+	rc = sl_batch_verify(w.bytes, w.len, &s->lim, &w.h);
+	if (rc < 0)
+		return sl_err_wrap(-EIO, "segment %s/%s offset %" PRIu64 ": batch for %s %" PRIu64,
+				   s->dir, s->segs[w.si]->name, w.boff, what, key);
+	if (w.len > cap)
+		return sl_err_set(ENOSPC,
+				  "batch for %s %" PRIu64 " is %" PRIu32 " bytes, buffer %zu", what,
+				  key, w.len, cap);
+	memcpy(buf, w.bytes, w.len);
+	if (h != NULL)
+		*h = w.h;
+	return (int)w.len;
+}
+
+int sl_store_read(struct sl_store *s, uint64_t lsn, void *buf, size_t cap, struct sl_batch_hdr *h)
+{
 	if (lsn < (s->nsegs ? s->segs[0]->hdr.base_lsn : s->next_lsn) || lsn >= s->next_lsn)
 		return sl_err_set(ENOENT, "log %s does not hold lsn %" PRIu64, s->dir, lsn);
 	if (lsn >= s->durable_next_lsn)
 		return sl_err_set(EAGAIN, "log %s: lsn %" PRIu64 " is not durable yet", s->dir,
 				  lsn);
-	rc = walk(s, lsn, 0, &w);
-	if (rc < 0)
-		return sl_err_wrap(rc, "reading lsn %" PRIu64 " from %s", lsn, s->dir);
-	if (rc == 0)
-		return sl_err_set(ENOENT, "log %s: no batch holds lsn %" PRIu64, s->dir, lsn);
-	rc = sl_batch_verify(w.bytes, w.len, &s->lim, &w.h);
-	if (rc < 0)
-		return sl_err_wrap(-EIO, "segment %s/%s offset %" PRIu64 ": batch for lsn %" PRIu64,
-				   s->dir, s->segs[w.si]->name, w.boff, lsn);
-	if (w.len > cap)
-		return sl_err_set(ENOSPC,
-				  "batch holding lsn %" PRIu64 " is %" PRIu32 " bytes, buffer %zu",
-				  lsn, w.len, cap);
-	memcpy(buf, w.bytes, w.len);
-	if (h != NULL)
-		*h = w.h;
-	return (int)w.len;
+	return read_batch(s, lsn, WALK_LSN, buf, cap, h);
+}
+
+int sl_store_read_pos(struct sl_store *s, uint64_t pos, void *buf, size_t cap,
+		      struct sl_batch_hdr *h)
+{
+	if (pos < (s->nsegs ? s->segs[0]->hdr.base_position : s->next_position) ||
+	    pos >= s->next_position)
+		return sl_err_set(ENOENT, "log %s does not hold position %" PRIu64, s->dir, pos);
+	if (pos >= s->durable_position)
+		return sl_err_set(EAGAIN, "log %s: position %" PRIu64 " is not durable yet", s->dir,
+				  pos);
+	return read_batch(s, pos, WALK_POS, buf, cap, h);
 }
 
 /* --- truncation and retention -------------------------------------------- */
@@ -836,7 +866,7 @@ int sl_store_truncate_after(struct sl_store *s, uint64_t lsn)
 
 	if ((rc = sl_store_sync(s)) < 0)
 		return sl_err_wrap(rc, "truncating %s after lsn %" PRIu64, s->dir, lsn);
-	rc = walk(s, lsn, 1, &w);
+	rc = walk(s, lsn, WALK_TRUNC, &w);
 	if (rc <= 0)
 		return rc < 0 ? sl_err_wrap(rc, "truncating %s after lsn %" PRIu64, s->dir, lsn)
 			      : 0;

@@ -308,6 +308,69 @@ static void test_segment_rollover(void **state)
 	th_check_reads(f->s, &f->log, 0);
 }
 
+/* Every batch of the log reads back by its position, byte for byte. */
+static void check_pos_reads(struct fixture *f)
+{
+	size_t cap = 1 << 20;
+	uint8_t *buf = malloc(cap);
+
+	assert_non_null(buf);
+	for (size_t i = 0; i < f->log.n; i++) {
+		const struct th_batch *b = &f->log.b[i];
+		struct sl_batch_hdr want, got;
+		int rc;
+
+		assert_int_equal(sl_batch_decode_hdr(b->bytes, b->len, NULL, &want), 0);
+		rc = sl_store_read_pos(f->s, want.position, buf, cap, &got);
+		if (rc < 0)
+			fail_msg("read position %llu: %d %s", (unsigned long long)want.position, rc,
+				 sl_err_msg());
+		assert_int_equal((size_t)rc, b->len);
+		assert_memory_equal(buf, b->bytes, b->len);
+		assert_int_equal(got.position, want.position);
+		assert_int_equal(got.base_lsn, b->lsn);
+		/* Inside a batch is not a boundary. */
+		assert_int_equal(sl_store_read_pos(f->s, want.position + 1, buf, cap, NULL),
+				 -ENOENT);
+	}
+	free(buf);
+}
+
+/* Reads by position (the protocol's read op): across segments and groups,
+ * empty batches included, before and after a reopen; -EAGAIN before
+ * durability, -ENOENT off a boundary or past the end, -ENOSPC when short. */
+static void test_read_by_position(void **state)
+{
+	struct fixture *f = *state;
+	struct sl_store_opts o = th_opts(f->dir, 1);
+	uint8_t buf[64];
+
+	o.segment_bytes = 64 << 10;
+	o.group_bytes = 16 << 10;
+	open_store(f, &o);
+	for (int i = 0; i < 150; i++) {
+		/* An empty batch now and then: it shares its base LSN with the
+		 * next one, which only the position tells apart. */
+		append_ok(f, i % 17 == 5 ? 0 : 1 + (uint32_t)i % 4, 300 + (uint32_t)i * 11,
+			  (uint32_t)i % 2);
+		if (i % 10 == 9)
+			sync_ok(f);
+	}
+	append_ok(f, 2, 100, 0);
+	assert_int_equal(sl_store_read_pos(f->s, f->log.position - f->log.b[f->log.n - 1].len, buf,
+					   sizeof(buf), NULL),
+			 -EAGAIN);
+	sync_ok(f);
+	check_pos_reads(f);
+	assert_int_equal(sl_store_read_pos(f->s, f->log.position, buf, sizeof(buf), NULL), -ENOENT);
+	assert_int_equal(sl_store_read_pos(f->s, f->log.position + 4096, buf, sizeof(buf), NULL),
+			 -ENOENT);
+	assert_int_equal(sl_store_read_pos(f->s, 0, buf, 8, NULL), -ENOSPC);
+	reopen(f, o);
+	check_pos_reads(f);
+	assert_int_equal(sl_store_read_pos(f->s, f->log.position, buf, sizeof(buf), NULL), -ENOENT);
+}
+
 /* Suffix truncation, then new appends, then a reopen sees exactly the kept
  * batches plus the new ones. */
 static void run_truncate(void **state, int cut_index, int mid_group)
@@ -648,6 +711,7 @@ int main(void)
 	    T(test_group_commit),
 	    T(test_append_validation),
 	    T(test_segment_rollover),
+	    T(test_read_by_position),
 	    T(test_truncate_mid_batch),
 	    T(test_truncate_after_batch),
 	    T(test_truncate_early_segment),

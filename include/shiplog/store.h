@@ -124,6 +124,12 @@ void sl_store_get_info(const struct sl_store *s, struct sl_store_info *out);
  * write completions. The batch is verified (header and payload CRC). */
 int sl_store_read(struct sl_store *s, uint64_t lsn, void *buf, size_t cap, struct sl_batch_hdr *h);
 
+/* The same, for the batch that starts at stream position `pos` (the
+ * protocol's read op: catch-up and delivery after a restart speak in
+ * positions). -ENOENT also when `pos` is not a batch boundary. */
+int sl_store_read_pos(struct sl_store *s, uint64_t pos, void *buf, size_t cap,
+		      struct sl_batch_hdr *h);
+
 /* Remove every batch that holds an LSN > lsn (whole batches: a batch that
  * straddles lsn goes too; an empty batch counts as holding its base LSN).
  * Waits until everything appended is durable first, then zeroes the cut tail,
