@@ -1,0 +1,519 @@
+/* shiplog-sim: the deterministic cluster simulator. Each seed derives a
+ * cluster (size, ack policy, fault mix, workload, timings) from one PRNG,
+ * runs it on a virtual clock through sim_run.c, and prints one line with the
+ * seed, every derived option and the result. The same seed replays the
+ * same run exactly. */
+#include <errno.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "shiplog/err.h"
+#include "shiplog/quorum.h"
+#include "sim_rng.h"
+#include "sim_run.h"
+
+#define MS ((uint64_t)1000000)
+#define US ((uint64_t)1000)
+
+/* What the command line fixed; everything else each seed derives. */
+struct opts {
+	uint64_t seed;
+	int seed_set;
+	uint64_t seeds;
+	double soak_min;
+	unsigned nodes; /* 0: derive */
+	int acks, acks_set;
+	enum sl_ack_level level;
+	int level_set;
+	enum sl_on_timeout on_timeout;
+	int on_timeout_set;
+	int faults;	  /* -1: derive a mix, else an SL_SIM_FAULT_* mask */
+	uint32_t records; /* 0: derive */
+	int broken;
+	int expect;
+	int quiet;
+	int trace;
+	uint64_t max_events;
+	char replay[256]; /* the fixed options, to print a replay command */
+};
+
+static const char usage[] =
+    "usage: shiplog-sim [options]\n"
+    "Deterministic simulation of a shiplog cluster: N nodes in one process on a\n"
+    "virtual clock, node 1 the static leader, a simulated network, disks and\n"
+    "engines, a workload on the leader and random faults; invariants checked\n"
+    "after every event. Each seed prints one line: the seed, every option it\n"
+    "derived, and the result. A violation prints its invariant letter, node,\n"
+    "position/LSN, seed and the last 64 events.\n"
+    "\n"
+    "  --seed S          first seed (default 1); alone, replays that seed exactly\n"
+    "  --seeds N         run N seeds: S, S+1, ... (default 1)\n"
+    "  --soak MINUTES    run random seeds until the wall-clock time is up\n"
+    "  --nodes N         1..16 nodes (default: derived, 1..7)\n"
+    "  --acks A          0..15, majority or all (default: derived)\n"
+    "  --ack-level L     received, durable or applied (default: derived)\n"
+    "  --on-timeout T    block or degrade (default: derived)\n"
+    "  --faults F        none, net, disk or all: exactly these fault kinds in every\n"
+    "                    run (default: each seed derives a mix of them); net = loss,\n"
+    "                    duplication, reordering, delays, partitions and forged\n"
+    "                    frames; disk = follower crashes with torn writes, slow\n"
+    "                    syncs and storage errors\n"
+    "  --records N       records the workload appends (default: derived, 30..800)\n"
+    "  --broken-quorum   set policy.debug_undercount (the protocol requires one ack\n"
+    "                    too few): the run must catch it\n"
+    "  --expect-violation  exit 0 only if some seed violated invariant (a) or (d)\n"
+    "  --max-events N    events per run before it counts as incomplete (5000000)\n"
+    "  --quiet           print only failing runs and the summary\n"
+    "  --trace           print every event as it happens (to study one seed)\n"
+    "  --help            this text\n"
+    "\n"
+    "Invariants: (a) committed records held as the policy promises; (b) replicas\n"
+    "byte-identical; (c) each record delivered exactly once, in order, once safe;\n"
+    "(d) commit never beyond what the policy acknowledged; (e) forged frames\n"
+    "change nothing. Also F bad frame, W out-of-order log write/read, R restart\n"
+    "failed, T stuck timer, P protocol API misbehaved, L liveness: everything\n"
+    "appended must be committed and delivered within 10 s of virtual time after\n"
+    "the faults heal. A run that exhausts --max-events is reported INCOMPLETE\n"
+    "and does not fail.\n"
+    "\n"
+    "Exit status: 0 when no run failed (with --expect-violation: when some run\n"
+    "violated (a) or (d)), 1 otherwise, 2 on a usage error.\n";
+
+/* ---- parsing ---- */
+
+static int parse_u64(const char *s, uint64_t *out)
+{
+	char *end;
+	unsigned long long v;
+
+	errno = 0;
+	v = strtoull(s, &end, 0);
+	if (errno || end == s || *end || s[0] == '-')
+		return -EINVAL;
+	*out = v;
+	return 0;
+}
+
+static int parse_faults(const char *s, int *out)
+{
+	static const char *const names[] = {"none", "net", "disk", "all"};
+
+	for (int i = 0; i < 4; i++)
+		if (strcmp(s, names[i]) == 0) {
+			*out = i; /* none 0, net 1, disk 2, all 3: the mask */
+			return 0;
+		}
+	return -EINVAL;
+}
+
+static void note_replay(struct opts *o, const char *name, const char *val)
+{
+	size_t len = strlen(o->replay);
+
+	snprintf(o->replay + len, sizeof(o->replay) - len, " --%s%s%s", name, val ? " " : "",
+		 val ? val : "");
+}
+
+static int parse_value(struct opts *o, int c, const char *arg)
+{
+	uint64_t v = 0;
+
+	switch (c) {
+	case 's':
+		o->seed_set = 1;
+		return parse_u64(arg, &o->seed);
+	case 'n':
+		return parse_u64(arg, &o->seeds);
+	case 'S':
+		o->soak_min = strtod(arg, NULL);
+		return o->soak_min > 0 ? 0 : -EINVAL;
+	case 'N':
+		if (parse_u64(arg, &v) || v < 1 || v > SL_NODES_MAX)
+			return -EINVAL;
+		o->nodes = (unsigned)v;
+		return 0;
+	case 'a':
+		o->acks_set = 1;
+		return sl_acks_parse(arg, &o->acks);
+	case 'l':
+		o->level_set = 1;
+		return sl_ack_level_parse(arg, &o->level);
+	case 't':
+		o->on_timeout_set = 1;
+		if (strcmp(arg, "block") == 0 || strcmp(arg, "degrade") == 0) {
+			o->on_timeout = arg[0] == 'b' ? SL_ON_TIMEOUT_BLOCK : SL_ON_TIMEOUT_DEGRADE;
+			return 0;
+		}
+		return -EINVAL;
+	case 'f':
+		return parse_faults(arg, &o->faults);
+	case 'r':
+		if (parse_u64(arg, &v) || v < 1 || v > SL_SIM_RECORDS_MAX)
+			return -EINVAL;
+		o->records = (uint32_t)v;
+		return 0;
+	case 'E':
+		return parse_u64(arg, &o->max_events) || o->max_events == 0 ? -EINVAL : 0;
+	}
+	return -EINVAL;
+}
+
+static const char *opt_name(const struct option *lo, int c)
+{
+	for (int i = 0; lo[i].name; i++)
+		if (lo[i].val == c)
+			return lo[i].name;
+	return "?";
+}
+
+static int parse_args(int argc, char **argv, struct opts *o)
+{
+	static const struct option lo[] = {
+	    {"seed", required_argument, NULL, 's'},
+	    {"seeds", required_argument, NULL, 'n'},
+	    {"soak", required_argument, NULL, 'S'},
+	    {"nodes", required_argument, NULL, 'N'},
+	    {"acks", required_argument, NULL, 'a'},
+	    {"ack-level", required_argument, NULL, 'l'},
+	    {"on-timeout", required_argument, NULL, 't'},
+	    {"faults", required_argument, NULL, 'f'},
+	    {"records", required_argument, NULL, 'r'},
+	    {"max-events", required_argument, NULL, 'E'},
+	    {"broken-quorum", no_argument, NULL, 'B'},
+	    {"expect-violation", no_argument, NULL, 'X'},
+	    {"quiet", no_argument, NULL, 'q'},
+	    {"trace", no_argument, NULL, 'T'},
+	    {"help", no_argument, NULL, 'h'},
+	    {NULL, 0, NULL, 0},
+	};
+	int c;
+
+	*o = (struct opts){.seed = 1, .seeds = 1, .faults = -1, .max_events = 5000000};
+	while ((c = getopt_long(argc, argv, "", lo, NULL)) != -1) {
+		switch (c) {
+		case 'h':
+			fputs(usage, stdout);
+			exit(0);
+		case 'B':
+			o->broken = 1;
+			note_replay(o, "broken-quorum", NULL);
+			continue;
+		case 'X':
+			o->expect = 1;
+			continue;
+		case 'q':
+			o->quiet = 1;
+			continue;
+		case 'T':
+			o->trace = 1;
+			continue;
+		case '?':
+			return -EINVAL;
+		}
+		if (parse_value(o, c, optarg) < 0) {
+			fprintf(stderr, "shiplog-sim: bad value '%s' for --%s\n", optarg,
+				opt_name(lo, c));
+			return -EINVAL;
+		}
+		if (c != 's' && c != 'n' && c != 'S')
+			note_replay(o, opt_name(lo, c), optarg);
+	}
+	if (optind < argc) {
+		fprintf(stderr, "shiplog-sim: unexpected argument '%s'\n", argv[optind]);
+		return -EINVAL;
+	}
+	return 0;
+}
+
+/* ---- deriving a run from its seed ---- */
+
+/* Acks of `kind` (0: 0, 1: 1, 2: k in 2..followers, 3: majority, 4: all). */
+static int acks_of(uint64_t kind, uint64_t raw, unsigned followers)
+{
+	switch (kind) {
+	case 0:
+		return 0;
+	case 1:
+		return followers >= 1 ? 1 : 0;
+	case 2:
+		return followers >= 2 ? (int)(2 + raw % (followers - 1)) : (int)followers;
+	case 3:
+		return SL_ACKS_MAJORITY;
+	default:
+		return SL_ACKS_ALL;
+	}
+}
+
+/* A mix of fault kinds: none 1/8, net 2/8, disk 2/8, both 3/8. */
+static unsigned faults_of(uint64_t r)
+{
+	static const unsigned mix[8] = {0, 1, 1, 2, 2, 3, 3, 3};
+
+	return mix[r % 8];
+}
+
+static uint64_t pick(uint64_t *rng, const uint64_t *v, unsigned n)
+{
+	return v[sl_sim_below(rng, n)];
+}
+
+/* Every draw happens whatever the command line fixed, so fixing an option
+ * to the value a seed derived replays that seed exactly. */
+static void derive_policy(const struct opts *o, uint64_t *rng, struct sl_sim_params *p)
+{
+	uint64_t kind = sl_sim_below(rng, 5), raw = sl_rng_next(rng);
+	uint64_t level = sl_sim_below(rng, 3), ot = sl_sim_below(rng, 2);
+	uint64_t has_timeout = sl_sim_below(rng, 2), timeout = sl_sim_range(rng, 1 * MS, 50 * MS);
+	int local_none = sl_sim_chance(rng, 100000);
+	unsigned followers;
+
+	if (o->acks_set && o->acks >= 0 && !o->nodes && p->nodes < (unsigned)o->acks + 1)
+		p->nodes = (unsigned)o->acks + 1; /* room for the acks asked for */
+	followers = p->nodes - 1;
+	p->policy = (struct sl_ack_policy){
+	    .acks = o->acks_set ? o->acks : acks_of(kind, raw, followers),
+	    .level = o->level_set ? o->level : (enum sl_ack_level)level,
+	    .timeout_ns = has_timeout ? timeout : 0,
+	    .on_timeout = o->on_timeout_set ? o->on_timeout : (enum sl_on_timeout)ot,
+	    .local_none = local_none,
+	    .debug_undercount = o->broken,
+	};
+}
+
+static void derive_shape(const struct opts *o, uint64_t *rng, struct sl_sim_params *p)
+{
+	static const uint64_t windows[] = {256 << 10, 1 << 20, 16 << 20};
+	static const uint64_t rcv_windows[] = {128 << 10, 1 << 20, 8 << 20};
+	static const uint64_t mtus[] = {512, 1500, 1500, 1500, 4000, 9000};
+	static const uint64_t bursts[] = {1, 4, 8, 32};
+	uint64_t records = sl_sim_range(rng, 30, 800);
+
+	p->records = o->records ? o->records : (uint32_t)records;
+	p->wl_kind = (enum sl_wl_kind)sl_sim_below(rng, 2);
+	p->mtu = (uint32_t)pick(rng, mtus, 6);
+	p->batch_bytes = 1u << sl_sim_range(rng, 10, 16);
+	p->linger_ns = sl_sim_range(rng, 10 * US, 1 * MS);
+	p->heartbeat_ns = sl_sim_range(rng, 1 * MS, 20 * MS);
+	p->nak_delay_ns = sl_sim_range(rng, 20 * US, 1 * MS);
+	p->nak_interval_ns = sl_sim_range(rng, 100 * US, 5 * MS);
+	p->tlp_ns = sl_sim_range(rng, 200 * US, 5 * MS);
+	p->send_budget = sl_sim_below(rng, 2) ? (uint32_t)sl_sim_range(rng, 1, 64) : 0;
+	p->window_bytes = pick(rng, windows, 3);
+	p->rcv_window_bytes = pick(rng, rcv_windows, 3);
+	p->fault_ns = sl_sim_range(rng, 20 * MS, 400 * MS);
+	p->max_burst = (uint32_t)sl_sim_range(rng, 1, pick(rng, bursts, 4));
+	/* Spread the workload over roughly the fault phase, sometimes much
+	 * faster than the network can carry it (windows fill, -EAGAIN). */
+	p->append_gap_ns =
+	    p->fault_ns * (p->max_burst + 1) / 2 / p->records * sl_sim_range(rng, 2, 150) / 100;
+	p->apply_delay_ns = sl_sim_below(rng, 2) ? sl_sim_range(rng, 1 * US, 2 * MS) : 0;
+	p->disk_lat_ns = sl_sim_range(rng, 5 * US, 200 * US);
+	p->disk_tail_ppm = (uint32_t)sl_sim_range(rng, 0, 50000);
+	p->disk_tail_ns = sl_sim_range(rng, 100 * US, 5 * MS);
+}
+
+static void derive_faults(const struct opts *o, uint64_t *rng, struct sl_sim_params *p)
+{
+	unsigned mix = faults_of(sl_rng_next(rng));
+
+	p->faults = o->faults >= 0 ? (unsigned)o->faults : mix;
+	p->crashes = (uint32_t)sl_sim_range(rng, 1, 6);
+	p->partitions = (uint32_t)sl_sim_range(rng, 1, 4);
+	p->storage_errors = sl_sim_below(rng, 3) == 0 ? (uint32_t)sl_sim_range(rng, 1, 2) : 0;
+	p->loss_ppm = (uint32_t)sl_sim_range(rng, 0, 300000);
+	p->dup_ppm = (uint32_t)sl_sim_range(rng, 0, 500000);
+	p->forge_ppm = (uint32_t)sl_sim_range(rng, 1000, 50000);
+	p->down_max_ns = sl_sim_range(rng, 1 * MS, 200 * MS);
+	if (!(p->faults & SL_SIM_FAULT_DISK))
+		p->crashes = p->storage_errors = 0;
+	if (!(p->faults & SL_SIM_FAULT_NET))
+		p->partitions = p->loss_ppm = p->dup_ppm = p->forge_ppm = 0;
+}
+
+static void derive(const struct opts *o, uint64_t seed, uint64_t *rng, struct sl_sim_params *p)
+{
+	uint64_t nodes;
+
+	memset(p, 0, sizeof(*p));
+	*rng = sl_sim_mix(seed);
+	p->seed = seed;
+	nodes = sl_sim_range(rng, 1, 7);
+	p->nodes = o->nodes ? o->nodes : (unsigned)nodes;
+	derive_policy(o, rng, p);
+	derive_shape(o, rng, p);
+	derive_faults(o, rng, p);
+	p->heal_budget_ns = 10000 * MS;
+	p->max_events = o->max_events;
+	p->trace = o->trace;
+}
+
+/* ---- printing ---- */
+
+static const char *faults_name(unsigned f)
+{
+	static const char *const names[] = {"none", "net", "disk", "net+disk"};
+
+	return names[f & 3];
+}
+
+/* One line, in three parts: policy and shape, timings, faults. */
+static void print_params(const struct sl_sim_params *p)
+{
+	char acks[16];
+
+	printf("seed=%" PRIu64 " nodes=%u acks=%s level=%s on_timeout=%s timeout_ms=%.3f "
+	       "local=%s%s faults=%s records=%u wl=%s mtu=%u batch=%u",
+	       p->seed, p->nodes, sl_acks_name(p->policy.acks, acks, sizeof(acks)),
+	       sl_ack_level_name(p->policy.level),
+	       p->policy.on_timeout == SL_ON_TIMEOUT_BLOCK ? "block" : "degrade",
+	       (double)p->policy.timeout_ns / MS, p->policy.local_none ? "none" : "durable",
+	       p->policy.debug_undercount ? " BROKEN-QUORUM" : "", faults_name(p->faults),
+	       p->records, sl_wl_kind_name(p->wl_kind), p->mtu, p->batch_bytes);
+	printf(" linger_us=%" PRIu64 " hb_us=%" PRIu64 " nak_us=%" PRIu64 "/%" PRIu64
+	       " tlp_us=%" PRIu64 " budget=%u window_k=%" PRIu64 " rcv_window_k=%" PRIu64
+	       " burst=%u gap_us=%" PRIu64 " apply_us=%" PRIu64 " disk_us=%" PRIu64
+	       " disk_tail=%u/%" PRIu64 "us",
+	       p->linger_ns / US, p->heartbeat_ns / US, p->nak_delay_ns / US,
+	       p->nak_interval_ns / US, p->tlp_ns / US, p->send_budget, p->window_bytes >> 10,
+	       p->rcv_window_bytes >> 10, p->max_burst, p->append_gap_ns / US,
+	       p->apply_delay_ns / US, p->disk_lat_ns / US, p->disk_tail_ppm, p->disk_tail_ns / US);
+	printf(" fault_ms=%" PRIu64 " crashes=%u down_max_ms=%" PRIu64 " parts=%u storage_errs=%u"
+	       " loss_max_ppm=%u dup_max_ppm=%u forge_ppm=%u",
+	       p->fault_ns / MS, p->crashes, p->down_max_ns / MS, p->partitions, p->storage_errors,
+	       p->loss_ppm, p->dup_ppm, p->forge_ppm);
+}
+
+static void print_result(const struct sl_sim_result *r)
+{
+	static const char *const outcome[] = {"OK", "FAIL", "INCOMPLETE"};
+
+	printf(" | %s", outcome[r->outcome]);
+	if (r->outcome == SL_SIM_VIOLATION)
+		printf("(%c)", r->letter);
+	printf(" appended=%" PRIu64 " committed=%" PRIu64 " delivered=%" PRIu64, r->appended,
+	       r->committed, r->delivered_min);
+	printf(" frames=%" PRIu64 " drops=%" PRIu64 " congested=%" PRIu64 " dups=%" PRIu64
+	       " forged=%" PRIu64,
+	       r->frames, r->lost + r->partitioned + r->to_down, r->congested, r->duplicated,
+	       r->forged);
+	printf(" crashes=%" PRIu64 " storage_errs=%" PRIu64 " eagain=%" PRIu64 " degrades=%" PRIu64,
+	       r->crashes, r->storage_errors, r->eagain, r->degrade_events);
+	printf(" naks=%" PRIu64 " rexmit=%" PRIu64 " tlps=%" PRIu64 " catchup=%" PRIu64, r->naks,
+	       r->retransmits, r->tlps, r->catchup);
+	printf(" events=%" PRIu64 " vtime_ms=%.1f\n", r->events, (double)r->vtime_ns / MS);
+}
+
+/* ---- the seeds ---- */
+
+struct tally {
+	uint64_t runs, failed, incomplete, committed, expected_hits;
+	uint64_t first_failed[8];
+};
+
+static double wall_s(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static int run_seed(struct sl_sim *sim, const struct opts *o, uint64_t seed, struct tally *t)
+{
+	struct sl_sim_params p;
+	struct sl_sim_result r;
+	uint64_t rng;
+	int rc;
+
+	derive(o, seed, &rng, &p);
+	fflush(stdout);
+	rc = sl_sim_run(sim, &p, &rng, &r);
+	if (rc < 0) {
+		print_params(&p);
+		printf(" | simulator error %d: %s\n", rc, sl_err_msg());
+		return rc;
+	}
+	t->runs++;
+	t->committed += r.committed;
+	if (r.outcome == SL_SIM_INCOMPLETE)
+		t->incomplete++;
+	if (r.outcome == SL_SIM_VIOLATION) {
+		if (t->failed < 8)
+			t->first_failed[t->failed] = seed;
+		t->failed++;
+		t->expected_hits += r.letter == 'a' || r.letter == 'd';
+	}
+	if (!o->quiet || r.outcome != SL_SIM_OK) {
+		print_params(&p);
+		print_result(&r);
+		if (r.outcome == SL_SIM_VIOLATION)
+			printf("  replay: shiplog-sim --seed %" PRIu64 "%s\n", seed, o->replay);
+	}
+	return 0;
+}
+
+static void summary(const struct opts *o, const struct tally *t, double secs)
+{
+	printf("shiplog-sim: %" PRIu64 " seeds, %" PRIu64 " failed, %" PRIu64
+	       " incomplete, %" PRIu64 " records committed, %.1f s (%.0f seeds/min)",
+	       t->runs, t->failed, t->incomplete, t->committed, secs,
+	       secs > 0 ? (double)t->runs * 60 / secs : 0.0);
+	if (t->failed) {
+		printf("; failing seeds:");
+		for (uint64_t i = 0; i < t->failed && i < 8; i++)
+			printf(" %" PRIu64, t->first_failed[i]);
+		if (t->failed > 8)
+			printf(" ...");
+	}
+	printf("\n");
+	if (o->expect)
+		printf("shiplog-sim: --expect-violation: %" PRIu64 " runs violated (a) or (d)\n",
+		       t->expected_hits);
+}
+
+int main(int argc, char **argv)
+{
+	struct opts o;
+	struct tally t = {0};
+	struct sl_sim *sim;
+	double start = wall_s();
+	uint64_t soak_rng;
+	int rc = 0;
+
+	if (parse_args(argc, argv, &o) < 0) {
+		fprintf(stderr, "%s", usage);
+		return 2;
+	}
+	if (sl_sim_create(&sim) < 0) {
+		fprintf(stderr, "shiplog-sim: out of memory\n");
+		return 1;
+	}
+	setvbuf(stdout, NULL, _IOLBF, 0);
+	soak_rng = sl_sim_mix((uint64_t)time(NULL) ^ ((uint64_t)getpid() << 32));
+	if (o.soak_min > 0 && !o.seed_set)
+		printf("shiplog-sim: soak for %.1f min, random seeds\n", o.soak_min);
+	for (uint64_t i = 0; rc == 0; i++) {
+		uint64_t seed = o.seed + i;
+
+		if (o.soak_min > 0) {
+			if (wall_s() - start >= o.soak_min * 60)
+				break;
+			seed = o.seed_set ? seed : sl_rng_next(&soak_rng) >> 16;
+		} else if (i >= o.seeds) {
+			break;
+		}
+		rc = run_seed(sim, &o, seed, &t);
+	}
+	summary(&o, &t, wall_s() - start);
+	sl_sim_destroy(sim);
+	if (rc < 0)
+		return 1;
+	if (o.expect)
+		return t.expected_hits > 0 ? 0 : 1;
+	return t.failed ? 1 : 0;
+}

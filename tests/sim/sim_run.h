@@ -1,0 +1,75 @@
+/* One simulated run: N shiplog nodes (node 1 the static leader) driven
+ * through include/shiplog/proto.h by a virtual clock, a simulated network,
+ * disks and engines, a workload on the leader and a fault plan, with every
+ * invariant checked after every event. See sim.c for the command line. */
+#ifndef SHIPLOG_SIM_RUN_H
+#define SHIPLOG_SIM_RUN_H
+
+#include <stdint.h>
+
+#include "shiplog/quorum.h"
+#include "shiplog/workload.h"
+
+#define SL_SIM_FAULT_NET  1u /* loss, dup, reorder, delays, partitions, forged frames */
+#define SL_SIM_FAULT_DISK 2u /* crashes, torn writes, slow syncs, storage errors */
+
+#define SL_SIM_RECORDS_MAX 100000
+#define SL_SIM_REC_MAX	   4096 /* largest record the workload appends */
+
+/* Everything a run depends on besides the PRNG. */
+struct sl_sim_params {
+	uint64_t seed;
+	unsigned nodes;
+	struct sl_ack_policy policy; /* handed to the protocol as is */
+	unsigned faults;	     /* SL_SIM_FAULT_* active in this run */
+	uint32_t records;	     /* the workload appends this many */
+	enum sl_wl_kind wl_kind;
+	uint32_t mtu, batch_bytes;
+	uint64_t linger_ns, heartbeat_ns;
+	uint64_t nak_delay_ns, nak_interval_ns, tlp_ns;
+	uint32_t send_budget;
+	uint64_t window_bytes, rcv_window_bytes;
+	uint64_t fault_ns;	 /* faults happen in [0, fault_ns); then all heal */
+	uint64_t heal_budget_ns; /* after the heal, time to commit and deliver all */
+	uint64_t append_gap_ns;	 /* mean gap between append bursts */
+	uint32_t max_burst;	 /* records per burst, 1..max_burst */
+	uint64_t apply_delay_ns; /* engines acknowledge within this (0: at once) */
+	uint64_t disk_lat_ns;	 /* typical sync latency */
+	uint64_t disk_tail_ns;	 /* occasional slow sync, up to this */
+	uint32_t disk_tail_ppm;
+	uint32_t crashes, partitions, storage_errors;
+	uint32_t loss_ppm, dup_ppm, forge_ppm; /* per-link maxima / forging rate */
+	uint64_t down_max_ns;		       /* a crashed follower restarts within this */
+	uint64_t max_events;
+	int trace; /* print every event as it happens */
+};
+
+enum sl_sim_outcome {
+	SL_SIM_OK = 0,
+	SL_SIM_VIOLATION,  /* an invariant broke (letter in the result) */
+	SL_SIM_INCOMPLETE, /* the event budget ran out first: reported, not failed */
+};
+
+struct sl_sim_result {
+	enum sl_sim_outcome outcome;
+	char letter;
+	uint64_t appended, committed, delivered_min;
+	uint64_t frames, lost, partitioned, congested, to_down, duplicated, forged;
+	uint64_t crashes, restarts, storage_errors, eagain, degrade_events;
+	uint64_t naks, retransmits, tlps, catchup; /* the leader's counters */
+	uint64_t events, vtime_ns;
+};
+
+struct sl_sim;
+
+/* 0 or -errno. */
+int sl_sim_create(struct sl_sim **out);
+void sl_sim_destroy(struct sl_sim *s);
+
+/* Run once. `rng` is the run's PRNG, already used to derive `prm`; the run
+ * continues drawing from it. Returns 0 (see r->outcome) or -errno when the
+ * simulator itself could not run (memory, bad parameters). */
+int sl_sim_run(struct sl_sim *s, const struct sl_sim_params *prm, uint64_t *rng,
+	       struct sl_sim_result *r);
+
+#endif
