@@ -15,7 +15,6 @@
  * Each phase runs for --seconds in ROUNDS slices, the sync modes alternating
  * their order from round to round so neither always runs first on a disk the
  * other just warmed. MB/s counts batch (stored) bytes, 1 MB = 1e6 bytes. */
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -39,7 +38,6 @@
 
 #define ROUNDS	       3
 #define RAW_FILE_BYTES (1ull << 30)
-#define SYNC_FILE      (256ull << 20)
 #define TEMPLATES      8
 #define SMALL_RAW      3900 /* a ~4 KiB batch: with headers, one 4 KiB block */
 
@@ -129,41 +127,7 @@ bad:
 	return -EINVAL;
 }
 
-static void fill_random(uint8_t *p, size_t n, uint64_t *x)
-{
-	for (size_t i = 0; i < n; i++) {
-		*x ^= *x << 13;
-		*x ^= *x >> 7;
-		*x ^= *x << 17;
-		p[i] = (uint8_t)*x;
-	}
-}
-
 /* --- the raw baselines --------------------------------------------------- */
-
-/* A new preallocated file. Files are removed only at the end of the run:
- * with online discard (ext4 -o discard), removing gigabytes mid-run would
- * load the journal commits, and so the fsyncs, of the phases that follow. */
-static int fresh_file(const char *dir, const char *name, uint64_t size, char *path, size_t cap)
-{
-	static unsigned serial;
-	int fd;
-
-	snprintf(path, cap, "%s/%s-%u", dir, name, serial++);
-	fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_DIRECT | O_CLOEXEC, 0644);
-	if (fd < 0) {
-		fprintf(stderr, "shipbench store: %s: %s\n", path, strerror(errno));
-		return -errno;
-	}
-	if (fallocate(fd, 0, 0, (off_t)size) < 0) {
-		fprintf(stderr, "shipbench store: fallocate %s: %s\n", path, strerror(errno));
-		close(fd);
-		unlink(path);
-		return -errno;
-	}
-	fsync(fd);
-	return fd;
-}
 
 /* Sequential O_DIRECT writes of `wbytes`, `depth` in flight, for `secs`. */
 static int raw_write(const char *dir, uint32_t wbytes, unsigned depth, double secs, uint64_t *bytes,
@@ -177,13 +141,13 @@ static int raw_write(const char *dir, uint32_t wbytes, unsigned depth, double se
 	unsigned inflight = 0;
 	int fd, rc;
 
-	if ((fd = fresh_file(dir, "raw-write", RAW_FILE_BYTES, path, sizeof(path))) < 0)
+	if ((fd = bench_fresh_file(dir, "raw-write", RAW_FILE_BYTES, path, sizeof(path))) < 0)
 		return fd;
 	if (posix_memalign((void **)&buf, 4096, (size_t)wbytes * depth)) {
 		close(fd);
 		return -ENOMEM;
 	}
-	fill_random(buf, (size_t)wbytes * depth, seed);
+	bench_fill_random(buf, (size_t)wbytes * depth, seed);
 	if ((rc = io_uring_queue_init(2 * depth, &ring, 0)) < 0)
 		goto out;
 	iov = (struct iovec){.iov_base = buf, .iov_len = (size_t)wbytes * depth};
@@ -230,48 +194,6 @@ out:
 	return rc;
 }
 
-/* 4 KiB durable writes at queue depth 1, the plain system calls. */
-static int raw_sync(const char *dir, enum sl_sync_mode mode, double secs, struct sl_hist *h,
-		    uint64_t *seed)
-{
-	char path[4096];
-	uint8_t *buf;
-	uint64_t off = 0, deadline;
-	int fd, rc = 0;
-
-	if ((fd = fresh_file(dir, "raw-sync", SYNC_FILE, path, sizeof(path))) < 0)
-		return fd;
-	if (posix_memalign((void **)&buf, 4096, 4096)) {
-		close(fd);
-		return -ENOMEM;
-	}
-	fill_random(buf, 4096, seed);
-	deadline = bench_now_ns() + (uint64_t)(secs * 1e9);
-	while (bench_now_ns() < deadline) {
-		struct iovec iov = {.iov_base = buf, .iov_len = 4096};
-		uint64_t t0 = bench_now_ns();
-		ssize_t n;
-
-		if (mode == SL_SYNC_DSYNC) {
-			n = pwritev2(fd, &iov, 1, (off_t)off, RWF_DSYNC);
-		} else {
-			n = pwrite(fd, buf, 4096, (off_t)off);
-			if (n == 4096 && fdatasync(fd) < 0)
-				n = -1;
-		}
-		if (n != 4096) {
-			rc = -(n < 0 ? errno : EIO);
-			fprintf(stderr, "shipbench store: raw sync write: %s\n", strerror(-rc));
-			break;
-		}
-		sl_hist_record(h, bench_now_ns() - t0);
-		off = off + 4096 >= SYNC_FILE ? 0 : off + 4096;
-	}
-	free(buf);
-	close(fd);
-	return rc;
-}
-
 /* --- the store ----------------------------------------------------------- */
 
 /* Pre-encoded batches; appending one only restamps its header (lsn,
@@ -304,7 +226,7 @@ static int templates_make(struct templates *t, uint32_t raw_bytes, uint64_t *see
 
 		sl_batch_builder_init(&bld, raw, raw_bytes);
 		for (;;) {
-			fill_random(r, rec, seed);
+			bench_fill_random(r, rec, seed);
 			if (sl_batch_builder_add(&bld, r, rec) < 0)
 				break;
 		}
@@ -348,32 +270,6 @@ static const uint8_t *templates_next(struct templates *t, uint64_t n, size_t *le
 	t->position += *len;
 	t->prev_crc = crc;
 	return b;
-}
-
-/* Remove a directory and the files in it (the benchmark makes no deeper
- * trees: a log directory holds segments and a superblock). */
-static void remove_dir(const char *path)
-{
-	DIR *d = opendir(path);
-	struct dirent *de;
-
-	if (d == NULL)
-		return;
-	while ((de = readdir(d)) != NULL) {
-		char p[4096];
-
-		if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
-			continue;
-		snprintf(p, sizeof(p), "%s/%s", path, de->d_name);
-		if (de->d_type == DT_DIR)
-			remove_dir(p);
-		else
-			unlink(p);
-	}
-	closedir(d);
-	if (rmdir(path) < 0)
-		fprintf(stderr, "shipbench store: could not remove %s: %s\n", path,
-			strerror(errno));
 }
 
 static int open_bench_store(const char *base, const char *tag, const struct sbench_opts *o,
@@ -577,7 +473,7 @@ int bench_store_main(const struct bench_common *c, int argc, char **argv)
 			struct mode_result *r = &res[(k + round) % o.nmodes];
 
 			settle(base);
-			rc = raw_sync(base, r->mode, slice, &r->raw_sync, &seed);
+			rc = bench_raw_sync(base, r->mode, slice, &r->raw_sync, &seed);
 			settle(base);
 			if (rc == 0)
 				rc = store_append(base, &o, r->mode, slice, r, &seed);
@@ -588,7 +484,7 @@ int bench_store_main(const struct bench_common *c, int argc, char **argv)
 		bench_progress("store", (round + 1) * slice * (1 + 3 * o.nmodes),
 			       c->seconds * (1 + 3 * o.nmodes));
 	}
-	remove_dir(base);
+	bench_remove_dir(base);
 	if (rc != 0)
 		return 1;
 	for (int m = 0; m < o.nmodes; m++)

@@ -1,11 +1,17 @@
 /* Shared shipbench helpers; see bench_util.h. */
 #include "bench_util.h"
 
+#include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/uio.h>
 #include <time.h>
+#include <unistd.h>
+
+#define SYNC_FILE (256ull << 20) /* bench_raw_sync cycles through this much */
 
 uint64_t bench_now_ns(void)
 {
@@ -94,4 +100,102 @@ int bench_parse_u64(const char *opt, const char *s, uint64_t min, uint64_t max, 
 	}
 	*out = (uint64_t)v << shift;
 	return 0;
+}
+
+void bench_fill_random(uint8_t *p, size_t n, uint64_t *x)
+{
+	for (size_t i = 0; i < n; i++) {
+		*x ^= *x << 13;
+		*x ^= *x >> 7;
+		*x ^= *x << 17;
+		p[i] = (uint8_t)*x;
+	}
+}
+
+/* Files are removed only at the end of a run (bench_remove_dir): with
+ * online discard (ext4 -o discard), removing gigabytes mid-run would load
+ * the journal commits, and so the fsyncs, of the phases that follow. */
+int bench_fresh_file(const char *dir, const char *name, uint64_t size, char *path, size_t cap)
+{
+	static unsigned serial;
+	int fd;
+
+	snprintf(path, cap, "%s/%s-%u", dir, name, serial++);
+	fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_DIRECT | O_CLOEXEC, 0644);
+	if (fd < 0) {
+		fprintf(stderr, "shipbench: %s: %s\n", path, strerror(errno));
+		return -errno;
+	}
+	if (fallocate(fd, 0, 0, (off_t)size) < 0) {
+		fprintf(stderr, "shipbench: fallocate %s: %s\n", path, strerror(errno));
+		close(fd);
+		unlink(path);
+		return -errno;
+	}
+	fsync(fd);
+	return fd;
+}
+
+int bench_raw_sync(const char *dir, enum sl_sync_mode mode, double secs, struct sl_hist *h,
+		   uint64_t *seed)
+{
+	char path[4096];
+	uint8_t *buf;
+	uint64_t off = 0, deadline;
+	int fd, rc = 0;
+
+	if ((fd = bench_fresh_file(dir, "raw-sync", SYNC_FILE, path, sizeof(path))) < 0)
+		return fd;
+	if (posix_memalign((void **)&buf, 4096, 4096)) {
+		close(fd);
+		return -ENOMEM;
+	}
+	bench_fill_random(buf, 4096, seed);
+	deadline = bench_now_ns() + (uint64_t)(secs * 1e9);
+	while (bench_now_ns() < deadline) {
+		struct iovec iov = {.iov_base = buf, .iov_len = 4096};
+		uint64_t t0 = bench_now_ns();
+		ssize_t n;
+
+		if (mode == SL_SYNC_DSYNC) {
+			n = pwritev2(fd, &iov, 1, (off_t)off, RWF_DSYNC);
+		} else {
+			n = pwrite(fd, buf, 4096, (off_t)off);
+			if (n == 4096 && fdatasync(fd) < 0)
+				n = -1;
+		}
+		if (n != 4096) {
+			rc = -(n < 0 ? errno : EIO);
+			fprintf(stderr, "shipbench: raw sync write: %s\n", strerror(-rc));
+			break;
+		}
+		sl_hist_record(h, bench_now_ns() - t0);
+		off = off + 4096 >= SYNC_FILE ? 0 : off + 4096;
+	}
+	free(buf);
+	close(fd);
+	return rc;
+}
+
+void bench_remove_dir(const char *path)
+{
+	DIR *d = opendir(path);
+	struct dirent *de;
+
+	if (d == NULL)
+		return;
+	while ((de = readdir(d)) != NULL) {
+		char p[4096];
+
+		if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
+			continue;
+		snprintf(p, sizeof(p), "%s/%s", path, de->d_name);
+		if (de->d_type == DT_DIR)
+			bench_remove_dir(p);
+		else
+			unlink(p);
+	}
+	closedir(d);
+	if (rmdir(path) < 0)
+		fprintf(stderr, "shipbench: could not remove %s: %s\n", path, strerror(errno));
 }

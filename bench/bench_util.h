@@ -3,14 +3,18 @@
 #ifndef SHIPLOG_BENCH_UTIL_H
 #define SHIPLOG_BENCH_UTIL_H
 
+#include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 
+#include "shiplog/hist.h"
+#include "shiplog/store.h"
+
 struct bench_common {
-	int json;           /* --json: one JSON object per result line on stdout */
-	double seconds;     /* --seconds: measuring time per phase */
-	const char *dir;    /* --dir: where file-system benchmarks write */
-	uint64_t seed;      /* --seed */
+	int json;	 /* --json: one JSON object per result line on stdout */
+	double seconds;	 /* --seconds: measuring time per phase */
+	const char *dir; /* --dir: where file-system benchmarks write */
+	uint64_t seed;	 /* --seed */
 };
 
 uint64_t bench_now_ns(void);
@@ -34,6 +38,19 @@ void bench_progress(const char *what, double done, double total);
  * suffixes meaning KiB/MiB/GiB); prints "shipbench: OPT wants ..." and
  * returns -EINVAL on anything else. */
 int bench_parse_u64(const char *opt, const char *s, uint64_t min, uint64_t max, uint64_t *out);
+
+/* Incompressible bytes from a xorshift state. */
+void bench_fill_random(uint8_t *p, size_t n, uint64_t *x);
+/* A new O_DIRECT file `dir`/`name`-N of `size` preallocated bytes, its path
+ * in `path`. The descriptor, or -errno (printed). */
+int bench_fresh_file(const char *dir, const char *name, uint64_t size, char *path, size_t cap);
+/* The disk's durable-write limit: 4 KiB O_DIRECT writes at queue depth 1 in
+ * a fresh file in `dir` for `secs`, each pwrite + fdatasync (or one
+ * pwritev2 RWF_DSYNC for SL_SYNC_DSYNC), latencies into h. 0 or -errno. */
+int bench_raw_sync(const char *dir, enum sl_sync_mode mode, double secs, struct sl_hist *h,
+		   uint64_t *seed);
+/* Remove a directory and what is in it (files and directories). */
+void bench_remove_dir(const char *path);
 
 /* Subcommands: argc/argv start at the subcommand's own options. */
 int bench_codec_main(const struct bench_common *c, int argc, char **argv);
