@@ -24,8 +24,9 @@
 
 #include "shiplog/err.h"
 
-/* The store's documented defaults (shiplog/store.h), made explicit so the
- * checks between keys see the values that will be in use. */
+/* The store's documented defaults (shiplog/store.h) and the node's group
+ * sizing rule (shiplog/node.h), made explicit so the checks between keys see
+ * the values that will be in use. */
 #define STORE_SEGMENT_DEFAULT  (64ull << 20)
 #define STORE_GROUP_DEFAULT    (1u << 20)
 #define STORE_INFLIGHT_DEFAULT 2u
@@ -773,37 +774,37 @@ static int check_nodes(struct parse *p)
 	return 0;
 }
 
-/* The largest batch the protocol can seal must fit one store group (the store
- * refuses it otherwise, failing the node at run time). */
+/* The largest batch the protocol can seal must fit one store group: the node
+ * refuses it at open, but here the message can point at the line. Unset,
+ * group_bytes stays 0 and the node sizes the group (shiplog/node.h). */
 static int check_sizes(struct parse *p)
 {
 	struct sl_node_config *n = &p->c->node;
-	uint64_t raw = n->proto.batch_bytes, need;
+	uint64_t raw = n->proto.batch_bytes, need, group;
 
 	if (raw < (uint64_t)n->proto.limits.max_record_bytes + SL_REC_PREFIX)
 		raw = (uint64_t)n->proto.limits.max_record_bytes + SL_REC_PREFIX;
 	if (raw > n->proto.limits.max_raw_bytes)
 		raw = n->proto.limits.max_raw_bytes;
 	need = sl_batch_bound(raw) + STORE_GROUP_HDR;
-	if (!p->key_line[K_GROUP_BYTES]) {
-		uint64_t rounded = (need + STORE_BLOCK - 1) / STORE_BLOCK * STORE_BLOCK;
-
-		if (rounded > n->store.group_bytes)
-			n->store.group_bytes = (uint32_t)rounded;
-	} else if (need > n->store.group_bytes) {
-		return fail_at(p, p->key_line[K_GROUP_BYTES], K_GROUP_BYTES, NULL,
-			       "%u bytes cannot hold the largest batch (%llu bytes with the group "
-			       "header, from batch_bytes %u and max_record_bytes %u)",
-			       n->store.group_bytes, (unsigned long long)need, n->proto.batch_bytes,
-			       n->proto.limits.max_record_bytes);
-	}
-	if (n->store.segment_bytes < (uint64_t)n->store.group_bytes + STORE_BLOCK) {
+	group = n->store.group_bytes;
+	if (!group)
+		group = need > STORE_GROUP_DEFAULT ? need : STORE_GROUP_DEFAULT;
+	else if (need > group)
+		return fail_at(
+		    p, p->key_line[K_GROUP_BYTES], K_GROUP_BYTES, NULL,
+		    "%llu bytes cannot hold the largest batch (%llu bytes with the group "
+		    "header, from batch_bytes %u and max_record_bytes %u)",
+		    (unsigned long long)group, (unsigned long long)need, n->proto.batch_bytes,
+		    n->proto.limits.max_record_bytes);
+	if (n->store.segment_bytes < group + STORE_BLOCK) {
 		enum key_id k = p->key_line[K_SEGMENT_BYTES] ? K_SEGMENT_BYTES : K_GROUP_BYTES;
 
 		return fail_at(p, line_of(p, k), k, NULL,
-			       "segment_bytes %llu cannot hold a %u-byte group and the segment "
+			       "segment_bytes %llu cannot hold a %llu-byte group and the segment "
 			       "header",
-			       (unsigned long long)n->store.segment_bytes, n->store.group_bytes);
+			       (unsigned long long)n->store.segment_bytes,
+			       (unsigned long long)group);
 	}
 	return 0;
 }
@@ -855,7 +856,6 @@ static void set_defaults(struct sl_config *c)
 	n->net.tx_queue = 256;
 	n->net.mbufs = 8191;
 	n->store.segment_bytes = STORE_SEGMENT_DEFAULT;
-	n->store.group_bytes = STORE_GROUP_DEFAULT;
 	n->store.max_inflight = STORE_INFLIGHT_DEFAULT;
 	c->drain_timeout_ns = 5000000000ull;
 }
