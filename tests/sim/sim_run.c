@@ -68,6 +68,7 @@ struct sim_node {
 	int in_forged;	  /* a forged frame is being delivered */
 	uint64_t spin_at; /* instant of the last tick, for stuck timers */
 	uint32_t spin;
+	uint64_t spin_ev; /* events dispatched at the last tick */
 	/* The engine: what it applied survives crashes (its own durable state). */
 	uint64_t delivered_lsn;
 	uint64_t delivered_pos; /* end of the batch holding delivered_lsn */
@@ -105,7 +106,8 @@ struct sl_sim {
 	int prev_degraded;
 	uint64_t prev_degrade_events;
 	int healed;
-	uint64_t end_time; /* liveness deadline once healed */
+	uint64_t dispatched; /* heap events handled: ticks between them are no spin */
+	uint64_t end_time;   /* liveness deadline once healed */
 	struct sl_proto_status st, st2;
 };
 
@@ -1016,18 +1018,20 @@ static uint64_t next_timer(struct sl_sim *s, int *who)
 	return best;
 }
 
+/* A node whose timer is still due after SIM_SPIN_MAX ticks in a row, with
+ * no event in between and no time passing, would spin its loop forever. */
 static void tick(struct sl_sim *s, struct sim_node *n, uint64_t due)
 {
-	if (n->spin_at == s->now && ++n->spin > SIM_SPIN_MAX) {
+	if (n->spin_at != s->now || n->spin_ev != s->dispatched) {
+		n->spin_at = s->now;
+		n->spin_ev = s->dispatched;
+		n->spin = 0;
+	} else if (++n->spin > SIM_SPIN_MAX) {
 		sl_sim_violation(&s->chk, 'T', (int)n->idx, UINT64_MAX, UINT64_MAX, s->now,
-				 "timer still due after %u ticks at the same instant (next_timer "
-				 "%" PRIu64 ")",
+				 "timer still due after %u ticks in a row at the same instant "
+				 "(next_timer %" PRIu64 ")",
 				 n->spin, sl_proto_next_timer(n->p));
 		return;
-	}
-	if (n->spin_at != s->now) {
-		n->spin_at = s->now;
-		n->spin = 0;
 	}
 	if (n->spin < 3) /* a stuck timer would flood the trace */
 		trace(s, (int)n->idx, "tick (timer due %" PRIu64 " ns ago, repeat %" PRIu64 ")",
@@ -1078,6 +1082,7 @@ static int step(struct sl_sim *s)
 		tick(s, &s->node[who], tt);
 	} else {
 		sl_sim_heap_pop(&s->heap, &e);
+		s->dispatched++;
 		if (e.time > s->now)
 			s->now = e.time;
 		dispatch(s, &e);
@@ -1270,6 +1275,7 @@ static void reset_run(struct sl_sim *s, const struct sl_sim_params *prm, uint64_
 	s->prev_degraded = 0;
 	s->prev_degrade_events = 0;
 	s->healed = 0;
+	s->dispatched = 0;
 	s->end_time = UINT64_MAX;
 	sl_sim_heap_clear(&s->heap);
 	sl_sim_net_reset(&s->net, prm->nodes, 0);
