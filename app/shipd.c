@@ -1,0 +1,459 @@
+/* shipd: the shiplog daemon. One node of one stream per process, configured
+ * by an INI file (app/config.c), driven by its own run-to-completion loop:
+ * each turn polls the node, feeds --generate's workload on the leader and,
+ * at most once a millisecond, the control socket (app/ctl.c), then idles the
+ * node's way. SIGTERM or SIGINT drains (closes the open batch, waits a
+ * bounded time for durability and, on the leader, for commits) and exits 0;
+ * a second signal cuts the drain short.
+ *
+ * Until the client library arrives shipd has no storage engine: what a
+ * follower is delivered counts as applied at once (ack_level = applied then
+ * means "delivered"), and --generate stands in for an engine's appends. */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "config.h"
+#include "ctl.h"
+#include "shiplog/err.h"
+#include "shiplog/log.h"
+#include "shiplog/node.h"
+#include "shiplog/workload.h"
+
+#define DEFAULT_CONFIG	  "/etc/shiplog/shipd.ini"
+#define GEN_BUDGET	  256		/* records appended per turn at most */
+#define CTL_INTERVAL_NS	  1000000ull	/* control socket polled at most this often */
+#define REPORT_NS	  1000000000ull /* --generate progress lines */
+#define GEN_BYTES_DEFAULT 1024
+#define DESCRIBE_MAX	  (PATH_MAX + 1024) /* describe(): the log path and the rest */
+
+struct shipd_opts {
+	const char *config;
+	int check;
+	uint64_t generate; /* records, 0: none */
+	uint32_t generate_bytes;
+	uint64_t exit_after_lsn; /* 0: run until signalled */
+};
+
+struct shipd {
+	struct shipd_opts o;
+	struct sl_config *cfg;
+	struct sl_node *node;
+	struct sl_ctl_server *ctl;
+	int leader;
+	uint64_t started_ns, next_ctl_ns;
+	int draining;
+	/* engine callbacks */
+	uint64_t commit_lsn;
+	uint64_t delivered_lsn, delivered_end; /* end position of the last delivered batch */
+	/* --generate */
+	struct sl_wl wl;
+	uint8_t *rec;
+	int rec_ready; /* rec holds the next record (an append refused it) */
+	uint64_t gen_done, gen_first_lsn, gen_last_lsn;
+	uint64_t gen_start_ns, gen_end_ns; /* end: all committed */
+	uint64_t next_report_ns, last_report_done, last_report_ns;
+};
+
+static volatile sig_atomic_t signals;
+
+static void on_signal(int sig)
+{
+	(void)sig;
+	signals++;
+}
+
+static void usage(FILE *f)
+{
+	fprintf(f,
+		"usage: shipd [-c FILE] [--check] [--generate N[:BYTES]] [--exit-after-lsn N]\n"
+		"The shiplog daemon: one node of a replicated log, configured by FILE\n"
+		"(docs/configuration.md). SIGTERM or SIGINT drains and exits 0.\n\n"
+		"  -c, --config FILE       configuration (default " DEFAULT_CONFIG ")\n"
+		"      --check             check the configuration, print a summary, exit 0 or 1\n"
+		"      --generate N[:BYTES]\n"
+		"                          leader only: append N generated WAL-like records of\n"
+		"                          BYTES bytes each (default %d) as fast as the pipeline\n"
+		"                          takes them, log progress every second and the commit\n"
+		"                          LSN at the end, then keep serving\n"
+		"      --exit-after-lsn N  drain and exit 0 once LSN N is committed (leader) or\n"
+		"                          delivered and durable here (follower)\n"
+		"  -h, --help              this help\n\n"
+		"Status: shipctl status [-c FILE] (the control socket is in the config).\n",
+		GEN_BYTES_DEFAULT);
+}
+
+static int parse_generate(const char *arg, struct shipd_opts *o)
+{
+	char count[32];
+	const char *colon = strchr(arg, ':');
+	size_t n = colon ? (size_t)(colon - arg) : strlen(arg);
+	uint64_t bytes = GEN_BYTES_DEFAULT;
+
+	if (n >= sizeof(count))
+		return sl_err_set(EINVAL, "--generate '%s': want N[:BYTES]", arg);
+	memcpy(count, arg, n);
+	count[n] = '\0';
+	if (sl_config_parse_u64(count, 1, 1ull << 40, &o->generate) ||
+	    (colon && sl_config_parse_size(colon + 1, 1, 8u << 20, &bytes)))
+		return sl_err_wrap(-EINVAL, "--generate");
+	o->generate_bytes = (uint32_t)bytes;
+	return 0;
+}
+
+static int parse_opts(int argc, char **argv, struct shipd_opts *o)
+{
+	static const struct option longopts[] = {
+	    {"config", required_argument, 0, 'c'},   {"check", no_argument, 0, 'k'},
+	    {"generate", required_argument, 0, 'g'}, {"exit-after-lsn", required_argument, 0, 'x'},
+	    {"help", no_argument, 0, 'h'},	     {0, 0, 0, 0},
+	};
+	int c;
+
+	*o = (struct shipd_opts){.config = DEFAULT_CONFIG};
+	while ((c = getopt_long(argc, argv, "c:h", longopts, NULL)) != -1) {
+		switch (c) {
+		case 'c':
+			o->config = optarg;
+			break;
+		case 'k':
+			o->check = 1;
+			break;
+		case 'g':
+			if (parse_generate(optarg, o))
+				return -EINVAL;
+			break;
+		case 'x':
+			if (sl_config_parse_u64(optarg, 1, UINT64_MAX, &o->exit_after_lsn))
+				return sl_err_wrap(-EINVAL, "--exit-after-lsn");
+			break;
+		case 'h':
+			usage(stdout);
+			exit(0);
+		default:
+			usage(stderr);
+			return sl_err_set(EINVAL, "bad usage");
+		}
+	}
+	if (optind < argc) {
+		usage(stderr);
+		return sl_err_set(EINVAL, "unexpected argument '%s'", argv[optind]);
+	}
+	return 0;
+}
+
+/* "node 2 (follower of 1), 3 nodes, udp 127.0.0.1:7002, ..." */
+static void describe(const struct sl_config *c, char *buf, size_t cap)
+{
+	const struct sl_node_config *n = &c->node;
+	const struct sl_ack_policy *p = &n->proto.policy;
+	char ip[INET_ADDRSTRLEN], acks[16], role[32];
+	struct in_addr a = {.s_addr = n->net.self.ip};
+
+	inet_ntop(AF_INET, &a, ip, sizeof(ip));
+	if (n->proto.node_id == n->proto.leader_id)
+		snprintf(role, sizeof(role), "leader");
+	else
+		snprintf(role, sizeof(role), "follower of %" PRIu32, n->proto.leader_id);
+	snprintf(buf, cap,
+		 "node %" PRIu32 " (%s), %" PRIu32 " nodes, stream %" PRIu64 ", epoch %" PRIu64
+		 ", %s %s:%u mtu %" PRIu32 ", log %s, control socket %s, "
+		 "acks=%s level=%s timeout=%" PRIu64 "ms on_timeout=%s%s",
+		 n->proto.node_id, role, n->proto.n_nodes, n->proto.stream_id, n->proto.epoch,
+		 n->transport == SL_TRANSPORT_DPDK ? "dpdk" : "udp", ip, n->net.self.port,
+		 n->net.mtu, c->log_dir, c->control_socket,
+		 sl_acks_name(p->acks, acks, sizeof(acks)), sl_ack_level_name(p->level),
+		 p->timeout_ns / 1000000,
+		 p->on_timeout == SL_ON_TIMEOUT_DEGRADE ? "degrade" : "block",
+		 p->local_none ? " local=none" : "");
+}
+
+/* --- the engine shipd stands in for ----------------------------------------- */
+
+static void on_commit(void *ctx, uint64_t commit_lsn)
+{
+	struct shipd *d = ctx;
+
+	d->commit_lsn = commit_lsn;
+}
+
+/* No engine behind shipd yet: delivered is applied. */
+static void on_deliver(void *ctx, const struct sl_batch_hdr *h, const uint8_t *raw, size_t raw_len)
+{
+	struct shipd *d = ctx;
+
+	(void)raw;
+	(void)raw_len;
+	d->delivered_end = h->position + SL_BATCH_HDR_SIZE + h->stored_len;
+	if (h->record_count == 0)
+		return;
+	d->delivered_lsn = h->base_lsn + h->record_count - 1;
+	if (d->node)
+		sl_node_applied(d->node, d->delivered_lsn);
+}
+
+/* --- control requests --------------------------------------------------------- */
+
+static int on_request(void *ctx, const char *req, char *reply, size_t cap)
+{
+	struct shipd *d = ctx;
+	struct sl_ctl_status s;
+	int json;
+
+	if (strcmp(req, "status") == 0)
+		json = 0;
+	else if (strcmp(req, "status json") == 0)
+		json = 1;
+	else
+		return sl_err_set(EINVAL, "unknown request '%.64s' (known: status, status json)",
+				  req);
+	memset(&s, 0, sizeof(s));
+	sl_node_status(d->node, &s.proto);
+	sl_node_transport_stats(d->node, &s.transport);
+	sl_node_stats(d->node, &s.loop);
+	sl_node_store_info(d->node, &s.store);
+	s.transport_kind = d->cfg->node.transport;
+	s.pid = (int)getpid();
+	s.config = d->cfg->path;
+	s.now_ns = sl_node_now();
+	s.uptime_ns = s.now_ns - d->started_ns;
+	s.generate_target = d->o.generate;
+	s.generate_done = d->gen_done;
+	s.generate_last_lsn = d->gen_last_lsn;
+	s.draining = d->draining;
+	return sl_ctl_format(&s, json, reply, cap);
+}
+
+/* --- --generate ----------------------------------------------------------------- */
+
+static void report(struct shipd *d, uint64_t now)
+{
+	double secs = (double)(now - d->last_report_ns) / 1e9;
+	double rate = secs > 0 ? (double)(d->gen_done - d->last_report_done) / secs : 0;
+
+	sl_info("generate: %" PRIu64 "/%" PRIu64 " appended, commit lsn %" PRIu64
+		", %.0f records/s, %.1f MB/s",
+		d->gen_done, d->o.generate, d->commit_lsn, rate, rate * d->o.generate_bytes / 1e6);
+	d->last_report_done = d->gen_done;
+	d->last_report_ns = now;
+	d->next_report_ns = now + REPORT_NS;
+}
+
+/* Append up to GEN_BUDGET records; stop at -EAGAIN (the window is full:
+ * the node must turn first). Returns records appended or -errno. */
+static int generate(struct shipd *d, uint64_t now)
+{
+	int n = 0;
+
+	if (d->gen_end_ns)
+		return 0;
+	if (!d->gen_start_ns) {
+		d->gen_start_ns = d->last_report_ns = now;
+		d->next_report_ns = now + REPORT_NS;
+	}
+	while (d->gen_done < d->o.generate && n < GEN_BUDGET) {
+		int64_t lsn;
+
+		if (!d->rec_ready)
+			sl_wl_fill(&d->wl, d->rec, d->o.generate_bytes);
+		d->rec_ready = 1;
+		lsn = sl_node_append(d->node, d->rec, d->o.generate_bytes);
+		if (lsn == -EAGAIN)
+			break;
+		if (lsn < 0)
+			return sl_err_wrap((int)lsn, "generate: appending record %" PRIu64,
+					   d->gen_done + 1);
+		d->rec_ready = 0;
+		if (!d->gen_first_lsn)
+			d->gen_first_lsn = (uint64_t)lsn;
+		d->gen_last_lsn = (uint64_t)lsn;
+		d->gen_done++;
+		n++;
+		if (d->gen_done == d->o.generate) {
+			sl_node_flush(d->node); /* no linger for the last batch */
+			sl_info("generate: all %" PRIu64 " records appended (lsn %" PRIu64
+				"..%" PRIu64 ")",
+				d->gen_done, d->gen_first_lsn, d->gen_last_lsn);
+		}
+	}
+	if (d->gen_done == d->o.generate && d->commit_lsn >= d->gen_last_lsn) {
+		double secs = (double)(now - d->gen_start_ns) / 1e9;
+
+		d->gen_end_ns = now;
+		sl_info("generate: %" PRIu64 " records committed in %.2f s (%.0f records/s, "
+			"%.1f MB/s); commit lsn %" PRIu64,
+			d->gen_done, secs, secs > 0 ? (double)d->gen_done / secs : 0,
+			secs > 0 ? (double)d->gen_done * d->o.generate_bytes / secs / 1e6 : 0,
+			d->commit_lsn);
+	} else if (now >= d->next_report_ns) {
+		report(d, now);
+	}
+	return n;
+}
+
+/* --exit-after-lsn: committed (leader), or delivered and durable here. */
+static int reached_exit_lsn(struct shipd *d)
+{
+	struct sl_proto_status st;
+
+	if (!d->o.exit_after_lsn)
+		return 0;
+	if (d->leader)
+		return d->commit_lsn >= d->o.exit_after_lsn;
+	if (d->delivered_lsn < d->o.exit_after_lsn)
+		return 0;
+	sl_node_status(d->node, &st);
+	return st.durable_pos >= d->delivered_end;
+}
+
+/* --- the loop ------------------------------------------------------------------- */
+
+/* One turn: the node, the workload, the control socket. Events or -errno. */
+static int turn(struct shipd *d)
+{
+	int events = sl_node_poll(d->node), rc;
+	uint64_t now;
+
+	if (events < 0)
+		return events;
+	now = sl_node_now();
+	if (d->o.generate && !d->draining) {
+		if ((rc = generate(d, now)) < 0)
+			return rc;
+		events += rc;
+	}
+	if (now >= d->next_ctl_ns) {
+		events += sl_ctl_server_poll(d->ctl, now);
+		d->next_ctl_ns = now + CTL_INTERVAL_NS;
+	}
+	return events;
+}
+
+static int run(struct shipd *d)
+{
+	while (!signals) {
+		int events = turn(d);
+
+		if (events < 0)
+			return sl_err_wrap(events, "node failed");
+		if (reached_exit_lsn(d)) {
+			sl_info("lsn %" PRIu64 " reached: exiting", d->o.exit_after_lsn);
+			break;
+		}
+		sl_node_idle(d->node, events);
+	}
+	return 0;
+}
+
+/* Bounded: until durable (and on the leader committed) up to the log's end,
+ * drain_timeout, a node failure or a second signal. */
+static void drain(struct shipd *d)
+{
+	uint64_t start = sl_node_now(), deadline = start + d->cfg->drain_timeout_ns;
+	sig_atomic_t seen = signals;
+	struct sl_proto_status st;
+	int done = 0;
+
+	d->draining = 1;
+	if (d->leader)
+		sl_node_flush(d->node);
+	while (!done && signals == seen && sl_node_now() < deadline) {
+		int events = turn(d);
+
+		if (events < 0)
+			break;
+		sl_node_status(d->node, &st);
+		done = st.durable_pos >= st.log_end && (!d->leader || st.commit_pos >= st.log_end);
+		sl_node_idle(d->node, events);
+	}
+	sl_node_status(d->node, &st);
+	if (done)
+		sl_info("drained in %.3f s: log end %" PRIu64 " durable, commit lsn %" PRIu64,
+			(double)(sl_node_now() - start) / 1e9, st.log_end, st.commit_lsn);
+	else
+		sl_warn("drain incomplete: log end %" PRIu64 ", durable %" PRIu64
+			", commit %" PRIu64 " (lsn %" PRIu64 ")",
+			st.log_end, st.durable_pos, st.commit_pos, st.commit_lsn);
+}
+
+static int serve(struct shipd *d)
+{
+	struct sl_node_engine engine = {.ctx = d, .deliver = on_deliver, .commit = on_commit};
+	char what[DESCRIBE_MAX];
+	int rc;
+
+	/* The control socket first: a second shipd on the same log stops at
+	 * its live socket before touching the log. */
+	if ((rc = sl_ctl_server_open(&d->ctl, d->cfg->control_socket, on_request, d)))
+		return rc;
+	describe(d->cfg, what, sizeof(what));
+	sl_info("shipd %d: %s", (int)getpid(), what);
+	if ((rc = sl_node_open(&d->node, &d->cfg->node, &engine)))
+		return sl_err_wrap(rc, "opening the node");
+	d->started_ns = sl_node_now();
+	if (d->o.generate) {
+		d->rec = malloc(d->o.generate_bytes);
+		if (!d->rec)
+			return sl_err_set(ENOMEM, "generate: out of memory");
+		sl_wl_init(&d->wl, SL_WL_TEXT, d->cfg->node.proto.node_id);
+	}
+	rc = run(d);
+	if (rc == 0)
+		drain(d);
+	return rc;
+}
+
+int main(int argc, char **argv)
+{
+	struct shipd d = {0};
+	struct sigaction sa = {.sa_handler = on_signal};
+	int rc;
+
+	if (parse_opts(argc, argv, &d.o)) {
+		fprintf(stderr, "shipd: %s\n", sl_err_msg());
+		return 2;
+	}
+	if (sl_config_load(d.o.config, SL_CONFIG_CHECK_FS, &d.cfg)) {
+		fprintf(stderr, "shipd: %s\n", sl_err_msg());
+		return 1;
+	}
+	d.leader = d.cfg->node.proto.node_id == d.cfg->node.proto.leader_id;
+	if (d.o.check) {
+		char what[DESCRIBE_MAX];
+
+		describe(d.cfg, what, sizeof(what));
+		printf("%s: ok: %s\n", d.cfg->path, what);
+		sl_config_free(d.cfg);
+		return 0;
+	}
+	if (d.o.generate && !d.leader) {
+		fprintf(stderr,
+			"shipd: --generate: node %" PRIu32 " is not the leader (%" PRIu32 ")\n",
+			d.cfg->node.proto.node_id, d.cfg->node.proto.leader_id);
+		sl_config_free(d.cfg);
+		return 1;
+	}
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGTERM, &sa, NULL);
+	sigaction(SIGINT, &sa, NULL);
+	signal(SIGPIPE, SIG_IGN);
+
+	rc = serve(&d);
+	if (rc)
+		sl_error("shipd: %s", sl_err_msg());
+	if (d.node)
+		sl_node_close(d.node);
+	sl_ctl_server_close(d.ctl);
+	free(d.rec);
+	sl_config_free(d.cfg);
+	if (!rc)
+		sl_info("shipd: stopped");
+	return rc ? 1 : 0;
+}
