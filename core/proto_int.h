@@ -8,7 +8,7 @@
 #include "shiplog/frame.h"
 #include "shiplog/proto.h"
 
-#define SL_PROTO_SLOTS    256 /* follower: batches being reassembled at once */
+#define SL_PROTO_SLOTS	  256 /* follower: batches being reassembled at once */
 #define SL_PROTO_NAK_MAX  4   /* NAK frames per round */
 #define SL_PROTO_DESC_MIN 64
 
@@ -39,15 +39,15 @@ struct sl_bq {
 /* Leader's view of one follower. */
 struct sl_peer {
 	uint32_t id;
-	uint64_t seq;          /* frames sent to it */
-	uint64_t sent_end;     /* live sending has reached here */
-	uint32_t frag_next;    /* resume offset inside the batch at sent_end */
+	uint64_t seq;	    /* frames sent to it */
+	uint64_t sent_end;  /* live sending has reached here */
+	uint32_t frag_next; /* resume offset inside the batch at sent_end */
 	uint64_t received, durable, applied, applied_lsn, window_end;
 	uint64_t write_lag, flush_lag, apply_lag;
 	uint64_t last_status_ns, last_progress_ns, last_send_ns, last_tlp_ns;
-	uint64_t safe_sent;    /* safe_pos last told to it */
+	uint64_t safe_sent; /* safe_pos last told to it */
 	uint64_t naks, retransmits, catchup_batches;
-	uint64_t scratch_pos;  /* batch cached in scratch (catch-up), UINT64_MAX none */
+	uint64_t scratch_pos; /* batch cached in scratch (catch-up), UINT64_MAX none */
 	uint32_t scratch_len;
 	uint8_t *scratch;
 };
@@ -56,7 +56,7 @@ struct sl_peer {
 struct sl_slot {
 	uint64_t pos;
 	uint32_t len;
-	uint32_t got;   /* bytes received */
+	uint32_t got;	/* bytes received */
 	uint64_t *bits; /* one bit per fragment */
 	int used;
 };
@@ -77,8 +77,8 @@ struct sl_proto {
 
 	/* Log, both roles. */
 	struct sl_ring ring;
-	struct sl_bq bq;       /* batches held in ring, oldest first */
-	uint64_t log_end;      /* end of complete batches (leader: sealed) */
+	struct sl_bq bq;  /* batches held in ring, oldest first */
+	uint64_t log_end; /* end of complete batches (leader: sealed) */
 	uint64_t next_lsn;
 	uint32_t last_crc;
 	uint64_t last_epoch;
@@ -89,7 +89,8 @@ struct sl_proto {
 	struct sl_batch_builder builder;
 	uint8_t *raw;
 	uint64_t open_ts; /* first record of the open batch, 0: none */
-	int required;     /* follower acks the policy needs */
+	int seal_blocked; /* the open batch waits for room in the window */
+	int required;	  /* follower acks the policy needs */
 	int degraded;
 	uint64_t degrade_mark, degrade_events, blocked_since;
 	uint32_t n_peers;

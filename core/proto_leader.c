@@ -161,8 +161,12 @@ static int seal(struct sl_proto *p, uint64_t now)
 
 	if (p->builder.count == 0)
 		return 0;
-	if ((rc = make_room(p, need)))
+	if ((rc = make_room(p, need))) {
+		/* Retried when commits free the window, not by the linger timer. */
+		p->seal_blocked = rc == -EAGAIN;
 		return rc;
+	}
+	p->seal_blocked = 0;
 	memcpy(h.cluster_id, p->cfg.cluster_id, sizeof(h.cluster_id));
 	out = sl_ring_at(&p->ring, p->log_end);
 	len = sl_batch_encode(&h, p->raw, p->builder.len, p->builder.count, out, need);
@@ -300,9 +304,19 @@ static void recompute_commit(struct sl_proto *p, uint64_t now)
 	}
 }
 
+/* A batch that could not be sealed for lack of window goes out as soon as
+ * commits have freed room, if it is full or has lingered long enough. */
+static void retry_seal(struct sl_proto *p, uint64_t now)
+{
+	if (p->seal_blocked &&
+	    (p->builder.len >= p->cfg.batch_bytes || now - p->open_ts >= p->cfg.linger_ns))
+		seal(p, now);
+}
+
 void sl_leader_on_durable(struct sl_proto *p, uint64_t now)
 {
 	recompute_commit(p, now);
+	retry_seal(p, now);
 }
 
 /* ---- follower feedback ---- */
@@ -352,7 +366,36 @@ void sl_leader_on_status(struct sl_proto *p, const struct sl_frame *f, uint64_t 
 		peer->frag_next = 0;
 	}
 	recompute_commit(p, now);
+	retry_seal(p, now);
 	pump(p, peer, now);
+}
+
+/* The start of the batch that holds `pos`. Inside the window the index says;
+ * beyond it, walk the log from the follower's contiguous end, which is a
+ * batch boundary (a bounded number of storage reads). 0, or -ENOENT. */
+static int batch_start(struct sl_proto *p, struct sl_peer *peer, uint64_t pos, uint64_t *start)
+{
+	const struct sl_bdesc *d = sl_bq_find(&p->bq, pos);
+	uint64_t b = peer->received;
+
+	if (d) {
+		*start = d->pos;
+		return 0;
+	}
+	if (b > pos || pos >= sl_proto_ring_base(p))
+		return -ENOENT;
+	for (int steps = 0; steps < 16; steps++) {
+		uint32_t len;
+
+		if (!batch_bytes(p, peer, b, &len))
+			return -ENOENT;
+		if (pos < b + len) {
+			*start = b;
+			return 0;
+		}
+		b += len;
+	}
+	return -ENOENT;
 }
 
 /* Resend what a follower reports missing, [from, to), from the window or
@@ -360,7 +403,7 @@ void sl_leader_on_status(struct sl_proto *p, const struct sl_frame *f, uint64_t 
 void sl_leader_on_nak(struct sl_proto *p, const struct sl_frame *f, uint64_t now)
 {
 	struct sl_peer *peer = peer_of(p, f->hdr.sender);
-	uint64_t pos = f->nak.from_pos, to = f->nak.to_pos;
+	uint64_t pos = f->nak.from_pos, to = f->nak.to_pos, start;
 	uint32_t budget = p->cfg.send_budget;
 
 	p->naks_received++;
@@ -371,11 +414,7 @@ void sl_leader_on_nak(struct sl_proto *p, const struct sl_frame *f, uint64_t now
 		to = peer->sent_end;
 	if (to > peer->window_end)
 		to = peer->window_end;
-	if (pos < sl_proto_ring_base(p) && pos != peer->received)
-		pos = peer->received; /* out of the window: restart at a batch boundary */
-	while (pos < to && budget > 0) {
-		const struct sl_bdesc *d = sl_bq_find(&p->bq, pos);
-		uint64_t start = d ? d->pos : pos; /* outside the window pos is a boundary */
+	while (pos < to && budget > 0 && batch_start(p, peer, pos, &start) == 0) {
 		uint32_t len, end, reached, before = budget;
 		const uint8_t *b = batch_bytes(p, peer, start, &len);
 
@@ -435,7 +474,7 @@ static void check_ack_timeout(struct sl_proto *p, uint64_t now)
 
 void sl_leader_tick(struct sl_proto *p, uint64_t now)
 {
-	if (p->open_ts && now - p->open_ts >= p->cfg.linger_ns)
+	if (p->open_ts && !p->seal_blocked && now - p->open_ts >= p->cfg.linger_ns)
 		seal(p, now);
 	check_ack_timeout(p, now);
 	for (uint32_t i = 0; i < p->n_peers; i++) {
@@ -464,7 +503,7 @@ uint64_t sl_leader_next_timer(const struct sl_proto *p)
 {
 	uint64_t t = UINT64_MAX;
 
-	if (p->open_ts)
+	if (p->open_ts && !p->seal_blocked)
 		t = p->open_ts + p->cfg.linger_ns;
 	if (p->cfg.policy.timeout_ns && p->commit_pos < p->log_end && !p->degraded &&
 	    !p->blocked_since) {
