@@ -443,13 +443,14 @@ static void probe_tail(struct sl_proto *p, struct sl_peer *peer, uint64_t now)
 	if (level_pos(peer, p->cfg.policy.level) >= peer->sent_end || peer->sent_end == 0 ||
 	    now - peer->last_progress_ns < p->cfg.tlp_ns || now - peer->last_tlp_ns < p->cfg.tlp_ns)
 		return;
+	peer->last_tlp_ns = now;
+	/* Past the window (a catching-up follower) NAKs and heartbeats repair. */
 	d = sl_bq_find(&p->bq, peer->sent_end - 1);
 	if (!d)
 		return;
 	last = (d->len - 1) / p->frag_unit * p->frag_unit;
 	send_frags(p, peer, sl_ring_at(&p->ring, d->pos), d->pos, d->len, last, d->len, &budget,
 		   now);
-	peer->last_tlp_ns = now;
 	p->tlps++;
 }
 
