@@ -49,14 +49,16 @@ static const char usage[] =
     "engines, a workload on the leader and random faults; invariants checked\n"
     "after every event. Each seed prints one line: the seed, every option it\n"
     "derived, and the result. A violation prints its invariant letter, node,\n"
-    "position/LSN, seed and the last 64 events.\n"
+    "position/LSN, seed and the last 64 events. commit_us=p50/p99 is the\n"
+    "virtual time from append to commit.\n"
     "\n"
     "  --seed S          first seed (default 1); alone, replays that seed exactly\n"
     "  --seeds N         run N seeds: S, S+1, ... (default 1)\n"
     "  --soak MINUTES    run random seeds (with --seed: consecutive ones from it)\n"
     "                    until the wall-clock time is up\n"
     "  --nodes N         1..16 nodes (default: derived, 1..7)\n"
-    "  --acks A          0..15, majority or all (default: derived)\n"
+    "  --acks A          0..15, majority or all (default: derived; a derived\n"
+    "                    cluster then has at least A+1 nodes)\n"
     "  --ack-level L     received, durable or applied (default: derived)\n"
     "  --on-timeout T    block or degrade (default: derived)\n"
     "  --faults F        none, net, disk or all: exactly these fault kinds in every\n"
@@ -406,7 +408,8 @@ static void print_result(const struct sl_sim_result *r)
 	       r->crashes, r->storage_errors, r->eagain, r->degrade_events);
 	printf(" naks=%" PRIu64 " rexmit=%" PRIu64 " tlps=%" PRIu64 " catchup=%" PRIu64, r->naks,
 	       r->retransmits, r->tlps, r->catchup);
-	printf(" events=%" PRIu64 " vtime_ms=%.1f\n", r->events, (double)r->vtime_ns / MS);
+	printf(" commit_us=%" PRIu64 "/%" PRIu64 " events=%" PRIu64 " vtime_ms=%.1f\n",
+	       r->commit_p50_ns / US, r->commit_p99_ns / US, r->events, (double)r->vtime_ns / MS);
 }
 
 /* ---- the seeds ---- */

@@ -33,6 +33,7 @@
 
 #include "shiplog/err.h"
 #include "shiplog/frame.h"
+#include "shiplog/hist.h"
 #include "shiplog/proto.h"
 #include "sim_check.h"
 #include "sim_disk.h"
@@ -99,6 +100,8 @@ struct sl_sim {
 	uint32_t rec_len; /* a record generated but not yet accepted (-EAGAIN) */
 	uint8_t forged[SL_FRAME_MAX];
 	uint64_t appended;
+	uint64_t *append_ns; /* virtual time each LSN was appended */
+	struct sl_hist commit_lat;
 	int append_pending;
 	uint64_t commit_pos, commit_lsn; /* as the commit callback reported */
 	uint64_t a_commit, a_safe;	 /* (a) checked up to these */
@@ -430,6 +433,8 @@ static void cb_commit(void *ctx, uint64_t lsn, uint64_t pos)
 				 "commit position is not the end of the batch holding the commit "
 				 "LSN (the log there holds LSNs up to %" PRIu64 ")",
 				 sl_sim_disk_lsn_below(ld, pos));
+	for (uint64_t l = s->commit_lsn + 1; l <= lsn && l <= s->appended; l++)
+		sl_hist_record(&s->commit_lat, s->now - s->append_ns[l]);
 	s->commit_pos = pos;
 	s->commit_lsn = lsn;
 }
@@ -699,6 +704,7 @@ static int append_one(struct sl_sim *s)
 		return -1;
 	}
 	sl_sim_rec_put(&s->chk, (uint64_t)lsn, s->rec, s->rec_len);
+	s->append_ns[lsn] = s->now;
 	trace(s, 0, "append lsn=%" PRIu64 " len=%" PRIu64, (uint64_t)lsn, (uint64_t)s->rec_len);
 	s->appended++;
 	s->rec_len = 0;
@@ -1210,7 +1216,9 @@ int sl_sim_create(struct sl_sim **out)
 		return -ENOMEM;
 	if ((rc = sl_sim_heap_init(&s->heap, SIM_HEAP_CAP)) < 0 ||
 	    (rc = sl_sim_net_init(&s->net, SIM_SLOTS)) < 0 ||
-	    (rc = sl_sim_check_init(&s->chk, SL_SIM_RECORDS_MAX)) < 0) {
+	    (rc = sl_sim_check_init(&s->chk, SL_SIM_RECORDS_MAX)) < 0 ||
+	    !(s->append_ns = calloc(SL_SIM_RECORDS_MAX + 1, sizeof(*s->append_ns)))) {
+		rc = rc < 0 ? rc : -ENOMEM;
 		sl_sim_destroy(s);
 		return rc;
 	}
@@ -1225,6 +1233,7 @@ void sl_sim_destroy(struct sl_sim *s)
 	sl_sim_heap_destroy(&s->heap);
 	sl_sim_net_destroy(&s->net);
 	sl_sim_check_destroy(&s->chk);
+	free(s->append_ns);
 	free(s);
 }
 
@@ -1255,6 +1264,8 @@ static void collect(struct sl_sim *s, struct sl_sim_result *r)
 			r->catchup += s->st.peers[i].catchup_batches;
 	}
 	r->vtime_ns = s->now;
+	r->commit_p50_ns = sl_hist_quantile(&s->commit_lat, 0.5);
+	r->commit_p99_ns = sl_hist_quantile(&s->commit_lat, 0.99);
 	r->letter = s->chk.letter;
 }
 
@@ -1267,6 +1278,7 @@ static void reset_run(struct sl_sim *s, const struct sl_sim_params *prm, uint64_
 	s->rng = rng;
 	s->now = 0;
 	s->appended = 0;
+	sl_hist_reset(&s->commit_lat);
 	s->append_pending = 0;
 	s->rec_len = 0;
 	s->commit_pos = s->commit_lsn = 0;

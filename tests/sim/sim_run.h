@@ -58,6 +58,7 @@ struct sl_sim_result {
 	uint64_t crashes, restarts, storage_errors, eagain, degrade_events;
 	uint64_t naks, retransmits, tlps, catchup; /* the leader's counters */
 	uint64_t events, vtime_ns;
+	uint64_t commit_p50_ns, commit_p99_ns; /* append to commit, virtual time */
 };
 
 struct sl_sim;
