@@ -149,6 +149,9 @@ static void check_gap(struct sl_proto *p, uint64_t now)
 		return;
 	send_naks(p, target);
 	p->last_nak = now;
+	/* The leader may hold a stale idea of where we are (we restarted and
+	 * lost an unsynced tail, or our STATUS was lost): restate it. */
+	p->status_dirty = 1;
 }
 
 /* ---- delivery ---- */
