@@ -27,6 +27,13 @@ say() { echo "three_udp: $*"; }
 
 cleanup() {
 	local rc=$?
+	if [ "$rc" -ne 0 ]; then
+		# What each live node thinks, before it goes (shipctl: 5 s at most).
+		for n in "${!pid[@]}"; do
+			echo "--- node $n: shipctl status"
+			"$SHIPCTL" status -c "$dir/n$n.ini" 2>&1 || true
+		done
+	fi
 	for n in "${!pid[@]}"; do
 		kill -KILL "${pid[$n]}" 2>/dev/null || true
 	done
