@@ -37,14 +37,15 @@ static void append_many(uint64_t n)
 	assert_int_equal(sl_proto_flush(H.nodes[0].p, H.now), 0);
 }
 
-/* Run network and timers until quiet for a while (bounded). */
+/* Run network and timers until quiet for 20 ms of virtual time (longer than
+ * every repair timer), bounded. */
 static void settle(void)
 {
-	for (int i = 0; i < 2000; i++) {
-		h_run(&H, 1000000);
+	int quiet = 0;
+
+	for (int i = 0; i < 4000 && quiet < 40; i++) {
+		quiet = h_run(&H, 1000000) == 0 ? quiet + 1 : 0;
 		h_advance(&H, 500000);
-		if (H.q_len == 0 && i > 50)
-			break;
 	}
 }
 
