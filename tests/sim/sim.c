@@ -132,9 +132,12 @@ static int parse_value(struct opts *o, int c, const char *arg)
 		return parse_u64(arg, &o->seed);
 	case 'n':
 		return parse_u64(arg, &o->seeds);
-	case 'S':
-		o->soak_min = strtod(arg, NULL);
-		return o->soak_min > 0 ? 0 : -EINVAL;
+	case 'S': {
+		char *end;
+
+		o->soak_min = strtod(arg, &end);
+		return end != arg && !*end && o->soak_min > 0 ? 0 : -EINVAL;
+	}
 	case 'N':
 		if (parse_u64(arg, &v) || v < 1 || v > SL_NODES_MAX)
 			return -EINVAL;
