@@ -5,7 +5,6 @@
  * same run and on the same records: plain LZ4_compress_default speed (the
  * leader compresses every byte) and memcpy bandwidth. */
 #include <errno.h>
-#include <lz4.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -209,22 +208,15 @@ static void pb_limits(const uint8_t *pool, uint32_t rec_bytes, uint32_t batch_by
 {
 	size_t n = batch_bytes / rec_bytes ? batch_bytes / rec_bytes * rec_bytes : rec_bytes;
 	size_t total = (size_t)PB_POOL * rec_bytes, off = 0;
-	int cap = LZ4_compressBound((int)n);
-	char *out = malloc((size_t)cap > n ? (size_t)cap : n);
-	uint64_t start = bench_now_ns(), bytes = 0;
+	char *out = malloc(n);
+	uint64_t start, bytes = 0;
 
+	*lz4_mb_s = bench_lz4_mb_s(pool, total, n, secs);
 	if (!out) {
-		*lz4_mb_s = *memcpy_mb_s = 0;
+		*memcpy_mb_s = 0;
 		return;
 	}
-	while (bench_now_ns() - start < (uint64_t)(secs * 1e9)) {
-		if (off + n > total)
-			off = 0;
-		LZ4_compress_default((const char *)pool + off, out, (int)n, cap);
-		bytes += n, off += n;
-	}
-	*lz4_mb_s = (double)bytes * 1e3 / (double)(bench_now_ns() - start);
-	start = bench_now_ns(), bytes = 0;
+	start = bench_now_ns();
 	while (bench_now_ns() - start < (uint64_t)(secs * 1e9)) {
 		if (off + n > total)
 			off = 0;

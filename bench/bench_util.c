@@ -4,6 +4,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <lz4.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -198,4 +199,23 @@ void bench_remove_dir(const char *path)
 	closedir(d);
 	if (rmdir(path) < 0)
 		fprintf(stderr, "shipbench: could not remove %s: %s\n", path, strerror(errno));
+}
+
+double bench_lz4_mb_s(const uint8_t *pool, size_t total, size_t chunk, double secs)
+{
+	size_t n = chunk < total ? chunk : total, off = 0;
+	int cap = LZ4_compressBound((int)n);
+	char *out = malloc((size_t)cap);
+	uint64_t start = bench_now_ns(), bytes = 0;
+
+	if (!out)
+		return 0;
+	while (bench_now_ns() - start < (uint64_t)(secs * 1e9)) {
+		if (off + n > total)
+			off = 0;
+		LZ4_compress_default((const char *)pool + off, out, (int)n, cap);
+		bytes += n, off += n;
+	}
+	free(out);
+	return (double)bytes * 1e3 / (double)(bench_now_ns() - start);
 }

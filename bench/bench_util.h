@@ -49,6 +49,9 @@ int bench_fresh_file(const char *dir, const char *name, uint64_t size, char *pat
  * pwritev2 RWF_DSYNC for SL_SYNC_DSYNC), latencies into h. 0 or -errno. */
 int bench_raw_sync(const char *dir, enum sl_sync_mode mode, double secs, struct sl_hist *h,
 		   uint64_t *seed);
+/* LZ4_compress_default speed on `pool`, `chunk` bytes at a time (a batch's
+ * raw payload), for `secs`: MB/s of input (1 MB = 1e6 bytes), 0 on ENOMEM. */
+double bench_lz4_mb_s(const uint8_t *pool, size_t total, size_t chunk, double secs);
 /* Remove a directory and what is in it (files and directories). */
 void bench_remove_dir(const char *path);
 
@@ -56,5 +59,6 @@ void bench_remove_dir(const char *path);
 int bench_codec_main(const struct bench_common *c, int argc, char **argv);
 int bench_store_main(const struct bench_common *c, int argc, char **argv);
 int bench_proto_main(const struct bench_common *c, int argc, char **argv);
+int bench_cluster_main(const struct bench_common *c, int argc, char **argv);
 
 #endif

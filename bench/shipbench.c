@@ -20,6 +20,8 @@ static const struct subcommand subcommands[] = {
      bench_store_main},
     {"proto", "the protocol state machine alone: leader to followers on one core, faults off",
      bench_proto_main},
+    {"cluster", "3 nodes in one process over a real transport: commit latency, lag, throughput",
+     bench_cluster_main},
 };
 
 static void usage(FILE *f)

@@ -1,0 +1,774 @@
+/* An in-process cluster for the demo, the cluster benchmark and the node
+ * tests; see include/shiplog/cluster.h.
+ *
+ * Threads: one per node plus the caller's. Each node is opened, polled and
+ * (for a restart) reopened on its own thread; the caller only starts them,
+ * waits, and once they have all been joined reads the logs back and closes
+ * the nodes. What threads share while running: the stop flag, the number of
+ * records appended (the restart trigger) and each follower's delivered LSN
+ * (the drain), all atomics; measurement windows are written before the
+ * threads pass the start barrier and only read after. */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <ftw.h>
+#include <inttypes.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "shiplog/cluster.h"
+#include "shiplog/log.h"
+
+#define TS_RING	     (1u << 20) /* append times kept: records outstanding at most */
+#define APPEND_BURST 1024	/* appends between two polls of the leader */
+#define PROGRESS_NS  1000000000ull
+#define CLUSTER_BASE "/var/tmp"
+#define STREAM_ID    1
+#define LEADER_ID    1
+
+static const uint8_t cluster_id[16] = "shiplog-cluster";
+
+struct cl_node {
+	struct sl_cluster *c;
+	unsigned idx; /* 0: the leader */
+	struct sl_node_config cfg;
+	char dir[PATH_MAX];
+	struct sl_node *node;
+	pthread_t thread;
+	int started;
+	int rc;
+	char err[SL_ERR_MSG_MAX];
+	/* Follower: its engine. */
+	_Atomic uint64_t delivered_pub;
+	uint64_t delivered_lsn, delivered, order_errors, record_errors, restarts;
+	struct sl_wl expect_wl;
+	uint8_t *expect;
+	struct sl_hist lag;
+};
+
+/* The leader's commit LSN and bytes sent at a window edge. */
+struct window_mark {
+	int taken;
+	uint64_t at, commit_lsn, tx_bytes;
+};
+
+struct sl_cluster {
+	struct sl_cluster_opts o;
+	struct sl_cluster_result *r;
+	struct cl_node nodes[SL_NODES_MAX];
+	pthread_barrier_t opened, go;
+	int abort;
+	atomic_int stop;
+	_Atomic uint64_t appended_pub;
+	uint64_t t0, win_start, win_end;
+	/* Leader's thread only. */
+	uint64_t *ts; /* append (or intended) time of LSN l at ts[l % TS_RING] */
+	uint64_t committed, last_commit_ns;
+	struct window_mark w0, w1;
+};
+
+static const char *const net_names[] = {
+    [SL_CLUSTER_UDP] = "udp", [SL_CLUSTER_MEMIF] = "memif", [SL_CLUSTER_AF_PACKET] = "af_packet"};
+
+int sl_cluster_net_parse(const char *s, enum sl_cluster_net *out)
+{
+	for (unsigned i = 0; i < sizeof(net_names) / sizeof(net_names[0]); i++)
+		if (strcmp(s, net_names[i]) == 0) {
+			*out = (enum sl_cluster_net)i;
+			return 0;
+		}
+	return sl_err_set(EINVAL, "transport '%s': want udp, memif or af_packet", s);
+}
+
+const char *sl_cluster_net_name(enum sl_cluster_net n)
+{
+	return (unsigned)n < sizeof(net_names) / sizeof(net_names[0]) ? net_names[n] : "unknown";
+}
+
+void sl_cluster_opts_defaults(struct sl_cluster_opts *o)
+{
+	if (!o->nodes)
+		o->nodes = 3;
+	if (!o->record_bytes)
+		o->record_bytes = 1024;
+	if (!o->inflight)
+		o->inflight = 1;
+	if (!o->base_dir)
+		o->base_dir = CLUSTER_BASE;
+	if (!o->drain_seconds)
+		o->drain_seconds = 30;
+	if (!o->records && !o->seconds)
+		o->seconds = 5;
+}
+
+int sl_cluster_free_ports(uint16_t *ports, unsigned n)
+{
+	int fds[SL_NODES_MAX];
+	unsigned i;
+	int rc = 0;
+
+	if (n > SL_NODES_MAX)
+		return sl_err_set(EINVAL, "%u ports: at most %d", n, SL_NODES_MAX);
+	for (i = 0; i < n && rc == 0; i++) {
+		struct sockaddr_in sa = {.sin_family = AF_INET,
+					 .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+		socklen_t len = sizeof(sa);
+
+		fds[i] = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+		if (fds[i] < 0 || bind(fds[i], (struct sockaddr *)&sa, sizeof(sa)) < 0 ||
+		    getsockname(fds[i], (struct sockaddr *)&sa, &len) < 0)
+			rc = sl_err_set(errno, "finding a free UDP port: %s", strerror(errno));
+		else
+			ports[i] = ntohs(sa.sin_port);
+	}
+	while (i-- > 0)
+		if (fds[i] >= 0)
+			close(fds[i]);
+	return rc;
+}
+
+/* ---- the engines ---- */
+
+static void leader_commit(void *ctx, uint64_t commit_lsn)
+{
+	struct cl_node *cn = ctx;
+	struct sl_cluster *c = cn->c;
+	uint64_t now = sl_node_now();
+
+	for (uint64_t l = c->committed + 1; l <= commit_lsn; l++) {
+		uint64_t t = c->ts[l % TS_RING];
+
+		if (t >= c->win_start && t < c->win_end)
+			sl_hist_record(&c->r->commit, now - t);
+	}
+	if (commit_lsn > c->committed) {
+		c->committed = commit_lsn;
+		c->last_commit_ns = now;
+	}
+}
+
+/* The records must be the workload's, in order: regenerate and compare. */
+static void check_records(struct cl_node *cn, const struct sl_batch_hdr *h, const uint8_t *raw,
+			  size_t raw_len)
+{
+	uint32_t want = cn->c->o.record_bytes, len, i = 0;
+	struct sl_rec_iter it;
+	const uint8_t *rec;
+
+	sl_rec_iter_init(&it, raw, raw_len);
+	while (i < h->record_count && sl_rec_next(&it, &rec, &len) == 1) {
+		sl_wl_fill(&cn->expect_wl, cn->expect, want);
+		if (len != want || memcmp(rec, cn->expect, want) != 0)
+			cn->record_errors++;
+		i++;
+	}
+	cn->record_errors += h->record_count - i;
+}
+
+static void follower_deliver(void *ctx, const struct sl_batch_hdr *h, const uint8_t *raw,
+			     size_t raw_len)
+{
+	struct cl_node *cn = ctx;
+	struct sl_cluster *c = cn->c;
+	uint64_t now = sl_node_now(), last = h->base_lsn + h->record_count - 1;
+
+	if (h->base_lsn != cn->delivered_lsn + 1) {
+		if (!cn->order_errors++)
+			sl_error("node %u: delivered lsn %" PRIu64 "..%" PRIu64
+				 " after lsn %" PRIu64,
+				 cn->idx + 1, h->base_lsn, last, cn->delivered_lsn);
+	} else if (c->o.check_records) {
+		check_records(cn, h, raw, raw_len);
+	}
+	if (h->leader_ts_ns >= c->win_start && h->leader_ts_ns < c->win_end &&
+	    now > h->leader_ts_ns)
+		sl_hist_record(&cn->lag, now - h->leader_ts_ns);
+	cn->delivered += h->record_count;
+	cn->delivered_lsn = last;
+	atomic_store_explicit(&cn->delivered_pub, last, memory_order_release);
+	/* The engine applies at once (drives ack_level=applied). */
+	sl_node_applied(cn->node, last);
+}
+
+/* ---- node threads ---- */
+
+static int open_node(struct cl_node *cn)
+{
+	struct sl_node_engine eng = {.ctx = cn};
+	int rc;
+
+	if (cn->idx == 0)
+		eng.commit = leader_commit;
+	else
+		eng.deliver = follower_deliver;
+	cn->cfg.applied_lsn = cn->delivered_lsn;
+	rc = sl_node_open(&cn->node, &cn->cfg, &eng);
+	if (rc < 0) {
+		cn->node = NULL;
+		cn->rc = rc;
+		snprintf(cn->err, sizeof(cn->err), "%s", sl_err_msg());
+	}
+	return rc;
+}
+
+static void thread_fail(struct cl_node *cn, int rc, const char *what)
+{
+	if (cn->rc)
+		return;
+	cn->rc = rc;
+	snprintf(cn->err, sizeof(cn->err), "node %u: %s: %s", cn->idx + 1, what, sl_err_msg());
+}
+
+/* Close, stay down, reopen on the recovered log: what a restarted follower
+ * process does, its engine remembering what it applied. */
+static int restart(struct cl_node *cn)
+{
+	struct timespec ts = {.tv_sec = cn->c->o.restart_down_ms / 1000,
+			      .tv_nsec = (long)(cn->c->o.restart_down_ms % 1000) * 1000000};
+
+	sl_info("node %u: closing for a restart at lsn %" PRIu64, cn->idx + 1, cn->delivered_lsn);
+	sl_node_close(cn->node);
+	cn->node = NULL;
+	nanosleep(&ts, NULL);
+	cn->restarts++;
+	return open_node(cn);
+}
+
+static void *follower_main(void *arg)
+{
+	struct cl_node *cn = arg;
+	struct sl_cluster *c = cn->c;
+	int restart_due = c->o.restart_node == cn->idx + 1 && c->o.restart_at > 0;
+
+	open_node(cn);
+	pthread_barrier_wait(&c->opened);
+	pthread_barrier_wait(&c->go);
+	if (c->abort || !cn->node)
+		return NULL;
+	while (!atomic_load_explicit(&c->stop, memory_order_acquire)) {
+		int rc = sl_node_poll(cn->node);
+
+		if (rc < 0) {
+			thread_fail(cn, rc, "polling");
+			break;
+		}
+		sl_node_idle(cn->node, rc);
+		if (restart_due && atomic_load_explicit(&c->appended_pub, memory_order_relaxed) >=
+				       c->o.restart_at) {
+			restart_due = 0;
+			if (restart(cn) < 0)
+				break;
+		}
+	}
+	if (cn->node)
+		sl_node_stats(cn->node, &c->r->f[cn->idx - 1].stats);
+	return NULL;
+}
+
+/* ---- the workload, on the leader's thread ---- */
+
+static void mark(struct sl_cluster *c, struct sl_node *n, struct window_mark *m, uint64_t now)
+{
+	struct sl_transport_stats ts;
+
+	sl_node_transport_stats(n, &ts);
+	*m = (struct window_mark){
+	    .taken = 1, .at = now, .commit_lsn = c->committed, .tx_bytes = ts.tx_bytes};
+}
+
+static void progress(struct sl_cluster *c, uint64_t now, uint64_t appended, uint64_t *last)
+{
+	double s = (double)(now - c->t0) / 1e9;
+
+	if (!c->o.progress || now - *last < PROGRESS_NS)
+		return;
+	*last = now;
+	fprintf(stderr,
+		"cluster: %5.1f s  appended %" PRIu64 "  committed %" PRIu64 "  %.0f records/s\n",
+		s, appended, c->committed, (double)c->committed / s);
+}
+
+/* May the next record go now, and when was it due? Closed loop: while fewer
+ * than `inflight` are uncommitted, due now. Open loop: on its schedule. */
+static int next_due(struct sl_cluster *c, uint64_t appended, uint64_t now, uint64_t next,
+		    uint64_t *t)
+{
+	if (appended - c->committed >= TS_RING)
+		return 0;
+	if (c->o.mode == SL_CLUSTER_OPEN) {
+		*t = next;
+		return next <= now;
+	}
+	*t = now;
+	return appended - c->committed < c->o.inflight;
+}
+
+/* Has the workload appended all it should? Closed loop by the clock; open
+ * loop once every record scheduled before the window's end went out, even
+ * late (a stall then shows in the latencies instead of vanishing). */
+static int appending_done(const struct sl_cluster *c, uint64_t appended, uint64_t now,
+			  uint64_t next)
+{
+	if (c->o.records)
+		return appended >= c->o.records;
+	if (c->o.mode == SL_CLUSTER_OPEN)
+		return next >= c->win_end;
+	return now >= c->win_end;
+}
+
+static int workload(struct sl_cluster *c, struct cl_node *cn, uint64_t *appended_out)
+{
+	struct sl_cluster_result *r = c->r;
+	uint64_t interval = c->o.rate ? 1000000000ull / c->o.rate : 0;
+	uint64_t appended = 0, next = c->t0, last_progress = c->t0, now;
+	uint64_t stall_ns = (uint64_t)(c->o.drain_seconds * 1e9);
+	uint64_t give_up = c->win_end == UINT64_MAX ? UINT64_MAX : c->win_end + stall_ns;
+	uint8_t *rec = malloc(c->o.record_bytes);
+	struct sl_wl wl;
+	int have = 0, rc = 0;
+
+	if (!rec)
+		return sl_err_set(ENOMEM, "record buffer");
+	sl_wl_init(&wl, c->o.data, c->o.seed);
+	while (!appending_done(c, appended, now = sl_node_now(), next)) {
+		int work = 0;
+		uint64_t t;
+
+		if (now >= give_up) {
+			rc = sl_err_set(ETIMEDOUT,
+					"open loop still %" PRIu64 " records behind schedule",
+					(next < c->win_end ? c->win_end - next : 0) / interval);
+			break;
+		}
+		/* A cluster that stopped committing must not hang the caller. */
+		if (appended > c->committed &&
+		    now - (c->last_commit_ns > c->t0 ? c->last_commit_ns : c->t0) > stall_ns) {
+			rc = sl_err_set(ETIMEDOUT,
+					"no commit for %.0f s: commit lsn %" PRIu64 ", %" PRIu64
+					" records appended",
+					c->o.drain_seconds, c->committed, appended);
+			break;
+		}
+		if (!c->w0.taken && now >= c->win_start)
+			mark(c, cn->node, &c->w0, now);
+		if (!c->w1.taken && now >= c->win_end)
+			mark(c, cn->node, &c->w1, now);
+		for (; work < APPEND_BURST && !appending_done(c, appended, now, next) &&
+		       next_due(c, appended, now, next, &t);
+		     work++) {
+			int64_t lsn;
+
+			if (!have)
+				sl_wl_fill(&wl, rec, c->o.record_bytes);
+			have = 1;
+			lsn = sl_node_append(cn->node, rec, c->o.record_bytes);
+			if (lsn == -EAGAIN) {
+				r->window_full++;
+				break;
+			}
+			if (lsn < 0) {
+				rc = sl_err_wrap((int)lsn, "appending record %" PRIu64,
+						 appended + 1);
+				goto out;
+			}
+			have = 0;
+			appended = (uint64_t)lsn;
+			c->ts[appended % TS_RING] = t;
+			next += interval;
+		}
+		atomic_store_explicit(&c->appended_pub, appended, memory_order_relaxed);
+		/* Nothing more may go now: the engine would wait, so seal. */
+		if ((rc = sl_node_flush(cn->node)) < 0)
+			goto out;
+		if ((rc = sl_node_poll(cn->node)) < 0)
+			goto out;
+		sl_node_idle(cn->node, rc + work);
+		rc = 0;
+		progress(c, now, appended, &last_progress);
+	}
+	/* A run by the clock ends its window here, before the drain. */
+	if (!c->w0.taken)
+		mark(c, cn->node, &c->w0, now);
+	if (!c->o.records && !c->w1.taken)
+		mark(c, cn->node, &c->w1, now);
+out:
+	free(rec);
+	*appended_out = appended;
+	return rc;
+}
+
+static int followers_have(struct sl_cluster *c, uint64_t lsn)
+{
+	for (unsigned i = 1; i < c->o.nodes; i++)
+		if (atomic_load_explicit(&c->nodes[i].delivered_pub, memory_order_acquire) < lsn)
+			return 0;
+	return 1;
+}
+
+/* Wait, bounded, until everything appended is committed and delivered by
+ * every follower. */
+static int drain(struct sl_cluster *c, struct cl_node *cn, uint64_t appended)
+{
+	uint64_t start = sl_node_now(), deadline = start + (uint64_t)(c->o.drain_seconds * 1e9);
+	int rc;
+
+	if ((rc = sl_node_flush(cn->node)) < 0)
+		return rc;
+	while (sl_node_now() < deadline) {
+		if (c->committed >= appended && followers_have(c, appended)) {
+			c->r->drained = 1;
+			break;
+		}
+		if ((rc = sl_node_poll(cn->node)) < 0)
+			return rc;
+		sl_node_idle(cn->node, rc);
+	}
+	/* A run by record count is measured whole, to the last commit. */
+	if (!c->w1.taken)
+		mark(c, cn->node, &c->w1,
+		     c->committed >= appended ? c->last_commit_ns : sl_node_now());
+	c->r->seconds = (double)(c->w1.at - c->w0.at) / 1e9;
+	c->r->records = c->w1.commit_lsn - c->w0.commit_lsn;
+	c->r->wire_bytes = c->w1.tx_bytes - c->w0.tx_bytes;
+	if (!c->r->drained)
+		sl_warn("cluster: after %.1f s, not every follower has every record",
+			c->o.drain_seconds);
+	return 0;
+}
+
+static void *leader_main(void *arg)
+{
+	struct cl_node *cn = arg;
+	struct sl_cluster *c = cn->c;
+	uint64_t appended = 0;
+	int rc;
+
+	open_node(cn);
+	pthread_barrier_wait(&c->opened);
+	pthread_barrier_wait(&c->go);
+	if (c->abort || !cn->node)
+		return NULL;
+	rc = workload(c, cn, &appended);
+	if (rc == 0)
+		rc = drain(c, cn, appended);
+	if (rc < 0)
+		thread_fail(cn, rc, "workload");
+	c->r->appended = appended;
+	sl_node_stats(cn->node, &c->r->leader_stats);
+	sl_node_status(cn->node, &c->r->leader_status);
+	c->r->commit_lsn = c->r->leader_status.commit_lsn;
+	c->r->commit_pos = c->r->leader_status.commit_pos;
+	return NULL;
+}
+
+/* ---- set-up, the check, tear-down ---- */
+
+static int make_dirs(struct sl_cluster *c)
+{
+	int n = snprintf(c->r->dir, sizeof(c->r->dir), "%s/shiplog-cluster-XXXXXX", c->o.base_dir);
+
+	if (n < 0 || (size_t)n >= sizeof(c->r->dir))
+		return sl_err_set(ENAMETOOLONG, "base directory %s", c->o.base_dir);
+	if (!mkdtemp(c->r->dir))
+		return sl_err_set(errno, "creating %s: %s", c->r->dir, strerror(errno));
+	for (unsigned i = 0; i < c->o.nodes; i++) {
+		struct cl_node *cn = &c->nodes[i];
+
+		n = snprintf(cn->dir, sizeof(cn->dir), "%s/node%u", c->r->dir, i + 1);
+		if (n < 0 || (size_t)n >= sizeof(cn->dir))
+			return sl_err_set(ENAMETOOLONG, "base directory %s", c->o.base_dir);
+		if (mkdir(cn->dir, 0755) < 0)
+			return sl_err_set(errno, "creating %s: %s", cn->dir, strerror(errno));
+	}
+	return 0;
+}
+
+static int remove_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+	(void)st;
+	(void)flag;
+	(void)ftw;
+	return remove(path);
+}
+
+static int configure(struct sl_cluster *c)
+{
+	uint16_t ports[SL_NODES_MAX];
+	int rc;
+
+	if (c->o.net != SL_CLUSTER_UDP)
+		return sl_err_set(ENOTSUP,
+				  "transport %s: the DPDK transport is not in this build yet; "
+				  "use udp",
+				  sl_cluster_net_name(c->o.net));
+	if ((rc = sl_cluster_free_ports(ports, c->o.nodes)))
+		return rc;
+	for (unsigned i = 0; i < c->o.nodes; i++) {
+		struct cl_node *cn = &c->nodes[i];
+		struct sl_node_config *nc = &cn->cfg;
+
+		cn->c = c;
+		cn->idx = i;
+		memcpy(nc->proto.cluster_id, cluster_id, sizeof(cluster_id));
+		nc->proto.stream_id = STREAM_ID;
+		nc->proto.node_id = i + 1;
+		nc->proto.n_nodes = c->o.nodes;
+		for (unsigned k = 0; k < c->o.nodes; k++)
+			nc->proto.node_ids[k] = k + 1;
+		nc->proto.leader_id = LEADER_ID;
+		nc->proto.epoch = 1;
+		nc->proto.policy = c->o.policy;
+		nc->proto.batch_bytes = c->o.batch_bytes;
+		nc->proto.linger_ns = c->o.linger_ns;
+		nc->proto.window_bytes = c->o.window_bytes;
+		/* The workload's records are all record_bytes long: sizing the
+		 * largest batch to them keeps buffers (and the smallest window
+		 * the protocol allows, four such batches) small. */
+		nc->proto.limits = sl_batch_default_limits;
+		nc->proto.limits.max_record_bytes = c->o.record_bytes;
+		nc->store.dir = cn->dir;
+		nc->transport = SL_TRANSPORT_UDP;
+		nc->idle = c->o.idle;
+		nc->net.self = (struct sl_endpoint){.ip = htonl(INADDR_LOOPBACK), .port = ports[i]};
+		for (unsigned k = 0; k < c->o.nodes; k++) {
+			if (k == i)
+				continue;
+			nc->net.peers[nc->net.n_peers++] = (struct sl_peer_addr){
+			    .node_id = k + 1,
+			    .ep = {.ip = htonl(INADDR_LOOPBACK), .port = ports[k]}};
+		}
+		sl_hist_reset(&cn->lag);
+		if (i > 0 && c->o.check_records) {
+			cn->expect = malloc(c->o.record_bytes);
+			if (!cn->expect)
+				return sl_err_set(ENOMEM, "record buffer");
+			sl_wl_init(&cn->expect_wl, c->o.data, c->o.seed);
+		}
+	}
+	return 0;
+}
+
+/* Every follower's log must hold the leader's committed prefix, byte for
+ * byte: read both batch by batch by position. */
+static void compare_logs(struct sl_cluster *c)
+{
+	struct sl_node *leader = c->nodes[0].node;
+	size_t cap = sl_node_batch_max(leader);
+	uint8_t *a = malloc(cap), *b = malloc(cap);
+
+	for (unsigned i = 1; i < c->o.nodes && a && b; i++) {
+		struct sl_cluster_follower *f = &c->r->f[i - 1];
+		uint64_t pos = 0;
+		int la = 0, lb = 0;
+
+		if (!c->nodes[i].node)
+			continue;
+		while (pos < c->r->commit_pos) {
+			la = sl_node_read_pos(leader, pos, a, cap, NULL);
+			lb = la < 0 ? la : sl_node_read_pos(c->nodes[i].node, pos, b, cap, NULL);
+			if (la < 0 || lb != la || memcmp(a, b, (size_t)la) != 0)
+				break;
+			pos += (uint64_t)la;
+			f->log_batches++;
+		}
+		f->log_bytes = pos;
+		f->log_identical = pos == c->r->commit_pos;
+		if (!f->log_identical)
+			sl_error(
+			    "cluster: node %u's log differs from the leader's at position %" PRIu64
+			    " (%s): %s",
+			    i + 1, pos,
+			    la < 0   ? "leader read"
+			    : lb < 0 ? "follower read"
+				     : "bytes",
+			    la < 0 || lb < 0 ? sl_err_msg() : "the batches differ");
+	}
+	free(a);
+	free(b);
+}
+
+static void collect(struct sl_cluster *c)
+{
+	struct sl_cluster_result *r = c->r;
+	struct sl_store_info info;
+
+	r->n_followers = c->o.nodes - 1;
+	r->verified = r->drained;
+	r->record_bytes = r->records * c->o.record_bytes;
+	if (c->nodes[0].node) {
+		sl_node_store_info(c->nodes[0].node, &info);
+		r->direct_io = info.direct_io;
+		r->sync_mode = info.sync_mode;
+		compare_logs(c);
+	}
+	for (unsigned i = 1; i < c->o.nodes; i++) {
+		struct cl_node *cn = &c->nodes[i];
+		struct sl_cluster_follower *f = &r->f[i - 1];
+
+		f->node_id = i + 1;
+		f->delivered_lsn = cn->delivered_lsn;
+		f->delivered = cn->delivered;
+		f->order_errors = cn->order_errors;
+		f->record_errors = cn->record_errors;
+		f->restarts = cn->restarts;
+		sl_hist_merge(&r->lag, &cn->lag);
+		r->verified &= f->log_identical && !f->order_errors && !f->record_errors &&
+			       f->delivered == r->appended;
+	}
+}
+
+static int start_threads(struct sl_cluster *c)
+{
+	for (unsigned i = 0; i < c->o.nodes; i++) {
+		struct cl_node *cn = &c->nodes[i];
+		int rc =
+		    pthread_create(&cn->thread, NULL, i == 0 ? leader_main : follower_main, cn);
+
+		if (rc)
+			return sl_err_set(rc, "starting node %u's thread: %s", i + 1, strerror(rc));
+		cn->started = 1;
+	}
+	return 0;
+}
+
+static int first_error(struct sl_cluster *c)
+{
+	for (unsigned i = 0; i < c->o.nodes; i++)
+		if (c->nodes[i].rc) {
+			snprintf(c->r->error, sizeof(c->r->error), "%s", c->nodes[i].err);
+			return sl_err_set(-c->nodes[i].rc, "%s", c->nodes[i].err);
+		}
+	return 0;
+}
+
+static int run(struct sl_cluster *c)
+{
+	int rc;
+
+	if ((rc = make_dirs(c)) || (rc = configure(c)))
+		return rc;
+	if ((rc = start_threads(c))) {
+		/* Threads that started wait at the barriers for the missing ones:
+		 * there is no clean way back, so this is fatal. */
+		sl_error("cluster: %s", sl_err_msg());
+		abort();
+	}
+	pthread_barrier_wait(&c->opened);
+	for (unsigned i = 0; i < c->o.nodes; i++)
+		c->abort |= c->nodes[i].node == NULL;
+	c->t0 = sl_node_now();
+	c->win_start = c->o.records ? c->t0 : c->t0 + (uint64_t)(c->o.warmup * 1e9);
+	c->win_end = c->o.records ? UINT64_MAX : c->win_start + (uint64_t)(c->o.seconds * 1e9);
+	pthread_barrier_wait(&c->go);
+	pthread_join(c->nodes[0].thread, NULL);
+	atomic_store_explicit(&c->stop, 1, memory_order_release);
+	for (unsigned i = 1; i < c->o.nodes; i++)
+		pthread_join(c->nodes[i].thread, NULL);
+	if ((rc = first_error(c)))
+		return rc;
+	collect(c);
+	return 0;
+}
+
+static int check_opts(const struct sl_cluster_opts *o)
+{
+	if (o->nodes < 1 || o->nodes > SL_NODES_MAX)
+		return sl_err_set(EINVAL, "%u nodes: want 1..%d", o->nodes, SL_NODES_MAX);
+	if (o->mode == SL_CLUSTER_OPEN && (o->rate == 0 || o->rate > 1000000000ull))
+		return sl_err_set(EINVAL, "open loop needs a rate of 1..1e9 records/s");
+	if (o->restart_at && (o->restart_node < 2 || o->restart_node > o->nodes))
+		return sl_err_set(EINVAL, "restart_node %u is not a follower", o->restart_node);
+	return 0;
+}
+
+int sl_cluster_run(const struct sl_cluster_opts *opts, struct sl_cluster_result *r)
+{
+	struct sl_cluster *c = calloc(1, sizeof(*c));
+	int rc;
+
+	memset(r, 0, sizeof(*r));
+	sl_hist_reset(&r->commit);
+	sl_hist_reset(&r->lag);
+	if (!c)
+		return sl_err_set(ENOMEM, "cluster state");
+	c->o = *opts;
+	c->r = r;
+	sl_cluster_opts_defaults(&c->o);
+	c->ts = calloc(TS_RING, sizeof(*c->ts));
+	if (!c->ts) {
+		free(c);
+		return sl_err_set(ENOMEM, "append times");
+	}
+	if ((rc = check_opts(&c->o)) == 0) {
+		pthread_barrier_init(&c->opened, NULL, c->o.nodes + 1);
+		pthread_barrier_init(&c->go, NULL, c->o.nodes + 1);
+		rc = run(c);
+		pthread_barrier_destroy(&c->opened);
+		pthread_barrier_destroy(&c->go);
+	}
+	for (unsigned i = 0; i < c->o.nodes && i < SL_NODES_MAX; i++) {
+		sl_node_close(c->nodes[i].node);
+		free(c->nodes[i].expect);
+	}
+	if (r->dir[0] && !c->o.keep && nftw(r->dir, remove_entry, 16, FTW_DEPTH | FTW_PHYS) != 0)
+		sl_warn("cluster: could not remove %s", r->dir);
+	if (rc < 0 && !r->error[0])
+		snprintf(r->error, sizeof(r->error), "%s", sl_err_msg());
+	free(c->ts);
+	free(c);
+	return rc;
+}
+
+/* ---- printing ---- */
+
+void sl_cluster_print_summary(FILE *f, const struct sl_cluster_result *r)
+{
+	double secs = r->seconds > 0 ? r->seconds : 1e-9;
+
+	fprintf(
+	    f,
+	    "  throughput  %.0f records/s, %.2f MB/s of records, %.2f MB/s on the wire (%.2f s)\n",
+	    (double)r->records / secs, (double)r->record_bytes / 1e6 / secs,
+	    (double)r->wire_bytes / 1e6 / secs, r->seconds);
+	fprintf(f,
+		"  commit      append -> committed: p50 %.1f us, p99 %.1f us, p99.9 %.1f us, max "
+		"%.1f us (%llu records)\n",
+		(double)sl_hist_quantile(&r->commit, 0.5) / 1e3,
+		(double)sl_hist_quantile(&r->commit, 0.99) / 1e3,
+		(double)sl_hist_quantile(&r->commit, 0.999) / 1e3, (double)r->commit.max / 1e3,
+		(unsigned long long)r->commit.count);
+	if (r->n_followers)
+		fprintf(f,
+			"  lag         leader seal -> follower delivery: p50 %.3f ms, p99 %.3f ms, "
+			"max %.3f ms\n",
+			(double)sl_hist_quantile(&r->lag, 0.5) / 1e6,
+			(double)sl_hist_quantile(&r->lag, 0.99) / 1e6, (double)r->lag.max / 1e6);
+}
+
+void sl_cluster_print_check(FILE *f, const struct sl_cluster_result *r)
+{
+	for (unsigned i = 0; i < r->n_followers; i++) {
+		const struct sl_cluster_follower *fo = &r->f[i];
+
+		fprintf(f,
+			"  check       node %u: %s the leader's committed log (%llu batches, %llu "
+			"bytes); delivered %llu of %llu records%s\n",
+			fo->node_id, fo->log_identical ? "holds, byte for byte," : "DIFFERS from",
+			(unsigned long long)fo->log_batches, (unsigned long long)fo->log_bytes,
+			(unsigned long long)fo->delivered, (unsigned long long)r->appended,
+			fo->order_errors || fo->record_errors ? ", WITH ERRORS" : "");
+	}
+	if (!r->n_followers)
+		fprintf(f, "  check       a single node: no follower to compare\n");
+	fprintf(f, "  verdict     %s\n",
+		!r->verified	 ? "FAILED: a follower's log or deliveries differ (see above)"
+		: r->n_followers ? "OK: every follower holds the committed log, byte for byte"
+				 : "OK: every record committed");
+}

@@ -1,0 +1,624 @@
+/* A shiplog node: the protocol state machine (core/proto) wired to the log
+ * store (io/store), a transport (net/) and the monotonic clock, driven by a
+ * polling loop. See include/shiplog/node.h.
+ *
+ * One turn of the loop, in this order, each step bounded:
+ *   1. receive up to rx_budget frames and hand them to the protocol (a
+ *      follower's complete batch is appended to the store from inside);
+ *   2. run the protocol's timers when due (linger, heartbeats, NAKs, probes);
+ *   3. reap storage completions without waiting (this also submits the next
+ *      group) and report the durable position to the protocol;
+ *   4. flush the transport, so whatever 1-3 queued leaves in this turn. */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <sched.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "shiplog/auth.h"
+#include "shiplog/err.h"
+#include "shiplog/frame.h"
+#include "shiplog/log.h"
+#include "shiplog/node.h"
+
+#define RX_BUDGET_DEFAULT   256
+#define STORE_GROUP_HDR	    32 /* a group's header, store.h: batch + 32 must fit */
+#define STORE_GROUP_DEFAULT (1u << 20)
+#define STORE_FULL_WAITS    64	   /* completions an append may wait for before failing */
+#define STATUS_CHECK_TURNS  1024   /* how often a turn looks for a protocol failure */
+#define BACKOFF_SPINS	    300	   /* idle turns spent spinning */
+#define BACKOFF_YIELDS	    50	   /* then yielding */
+#define BACKOFF_SLEEP_MIN   1000   /* then sleeping, doubling from 1 us */
+#define BACKOFF_SLEEP_MAX   50000  /* up to 50 us */
+#define TIMER_SLACK_NS	    1000ul /* so a 1 us sleep is not the default 50 us */
+
+struct sl_node {
+	struct sl_node_config cfg;
+	struct sl_node_engine eng;
+	struct sl_store *store;
+	struct sl_transport *tr;
+	struct sl_proto *proto;
+	struct sl_auth auth;
+	int mac;	/* frames carry and must carry a MAC */
+	uint8_t *txbuf; /* a frame being signed (SL_FRAME_MAX) */
+	size_t batch_max;
+	uint64_t now;	       /* the clock at the start of this turn */
+	uint64_t durable_told; /* durable position the protocol knows */
+	uint64_t skip_through; /* deliver nothing <= this: applied before the start */
+	int failed;
+	uint32_t idle_streak;
+	uint64_t sleep_ns;
+	int slack_set;
+	struct sl_node_stats st;
+};
+
+uint64_t sl_node_now(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+static const char *const idle_names[] = {
+    [SL_IDLE_BACKOFF] = "backoff", [SL_IDLE_SPIN] = "spin", [SL_IDLE_YIELD] = "yield"};
+
+int sl_idle_parse(const char *s, enum sl_idle *out)
+{
+	for (unsigned i = 0; i < sizeof(idle_names) / sizeof(idle_names[0]); i++)
+		if (strcmp(s, idle_names[i]) == 0) {
+			*out = (enum sl_idle)i;
+			return 0;
+		}
+	return sl_err_set(EINVAL, "idle strategy '%s': want spin, yield or backoff", s);
+}
+
+const char *sl_idle_name(enum sl_idle idle)
+{
+	return (unsigned)idle < sizeof(idle_names) / sizeof(idle_names[0]) ? idle_names[idle]
+									   : "unknown";
+}
+
+static void node_fail(struct sl_node *n, int err, const char *what)
+{
+	if (n->failed)
+		return;
+	n->failed = err < 0 ? err : -EIO;
+	sl_error("node %" PRIu32 ": %s: %s (the node stops acknowledging)", n->cfg.proto.node_id,
+		 what, sl_err_msg());
+}
+
+/* ---- the protocol's ops ---- */
+
+/* A sealed (leader) or received (follower) batch goes to the store. With
+ * every group buffer busy, wait for write completions: the protocol has no
+ * way to retry a write later, and the wait is bounded by the disk. */
+static int op_write(void *ctx, const uint8_t *batch, size_t len, uint64_t pos)
+{
+	struct sl_node *n = ctx;
+	int rc;
+
+	for (unsigned waits = 0; (rc = sl_store_append(n->store, batch, len)) == -EAGAIN; waits++) {
+		if (waits == 0)
+			n->st.store_full_waits++;
+		if (waits == STORE_FULL_WAITS) {
+			rc = sl_err_set(EIO, "store still full after %u completions", waits);
+			break;
+		}
+		if ((rc = sl_store_poll(n->store, 1)) < 0)
+			break;
+	}
+	if (rc < 0) {
+		rc = sl_err_wrap(rc, "appending the batch at position %" PRIu64, pos);
+		node_fail(n, rc, "storage");
+	}
+	return rc;
+}
+
+static int op_read(void *ctx, uint64_t pos, uint8_t *buf, size_t cap)
+{
+	struct sl_node *n = ctx;
+	int rc = sl_store_read_pos(n->store, pos, buf, cap, NULL);
+
+	if (rc < 0)
+		sl_warn("node %" PRIu32 ": reading the batch at position %" PRIu64 ": %s",
+			n->cfg.proto.node_id, pos, sl_err_msg());
+	return rc;
+}
+
+/* With a key, the protocol's frame is rebuilt with the MAC flag and its
+ * trailer, then signed. The protocol was given an MTU 16 bytes smaller, so
+ * the signed frame still fits. */
+static int sign_frame(struct sl_node *n, const uint8_t **frame, size_t *len)
+{
+	struct sl_frame f;
+	int rc = sl_frame_decode(*frame, *len, &f);
+
+	if (rc == 0) {
+		f.hdr.flags |= SL_FRAME_F_MAC;
+		rc = sl_frame_encode(&f, n->txbuf, SL_FRAME_MAX);
+	}
+	if (rc > 0) {
+		*len = (size_t)rc;
+		rc = sl_auth_sign(&n->auth, n->txbuf, *len);
+	}
+	*frame = n->txbuf;
+	return rc < 0 ? rc : 0;
+}
+
+static int op_send(void *ctx, uint32_t to, const uint8_t *frame, size_t len)
+{
+	struct sl_node *n = ctx;
+	int rc = n->mac ? sign_frame(n, &frame, &len) : 0;
+
+	if (rc == 0)
+		rc = n->tr->ops->send(n->tr, to, frame, len);
+	if (rc < 0) {
+		n->st.tx_refused++;
+		return rc; /* the protocol resumes from here later (NAK, probe) */
+	}
+	n->st.frames_tx++;
+	return 0;
+}
+
+/* Records at or below skip_through were applied before this start: an
+ * engine that applied part of a batch gets only the rest of it. */
+static void op_deliver(void *ctx, const struct sl_batch_hdr *h, const uint8_t *raw, size_t raw_len)
+{
+	struct sl_node *n = ctx;
+	struct sl_batch_hdr rest;
+	struct sl_rec_iter it;
+	const uint8_t *rec;
+	uint32_t rlen;
+
+	if (!n->eng.deliver)
+		return;
+	if (h->base_lsn > n->skip_through) {
+		n->eng.deliver(n->eng.ctx, h, raw, raw_len);
+		return;
+	}
+	rest = *h;
+	sl_rec_iter_init(&it, raw, raw_len);
+	while (rest.base_lsn <= n->skip_through && rest.record_count > 0 &&
+	       sl_rec_next(&it, &rec, &rlen) == 1) {
+		rest.base_lsn++;
+		rest.record_count--;
+	}
+	if (rest.record_count == 0)
+		return;
+	rest.raw_len = (uint32_t)(it.end - it.p);
+	n->eng.deliver(n->eng.ctx, &rest, it.p, rest.raw_len);
+}
+
+static void op_commit(void *ctx, uint64_t commit_lsn, uint64_t commit_pos)
+{
+	struct sl_node *n = ctx;
+
+	(void)commit_pos;
+	if (n->eng.commit)
+		n->eng.commit(n->eng.ctx, commit_lsn);
+}
+
+/* ---- opening ---- */
+
+/* A directory with no regular file in it is a new node's: create the log
+ * there. Anything else is recovered (and refused if it is not a log), so a
+ * node never initialises over files it does not know. */
+static int dir_is_new(const char *dir, int *is_new)
+{
+	DIR *d = opendir(dir);
+	struct dirent *de;
+
+	if (!d)
+		return sl_err_set(errno, "log directory %s: %s", dir, strerror(errno));
+	*is_new = 1;
+	while (*is_new && (de = readdir(d)) != NULL) {
+		struct stat st;
+
+		if (de->d_type == DT_REG)
+			*is_new = 0;
+		else if (de->d_type == DT_UNKNOWN &&
+			 fstatat(dirfd(d), de->d_name, &st, AT_SYMLINK_NOFOLLOW) == 0)
+			*is_new = !S_ISREG(st.st_mode);
+	}
+	closedir(d);
+	return 0;
+}
+
+/* Sizes: one MTU for both layers, the MAC's room taken from the protocol's
+ * share; the store's group fits the largest batch the protocol builds. */
+static int settle_config(struct sl_node *n)
+{
+	struct sl_node_config *c = &n->cfg;
+	uint32_t mtu = c->net.mtu ? c->net.mtu : c->proto.mtu ? c->proto.mtu : 1500;
+	uint64_t raw_cap, need;
+
+	c->net.mtu = mtu;
+	c->proto.mtu = mtu - (c->key_file ? SL_FRAME_MAC_LEN : 0);
+	sl_proto_config_defaults(&c->proto);
+	if (!c->net.self_id)
+		c->net.self_id = c->proto.node_id;
+	if (c->net.self_id != c->proto.node_id)
+		return sl_err_set(EINVAL, "transport self_id %" PRIu32 " is not node_id %" PRIu32,
+				  c->net.self_id, c->proto.node_id);
+	if (!c->rx_budget)
+		c->rx_budget = RX_BUDGET_DEFAULT;
+	/* As the protocol sizes its batches (core/proto.c). */
+	raw_cap = c->proto.batch_bytes > c->proto.limits.max_record_bytes + SL_REC_PREFIX
+		      ? c->proto.batch_bytes
+		      : c->proto.limits.max_record_bytes + SL_REC_PREFIX;
+	if (raw_cap > c->proto.limits.max_raw_bytes)
+		raw_cap = c->proto.limits.max_raw_bytes;
+	n->batch_max = sl_batch_bound(raw_cap);
+	need = n->batch_max + STORE_GROUP_HDR;
+	if (!c->store.group_bytes)
+		c->store.group_bytes =
+		    need > STORE_GROUP_DEFAULT ? (uint32_t)need : STORE_GROUP_DEFAULT;
+	if (c->store.group_bytes < need)
+		return sl_err_set(EINVAL,
+				  "store group_bytes %" PRIu32
+				  " cannot hold the largest batch (%" PRIu64
+				  " bytes with its group header)",
+				  c->store.group_bytes, need);
+	memcpy(c->store.cluster_id, c->proto.cluster_id, sizeof(c->store.cluster_id));
+	c->store.stream_id = c->proto.stream_id;
+	c->store.node_id = c->proto.node_id;
+	c->store.limits = c->proto.limits;
+	return 0;
+}
+
+static int open_store(struct sl_node *n)
+{
+	struct sl_store_info info;
+	int is_new = 0, rc;
+
+	if (!n->cfg.store.dir)
+		return sl_err_set(EINVAL, "no log directory");
+	if ((rc = dir_is_new(n->cfg.store.dir, &is_new)))
+		return rc;
+	n->cfg.store.create = is_new;
+	if ((rc = sl_store_open(&n->store, &n->cfg.store)))
+		return sl_err_wrap(rc, "%s log %s", is_new ? "creating" : "recovering",
+				   n->cfg.store.dir);
+	sl_store_get_info(n->store, &info);
+	if (is_new)
+		sl_info("node %" PRIu32 ": created log %s (%s I/O)", n->cfg.proto.node_id,
+			n->cfg.store.dir, info.direct_io ? "direct" : "buffered");
+	else
+		sl_info("node %" PRIu32 ": recovered log %s: lsn %" PRIu64 "..%" PRIu64
+			", position %" PRIu64 ", last epoch %" PRIu64 ", %" PRIu32
+			" segments, %" PRIu64 " torn bytes cut, applied lsn %" PRIu64,
+			n->cfg.proto.node_id, n->cfg.store.dir, info.first_lsn, info.next_lsn - 1,
+			info.next_position, info.last_epoch, info.segments, info.torn_bytes,
+			n->cfg.applied_lsn);
+	return 0;
+}
+
+/* Where delivery resumes on a follower: after the batch holding the
+ * engine's applied LSN, or at its start when the engine stopped inside it
+ * (op_deliver then skips what was applied). */
+static int applied_state(struct sl_node *n, const struct sl_store_info *info,
+			 struct sl_log_state *ls)
+{
+	uint64_t lsn = n->cfg.applied_lsn;
+	struct sl_batch_hdr h;
+	uint8_t *buf;
+	int len;
+
+	n->skip_through = lsn;
+	if (lsn == 0 || n->cfg.proto.node_id == n->cfg.proto.leader_id)
+		return 0;
+	if (lsn > info->durable_lsn)
+		return sl_err_set(
+		    EINVAL, "the engine applied lsn %" PRIu64 " but log %s holds up to %" PRIu64,
+		    lsn, n->cfg.store.dir, info->durable_lsn);
+	buf = malloc(n->batch_max);
+	if (!buf)
+		return sl_err_set(ENOMEM, "read buffer");
+	len = sl_store_read(n->store, lsn, buf, n->batch_max, &h);
+	free(buf);
+	if (len < 0)
+		return sl_err_wrap(len, "finding the batch of applied lsn %" PRIu64, lsn);
+	if (h.base_lsn + h.record_count - 1 == lsn) {
+		ls->applied_lsn = lsn;
+		ls->applied_pos = h.position + (uint64_t)len;
+	} else {
+		ls->applied_lsn = h.base_lsn - 1;
+		ls->applied_pos = h.position;
+	}
+	return 0;
+}
+
+static int open_transport(struct sl_node *n)
+{
+	int rc;
+
+	switch (n->cfg.transport) {
+	case SL_TRANSPORT_UDP:
+		rc = sl_udp_transport_create(&n->tr, &n->cfg.net);
+		break;
+	case SL_TRANSPORT_DPDK:
+#ifdef SL_HAVE_DPDK
+		rc = sl_dpdk_transport_create(&n->tr, &n->cfg.net);
+#else
+		rc = sl_err_set(ENOTSUP, "this build has no DPDK transport");
+#endif
+		break;
+	default:
+		rc = sl_err_set(EINVAL, "unknown transport kind %d", (int)n->cfg.transport);
+	}
+	return rc ? sl_err_wrap(rc, "transport") : 0;
+}
+
+int sl_node_open(struct sl_node **out, const struct sl_node_config *c,
+		 const struct sl_node_engine *engine)
+{
+	struct sl_proto_ops ops = {
+	    .write = op_write,
+	    .read = op_read,
+	    .send = op_send,
+	    .deliver = op_deliver,
+	    .commit = op_commit,
+	};
+	struct sl_log_state ls = {0};
+	struct sl_store_info info;
+	struct sl_node *n = calloc(1, sizeof(*n));
+	int rc;
+
+	if (!n)
+		return sl_err_set(ENOMEM, "node state");
+	n->cfg = *c;
+	if (engine)
+		n->eng = *engine;
+	n->sleep_ns = BACKOFF_SLEEP_MIN;
+	if ((rc = settle_config(n)))
+		goto err;
+	if (c->key_file) {
+		n->txbuf = malloc(SL_FRAME_MAX);
+		if (!n->txbuf) {
+			rc = sl_err_set(ENOMEM, "frame buffer");
+			goto err;
+		}
+		if ((rc = sl_auth_load_key(&n->auth, c->key_file)))
+			goto err;
+		n->mac = 1;
+	}
+	if ((rc = open_store(n)))
+		goto err;
+	sl_store_get_info(n->store, &info);
+	ls = (struct sl_log_state){.next_lsn = info.next_lsn,
+				   .next_pos = info.next_position,
+				   .last_crc = info.last_crc,
+				   .durable_pos = info.durable_position};
+	n->durable_told = info.durable_position;
+	if ((rc = applied_state(n, &info, &ls)) || (rc = open_transport(n)))
+		goto err;
+	ops.ctx = n;
+	if ((rc = sl_proto_create(&n->proto, &n->cfg.proto, &ls, &ops)))
+		goto err;
+	/* The caller's strings need not outlive open. */
+	n->cfg.key_file = NULL;
+	n->cfg.store.dir = NULL;
+	n->cfg.net.eal_args = NULL;
+	*out = n;
+	return 0;
+err:
+	rc = sl_err_wrap(rc, "opening node %" PRIu32, c->proto.node_id);
+	sl_node_close(n);
+	return rc;
+}
+
+void sl_node_close(struct sl_node *n)
+{
+	if (!n)
+		return;
+	if (n->proto && !n->failed && n->cfg.proto.node_id == n->cfg.proto.leader_id)
+		sl_proto_flush(n->proto, sl_node_now());
+	if (n->tr && !n->failed)
+		n->tr->ops->flush(n->tr);
+	sl_proto_destroy(n->proto);
+	if (n->tr)
+		n->tr->ops->destroy(n->tr);
+	sl_store_close(n->store); /* waits for the writes in flight */
+	sl_auth_clear(&n->auth);
+	free(n->txbuf);
+	free(n);
+}
+
+/* ---- the loop ---- */
+
+static void on_rx(void *arg, uint32_t from, const uint8_t *frame, size_t len)
+{
+	struct sl_node *n = arg;
+
+	(void)from; /* the protocol checks the sender named in the frame */
+	if (n->mac && sl_auth_verify(&n->auth, frame, len) < 0) {
+		n->st.mac_rejected++;
+		return;
+	}
+	n->st.frames_rx++;
+	sl_proto_on_frame(n->proto, frame, len, n->now);
+}
+
+static int reap_storage(struct sl_node *n)
+{
+	struct sl_store_info info;
+	int rc = sl_store_poll(n->store, 0);
+
+	if (rc < 0) {
+		sl_proto_on_storage_error(n->proto, rc);
+		node_fail(n, rc, "storage");
+		return rc;
+	}
+	sl_store_get_info(n->store, &info);
+	if (info.durable_position > n->durable_told) {
+		n->durable_told = info.durable_position;
+		n->st.durable_events++;
+		sl_proto_on_durable(n->proto, info.durable_position, n->now);
+		rc++;
+	}
+	return rc;
+}
+
+/* The protocol fails itself on errors it meets inside (a follower that
+ * cannot read its own log back): look now and then. */
+static void check_proto(struct sl_node *n)
+{
+	struct sl_proto_status st;
+
+	sl_proto_get_status(n->proto, &st);
+	if (st.failed) {
+		sl_err_set(-st.failed, "the protocol failed");
+		node_fail(n, st.failed, "protocol");
+	}
+}
+
+int sl_node_poll(struct sl_node *n)
+{
+	int events, rc;
+
+	if (n->failed)
+		return n->failed;
+	n->now = sl_node_now();
+	n->st.turns++;
+	events = n->tr->ops->poll(n->tr, on_rx, n, n->cfg.rx_budget);
+	if (events < 0) {
+		sl_warn("node %" PRIu32 ": receiving: %s", n->cfg.proto.node_id, sl_err_msg());
+		events = 0;
+	}
+	if (sl_proto_next_timer(n->proto) <= n->now) {
+		sl_proto_tick(n->proto, n->now);
+		n->st.timer_ticks++;
+		events++;
+	}
+	if ((rc = reap_storage(n)) < 0)
+		return rc;
+	events += rc;
+	if ((rc = n->tr->ops->flush(n->tr)) < 0)
+		sl_warn("node %" PRIu32 ": sending: %s", n->cfg.proto.node_id, sl_err_msg());
+	if (n->st.turns % STATUS_CHECK_TURNS == 0)
+		check_proto(n);
+	if (events == 0)
+		n->st.idle_turns++;
+	return n->failed ? n->failed : events;
+}
+
+static void cpu_relax(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+	__builtin_ia32_pause();
+#elif defined(__aarch64__)
+	__asm__ volatile("yield");
+#endif
+}
+
+void sl_node_idle(struct sl_node *n, int events)
+{
+	struct timespec ts;
+
+	if (events > 0) {
+		n->idle_streak = 0;
+		n->sleep_ns = BACKOFF_SLEEP_MIN;
+		return;
+	}
+	if (n->cfg.idle == SL_IDLE_SPIN) {
+		cpu_relax();
+		return;
+	}
+	if (n->cfg.idle == SL_IDLE_YIELD) {
+		sched_yield();
+		return;
+	}
+	if (n->idle_streak < BACKOFF_SPINS + BACKOFF_YIELDS)
+		n->idle_streak++;
+	if (n->idle_streak < BACKOFF_SPINS) {
+		cpu_relax();
+		return;
+	}
+	if (n->idle_streak < BACKOFF_SPINS + BACKOFF_YIELDS) {
+		sched_yield();
+		return;
+	}
+	if (!n->slack_set) {
+		prctl(PR_SET_TIMERSLACK, TIMER_SLACK_NS);
+		n->slack_set = 1;
+	}
+	ts = (struct timespec){.tv_nsec = (long)n->sleep_ns};
+	nanosleep(&ts, NULL);
+	n->st.sleeps++;
+	n->sleep_ns = n->sleep_ns * 2 > BACKOFF_SLEEP_MAX ? BACKOFF_SLEEP_MAX : n->sleep_ns * 2;
+}
+
+int sl_node_run(struct sl_node *n, const volatile int *stop)
+{
+	while (!*stop) {
+		int rc = sl_node_poll(n);
+
+		if (rc < 0)
+			return rc;
+		sl_node_idle(n, rc);
+	}
+	return 0;
+}
+
+/* ---- the engine's calls ---- */
+
+int64_t sl_node_append(struct sl_node *n, const void *rec, uint32_t len)
+{
+	if (n->failed)
+		return n->failed;
+	return sl_proto_append(n->proto, rec, len, sl_node_now());
+}
+
+int sl_node_flush(struct sl_node *n)
+{
+	int rc;
+
+	if (n->failed)
+		return n->failed;
+	rc = sl_proto_flush(n->proto, sl_node_now());
+	/* Send now: the caller is about to wait for what it flushed. */
+	n->tr->ops->flush(n->tr);
+	return rc;
+}
+
+void sl_node_applied(struct sl_node *n, uint64_t lsn)
+{
+	sl_proto_on_applied(n->proto, lsn, sl_node_now());
+}
+
+void sl_node_status(const struct sl_node *n, struct sl_proto_status *out)
+{
+	sl_proto_get_status(n->proto, out);
+}
+
+void sl_node_transport_stats(const struct sl_node *n, struct sl_transport_stats *out)
+{
+	n->tr->ops->stats(n->tr, out);
+}
+
+void sl_node_stats(const struct sl_node *n, struct sl_node_stats *out)
+{
+	*out = n->st;
+}
+
+void sl_node_store_info(const struct sl_node *n, struct sl_store_info *out)
+{
+	sl_store_get_info(n->store, out);
+}
+
+int sl_node_read_pos(struct sl_node *n, uint64_t pos, void *buf, size_t cap, struct sl_batch_hdr *h)
+{
+	return sl_store_read_pos(n->store, pos, buf, cap, h);
+}
+
+size_t sl_node_batch_max(const struct sl_node *n)
+{
+	return n->batch_max;
+}

@@ -1,0 +1,119 @@
+/* An in-process cluster: N shiplog nodes in one process, one thread each,
+ * their logs in a fresh directory, talking over a real transport (kernel UDP
+ * on 127.0.0.1). The leader's thread runs a generated workload (closed or
+ * open loop) and measures commit latency per record; followers measure the
+ * lag from the leader's seal to their delivery (one process, one monotonic
+ * clock), check what they are delivered, and at the end every follower's
+ * log is compared byte for byte with the leader's committed prefix.
+ * Shared by `shipbench cluster`, shiplog-demo and tests/test_node.c. */
+#ifndef SHIPLOG_CLUSTER_H
+#define SHIPLOG_CLUSTER_H
+
+#include <limits.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "shiplog/err.h"
+#include "shiplog/hist.h"
+#include "shiplog/node.h"
+#include "shiplog/workload.h"
+
+enum sl_cluster_net {
+	SL_CLUSTER_UDP = 0,   /* kernel UDP over io_uring on 127.0.0.1 */
+	SL_CLUSTER_MEMIF,     /* DPDK net_memif pairs (not built yet) */
+	SL_CLUSTER_AF_PACKET, /* DPDK net_af_packet on veth pairs (not built yet) */
+};
+
+enum sl_cluster_mode {
+	SL_CLUSTER_CLOSED = 0, /* at most `inflight` records uncommitted at once */
+	SL_CLUSTER_OPEN,       /* `rate` records/s on a fixed schedule */
+};
+
+struct sl_cluster_opts {
+	unsigned nodes; /* 1..SL_NODES_MAX (default 3); node ids 1..nodes, 1 leads */
+	enum sl_cluster_net net;
+	struct sl_ack_policy policy;
+	uint32_t record_bytes; /* default 1024 */
+	enum sl_wl_kind data;
+	uint64_t seed;
+	enum sl_cluster_mode mode;
+	uint32_t inflight; /* closed loop: records outstanding (default 1) */
+	uint64_t rate;	   /* open loop: records per second */
+	/* Stop after `records` records (0: run warmup + seconds). Latency and
+	 * lag count what was appended (intended, in open loop) after warmup
+	 * and before its end. */
+	uint64_t records;
+	double warmup, seconds;
+	uint32_t batch_bytes;  /* protocol batch size (0: its default, 64 KiB) */
+	uint64_t linger_ns;    /* (0: its default, 100 us) */
+	uint64_t window_bytes; /* the leader's in-memory window (0: its default, 16 MiB) */
+	enum sl_idle idle;
+	const char *base_dir; /* where the run's directory goes (default /var/tmp) */
+	int keep;	      /* keep the run's directory */
+	int check_records;    /* followers compare every delivered record's bytes */
+	int progress;	      /* a line on stderr every second */
+	/* Test hook: after the leader has appended restart_at records, follower
+	 * node `restart_node` (2..nodes) is closed, stays down restart_down_ms,
+	 * and is reopened on its recovered log with its engine's applied LSN. */
+	uint32_t restart_node;
+	uint64_t restart_at;
+	uint32_t restart_down_ms;
+	double drain_seconds; /* bound on waiting for every follower at the end (30) */
+};
+
+/* Fill defaults for every zero field. */
+void sl_cluster_opts_defaults(struct sl_cluster_opts *o);
+
+struct sl_cluster_follower {
+	uint32_t node_id;
+	uint64_t delivered_lsn; /* last LSN delivered */
+	uint64_t delivered;	/* records delivered (each exactly once if no errors) */
+	uint64_t order_errors;	/* deliveries not starting right after the previous */
+	uint64_t record_errors; /* records whose bytes differed (check_records) */
+	uint64_t restarts;
+	uint64_t log_bytes;   /* bytes of its log compared with the leader's */
+	uint64_t log_batches; /* batches compared */
+	int log_identical;    /* 1: holds the leader's committed prefix byte for byte */
+	struct sl_node_stats stats;
+};
+
+struct sl_cluster_result {
+	char dir[PATH_MAX];
+	double seconds;	       /* measured: the window, or the whole run with `records` */
+	uint64_t records;      /* committed in that time */
+	uint64_t record_bytes; /* their bytes */
+	uint64_t wire_bytes;   /* the leader's transport sent in that time (every copy) */
+	uint64_t appended;     /* LSN of the last record appended */
+	uint64_t commit_lsn, commit_pos;
+	uint64_t window_full;  /* appends refused: the leader's window was full */
+	struct sl_hist commit; /* ns, append (or intended) time -> commit callback */
+	struct sl_hist lag;    /* ns, leader seal -> follower delivery, every follower */
+	int direct_io;	       /* the leader's log */
+	enum sl_sync_mode sync_mode;
+	struct sl_node_stats leader_stats;
+	struct sl_proto_status leader_status;
+	unsigned n_followers;
+	struct sl_cluster_follower f[SL_NODES_MAX];
+	int drained;  /* every follower delivered every record before the end */
+	int verified; /* drained, no order or record error, every log identical */
+	char error[SL_ERR_MSG_MAX];
+};
+
+/* Run once. 0 (see r->verified for the checks) or -errno when the cluster
+ * could not run (message in r->error and sl_err_msg()). */
+int sl_cluster_run(const struct sl_cluster_opts *o, struct sl_cluster_result *r);
+
+/* Throughput, commit latency and follower lag, a line each. */
+void sl_cluster_print_summary(FILE *f, const struct sl_cluster_result *r);
+/* The byte-for-byte check: a line per follower and the verdict. */
+void sl_cluster_print_check(FILE *f, const struct sl_cluster_result *r);
+
+/* "udp", "memif", "af_packet". 0 or -EINVAL (with a message). */
+int sl_cluster_net_parse(const char *s, enum sl_cluster_net *out);
+const char *sl_cluster_net_name(enum sl_cluster_net n);
+
+/* Pick `n` distinct free UDP ports on 127.0.0.1 (bound together, then
+ * released, so they differ; another program could take one in between). */
+int sl_cluster_free_ports(uint16_t *ports, unsigned n);
+
+#endif

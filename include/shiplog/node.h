@@ -1,0 +1,131 @@
+/* A shiplog node: one stream's protocol state machine wired to its log store
+ * (io_uring), its transport (kernel UDP or DPDK) and the clock, driven by a
+ * run-to-completion loop with bounded work per turn. Used by shipd (one node
+ * per process) and by benchmarks and tests (several nodes in one process,
+ * one thread each).
+ *
+ * Threads: a node is single-threaded. Every function below except
+ * sl_node_now must be called from the one thread that polls the node (or
+ * after that thread has stopped, e.g. joined). The engine callbacks run on
+ * that thread, from inside sl_node_poll, sl_node_append or sl_node_flush. */
+#ifndef SHIPLOG_NODE_H
+#define SHIPLOG_NODE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "shiplog/proto.h"
+#include "shiplog/store.h"
+#include "shiplog/transport.h"
+
+enum sl_idle {
+	SL_IDLE_BACKOFF = 0, /* spin briefly, then yield, then sleep up to 50 us (default) */
+	SL_IDLE_SPIN,	     /* never sleep: bare metal, a core per node */
+	SL_IDLE_YIELD,	     /* sched_yield between idle turns */
+};
+
+enum sl_transport_kind {
+	SL_TRANSPORT_UDP = 0, /* kernel UDP over io_uring (default) */
+	SL_TRANSPORT_DPDK,
+};
+
+struct sl_node_config {
+	/* cluster, stream, nodes, leader, epoch, policy, sizes. proto.mtu 0:
+	 * net.mtu (and the reverse); with a key the protocol is given 16 bytes
+	 * less, the room of the MAC trailer. */
+	struct sl_proto_config proto;
+	/* Log directory and store tuning. cluster_id, stream_id, node_id and
+	 * limits are taken from `proto`; `create` is ignored: the node creates
+	 * the log when the directory holds no regular file (a new node) and
+	 * recovers it otherwise. group_bytes 0: just large enough for the
+	 * largest batch the protocol can build. */
+	struct sl_store_opts store;
+	enum sl_transport_kind transport;
+	struct sl_transport_config net; /* self_id 0: proto.node_id */
+	enum sl_idle idle;
+	const char *key_file; /* pre-shared key for frame MACs (shiplog/auth.h), NULL: none */
+	/* Followers: the last LSN the engine has applied (durably, on its
+	 * side) before this start, 0 if none. Delivery resumes after it;
+	 * records of a batch it ends inside of are not delivered again. */
+	uint64_t applied_lsn;
+	uint32_t rx_budget; /* frames received per turn (default 256) */
+};
+
+/* What the node tells the storage engine above it (all optional). */
+struct sl_node_engine {
+	void *ctx;
+	/* Followers: committed records, in order, exactly once. `raw` holds
+	 * h->record_count length-prefixed records (sl_rec_iter). The engine may
+	 * call sl_node_applied from inside. */
+	void (*deliver)(void *ctx, const struct sl_batch_hdr *h, const uint8_t *raw,
+			size_t raw_len);
+	/* Leader: every LSN <= commit_lsn is committed under the policy. */
+	void (*commit)(void *ctx, uint64_t commit_lsn);
+};
+
+/* The node's own counters (the protocol's are in sl_proto_status). */
+struct sl_node_stats {
+	uint64_t turns;		   /* sl_node_poll calls */
+	uint64_t idle_turns;	   /* ... that found nothing to do */
+	uint64_t sleeps;	   /* backoff sleeps taken */
+	uint64_t frames_rx;	   /* frames handed to the protocol */
+	uint64_t frames_tx;	   /* frames handed to the transport */
+	uint64_t tx_refused;	   /* sends the transport refused (-ENOBUFS, ...) */
+	uint64_t mac_rejected;	   /* received frames dropped: MAC missing or wrong */
+	uint64_t store_full_waits; /* appends that found every group buffer busy */
+	uint64_t durable_events;   /* durable position reported to the protocol */
+	uint64_t timer_ticks;
+};
+
+struct sl_node;
+
+/* Opens (recovering) or creates the log, the transport and the protocol.
+ * The recovered state is logged at info level. 0 or -errno (message in
+ * sl_err_msg()). */
+int sl_node_open(struct sl_node **out, const struct sl_node_config *c,
+		 const struct sl_node_engine *engine);
+/* Flushes what is pending (unless failed) and releases everything. */
+void sl_node_close(struct sl_node *n);
+
+/* One turn of the loop: receive frames (at most rx_budget), reap storage
+ * completions and report durability, run due timers, flush the transport.
+ * Returns the number of events handled (0: idle) or -errno once the node has
+ * failed (storage failure: the protocol stops acknowledging for good). */
+int sl_node_poll(struct sl_node *n);
+
+/* Turn until *stop becomes non-zero, idling by the configured strategy.
+ * 0 when stopped, -errno when the node failed. */
+int sl_node_run(struct sl_node *n, const volatile int *stop);
+
+/* Idle the way sl_node_run does after a turn that handled `events` (for
+ * callers with their own loop, e.g. a workload on the leader's thread). */
+void sl_node_idle(struct sl_node *n, int events);
+
+/* Leader: append a record (see sl_proto_append: LSN, -EAGAIN when the
+ * window is full: poll and retry). */
+int64_t sl_node_append(struct sl_node *n, const void *rec, uint32_t len);
+/* Leader: close the open batch now (an engine about to wait for a commit). */
+int sl_node_flush(struct sl_node *n);
+/* Followers / any node: the engine applied up to lsn. */
+void sl_node_applied(struct sl_node *n, uint64_t lsn);
+
+void sl_node_status(const struct sl_node *n, struct sl_proto_status *out);
+void sl_node_transport_stats(const struct sl_node *n, struct sl_transport_stats *out);
+void sl_node_stats(const struct sl_node *n, struct sl_node_stats *out);
+void sl_node_store_info(const struct sl_node *n, struct sl_store_info *out);
+/* Read the durable batch that starts at `pos` from this node's log
+ * (sl_store_read_pos): for verification and tools. */
+int sl_node_read_pos(struct sl_node *n, uint64_t pos, void *buf, size_t cap,
+		     struct sl_batch_hdr *h);
+/* Largest batch this node's protocol can build or accept (a read buffer
+ * of this size always suffices). */
+size_t sl_node_batch_max(const struct sl_node *n);
+
+/* Monotonic clock the node uses (ns). */
+uint64_t sl_node_now(void);
+
+/* Parse "spin", "yield", "backoff". 0 or -EINVAL (with a message). */
+int sl_idle_parse(const char *s, enum sl_idle *out);
+const char *sl_idle_name(enum sl_idle idle);
+
+#endif
