@@ -536,6 +536,7 @@ static int configure(struct sl_cluster *c)
 		nc->store.dir = cn->dir;
 		nc->transport = SL_TRANSPORT_UDP;
 		nc->idle = c->o.idle;
+		nc->key_file = c->o.key_file;
 		nc->net.self = (struct sl_endpoint){.ip = htonl(INADDR_LOOPBACK), .port = ports[i]};
 		for (unsigned k = 0; k < c->o.nodes; k++) {
 			if (k == i)

@@ -489,7 +489,10 @@ int sl_node_poll(struct sl_node *n)
 	n->st.turns++;
 	events = n->tr->ops->poll(n->tr, on_rx, n, n->cfg.rx_budget);
 	if (events < 0) {
-		sl_warn("node %" PRIu32 ": receiving: %s", n->cfg.proto.node_id, sl_err_msg());
+		/* Transport trouble is logged once; the counter tells the rest. */
+		if (n->st.rx_errors++ == 0)
+			sl_warn("node %" PRIu32 ": receiving: %s", n->cfg.proto.node_id,
+				sl_err_msg());
 		events = 0;
 	}
 	if (sl_proto_next_timer(n->proto) <= n->now) {
@@ -500,7 +503,7 @@ int sl_node_poll(struct sl_node *n)
 	if ((rc = reap_storage(n)) < 0)
 		return rc;
 	events += rc;
-	if ((rc = n->tr->ops->flush(n->tr)) < 0)
+	if ((rc = n->tr->ops->flush(n->tr)) < 0 && n->st.tx_errors++ == 0)
 		sl_warn("node %" PRIu32 ": sending: %s", n->cfg.proto.node_id, sl_err_msg());
 	if (n->st.turns % STATUS_CHECK_TURNS == 0)
 		check_proto(n);

@@ -48,6 +48,7 @@ struct sl_cluster_opts {
 	uint64_t linger_ns;    /* (0: its default, 100 us) */
 	uint64_t window_bytes; /* the leader's in-memory window (0: its default, 16 MiB) */
 	enum sl_idle idle;
+	const char *key_file; /* frame MACs with this pre-shared key (NULL: none) */
 	const char *base_dir; /* where the run's directory goes (default /var/tmp) */
 	int keep;	      /* keep the run's directory */
 	int check_records;    /* followers compare every delivered record's bytes */

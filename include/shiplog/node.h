@@ -71,6 +71,8 @@ struct sl_node_stats {
 	uint64_t frames_rx;	   /* frames handed to the protocol */
 	uint64_t frames_tx;	   /* frames handed to the transport */
 	uint64_t tx_refused;	   /* sends the transport refused (-ENOBUFS, ...) */
+	uint64_t rx_errors;	   /* transport polls that failed (the first is logged) */
+	uint64_t tx_errors;	   /* transport flushes that failed (the first is logged) */
 	uint64_t mac_rejected;	   /* received frames dropped: MAC missing or wrong */
 	uint64_t store_full_waits; /* appends that found every group buffer busy */
 	uint64_t durable_events;   /* durable position reported to the protocol */
