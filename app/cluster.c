@@ -385,8 +385,8 @@ static int workload(struct sl_cluster *c, struct cl_node *cn, uint64_t *appended
 		}
 		atomic_store_explicit(&c->appended_pub, appended, memory_order_relaxed);
 		/* Nothing more may go now: the engine would wait, so seal. */
-		if ((rc = sl_node_flush(cn->node)) < 0)
-			goto out;
+		if ((rc = sl_node_flush(cn->node)) < 0 && rc != -EAGAIN)
+			goto out; /* -EAGAIN: window full, the batch seals once it has room */
 		if ((rc = sl_node_poll(cn->node)) < 0)
 			goto out;
 		sl_node_idle(cn->node, rc + work);
@@ -419,7 +419,7 @@ static int drain(struct sl_cluster *c, struct cl_node *cn, uint64_t appended)
 	uint64_t start = sl_node_now(), deadline = start + (uint64_t)(c->o.drain_seconds * 1e9);
 	int rc;
 
-	if ((rc = sl_node_flush(cn->node)) < 0)
+	if ((rc = sl_node_flush(cn->node)) < 0 && rc != -EAGAIN)
 		return rc;
 	while (sl_node_now() < deadline) {
 		if (c->committed >= appended && followers_have(c, appended)) {

@@ -106,7 +106,9 @@ void sl_node_idle(struct sl_node *n, int events);
 /* Leader: append a record (see sl_proto_append: LSN, -EAGAIN when the
  * window is full: poll and retry). */
 int64_t sl_node_append(struct sl_node *n, const void *rec, uint32_t len);
-/* Leader: close the open batch now (an engine about to wait for a commit). */
+/* Leader: close the open batch now (an engine about to wait for a commit).
+ * -EAGAIN: the window is full; the batch stays open and is sealed by a later
+ * flush or its linger timer once commits make room. */
 int sl_node_flush(struct sl_node *n);
 /* Followers / any node: the engine applied up to lsn. */
 void sl_node_applied(struct sl_node *n, uint64_t lsn);
