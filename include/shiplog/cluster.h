@@ -5,6 +5,13 @@
  * lag from the leader's seal to their delivery (one process, one monotonic
  * clock), check what they are delivered, and at the end every follower's
  * log is compared byte for byte with the leader's committed prefix.
+ *
+ * Batching: whenever the workload may append nothing more right now (closed
+ * loop: `inflight` records are uncommitted; open loop: the next record is not
+ * due yet), the leader seals its open batch at once, as an engine about to
+ * wait would, instead of waiting for the linger timer. Batches therefore
+ * grow with the backlog, and a lone record does not pay the linger time.
+ *
  * Shared by `shipbench cluster`, shiplog-demo and tests/test_node.c. */
 #ifndef SHIPLOG_CLUSTER_H
 #define SHIPLOG_CLUSTER_H
