@@ -20,12 +20,15 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/* Header sizes: Ethernet, IPv4 (we send no options; we accept them), UDP,
+ * all three (42); the ARP body for IPv4 over Ethernet; the shortest Ethernet
+ * frame without its FCS. */
 #define SL_ETH_HDR   14
-#define SL_IPV4_HDR  20 /* we send no IP options; we accept them */
+#define SL_IPV4_HDR  20
 #define SL_UDP_HDR   8
-#define SL_ENCAP_HDR (SL_ETH_HDR + SL_IPV4_HDR + SL_UDP_HDR) /* 42 */
-#define SL_ARP_LEN   28 /* ARP body for IPv4 over Ethernet */
-#define SL_ETH_MIN   60 /* shortest Ethernet frame without its FCS */
+#define SL_ENCAP_HDR (SL_ETH_HDR + SL_IPV4_HDR + SL_UDP_HDR)
+#define SL_ARP_LEN   28
+#define SL_ETH_MIN   60
 
 #define SL_ETHERTYPE_IPV4 0x0800
 #define SL_ETHERTYPE_ARP  0x0806
