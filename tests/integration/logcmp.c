@@ -97,9 +97,8 @@ static int compare(struct log *a, struct log *b, uint64_t upto)
 
 int main(int argc, char **argv)
 {
-	static const struct option longopts[] = {{"lsn", required_argument, 0, 'l'},
-						 {"help", no_argument, 0, 'h'},
-						 {0, 0, 0, 0}};
+	static const struct option longopts[] = {
+	    {"lsn", required_argument, 0, 'l'}, {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
 	struct log a = {0}, b = {0};
 	uint64_t upto = 0;
 	int c, rc;
