@@ -827,11 +827,13 @@ static int udp_send(struct sl_transport *t, uint32_t to, const uint8_t *frame, s
 
 /* Next completion for poll: what flush() stashed first (it came first),
  * then the ring. io_uring_peek_cqe enters the kernel only when the ring
- * says deferred work waits (IORING_SQ_TASKRUN) or the CQ overflowed. */
-static bool next_cqe(struct sl_udp *u, struct udp_cqe *c)
+ * says deferred work waits (IORING_SQ_TASKRUN) or the CQ overflowed.
+ * *stashed tells the caller the buffer hold was already counted. */
+static bool next_cqe(struct sl_udp *u, struct udp_cqe *c, bool *stashed)
 {
 	struct io_uring_cqe *cqe;
 
+	*stashed = u->stash_n > 0;
 	if (u->stash_n > 0) {
 		*c = u->stash[u->stash_head];
 		u->stash_head = (u->stash_head + 1) % u->stash_cap;
@@ -862,10 +864,14 @@ static int udp_poll(struct sl_transport *t, sl_rx_fn fn, void *arg, unsigned bud
 		n += rx_drain(u, fn, arg, budget);
 	while (n < budget && guard-- > 0) {
 		struct udp_cqe c;
+		bool stashed;
 
-		if (!next_cqe(u, &c))
+		if (!next_cqe(u, &c, &stashed))
 			break;
-		dispatch(u, &c, true);
+		if (stashed)
+			rx_complete(u, &c); /* rx_hold ran when flush() stashed it */
+		else
+			dispatch(u, &c, true);
 		if (u->pend.active)
 			n += rx_drain(u, fn, arg, budget - n);
 	}

@@ -611,6 +611,58 @@ static void rearm_case(const struct sl_udp_opts *ropts)
 	b->ops->destroy(b);
 }
 
+/* Receive completions that flush() reaps are stashed for poll; each must
+ * free its buffer exactly once, or a receiver that also sends runs out of
+ * buffers and stops receiving (seen under load with three shipd). */
+static void test_flush_meets_receives(void **state)
+{
+	const struct sl_udp_opts small = {.rx_bufs = 8, .no_gro = 1};
+	struct sl_transport_config ca, cb;
+	struct sl_transport *a, *b;
+	struct rx ra = {0}, rb = {0};
+	uint16_t pa = free_port(), pb = free_port();
+	uint32_t seq_a = 0, seq_b = 0;
+	const int rounds = 3000, burst = 4;
+
+	(void)state;
+	cfg_init(&ca, 1, pa);
+	cfg_peer(&ca, 2, pb);
+	cfg_init(&cb, 2, pb);
+	cfg_peer(&cb, 1, pa);
+	a = mk(&ca, NULL);
+	b = mk(&cb, &small);
+	ra.expect_from[2] = 2;
+	rb.expect_from[1] = 1;
+	b->ops->poll(b, on_frame, &rb, 64); /* arm b's receive */
+	for (int r = 0; r < rounds; r++) {
+		for (int i = 0; i < burst; i++)
+			send_ok(a, 2, 1, seq_a++, 200);
+		flush_ok(a);
+		usleep(50); /* let them land in b's socket */
+		/* b sends before it polls: its flush meets a's frames first. */
+		send_ok(b, 1, 2, seq_b++, 100);
+		flush_ok(b);
+		pump(b, &rb, seq_a, 64);
+		a->ops->poll(a, on_frame, &ra, 64);
+	}
+	/* Now run b's buffer ring dry: the multishot receive ends and must be
+	 * re-armed, which a leaked buffer count would forbid forever. */
+	for (int r = 0; r < 20; r++) {
+		for (int i = 0; i < 32; i++)
+			send_ok(a, 2, 1, seq_a++, 200);
+		flush_ok(a);
+		usleep(200);
+		pump(b, &rb, seq_a, 64);
+	}
+	drain(a, &ra, 50);
+	assert_int_equal(rb.frames, (uint64_t)rounds * burst + 20 * 32);
+	assert_true(info_of(b).rx_rearms > 0);
+	assert_int_equal(rb.bad_content, 0);
+	assert_int_equal(ra.frames, (uint64_t)rounds);
+	a->ops->destroy(a);
+	b->ops->destroy(b);
+}
+
 static void test_rearm(void **state)
 {
 	struct sl_udp_opts multi4 = {.rx_bufs = 4}, multi4_nogro = {.rx_bufs = 4, .no_gro = 1};
@@ -1015,10 +1067,10 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_create_errors), cmocka_unit_test(test_gso),
 	    cmocka_unit_test(test_gro),		  cmocka_unit_test(test_unknown_sender),
-	    cmocka_unit_test(test_rearm),	  cmocka_unit_test(test_single_shot),
-	    cmocka_unit_test(test_queue_bounds),  cmocka_unit_test(test_eagain_drops),
-	    cmocka_unit_test(test_dont_fragment), cmocka_unit_test(test_other_thread),
-	    cmocka_unit_test(test_exchange),
+	    cmocka_unit_test(test_rearm),	  cmocka_unit_test(test_flush_meets_receives),
+	    cmocka_unit_test(test_single_shot),	  cmocka_unit_test(test_queue_bounds),
+	    cmocka_unit_test(test_eagain_drops),  cmocka_unit_test(test_dont_fragment),
+	    cmocka_unit_test(test_other_thread),  cmocka_unit_test(test_exchange),
 	};
 
 	enter_netns();
