@@ -23,7 +23,9 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "cluster_links.h"
 #include "shiplog/cluster.h"
+#include "shiplog/frame.h"
 #include "shiplog/log.h"
 
 #define TS_RING	     (1u << 20) /* append times kept: records outstanding at most */
@@ -72,6 +74,8 @@ struct sl_cluster {
 	uint64_t *ts; /* append (or intended) time of LSN l at ts[l % TS_RING] */
 	uint64_t committed, last_commit_ns;
 	struct window_mark w0, w1;
+	struct sl_cluster_links links; /* DPDK transports: a link per node pair */
+	int links_prepared;
 };
 
 static const char *const net_names[] = {
@@ -498,18 +502,26 @@ static int remove_entry(const char *path, const struct stat *st, int flag, struc
 	return remove(path);
 }
 
+/* A node's transport on the DPDK kinds: its links to every other node. */
+static int make_mesh(void *arg, const struct sl_transport_config *c, struct sl_transport **out)
+{
+	struct cl_node *cn = arg;
+
+	return sl_cluster_links_mesh(&cn->c->links, cn->idx + 1, c, out);
+}
+
 static int configure(struct sl_cluster *c)
 {
-	uint16_t ports[SL_NODES_MAX];
+	uint16_t ports[SL_NODES_MAX] = {0}; /* UDP only */
 	int rc;
 
-	if (c->o.net != SL_CLUSTER_UDP)
-		return sl_err_set(ENOTSUP,
-				  "transport %s: the DPDK transport is not in this build yet; "
-				  "use udp",
-				  sl_cluster_net_name(c->o.net));
-	if ((rc = sl_cluster_free_ports(ports, c->o.nodes)))
+	if (c->o.net != SL_CLUSTER_UDP) {
+		c->links_prepared = 1;
+		if ((rc = sl_cluster_links_prepare(&c->links, c->o.net, c->o.nodes, c->r->dir)))
+			return rc;
+	} else if ((rc = sl_cluster_free_ports(ports, c->o.nodes))) {
 		return rc;
+	}
 	for (unsigned i = 0; i < c->o.nodes; i++) {
 		struct cl_node *cn = &c->nodes[i];
 		struct sl_node_config *nc = &cn->cfg;
@@ -537,6 +549,10 @@ static int configure(struct sl_cluster *c)
 		nc->transport = SL_TRANSPORT_UDP;
 		nc->idle = c->o.idle;
 		nc->key_file = c->o.key_file;
+		if (c->o.net != SL_CLUSTER_UDP) {
+			nc->make_transport = make_mesh;
+			nc->make_transport_arg = cn;
+		}
 		nc->net.self = (struct sl_endpoint){.ip = htonl(INADDR_LOOPBACK), .port = ports[i]};
 		for (unsigned k = 0; k < c->o.nodes; k++) {
 			if (k == i)
@@ -684,6 +700,9 @@ static int check_opts(const struct sl_cluster_opts *o)
 		return sl_err_set(EINVAL, "%u nodes: want 1..%d", o->nodes, SL_NODES_MAX);
 	if (o->mode == SL_CLUSTER_OPEN && (o->rate == 0 || o->rate > 1000000000ull))
 		return sl_err_set(EINVAL, "open loop needs a rate of 1..1e9 records/s");
+	if (o->net != SL_CLUSTER_UDP && o->nodes < 2)
+		return sl_err_set(EINVAL, "%s links join two nodes: want 2..%d nodes",
+				  sl_cluster_net_name(o->net), SL_NODES_MAX);
 	if (o->restart_at && (o->restart_node < 2 || o->restart_node > o->nodes))
 		return sl_err_set(EINVAL, "restart_node %u is not a follower", o->restart_node);
 	return 0;
@@ -718,6 +737,8 @@ int sl_cluster_run(const struct sl_cluster_opts *opts, struct sl_cluster_result 
 		sl_node_close(c->nodes[i].node);
 		free(c->nodes[i].expect);
 	}
+	if (c->links_prepared)
+		sl_cluster_links_cleanup(&c->links);
 	if (r->dir[0] && !c->o.keep && nftw(r->dir, remove_entry, 16, FTW_DEPTH | FTW_PHYS) != 0)
 		sl_warn("cluster: could not remove %s", r->dir);
 	if (rc < 0 && !r->error[0])
@@ -725,6 +746,101 @@ int sl_cluster_run(const struct sl_cluster_opts *opts, struct sl_cluster_result 
 	free(c->ts);
 	free(c);
 	return rc;
+}
+
+/* ---- the transport's round trip ---- */
+
+static void count_frame(void *arg, uint32_t from, const uint8_t *frame, size_t len)
+{
+	(void)from;
+	(void)frame;
+	(void)len;
+	++*(int *)arg;
+}
+
+/* One frame from a to node `to`, spinning on b until it arrives. */
+static int hop(struct sl_transport *a, struct sl_transport *b, uint32_t to, const uint8_t *frame,
+	       size_t len)
+{
+	uint64_t deadline = sl_node_now() + 1000000000ull;
+	int got = 0, rc;
+
+	if ((rc = a->ops->send(a, to, frame, len)) < 0 || (rc = a->ops->flush(a)) < 0)
+		return rc;
+	while (!got) {
+		if ((rc = b->ops->poll(b, count_frame, &got, 16)) < 0)
+			return rc;
+		if (sl_node_now() > deadline)
+			return sl_err_set(ETIMEDOUT, "a %zu-byte frame took over 1 s", len);
+	}
+	return 0;
+}
+
+static int udp_pair(struct sl_transport *t[2])
+{
+	uint16_t ports[2];
+	int rc = sl_cluster_free_ports(ports, 2);
+
+	for (int i = 0; i < 2 && rc == 0; i++) {
+		struct sl_transport_config c = {
+		    .self_id = (uint32_t)i + 1,
+		    .self = {.ip = htonl(INADDR_LOOPBACK), .port = ports[i]},
+		    .n_peers = 1,
+		    .peers[0] = {.node_id = (uint32_t)(2 - i),
+				 .ep = {.ip = htonl(INADDR_LOOPBACK), .port = ports[1 - i]}},
+		    .mtu = 1500,
+		};
+
+		rc = sl_udp_transport_create(&t[i], &c);
+	}
+	return rc;
+}
+
+int sl_cluster_measure_rtt(enum sl_cluster_net net, const char *base_dir, size_t frame_bytes,
+			   double secs, struct sl_hist *h)
+{
+	struct sl_transport_config c = {.mtu = 1500};
+	struct sl_transport *t[2] = {NULL, NULL};
+	struct sl_cluster_links links;
+	char dir[PATH_MAX] = "";
+	uint8_t frame[SL_FRAME_MAX] = {0};
+	uint64_t deadline;
+	int rc;
+
+	if (frame_bytes < 1 || frame_bytes > 1400)
+		return sl_err_set(EINVAL, "round-trip frames of %zu bytes: want 1..1400",
+				  frame_bytes);
+	memset(&links, 0, sizeof(links));
+	if (net == SL_CLUSTER_UDP) {
+		rc = udp_pair(t);
+	} else {
+		snprintf(dir, sizeof(dir), "%s/shiplog-rtt-XXXXXX",
+			 base_dir ? base_dir : CLUSTER_BASE);
+		rc = mkdtemp(dir) ? 0 : sl_err_set(errno, "creating %s: %s", dir, strerror(errno));
+		if (rc == 0)
+			rc = sl_cluster_links_prepare(&links, net, 2, dir);
+		if (rc == 0)
+			rc = sl_cluster_links_port(&links, 1, 2, &c, &t[0]);
+		if (rc == 0)
+			rc = sl_cluster_links_port(&links, 2, 1, &c, &t[1]);
+		if (rc == 0)
+			rc = sl_cluster_links_wait(t, 2);
+	}
+	deadline = sl_node_now() + (uint64_t)(secs * 1e9);
+	while (rc == 0 && sl_node_now() < deadline) {
+		uint64_t t0 = sl_node_now();
+
+		if ((rc = hop(t[0], t[1], 2, frame, frame_bytes)) == 0 &&
+		    (rc = hop(t[1], t[0], 1, frame, frame_bytes)) == 0)
+			sl_hist_record(h, sl_node_now() - t0);
+	}
+	for (int i = 0; i < 2; i++)
+		if (t[i])
+			t[i]->ops->destroy(t[i]);
+	sl_cluster_links_cleanup(&links);
+	if (dir[0] && strchr(dir, 'X') == NULL)
+		rmdir(dir);
+	return rc < 0 ? sl_err_wrap(rc, "%s round trip", sl_cluster_net_name(net)) : 0;
 }
 
 /* ---- printing ---- */

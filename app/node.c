@@ -339,16 +339,16 @@ static int open_transport(struct sl_node *n)
 {
 	int rc;
 
+	if (n->cfg.make_transport) {
+		rc = n->cfg.make_transport(n->cfg.make_transport_arg, &n->cfg.net, &n->tr);
+		return rc ? sl_err_wrap(rc, "transport") : 0;
+	}
 	switch (n->cfg.transport) {
 	case SL_TRANSPORT_UDP:
 		rc = sl_udp_transport_create(&n->tr, &n->cfg.net);
 		break;
 	case SL_TRANSPORT_DPDK:
-#ifdef SL_HAVE_DPDK
 		rc = sl_dpdk_transport_create(&n->tr, &n->cfg.net);
-#else
-		rc = sl_err_set(ENOTSUP, "this build has no DPDK transport");
-#endif
 		break;
 	default:
 		rc = sl_err_set(EINVAL, "unknown transport kind %d", (int)n->cfg.transport);

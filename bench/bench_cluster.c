@@ -1,6 +1,7 @@
 /* shipbench cluster: three shiplog nodes in this process, one thread each
  * (idle strategy backoff, so they share a small machine), logs in a fresh
- * directory, talking over a real transport (kernel UDP on 127.0.0.1). The
+ * directory, talking over a real transport (kernel UDP on 127.0.0.1, or
+ * DPDK: net_memif or net_af_packet on veth, one link per pair of nodes). The
  * leader's thread runs the workload and times every record from its append
  * (closed loop) or from when it was due (open loop, so a stall cannot hide
  * behind the records it delayed) to the commit callback that covers it;
@@ -17,7 +18,6 @@
  * After it, every follower's log is compared with the leader's committed
  * prefix byte for byte (batches read by position); the exit status says
  * whether they matched. */
-#include <arpa/inet.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -33,8 +33,7 @@
 
 #define LIMIT_SECONDS 1.0
 #define RTT_FRAME     1024
-#define RTT_WAIT_NS   1000000000ull /* a ping not answered in 1 s is lost */
-#define LZ4_POOL      4096	    /* records LZ4 is measured on */
+#define LZ4_POOL      4096 /* records LZ4 is measured on */
 
 struct cb_limits {
 	double fsync_p50_us, rtt_p50_us, lz4_mb_s;
@@ -50,8 +49,10 @@ static void usage(FILE *f)
 		"                        [--mode closed|open] [--rate N] [--inflight N]\n"
 		"                        [--warmup S] [--batch-bytes N] [--linger-us N]\n"
 		"                        [--idle spin|yield|backoff] [--check-records] [--keep]\n"
-		"  --transport T     udp: kernel UDP on 127.0.0.1, free ports (default); memif,\n"
-		"                    af_packet: DPDK (not in this build yet)\n"
+		"  --transport T     udp: kernel UDP on 127.0.0.1, free ports (default);\n"
+		"                    memif: DPDK, a net_memif pair per pair of nodes;\n"
+		"                    af_packet: DPDK net_af_packet on a veth pair per pair of\n"
+		"                    nodes (root). DPDK runs without hugepages (--no-huge)\n"
 		"  --acks A          follower acks a commit needs: 0, 1..15, majority, all (1)\n"
 		"  --ack-level L     received, durable or applied (durable)\n"
 		"  --record-bytes N  bytes per record (default 1024)\n"
@@ -149,69 +150,6 @@ static int parse_opts(int argc, char **argv, struct sl_cluster_opts *o)
 
 /* ---- the limits ---- */
 
-static void count_frame(void *arg, uint32_t from, const uint8_t *frame, size_t len)
-{
-	(void)from;
-	(void)frame;
-	(void)len;
-	++*(int *)arg;
-}
-
-/* Send one frame from a to node `to` and spin on b until it arrives. */
-static int hop(struct sl_transport *a, struct sl_transport *b, uint32_t to, const uint8_t *frame)
-{
-	uint64_t deadline = bench_now_ns() + RTT_WAIT_NS;
-	int got = 0, rc;
-
-	if ((rc = a->ops->send(a, to, frame, RTT_FRAME)) < 0 || (rc = a->ops->flush(a)) < 0)
-		return rc;
-	while (!got) {
-		if ((rc = b->ops->poll(b, count_frame, &got, 16)) < 0)
-			return rc;
-		if (bench_now_ns() > deadline)
-			return sl_err_set(ETIMEDOUT, "a 1 KiB frame on loopback took over 1 s");
-	}
-	return 0;
-}
-
-/* Round trip of the transport kind the cluster uses: two transports on
- * 127.0.0.1 passing one 1 KiB frame back and forth, busy polling. */
-static int measure_rtt(double secs, struct sl_hist *h)
-{
-	struct sl_transport *t[2] = {NULL, NULL};
-	uint8_t frame[RTT_FRAME];
-	uint16_t ports[2];
-	uint64_t deadline, x = 1;
-	int rc;
-
-	bench_fill_random(frame, sizeof(frame), &x);
-	if ((rc = sl_cluster_free_ports(ports, 2)))
-		return rc;
-	for (int i = 0; i < 2 && rc == 0; i++) {
-		struct sl_transport_config c = {
-		    .self_id = (uint32_t)i + 1,
-		    .self = {.ip = htonl(0x7f000001), .port = ports[i]},
-		    .n_peers = 1,
-		    .peers[0] = {.node_id = (uint32_t)(2 - i),
-				 .ep = {.ip = htonl(0x7f000001), .port = ports[1 - i]}},
-		    .mtu = 1500,
-		};
-
-		rc = sl_udp_transport_create(&t[i], &c);
-	}
-	deadline = bench_now_ns() + (uint64_t)(secs * 1e9);
-	while (rc == 0 && bench_now_ns() < deadline) {
-		uint64_t t0 = bench_now_ns();
-
-		if ((rc = hop(t[0], t[1], 2, frame)) == 0 && (rc = hop(t[1], t[0], 1, frame)) == 0)
-			sl_hist_record(h, bench_now_ns() - t0);
-	}
-	for (int i = 0; i < 2; i++)
-		if (t[i])
-			t[i]->ops->destroy(t[i]);
-	return rc;
-}
-
 static double us_p50(const struct sl_hist *h)
 {
 	return (double)sl_hist_quantile(h, 0.5) / 1e3;
@@ -239,7 +177,7 @@ static int measure_limits(const struct bench_common *c, const struct sl_cluster_
 	rc = bench_raw_sync(dir, SL_SYNC_FDATASYNC, LIMIT_SECONDS, &fs, &seed);
 	bench_remove_dir(dir);
 	if (rc == 0)
-		rc = measure_rtt(LIMIT_SECONDS, &rtt);
+		rc = sl_cluster_measure_rtt(o->net, o->base_dir, RTT_FRAME, LIMIT_SECONDS, &rtt);
 	sl_wl_init(&wl, o->data, o->seed);
 	for (uint32_t i = 0; i < LZ4_POOL; i++)
 		sl_wl_fill(&wl, pool + (size_t)i * o->record_bytes, o->record_bytes);
@@ -334,13 +272,6 @@ int bench_cluster_main(const struct bench_common *c, int argc, char **argv)
 	o.seconds = c->seconds;
 	o.base_dir = c->dir;
 	sl_cluster_opts_defaults(&o);
-	if (o.net != SL_CLUSTER_UDP) {
-		fprintf(stderr,
-			"shipbench cluster: --transport %s: the DPDK transport is not in "
-			"this build yet; use udp\n",
-			sl_cluster_net_name(o.net));
-		return 2;
-	}
 	if ((rc = measure_limits(c, &o, &l)) < 0) {
 		fprintf(stderr, "shipbench cluster: measuring the limits: %s\n", sl_err_msg());
 		return 1;

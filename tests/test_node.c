@@ -1,5 +1,6 @@
 /* Nodes end to end: three shiplog nodes in this process, one thread each,
- * over kernel UDP on 127.0.0.1 with real logs (sl_cluster, app/cluster.c).
+ * over kernel UDP on 127.0.0.1 (and once over DPDK memif links) with real
+ * logs (sl_cluster, app/cluster.c).
  * 100,000 records with acks=1 at ack_level=durable: the commit LSN reaches
  * the last record, every follower is delivered every record exactly once, in
  * order, with the bytes appended, and every follower's log holds the
@@ -165,6 +166,23 @@ static void test_three_nodes_mac(void **state)
 	free(dir);
 }
 
+/* The same over DPDK: a net_memif pair per pair of nodes (no hugepages,
+ * no root), each node's transport the mesh of its two links. */
+static void test_three_nodes_memif(void **state)
+{
+	struct sl_cluster_opts o = base_opts();
+	static struct sl_cluster_result r;
+	int rc;
+
+	(void)state;
+	o.net = SL_CLUSTER_MEMIF;
+	o.records = 20000;
+	rc = sl_cluster_run(&o, &r);
+	if (rc < 0)
+		fail_msg("cluster: %d %s", rc, r.error);
+	check_replicated(&r, 20000);
+}
+
 /* A single node commits on its own durability. */
 static void test_single_node(void **state)
 {
@@ -302,6 +320,7 @@ int main(void)
 	    cmocka_unit_test(test_single_node),
 	    cmocka_unit_test(test_three_nodes_udp),
 	    cmocka_unit_test(test_three_nodes_mac),
+	    cmocka_unit_test(test_three_nodes_memif),
 	    cmocka_unit_test(test_follower_restart_catches_up),
 	    cmocka_unit_test(test_follower_restart_disk_catchup),
 	};

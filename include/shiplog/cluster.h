@@ -27,8 +27,8 @@
 
 enum sl_cluster_net {
 	SL_CLUSTER_UDP = 0,   /* kernel UDP over io_uring on 127.0.0.1 */
-	SL_CLUSTER_MEMIF,     /* DPDK net_memif pairs (not built yet) */
-	SL_CLUSTER_AF_PACKET, /* DPDK net_af_packet on veth pairs (not built yet) */
+	SL_CLUSTER_MEMIF,     /* DPDK: a net_memif pair per pair of nodes */
+	SL_CLUSTER_AF_PACKET, /* DPDK: net_af_packet on a veth pair per pair of nodes (root) */
 };
 
 enum sl_cluster_mode {
@@ -115,6 +115,13 @@ int sl_cluster_run(const struct sl_cluster_opts *o, struct sl_cluster_result *r)
 void sl_cluster_print_summary(FILE *f, const struct sl_cluster_result *r);
 /* The byte-for-byte check: a line per follower and the verdict. */
 void sl_cluster_print_check(FILE *f, const struct sl_cluster_result *r);
+
+/* The transport's limit: `frame_bytes` frames ping-ponged between two
+ * transports of kind `net` (UDP on 127.0.0.1, or one DPDK link as the
+ * cluster makes them, under base_dir) for `secs`, busy polling; each round
+ * trip's time into h. 0 or -errno. */
+int sl_cluster_measure_rtt(enum sl_cluster_net net, const char *base_dir, size_t frame_bytes,
+			   double secs, struct sl_hist *h);
 
 /* "udp", "memif", "af_packet". 0 or -EINVAL (with a message). */
 int sl_cluster_net_parse(const char *s, enum sl_cluster_net *out);

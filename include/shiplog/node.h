@@ -49,6 +49,12 @@ struct sl_node_config {
 	 * records of a batch it ends inside of are not delivered again. */
 	uint64_t applied_lsn;
 	uint32_t rx_budget; /* frames received per turn (default 256) */
+	/* Optional: make the transport instead of the built-in kinds, from the
+	 * settled `net` config (e.g. a mesh of point-to-point DPDK links,
+	 * shiplog/mesh.h). The node destroys what it returns at close. */
+	int (*make_transport)(void *arg, const struct sl_transport_config *c,
+			      struct sl_transport **out);
+	void *make_transport_arg;
 };
 
 /* What the node tells the storage engine above it (all optional). */

@@ -1,0 +1,328 @@
+/* Point-to-point DPDK links for the in-process cluster; see
+ * cluster_links.h. Why links and not one port per node: a memif interface
+ * and a veth pair each join exactly two ends, so a leader that must reach
+ * two followers needs two ports, as it would need two cables without a
+ * switch. A software switch would add a hop (and a polling thread on a
+ * two-core machine) that a real deployment does not have. */
+#include "cluster_links.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <sched.h>
+#include <spawn.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "shiplog/dpdk.h"
+#include "shiplog/err.h"
+#include "shiplog/log.h"
+#include "shiplog/mesh.h"
+
+#define LINK_UP_NS    10000000000ull /* memif connects from EAL's interrupt thread */
+#define LINK_PORT     7000
+#define EAL_MEMORY_MB 1024
+
+extern char **environ;
+
+/* Ports are created one at a time: hot-plug and port start go through
+ * EAL's shared state, and the node threads open at once. */
+static pthread_mutex_t links_lock = PTHREAD_MUTEX_INITIALIZER;
+
+/* EAL pins the thread that initialises it to its main lcore's CPU; every
+ * thread started from it afterwards would inherit that one CPU. Put the
+ * caller's affinity back. */
+static int eal_up(void)
+{
+	static int up;
+	char args[256];
+	cpu_set_t saved;
+	int have = sched_getaffinity(0, sizeof(saved), &saved) == 0, rc;
+
+	if (up)
+		return 0;
+	snprintf(args, sizeof(args),
+		 "-l 0 --no-huge -m %d --no-pci --file-prefix shiplog-%d --log-level=*:error",
+		 EAL_MEMORY_MB, (int)getpid());
+	rc = sl_dpdk_eal_init(args);
+	if (have)
+		sched_setaffinity(0, sizeof(saved), &saved);
+	if (rc < 0)
+		return sl_err_wrap(rc, "DPDK EAL");
+	up = 1;
+	return 0;
+}
+
+/* Run `ip` with these arguments (no shell); 0 when it exits 0. */
+static int run_ip(char *const argv[])
+{
+	pid_t pid;
+	int status, rc = posix_spawnp(&pid, "ip", NULL, NULL, argv, environ);
+
+	if (rc)
+		return sl_err_set(rc, "running ip: %s", strerror(rc));
+	if (waitpid(pid, &status, 0) < 0)
+		return sl_err_set(errno, "waiting for ip: %s", strerror(errno));
+	if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
+		return sl_err_set(EIO, "ip %s %s %s %s: failed (needs root)", argv[1], argv[2],
+				  argv[3], argv[4] ? argv[4] : "");
+	return 0;
+}
+
+static int link_vdev(const struct sl_cluster_links *l, uint32_t self, uint32_t peer, char *name,
+		     size_t ncap, char *args, size_t acap);
+
+/* All memif devices are hot-plugged here, servers first, so that the node
+ * threads only find and start their ports (see sl_cluster_links_mesh for
+ * the order in which they start). */
+static int memif_plug_all(const struct sl_cluster_links *l)
+{
+	for (int servers = 1; servers >= 0; servers--)
+		for (uint32_t self = 1; self <= l->nodes; self++)
+			for (uint32_t peer = 1; peer <= l->nodes; peer++) {
+				char name[48], args[PATH_MAX + 128];
+				int rc;
+
+				if (peer == self || (self < peer) != servers)
+					continue;
+				rc = link_vdev(l, self, peer, name, sizeof(name), args,
+					       sizeof(args));
+				if (rc == 0)
+					rc = sl_dpdk_eal_init(args);
+				if (rc < 0)
+					return sl_err_wrap(rc, "memif device %s", name);
+			}
+	return 0;
+}
+
+static void veth_name(const struct sl_cluster_links *l, uint32_t self, uint32_t peer, char *out,
+		      size_t cap)
+{
+	snprintf(out, cap, "s%s_%u_%u", l->tag, self, peer); /* at most 15 characters */
+}
+
+static int veth_make(struct sl_cluster_links *l, uint32_t a, uint32_t b)
+{
+	char na[16], nb[16];
+	char *add[] = {"ip", "link", "add", na, "type", "veth", "peer", "name", nb, NULL};
+	char *up_a[] = {"ip", "link", "set", na, "up", NULL};
+	char *up_b[] = {"ip", "link", "set", nb, "up", NULL};
+	int rc;
+
+	veth_name(l, a, b, na, sizeof(na));
+	veth_name(l, b, a, nb, sizeof(nb));
+	if ((rc = run_ip(add)))
+		return rc;
+	l->made[a][b] = 1;
+	if ((rc = run_ip(up_a)) || (rc = run_ip(up_b)))
+		return rc;
+	return 0;
+}
+
+int sl_cluster_links_prepare(struct sl_cluster_links *l, enum sl_cluster_net net, unsigned nodes,
+			     const char *dir)
+{
+	int rc;
+
+	memset(l, 0, sizeof(*l));
+	l->net = net;
+	l->nodes = nodes;
+	pthread_mutex_init(&l->lock, NULL);
+	pthread_cond_init(&l->cond, NULL);
+	l->sync_ready = 1;
+	snprintf(l->tag, sizeof(l->tag), "%04x", (unsigned)getpid() & 0xffff);
+	if (net == SL_CLUSTER_MEMIF) {
+		if (snprintf(l->dir, sizeof(l->dir), "%s/memif", dir) >= (int)sizeof(l->dir))
+			return sl_err_set(ENAMETOOLONG, "memif directory under %s", dir);
+		if (mkdir(l->dir, 0700) < 0 && errno != EEXIST)
+			return sl_err_set(errno, "creating %s: %s", l->dir, strerror(errno));
+	}
+	if (net == SL_CLUSTER_AF_PACKET)
+		for (uint32_t a = 1; a <= nodes; a++)
+			for (uint32_t b = a + 1; b <= nodes; b++)
+				if ((rc = veth_make(l, a, b)))
+					return sl_err_wrap(rc, "veth pair for link %u-%u", a, b);
+	pthread_mutex_lock(&links_lock);
+	rc = eal_up();
+	if (rc == 0 && net == SL_CLUSTER_MEMIF)
+		rc = memif_plug_all(l);
+	pthread_mutex_unlock(&links_lock);
+	return rc;
+}
+
+void sl_cluster_links_cleanup(struct sl_cluster_links *l)
+{
+	for (uint32_t a = 1; a <= l->nodes; a++)
+		for (uint32_t b = a + 1; b <= l->nodes; b++) {
+			char na[16];
+			char *del[] = {"ip", "link", "del", na, NULL};
+
+			if (!l->made[a][b])
+				continue;
+			veth_name(l, a, b, na, sizeof(na));
+			if (run_ip(del) < 0)
+				sl_warn("cluster: could not delete veth %s: %s", na, sl_err_msg());
+			l->made[a][b] = 0;
+		}
+	if (l->dir[0])
+		rmdir(l->dir); /* the sockets went with their servers */
+	if (l->sync_ready) {
+		pthread_mutex_destroy(&l->lock);
+		pthread_cond_destroy(&l->cond);
+		l->sync_ready = 0;
+	}
+}
+
+static struct sl_endpoint link_end(uint32_t self, uint32_t peer)
+{
+	struct sl_endpoint e = {
+	    .mac = {0x02, 0x53, 0x4c, 0x00, (uint8_t)self, (uint8_t)peer},
+	    .ip = htonl((10u << 24) | (83u << 16) | (self << 8) | peer),
+	    .port = (uint16_t)(LINK_PORT + self),
+	};
+
+	return e;
+}
+
+/* The ethdev name and devargs of self's end of link {self, peer}. The
+ * lower id is the memif server. */
+static int link_vdev(const struct sl_cluster_links *l, uint32_t self, uint32_t peer, char *name,
+		     size_t ncap, char *args, size_t acap)
+{
+	uint32_t lo = self < peer ? self : peer, hi = self ^ peer ^ lo;
+	int n;
+
+	if (l->net == SL_CLUSTER_MEMIF) {
+		snprintf(name, ncap, "net_memif%u_%u", self, peer);
+		n = snprintf(args, acap, "--vdev=%s,role=%s,socket=%s/link%u_%u.sock,id=0", name,
+			     self == lo ? "server" : "client", l->dir, lo, hi);
+	} else {
+		char veth[16];
+
+		veth_name(l, self, peer, veth, sizeof(veth));
+		snprintf(name, ncap, "net_af_packet%u_%u", self, peer);
+		n = snprintf(args, acap, "--vdev=%s,iface=%s", name, veth);
+	}
+	return n < 0 || (size_t)n >= acap ? sl_err_set(ENAMETOOLONG, "devargs for %s", name) : 0;
+}
+
+int sl_cluster_links_port(struct sl_cluster_links *l, uint32_t self, uint32_t peer,
+			  const struct sl_transport_config *c, struct sl_transport **out)
+{
+	struct sl_transport_config tc = {
+	    .self_id = self,
+	    .self = link_end(self, peer),
+	    .n_peers = 1,
+	    .peers[0] = {.node_id = peer, .ep = link_end(peer, self)},
+	    .mtu = c->mtu,
+	    .rx_batch = c->rx_batch,
+	    .tx_queue = c->tx_queue,
+	};
+	char name[48], args[PATH_MAX + 128];
+	int rc;
+
+	if ((rc = link_vdev(l, self, peer, name, sizeof(name), args, sizeof(args))))
+		return rc;
+	tc.eal_args = args;
+	pthread_mutex_lock(&links_lock);
+	/* Hot-plug it (a destroyed port took its device along), then find it. */
+	rc = sl_dpdk_eal_init(args);
+	if (rc == 0)
+		rc = sl_dpdk_port_by_name(name, &tc.port_id);
+	if (rc == 0)
+		rc = sl_dpdk_transport_create(out, &tc);
+	pthread_mutex_unlock(&links_lock);
+	return rc < 0 ? sl_err_wrap(rc, "node %u's end of link %u-%u (%s)", self, self, peer, name)
+		      : 0;
+}
+
+static void drop_frame(void *arg, uint32_t from, const uint8_t *frame, size_t len)
+{
+	(void)arg;
+	(void)from;
+	(void)frame;
+	(void)len;
+}
+
+int sl_cluster_links_wait(struct sl_transport *const *t, unsigned n)
+{
+	struct timespec start, now, pause = {.tv_nsec = 1000000};
+	unsigned up = 0;
+
+	clock_gettime(CLOCK_MONOTONIC, &start);
+	for (;;) {
+		up = 0;
+		for (unsigned i = 0; i < n; i++) {
+			struct sl_dpdk_info info;
+
+			t[i]->ops->poll(t[i], drop_frame, NULL, 64);
+			up += sl_dpdk_info(t[i], &info) == 0 && info.link_up;
+		}
+		if (up == n)
+			return 0;
+		clock_gettime(CLOCK_MONOTONIC, &now);
+		if ((uint64_t)(now.tv_sec - start.tv_sec) * 1000000000ull + (uint64_t)now.tv_nsec -
+			(uint64_t)start.tv_nsec >
+		    LINK_UP_NS)
+			return sl_err_set(ETIMEDOUT, "%u of %u links up after 10 s", up, n);
+		nanosleep(&pause, NULL);
+	}
+}
+
+/* memif: a client connects once, when its port starts, and stays down for
+ * good if its server has not started yet. Count the servers started and
+ * let clients wait (bounded) for all of them. */
+static int servers_started(struct sl_cluster_links *l, unsigned just_started)
+{
+	unsigned all = l->nodes * (l->nodes - 1) / 2;
+	struct timespec until;
+	int rc = 0;
+
+	clock_gettime(CLOCK_REALTIME, &until);
+	until.tv_sec += LINK_UP_NS / 1000000000ull;
+	pthread_mutex_lock(&l->lock);
+	l->servers_started += just_started;
+	pthread_cond_broadcast(&l->cond);
+	while (rc == 0 && l->servers_started < all)
+		rc = pthread_cond_timedwait(&l->cond, &l->lock, &until);
+	pthread_mutex_unlock(&l->lock);
+	return rc ? sl_err_set(rc, "memif: %u of %u server ends started after 10 s",
+			       l->servers_started, all)
+		  : 0;
+}
+
+int sl_cluster_links_mesh(struct sl_cluster_links *l, uint32_t self,
+			  const struct sl_transport_config *c, struct sl_transport **out)
+{
+	struct sl_transport *t[SL_NODES_MAX];
+	uint32_t ids[SL_NODES_MAX];
+	unsigned n = 0;
+	int rc = 0;
+
+	/* Server ends (towards higher ids) first, then client ends. */
+	for (int servers = 1; servers >= 0 && rc == 0; servers--) {
+		for (uint32_t peer = 1; peer <= l->nodes && rc == 0; peer++) {
+			if (peer == self || (self < peer) != servers)
+				continue;
+			rc = sl_cluster_links_port(l, self, peer, c, &t[n]);
+			if (rc == 0)
+				ids[n++] = peer;
+		}
+		if (rc == 0 && servers && l->net == SL_CLUSTER_MEMIF)
+			rc = servers_started(l, n);
+	}
+	if (rc == 0)
+		rc = sl_cluster_links_wait(t, n);
+	if (rc == 0)
+		rc = sl_mesh_create(out, t, ids, n);
+	if (rc < 0)
+		while (n-- > 0)
+			t[n]->ops->destroy(t[n]);
+	return rc;
+}
