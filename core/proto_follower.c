@@ -132,6 +132,11 @@ static void send_naks(struct sl_proto *p, uint64_t target)
 	nak(p, c, target, limit, &left);
 }
 
+static uint64_t nak_interval(const struct sl_proto *p)
+{
+	return p->cfg.nak_interval_ns * (p->nak_backoff ? p->nak_backoff : 1);
+}
+
 static void check_gap(struct sl_proto *p, uint64_t now)
 {
 	uint64_t target = p->highest_seen > p->leader_end ? p->highest_seen : p->leader_end;
@@ -145,8 +150,16 @@ static void check_gap(struct sl_proto *p, uint64_t now)
 		return;
 	}
 	if (now - p->gap_since < p->cfg.nak_delay_ns ||
-	    (p->last_nak && now - p->last_nak < p->cfg.nak_interval_ns))
+	    (p->last_nak && now - p->last_nak < nak_interval(p)))
 		return;
+	/* Back off while NAKs bring no progress (a congested path or a busy
+	 * leader), so repair traffic cannot feed the congestion. */
+	if (p->last_nak && p->log_end == p->nak_log_end)
+		p->nak_backoff =
+		    p->nak_backoff < SL_PROTO_NAK_BACKOFF_MAX ? p->nak_backoff * 2 : p->nak_backoff;
+	else
+		p->nak_backoff = 1;
+	p->nak_log_end = p->log_end;
 	send_naks(p, target);
 	p->last_nak = now;
 	/* The leader may hold a stale idea of where we are (we restarted and
@@ -443,8 +456,8 @@ uint64_t sl_follower_next_timer(const struct sl_proto *p)
 		return 0; /* delivery ran out of budget: continue at once */
 	if (p->gap_since) {
 		t = p->gap_since + p->cfg.nak_delay_ns;
-		if (p->last_nak && p->last_nak + p->cfg.nak_interval_ns > t)
-			t = p->last_nak + p->cfg.nak_interval_ns;
+		if (p->last_nak && p->last_nak + nak_interval(p) > t)
+			t = p->last_nak + nak_interval(p);
 	}
 	return t;
 }

@@ -8,9 +8,11 @@
 #include "shiplog/frame.h"
 #include "shiplog/proto.h"
 
-#define SL_PROTO_SLOTS	  256 /* follower: batches being reassembled at once */
-#define SL_PROTO_NAK_MAX  4   /* NAK frames per round */
-#define SL_PROTO_DESC_MIN 64
+#define SL_PROTO_SLOTS		 256 /* follower: batches being reassembled at once */
+#define SL_PROTO_NAK_MAX	 4   /* NAK frames per round */
+#define SL_PROTO_NAK_BACKOFF_MAX 32  /* NAK interval grows up to 32x without progress */
+#define SL_PROTO_REXMIT_MEMO	 8   /* recent retransmitted ranges a leader remembers per peer */
+#define SL_PROTO_DESC_MIN	 64
 
 /* A byte ring addressed by stream position. A batch at `pos` always lives
  * contiguously at buf + pos % cap: the buffer has `slack` extra bytes past
@@ -36,6 +38,11 @@ struct sl_bq {
 	uint32_t cap, head, n;
 };
 
+/* A range a leader resent recently, to ignore NAKs that crossed it. */
+struct sl_rexmit {
+	uint64_t from, to, at;
+};
+
 /* Leader's view of one follower. */
 struct sl_peer {
 	uint32_t id;
@@ -47,6 +54,8 @@ struct sl_peer {
 	uint64_t last_status_ns, last_progress_ns, last_send_ns, last_tlp_ns;
 	uint64_t safe_sent; /* safe_pos last told to it */
 	uint64_t naks, retransmits, catchup_batches;
+	struct sl_rexmit memo[SL_PROTO_REXMIT_MEMO];
+	uint32_t memo_next;
 	uint64_t scratch_pos; /* batch cached in scratch (catch-up), UINT64_MAX none */
 	uint32_t scratch_len;
 	uint8_t *scratch;
@@ -103,6 +112,8 @@ struct sl_proto {
 	uint64_t applied_lsn, applied_pos, engine_start_lsn;
 	uint64_t echo_recv_ts, echo_durable_ts, echo_applied_ts;
 	uint64_t gap_since, last_nak;
+	uint64_t nak_log_end; /* log_end at the last NAK round */
+	uint32_t nak_backoff; /* NAK interval multiplier, 1..SL_PROTO_NAK_BACKOFF_MAX */
 	uint64_t seq_to_leader, last_status_sent;
 	int status_dirty;
 	int delivering; /* guards deliver() against re-entry from callbacks */

@@ -398,12 +398,33 @@ static int batch_start(struct sl_proto *p, struct sl_peer *peer, uint64_t pos, u
 	return -ENOENT;
 }
 
+/* A NAK that arrives within half a NAK interval of our resending the same
+ * bytes crossed that resend on the wire: skip what was just resent, so
+ * repair traffic does not multiply under loss or congestion. */
+static uint64_t skip_recent(const struct sl_proto *p, const struct sl_peer *peer, uint64_t pos,
+			    uint64_t now)
+{
+	for (int moved = 1, rounds = 0; moved && rounds < SL_PROTO_REXMIT_MEMO; rounds++) {
+		moved = 0;
+		for (int i = 0; i < SL_PROTO_REXMIT_MEMO; i++) {
+			const struct sl_rexmit *m = &peer->memo[i];
+
+			if (m->to > pos && m->from <= pos &&
+			    now - m->at < p->cfg.nak_interval_ns / 2) {
+				pos = m->to;
+				moved = 1;
+			}
+		}
+	}
+	return pos;
+}
+
 /* Resend what a follower reports missing, [from, to), from the window or
  * from disk, within the frame budget and the follower's window. */
 void sl_leader_on_nak(struct sl_proto *p, const struct sl_frame *f, uint64_t now)
 {
 	struct sl_peer *peer = peer_of(p, f->hdr.sender);
-	uint64_t pos = f->nak.from_pos, to = f->nak.to_pos, start;
+	uint64_t pos = f->nak.from_pos, to = f->nak.to_pos, start, from;
 	uint32_t budget = p->cfg.send_budget;
 
 	p->naks_received++;
@@ -414,6 +435,8 @@ void sl_leader_on_nak(struct sl_proto *p, const struct sl_frame *f, uint64_t now
 		to = peer->sent_end;
 	if (to > peer->window_end)
 		to = peer->window_end;
+	pos = skip_recent(p, peer, pos, now);
+	from = pos;
 	while (pos < to && budget > 0 && batch_start(p, peer, pos, &start) == 0) {
 		uint32_t len, end, reached, before = budget;
 		const uint8_t *b = batch_bytes(p, peer, start, &len);
@@ -425,10 +448,15 @@ void sl_leader_on_nak(struct sl_proto *p, const struct sl_frame *f, uint64_t now
 		    send_frags(p, peer, b, start, len, (uint32_t)(pos - start), end, &budget, now);
 		peer->retransmits += before - budget;
 		p->retransmits += before - budget;
-		if (reached < end)
-			return; /* out of budget */
+		if (reached < end) {
+			pos = start + reached;
+			break; /* out of budget */
+		}
 		pos = start + len;
 	}
+	if (pos > from)
+		peer->memo[peer->memo_next++ % SL_PROTO_REXMIT_MEMO] =
+		    (struct sl_rexmit){.from = from, .to = pos, .at = now};
 }
 
 /* ---- timers ---- */

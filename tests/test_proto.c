@@ -28,7 +28,7 @@ static void append_many(uint64_t n)
 		int tries = 0;
 
 		while ((lsn = h_append(&H, (uint32_t)(i * 37 % 1500))) == -EAGAIN &&
-		       tries++ < 1000) {
+		       tries++ < 20000) {
 			h_run(&H, 100000);
 			h_advance(&H, 100000);
 		}
