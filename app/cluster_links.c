@@ -24,6 +24,7 @@
 #include "shiplog/err.h"
 #include "shiplog/log.h"
 #include "shiplog/mesh.h"
+#include "shiplog/node.h"
 
 #define LINK_UP_NS    10000000000ull /* memif connects from EAL's interrupt thread */
 #define LINK_PORT     7000
@@ -236,7 +237,7 @@ int sl_cluster_links_port(struct sl_cluster_links *l, uint32_t self, uint32_t pe
 	if (rc == 0)
 		rc = sl_dpdk_port_by_name(name, &tc.port_id);
 	if (rc == 0)
-		rc = sl_dpdk_transport_create(out, &tc);
+		rc = sl_dpdk_transport_create_opts(out, &tc, &sl_node_dpdk_opts);
 	pthread_mutex_unlock(&links_lock);
 	return rc < 0 ? sl_err_wrap(rc, "node %u's end of link %u-%u (%s)", self, self, peer, name)
 		      : 0;

@@ -22,6 +22,7 @@
 #include <unistd.h>
 
 #include "shiplog/auth.h"
+#include "shiplog/dpdk.h"
 #include "shiplog/err.h"
 #include "shiplog/frame.h"
 #include "shiplog/log.h"
@@ -335,6 +336,11 @@ static int applied_state(struct sl_node *n, const struct sl_store_info *info,
 	return 0;
 }
 
+/* The protocol builds every frame in one buffer it reuses for the next
+ * (and so does the MAC signing here): a transport may not keep a reference
+ * to it until flush, as DPDK's zero-copy sends would. They copy. */
+const struct sl_dpdk_opts sl_node_dpdk_opts = {.no_zero_copy = 1};
+
 static int open_transport(struct sl_node *n)
 {
 	int rc;
@@ -348,7 +354,7 @@ static int open_transport(struct sl_node *n)
 		rc = sl_udp_transport_create(&n->tr, &n->cfg.net);
 		break;
 	case SL_TRANSPORT_DPDK:
-		rc = sl_dpdk_transport_create(&n->tr, &n->cfg.net);
+		rc = sl_dpdk_transport_create_opts(&n->tr, &n->cfg.net, &sl_node_dpdk_opts);
 		break;
 	default:
 		rc = sl_err_set(EINVAL, "unknown transport kind %d", (int)n->cfg.transport);

@@ -51,7 +51,9 @@ struct sl_node_config {
 	uint32_t rx_budget; /* frames received per turn (default 256) */
 	/* Optional: make the transport instead of the built-in kinds, from the
 	 * settled `net` config (e.g. a mesh of point-to-point DPDK links,
-	 * shiplog/mesh.h). The node destroys what it returns at close. */
+	 * shiplog/mesh.h). The node destroys what it returns at close. The
+	 * frames it is given are valid during send() only: it must copy them
+	 * (DPDK: create with sl_node_dpdk_opts). */
 	int (*make_transport)(void *arg, const struct sl_transport_config *c,
 			      struct sl_transport **out);
 	void *make_transport_arg;
@@ -133,6 +135,12 @@ size_t sl_node_batch_max(const struct sl_node *n);
 
 /* Monotonic clock the node uses (ns). */
 uint64_t sl_node_now(void);
+
+/* Options for DPDK transports a node sends through (the built-in kind, or
+ * one made by a make_transport hook): the frames handed to send() live in a
+ * buffer the protocol reuses at once, so zero-copy sends are off. */
+struct sl_dpdk_opts;
+extern const struct sl_dpdk_opts sl_node_dpdk_opts;
 
 /* Parse "spin", "yield", "backoff". 0 or -EINVAL (with a message). */
 int sl_idle_parse(const char *s, enum sl_idle *out);
