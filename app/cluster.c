@@ -805,7 +805,7 @@ int sl_cluster_measure_rtt(enum sl_cluster_net net, const char *base_dir, size_t
 	char dir[PATH_MAX] = "";
 	uint8_t frame[SL_FRAME_MAX] = {0};
 	uint64_t deadline;
-	int rc;
+	int rc, made_dir = 0;
 
 	if (frame_bytes < 1 || frame_bytes > 1400)
 		return sl_err_set(EINVAL, "round-trip frames of %zu bytes: want 1..1400",
@@ -816,7 +816,8 @@ int sl_cluster_measure_rtt(enum sl_cluster_net net, const char *base_dir, size_t
 	} else {
 		snprintf(dir, sizeof(dir), "%s/shiplog-rtt-XXXXXX",
 			 base_dir ? base_dir : CLUSTER_BASE);
-		rc = mkdtemp(dir) ? 0 : sl_err_set(errno, "creating %s: %s", dir, strerror(errno));
+		made_dir = mkdtemp(dir) != NULL;
+		rc = made_dir ? 0 : sl_err_set(errno, "creating %s: %s", dir, strerror(errno));
 		if (rc == 0)
 			rc = sl_cluster_links_prepare(&links, net, 2, dir);
 		if (rc == 0)
@@ -838,8 +839,8 @@ int sl_cluster_measure_rtt(enum sl_cluster_net net, const char *base_dir, size_t
 		if (t[i])
 			t[i]->ops->destroy(t[i]);
 	sl_cluster_links_cleanup(&links);
-	if (dir[0] && strchr(dir, 'X') == NULL)
-		rmdir(dir);
+	if (made_dir && nftw(dir, remove_entry, 16, FTW_DEPTH | FTW_PHYS) != 0)
+		sl_warn("cluster: could not remove %s", dir);
 	return rc < 0 ? sl_err_wrap(rc, "%s round trip", sl_cluster_net_name(net)) : 0;
 }
 
