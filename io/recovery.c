@@ -89,6 +89,7 @@ static void win_close(struct win *w)
 struct stop {
 	uint32_t seg;	   /* index of the segment holding X */
 	uint64_t x;	   /* X: first byte not part of the valid log */
+	uint64_t gend;	   /* end of the group written at or around X (>= x) */
 	uint64_t bad;	   /* the invalid header or batch (>= x) that stopped the scan */
 	uint64_t s;	   /* seq of the group containing X (or the next expected) */
 	uint64_t next_seq; /* seq the next group written at X will carry */
@@ -115,7 +116,7 @@ static void set_stop(struct scan *sc, uint32_t seg, uint64_t x, uint64_t s, uint
 	va_list ap;
 
 	sc->stop.seg = seg;
-	sc->stop.x = sc->stop.bad = x;
+	sc->stop.x = sc->stop.bad = sc->stop.gend = x;
 	sc->stop.s = s;
 	sc->stop.next_seq = next_seq;
 	va_start(ap, fmt); /* fmt's arguments may point into stop.why */
@@ -213,14 +214,34 @@ static int scan_segment(struct scan *sc, uint32_t i, uint64_t *end_x, uint64_t *
 		rc = sl_group_hdr_decode(p, &g);
 		if (rc == -ENODATA) /* the end of this segment's groups */
 			break;
-		if (rc < 0 || g.seq != sc->expected_seq ||
+		/* A recycled file holds its earlier life past the groups written
+		 * since: a group of another tag, or bytes that are no group
+		 * header at all (the middle of an old group), end this segment's
+		 * groups just as zeros do in a new file. A torn header reads the
+		 * same way and is cut the same way; corruption of a header that
+		 * was durable is still caught, by the search after X (a later
+		 * group of this tag vouches for it), as for any other stop. */
+		if ((seg->hdr.flags & SL_SEG_F_RECYCLED) &&
+		    (rc == -EBADMSG || (rc == 0 && g.tag != seg->hdr.tag)))
+			break;
+		if (rc < 0 || g.tag != seg->hdr.tag || g.seq != sc->expected_seq ||
 		    (uint64_t)SL_GROUP_HDR_SIZE + g.batch_bytes > seg->size - off) {
-			set_stop(sc, i, off, sc->expected_seq, sc->expected_seq,
-				 rc < 0			     ? "bad group header"
-				 : g.seq != sc->expected_seq ? "group sequence %" PRIu64
-							       " where %" PRIu64 " was expected"
-							     : "group length overruns the segment",
-				 g.seq, sc->expected_seq);
+			if (rc < 0)
+				set_stop(sc, i, off, sc->expected_seq, sc->expected_seq,
+					 "bad group header");
+			else if (g.tag != seg->hdr.tag)
+				set_stop(sc, i, off, sc->expected_seq, sc->expected_seq,
+					 "group of tag %08" PRIx32
+					 " in a segment of tag %08" PRIx32,
+					 g.tag, seg->hdr.tag);
+			else if (g.seq != sc->expected_seq)
+				set_stop(sc, i, off, sc->expected_seq, sc->expected_seq,
+					 "group sequence %" PRIu64 " where %" PRIu64
+					 " was expected",
+					 g.seq, sc->expected_seq);
+			else
+				set_stop(sc, i, off, sc->expected_seq, sc->expected_seq,
+					 "group length overruns the segment");
 			ret = 0;
 			break;
 		}
@@ -262,6 +283,7 @@ static int scan_segment(struct scan *sc, uint32_t i, uint64_t *end_x, uint64_t *
 			else
 				set_stop(sc, i, q, g.seq, g.seq + 1, "%s", sc->stop.why);
 			sc->stop.bad = q;
+			sc->stop.gend = gend;
 			ret = 0;
 			break;
 		}
@@ -327,21 +349,61 @@ static int64_t last_nonzero(const uint8_t *p, size_t n)
 	return (int64_t)n - 1;
 }
 
-/* After X: look for a group that vouches for group s (durable_through >= s)
- * at every block boundary, and measure how many non-zero bytes lie after X
- * (the size of a torn tail). Returns 1 with vi, voff and vseq when found. */
-static int search_after(struct scan *sc, uint64_t *torn, int64_t *nz_x, uint32_t *vi,
-			uint64_t *voff, uint64_t *vseq)
+static size_t count_nonzero(const uint8_t *p, size_t n)
+{
+	size_t c = 0;
+
+	for (size_t i = 0; i < n; i++)
+		c += p[i] != 0;
+	return c;
+}
+
+/* What lies after X, and what the cut must do about it. */
+struct after {
+	uint64_t torn; /* bytes of the torn tail (see search_after) */
+	int64_t nz_x;  /* last non-zero byte in X's segment, -1 for none */
+	uint64_t *own; /* recycled X segment: blocks holding a group header of its tag */
+	size_t nown, cown;
+	uint32_t vi; /* the vouching group, when found */
+	uint64_t voff, vseq;
+};
+
+static int add_own(struct after *a, uint64_t off)
+{
+	if (a->nown == a->cown) {
+		size_t cap = a->cown ? 2 * a->cown : 16;
+		uint64_t *n = realloc(a->own, cap * sizeof(*n));
+
+		if (n == NULL)
+			return sl_err_set(ENOMEM, "recovery: out of memory");
+		a->own = n;
+		a->cown = cap;
+	}
+	a->own[a->nown++] = off;
+	return 0;
+}
+
+/* After X: look for a group that vouches for group s (a group header of its
+ * segment's tag with durable_through >= s) at every block boundary, and
+ * measure the torn tail: the non-zero bytes after X. In a recycled segment
+ * only the bytes its own writes can have left count: the rest of the group
+ * at X and the groups of its tag after it (headers listed in a->own for the
+ * cut); the other bytes are its earlier life. Returns 1 when a group vouches. */
+static int search_after(struct scan *sc, struct after *a)
 {
 	const struct stop *st = &sc->stop;
 	int found = 0, rc = 0;
 
-	*torn = 0;
+	a->torn = 0;
+	a->nz_x = -1;
 	for (uint32_t i = st->seg; i < sc->n && rc == 0; i++) {
 		const struct sl_seg *seg = sc->segs[i];
 		const uint64_t block = seg->hdr.block_bytes;
+		const int recycled = (seg->hdr.flags & SL_SEG_F_RECYCLED) != 0;
 		uint64_t from = i == st->seg ? st->x : 0;
 		uint64_t o = i == st->seg ? sl_align_down(st->x, block) : 0;
+		/* recycled: bytes before own_end are this segment's own */
+		uint64_t own_end = i == st->seg ? sl_align_up(st->gend, block) : block;
 		int64_t nz = -1; /* last non-zero byte offset at or after `from` */
 		struct win w = {.fd = -1};
 
@@ -353,37 +415,90 @@ static int search_after(struct scan *sc, uint64_t *torn, int64_t *nz_x, uint32_t
 			struct sl_group_hdr g;
 			uint64_t skip = from > o ? from - o : 0;
 			int64_t z;
+			int own;
 
 			if (p == NULL) {
 				rc = -EIO;
 				break;
 			}
-			if (skip < len && (z = last_nonzero(p + skip, len - skip)) >= 0)
-				nz = (int64_t)(o + skip) + z;
-			if (!found && o > st->x && o >= block && len >= SL_GROUP_HDR_SIZE &&
-			    sl_group_hdr_decode(p, &g) == 0 && g.durable_through >= st->s) {
+			own = o >= block && len >= SL_GROUP_HDR_SIZE &&
+			      sl_group_hdr_decode(p, &g) == 0 && g.tag == seg->hdr.tag;
+			if (!found && own && o > st->x && g.durable_through >= st->s) {
 				found = 1;
-				*vi = i;
-				*voff = o;
-				*vseq = g.seq;
+				a->vi = i;
+				a->voff = o;
+				a->vseq = g.seq;
 			}
+			if (!recycled) {
+				if (skip < len && (z = last_nonzero(p + skip, len - skip)) >= 0)
+					nz = (int64_t)(o + skip) + z;
+				continue;
+			}
+			if (own && o >= from) {
+				uint64_t end = o + SL_GROUP_HDR_SIZE + g.batch_bytes;
+
+				if (end > own_end)
+					own_end = sl_align_up(end, block);
+				if (i == st->seg && (rc = add_own(a, o)) < 0)
+					break;
+			}
+			if (o < own_end && skip < len)
+				a->torn += count_nonzero(p + skip, len - skip);
 		}
 		win_close(&w);
 		free(w.buf);
 		if (i == st->seg)
-			*nz_x = nz;
+			a->nz_x = nz;
 		if (nz >= 0)
-			*torn += (uint64_t)nz + 1 - from;
+			a->torn += (uint64_t)nz + 1 - from;
 	}
 	return rc < 0 ? rc : found;
 }
 
+/* Cut a recycled segment at X: what must go is every block after X that
+ * holds a group header of the segment's tag (a torn tail's groups, which a
+ * later append could otherwise meet again) and the rest of X's block (so a
+ * group cut mid-way ends early there), each written with zeros, later ones
+ * first. The file's earlier life after X stays: it reads as the end of the
+ * segment's groups, and keeping it keeps its blocks written. */
+static int cut_recycled(int fd, const char *dir, const struct sl_seg *seg, uint64_t x,
+			const struct after *a)
+{
+	static const uint8_t zeros[65536];
+	const uint32_t block = seg->hdr.block_bytes;
+	uint64_t mid = sl_align_up(x, block);
+
+	for (size_t k = a->nown; k-- > 0;) {
+		uint64_t o = a->own[k];
+
+		if (o < mid)
+			continue; /* X's own block: below */
+		for (uint64_t d = 0; d < block; d += sizeof(zeros)) {
+			size_t len = block - d < sizeof(zeros) ? block - d : sizeof(zeros);
+
+			if (pwrite(fd, zeros, len, (off_t)(o + d)) != (ssize_t)len)
+				return sl_err_set(errno ? errno : EIO,
+						  "zeroing segment %s/%s at offset %" PRIu64 ": %s",
+						  dir, seg->name, o + d,
+						  strerror(errno ? errno : EIO));
+		}
+	}
+	if (a->nown > 0 && fdatasync(fd) < 0)
+		return sl_err_set(errno, "fdatasync of segment %s/%s: %s", dir, seg->name,
+				  strerror(errno));
+	/* A block-aligned X that held a header of this tag went with the loop. */
+	if (x % block != 0)
+		return sl_seg_zero(fd, seg->name, x, mid, block);
+	return 0;
+}
+
 /* Cut the log at X durably: later segments first (last to first), then the
  * tail of X's segment, so a crash midway leaves a prefix of the old log. */
-static int cut_tail(struct scan *sc, int64_t last_nz_in_x_seg)
+static int cut_tail(struct scan *sc, const struct after *a)
 {
 	const struct sl_recover_in *in = sc->in;
 	struct sl_seg *seg = sc->segs[sc->stop.seg];
+	int64_t last_nz_in_x_seg = a->nz_x;
 	int rc, fd;
 
 	for (uint32_t i = sc->n; i-- > sc->stop.seg + 1;) {
@@ -394,14 +509,17 @@ static int cut_tail(struct scan *sc, int64_t last_nz_in_x_seg)
 	}
 	if ((rc = sl_dir_sync(in->dirfd, in->dir)) < 0)
 		return rc;
-	if (last_nz_in_x_seg < (int64_t)sc->stop.x)
+	if (!(seg->hdr.flags & SL_SEG_F_RECYCLED) && last_nz_in_x_seg < (int64_t)sc->stop.x)
 		return 0;
 	fd = openat(in->dirfd, seg->name, O_RDWR | O_CLOEXEC);
 	if (fd < 0)
 		return sl_err_set(errno, "opening segment %s/%s: %s", in->dir, seg->name,
 				  strerror(errno));
-	rc = sl_seg_zero(fd, seg->name, sc->stop.x, (uint64_t)last_nz_in_x_seg + 1,
-			 seg->hdr.block_bytes);
+	if (seg->hdr.flags & SL_SEG_F_RECYCLED)
+		rc = cut_recycled(fd, in->dir, seg, sc->stop.x, a);
+	else
+		rc = sl_seg_zero(fd, seg->name, sc->stop.x, (uint64_t)last_nz_in_x_seg + 1,
+				 seg->hdr.block_bytes);
 	close(fd);
 	return rc;
 }
@@ -562,10 +680,9 @@ void sl_recover_free(struct sl_recover_out *out)
 int sl_recover(const struct sl_recover_in *in, struct sl_index *idx, struct sl_recover_out *out)
 {
 	struct scan sc = {.in = in, .idx = idx};
-	uint64_t torn = 0, voff = 0, vseq = 0;
+	struct after a = {0};
+	uint64_t torn;
 	struct sl_seg *tail;
-	int64_t nz_x = -1;
-	uint32_t vi = 0;
 	int rc, found;
 
 	memset(out, 0, sizeof(*out));
@@ -577,7 +694,8 @@ int sl_recover(const struct sl_recover_in *in, struct sl_index *idx, struct sl_r
 	sc.n = out->nsegs;
 	if ((rc = scan_log(&sc)) < 0)
 		goto err_free;
-	found = search_after(&sc, &torn, &nz_x, &vi, &voff, &vseq);
+	found = search_after(&sc, &a);
+	torn = a.torn;
 	if (found < 0) {
 		rc = found;
 		goto err_free;
@@ -588,14 +706,14 @@ int sl_recover(const struct sl_recover_in *in, struct sl_index *idx, struct sl_r
 				": %s; group %" PRIu64 " (segment %s offset %" PRIu64
 				") was written after group %" PRIu64
 				" was durable, so this is not a torn write; nothing was changed",
-				in->dir, sc.segs[sc.stop.seg]->name, sc.stop.bad, sc.stop.why, vseq,
-				sc.segs[vi]->name, voff, sc.stop.s);
+				in->dir, sc.segs[sc.stop.seg]->name, sc.stop.bad, sc.stop.why,
+				a.vseq, sc.segs[a.vi]->name, a.voff, sc.stop.s);
 		goto err_free;
 	}
 	if (torn > 0 || sc.stop.seg + 1 < sc.n) {
 		uint32_t removed = sc.n - sc.stop.seg - 1;
 
-		if ((rc = cut_tail(&sc, nz_x)) < 0) {
+		if ((rc = cut_tail(&sc, &a)) < 0) {
 			rc = sl_err_wrap(rc, "cutting torn tail of %s/%s at offset %" PRIu64,
 					 in->dir, sc.segs[sc.stop.seg]->name, sc.stop.x);
 			out->nsegs = sc.n;
@@ -615,9 +733,11 @@ int sl_recover(const struct sl_recover_in *in, struct sl_index *idx, struct sl_r
 	out->last_epoch = sc.last_epoch;
 	out->next_seq = sc.stop.next_seq;
 	out->torn_bytes = torn;
+	free(a.own);
 	return 0;
 
 err_free:
+	free(a.own);
 	sl_recover_free(out);
 	return rc;
 }

@@ -6,6 +6,8 @@
 #include <inttypes.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/random.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "shiplog/crc32c.h"
@@ -26,6 +28,7 @@ enum {
 	SH_BASE_EPOCH = 56,
 	SH_BASE_SEQ = 64,
 	SH_PREV_CRC = 72,
+	SH_TAG = 76,
 	SH_CRC = SL_SEG_HDR_SIZE - 4,
 };
 
@@ -35,7 +38,7 @@ enum {
 	GH_BYTES = 4,
 	GH_SEQ = 8,
 	GH_DURABLE = 16,
-	GH_RESERVED = 24,
+	GH_TAG = 24,
 	GH_CRC = 28,
 };
 
@@ -61,6 +64,52 @@ int sl_seg_parse_name(const char *name, uint64_t *base_lsn)
 	return 1;
 }
 
+void sl_spare_name(char out[SL_SEG_NAME_MAX], uint64_t n)
+{
+	snprintf(out, SL_SEG_NAME_MAX, "%020" PRIu64 SL_SPARE_SUFFIX, n);
+}
+
+int sl_spare_parse_name(const char *name, uint64_t *n)
+{
+	uint64_t v = 0;
+
+	for (int i = 0; i < 20; i++) {
+		if (name[i] < '0' || name[i] > '9' || v > (UINT64_MAX - 9) / 10)
+			return 0;
+		v = v * 10 + (uint64_t)(name[i] - '0');
+	}
+	if (strcmp(name + 20, SL_SPARE_SUFFIX) != 0)
+		return 0;
+	*n = v;
+	return 1;
+}
+
+uint32_t sl_seg_new_tag(uint32_t avoid)
+{
+	static uint64_t x;
+	uint32_t t = 0;
+
+	/* The tag needs to differ from the tags of the file's earlier lives, not
+	 * to be secret: getrandom, else a clock-seeded xorshift. */
+	while (t == 0 || t == avoid) {
+		if (getrandom(&t, sizeof(t), GRND_NONBLOCK) != (ssize_t)sizeof(t)) {
+			struct timespec ts;
+
+			if (x == 0) {
+				clock_gettime(CLOCK_REALTIME, &ts);
+				x = (uint64_t)ts.tv_nsec * 0x9e3779b97f4a7c15ull ^
+				    (uint64_t)ts.tv_sec ^ (uint64_t)getpid() << 32;
+				x |= 1;
+			}
+			x ^= x << 13;
+			x ^= x >> 7;
+			x ^= x << 17;
+			t = (uint32_t)(x >> 16);
+		}
+	}
+	return t;
+}
+
 static int all_zero(const uint8_t *p, size_t n)
 {
 	for (size_t i = 0; i < n; i++)
@@ -74,6 +123,7 @@ void sl_seg_hdr_encode(const struct sl_seg_hdr *h, uint8_t out[SL_SEG_HDR_SIZE])
 	memset(out, 0, SL_SEG_HDR_SIZE);
 	sl_le32_put(out + SH_MAGIC, SL_SEG_MAGIC);
 	sl_le16_put(out + SH_VERSION, SL_SEG_VERSION);
+	sl_le16_put(out + SH_FLAGS, h->flags);
 	memcpy(out + SH_CLUSTER, h->cluster_id, 16);
 	sl_le64_put(out + SH_STREAM, h->stream_id);
 	sl_le32_put(out + SH_NODE, h->node_id);
@@ -83,12 +133,13 @@ void sl_seg_hdr_encode(const struct sl_seg_hdr *h, uint8_t out[SL_SEG_HDR_SIZE])
 	sl_le64_put(out + SH_BASE_EPOCH, h->base_epoch);
 	sl_le64_put(out + SH_BASE_SEQ, h->base_seq);
 	sl_le32_put(out + SH_PREV_CRC, h->prev_crc);
+	sl_le32_put(out + SH_TAG, h->tag);
 	sl_le32_put(out + SH_CRC, sl_crc32c(0, out, SH_CRC));
 }
 
 int sl_seg_hdr_decode(const uint8_t *buf, struct sl_seg_hdr *h)
 {
-	uint16_t version;
+	uint16_t version, flags;
 	uint32_t block;
 
 	if (all_zero(buf, SL_SEG_HDR_SIZE))
@@ -99,9 +150,16 @@ int sl_seg_hdr_decode(const uint8_t *buf, struct sl_seg_hdr *h)
 	if (sl_le32_get(buf + SH_CRC) != sl_crc32c(0, buf, SH_CRC))
 		return sl_err_set(EBADMSG, "segment header crc mismatch");
 	version = sl_le16_get(buf + SH_VERSION);
-	if (version != SL_SEG_VERSION)
+	if (version != 1 && version != SL_SEG_VERSION)
 		return sl_err_set(EPROTONOSUPPORT, "segment format version %u not supported",
 				  version);
+	/* Version 1 wrote zeros here: no tag, no flags. */
+	flags = sl_le16_get(buf + SH_FLAGS);
+	if (version == 1 ? flags != 0 || sl_le32_get(buf + SH_TAG) != 0
+			 : (flags & ~SL_SEG_F_RECYCLED) != 0)
+		return sl_err_set(EPROTONOSUPPORT,
+				  "segment format version %u: unknown flags 0x%04x or tag", version,
+				  flags);
 	block = sl_le32_get(buf + SH_BLOCK);
 	if (block < 512 || (block & (block - 1)) != 0)
 		return sl_err_set(EBADMSG, "segment header block size %" PRIu32 " invalid", block);
@@ -114,6 +172,9 @@ int sl_seg_hdr_decode(const uint8_t *buf, struct sl_seg_hdr *h)
 	h->base_epoch = sl_le64_get(buf + SH_BASE_EPOCH);
 	h->base_seq = sl_le64_get(buf + SH_BASE_SEQ);
 	h->prev_crc = sl_le32_get(buf + SH_PREV_CRC);
+	h->tag = sl_le32_get(buf + SH_TAG);
+	h->flags = flags;
+	h->version = version;
 	return 0;
 }
 
@@ -123,7 +184,7 @@ void sl_group_hdr_encode(const struct sl_group_hdr *g, uint8_t out[SL_GROUP_HDR_
 	sl_le32_put(out + GH_BYTES, g->batch_bytes);
 	sl_le64_put(out + GH_SEQ, g->seq);
 	sl_le64_put(out + GH_DURABLE, g->durable_through);
-	sl_le32_put(out + GH_RESERVED, 0);
+	sl_le32_put(out + GH_TAG, g->tag);
 	sl_le32_put(out + GH_CRC, sl_crc32c(0, out, GH_CRC));
 }
 
@@ -137,6 +198,7 @@ int sl_group_hdr_decode(const uint8_t *buf, struct sl_group_hdr *g)
 	g->batch_bytes = sl_le32_get(buf + GH_BYTES);
 	g->seq = sl_le64_get(buf + GH_SEQ);
 	g->durable_through = sl_le64_get(buf + GH_DURABLE);
+	g->tag = sl_le32_get(buf + GH_TAG);
 	return 0;
 }
 

@@ -11,12 +11,14 @@
 #include "shiplog/store.h"
 
 #define SL_SEG_MAGIC	    0x47534c53u /* "SLSG" little-endian */
-#define SL_SEG_VERSION	    1
+#define SL_SEG_VERSION	    2		/* written; 1 (no tag, no flags) is still read */
+#define SL_SEG_F_RECYCLED   0x0001u	/* the file held other bytes before this header */
 #define SL_SEG_HDR_SIZE	    128		/* encoded bytes; the rest of the block is zero */
 #define SL_SEG_NAME_MAX	    32		/* "%020llu.seg" plus NUL */
 #define SL_GROUP_MAGIC	    0x52474c53u /* "SLGR" little-endian */
 #define SL_GROUP_HDR_SIZE   32
 #define SL_SEG_DEFAULT_SIZE (64ull << 20)
+#define SL_SPARE_SUFFIX	    ".spare" /* "%020llu.spare": a file kept for a future segment */
 
 /* What a segment header records: who wrote it and the chain state before its
  * first batch, so that even an empty segment fixes where the log continues. */
@@ -30,12 +32,19 @@ struct sl_seg_hdr {
 	uint64_t base_epoch;	/* last_epoch before the first batch */
 	uint64_t base_seq;	/* seq of the first group */
 	uint32_t prev_crc;	/* last_crc before the first batch */
+	/* Every group header of this segment carries the tag, so the groups a
+	 * reused file held in an earlier life (another tag) are not this
+	 * segment's. 0 in version-1 segments, random and non-zero since. */
+	uint32_t tag;
+	uint16_t flags; /* SL_SEG_F_* */
+	uint16_t version;
 };
 
 struct sl_group_hdr {
 	uint32_t batch_bytes;	  /* bytes of batches after the 32-byte header */
 	uint64_t seq;		  /* group sequence number, +1 per group */
 	uint64_t durable_through; /* highest seq durable when this one was submitted */
+	uint32_t tag;		  /* the tag of the segment it was written to */
 };
 
 /* One segment as the store and recovery track it. */
@@ -52,10 +61,17 @@ struct sl_seg {
 void sl_seg_name(char out[SL_SEG_NAME_MAX], uint64_t base_lsn);
 /* 1 and *base_lsn when `name` is a segment name, else 0. */
 int sl_seg_parse_name(const char *name, uint64_t *base_lsn);
+/* Spare files are named "%020llu.spare" after a counter; recovery never reads
+ * them (they are not part of the log), the store reuses them. */
+void sl_spare_name(char out[SL_SEG_NAME_MAX], uint64_t n);
+int sl_spare_parse_name(const char *name, uint64_t *n);
+/* A random non-zero tag different from `avoid` (the file's previous tag). */
+uint32_t sl_seg_new_tag(uint32_t avoid);
 
 void sl_seg_hdr_encode(const struct sl_seg_hdr *h, uint8_t out[SL_SEG_HDR_SIZE]);
 /* 0, -ENODATA (all zero), -EBADMSG (not a segment header / bad CRC) or
- * -EPROTONOSUPPORT (unknown version); sets the error message (no file name). */
+ * -EPROTONOSUPPORT (unknown version or flags); sets the error message (no
+ * file name). Version 1 decodes with tag 0 and no flags. */
 int sl_seg_hdr_decode(const uint8_t *buf, struct sl_seg_hdr *h);
 
 void sl_group_hdr_encode(const struct sl_group_hdr *g, uint8_t out[SL_GROUP_HDR_SIZE]);

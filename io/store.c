@@ -1,9 +1,11 @@
 /* The log store: group commit through io_uring, in-order durability, reads,
- * truncation and retention. See include/shiplog/store.h and
+ * truncation and retention, and the spare files that make segment roll-over
+ * cost the appender nothing. See include/shiplog/store.h and
  * docs/disk-format.md; recovery lives in recovery.c, file formats in segment.c. */
 #include "shiplog/store.h"
 
 #include <assert.h>
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -31,6 +33,22 @@
 #define INDEX_GAP	    (64u << 10) /* stream bytes between entries, to start with */
 #define READ_SLACK	    (64u << 10) /* read chunk = group size + this */
 #define MIN_BLOCK	    4096u
+#define DEFAULT_SPARES	    2
+#define MAX_SPARES	    16
+
+/* io_uring user_data: a commit index and which of its operations completed,
+ * or (PREP_BIT) a step of preparing a spare. */
+enum {
+	OP_WRITE,     /* a group's write */
+	OP_FSYNC,     /* a group's linked fdatasync */
+	OP_ROLL_HDR,  /* roll-over: the new segment's header, RWF_DSYNC */
+	OP_ROLL_NAME, /* roll-over: the spare renamed to the segment's name */
+	OP_ROLL_DIR,  /* roll-over: the directory fsynced */
+	OP_BITS = 3,
+};
+#define PREP_BIT   (1ull << 63)
+#define PREP_OPEN  0
+#define PREP_ALLOC 1
 
 /* A group buffer and the group being built in it. A buffer is busy from
  * the group's first batch until its write completes. */
@@ -45,8 +63,13 @@ struct group {
 
 /* A submitted group until it is durable (or failed). Kept apart from the
  * buffer so the buffer can take the next group while the fdatasync of this
- * one is still running: the writes stay max_inflight deep. */
+ * one is still running: the writes stay max_inflight deep. A roll-over into
+ * a spare is a commit too (kind ROLL): it sits in the submission order
+ * before the new segment's first group, so no group of that segment is
+ * reported durable before the segment's header and name are. */
+enum commit_kind { COMMIT_GROUP, COMMIT_ROLL };
 struct commit {
+	enum commit_kind kind;
 	struct sl_seg *seg;
 	uint64_t off;
 	uint32_t wlen; /* bytes written: the group padded to the block */
@@ -56,6 +79,16 @@ struct commit {
 	unsigned pending; /* completions still to come */
 	int writing;
 	int err;
+	char spare[SL_SEG_NAME_MAX]; /* ROLL: the spare's name until renamed */
+};
+
+/* A file kept for a future segment: made ahead of time in the background,
+ * left by retention, or found at open. */
+struct spare {
+	char name[SL_SEG_NAME_MAX];
+	int fd;		  /* -1 until it is used */
+	int recycled;	  /* it held other bytes (a segment of an earlier life) */
+	uint32_t old_tag; /* the tag of that life, when known */
 };
 
 struct sl_store {
@@ -84,7 +117,7 @@ struct sl_store {
 	int fill;	   /* buffer of the group being filled, -1 for none */
 	unsigned inflight; /* group writes in flight */
 	struct commit *c;
-	unsigned nc;	 /* 2 * max_inflight: fsyncs may trail the writes */
+	unsigned nc;	 /* 2 * max_inflight (fsyncs may trail the writes) + a roll */
 	unsigned *order; /* submitted commits, oldest first (ring of nc) */
 	unsigned order_head, order_len;
 	unsigned *free_commits;
@@ -96,6 +129,17 @@ struct sl_store {
 	struct sl_seg **file_owner; /* registered-file slots */
 	unsigned nfiles;
 	uint8_t *blockbuf; /* one aligned block for segment headers */
+
+	/* Spares. At most one roll-over is in flight (roll_ci, its header in
+	 * rollbuf) and at most one spare is being prepared (prep). */
+	struct spare spares[MAX_SPARES];
+	unsigned nspares, max_spares;
+	uint64_t spare_serial; /* number of the next spare's name */
+	int roll_ci;	       /* commit of the roll-over in flight, -1 for none */
+	uint8_t *rollbuf;
+	enum { PREP_IDLE, PREP_OPENING, PREP_ALLOCATING } prep;
+	struct spare prep_sp;
+	int prep_blocked; /* a preparation failed: not again before the next roll */
 
 	/* chain after the last appended batch */
 	uint64_t next_lsn, next_position, last_epoch, next_seq;
@@ -231,8 +275,13 @@ static int segs_push(struct sl_store *s, struct sl_seg *seg)
 	return 0;
 }
 
-/* Start a new segment at the current end of the chain. */
-static int roll(struct sl_store *s)
+static void prep_start(struct sl_store *s);
+static int wait_reap(struct sl_store *s, unsigned n);
+static int submit_all(struct sl_store *s, unsigned nsqe, const char *what, const char *name,
+		      uint64_t seq);
+
+/* The segment header for a new segment at the current end of the chain. */
+static struct sl_seg_hdr new_hdr(const struct sl_store *s, uint32_t avoid_tag, int recycled)
 {
 	struct sl_seg_hdr h = {
 	    .stream_id = s->stream_id,
@@ -243,11 +292,23 @@ static int roll(struct sl_store *s)
 	    .base_epoch = s->last_epoch,
 	    .base_seq = s->next_seq,
 	    .prev_crc = s->last_crc,
+	    .tag = sl_seg_new_tag(avoid_tag),
+	    .flags = recycled ? SL_SEG_F_RECYCLED : 0,
+	    .version = SL_SEG_VERSION,
 	};
+
+	memcpy(h.cluster_id, s->cluster_id, 16);
+	return h;
+}
+
+/* Start a new segment by creating its file, synchronously: the first
+ * segment, and any roll-over when no spare is ready. */
+static int roll_create(struct sl_store *s)
+{
+	struct sl_seg_hdr h = new_hdr(s, 0, 0);
 	struct sl_seg *seg, *old = s->nsegs ? tail_seg(s) : NULL;
 	int fd, rc, io_failed;
 
-	memcpy(h.cluster_id, s->cluster_id, 16);
 	if ((seg = calloc(1, sizeof(*seg))) == NULL)
 		return sl_err_set(ENOMEM, "out of memory");
 	sl_seg_name(seg->name, h.base_lsn);
@@ -280,7 +341,237 @@ static int roll(struct sl_store *s)
 	return 0;
 }
 
+/* The index of the spare to use next: a recycled one first, as its blocks
+ * are already written (appends then convert no extents). */
+static unsigned pick_spare(const struct sl_store *s)
+{
+	for (unsigned i = s->nspares; i-- > 0;)
+		if (s->spares[i].recycled)
+			return i;
+	return s->nspares - 1;
+}
+
+static void drop_spare(struct sl_store *s, unsigned i)
+{
+	s->spares[i] = s->spares[--s->nspares];
+}
+
+/* Start a new segment in a spare without waiting for anything: the header
+ * (RWF_DSYNC), the rename to the segment's name and the directory fsync go
+ * to the ring as one linked chain, recorded as a ROLL commit. Groups of the
+ * new segment are written at once, alongside the chain; retire() reports none
+ * of them durable before the chain is done, and until the rename is durable
+ * the file is a spare, which recovery never reads. The rename comes after the
+ * durable header, so a file with the segment's name always has its header.
+ * 1: started; 0: no usable spare (the caller creates a file); <0: error. */
+static int roll_spare(struct sl_store *s)
+{
+	struct sl_seg *seg, *old = tail_seg(s);
+	struct io_uring_sqe *sqe;
+	struct commit *c;
+	struct spare sp;
+	unsigned ci;
+	int rc;
+
+	/* Empty batches keep the base LSN: a segment of them cannot be followed
+	 * by one of the same name; creation reports that (-EEXIST). */
+	if (s->nspares == 0 || old->hdr.base_lsn == s->next_lsn)
+		return 0;
+	assert(s->roll_ci < 0 && s->nfree_commits > 0); /* roll() waited; one is kept */
+	sp = s->spares[pick_spare(s)];
+	drop_spare(s, pick_spare(s));
+	if (sp.fd < 0) {
+		sp.fd = openat(s->dirfd, sp.name, O_RDWR | O_CLOEXEC | (s->direct ? O_DIRECT : 0));
+		if (sp.fd < 0) {
+			sl_warn("log %s: spare %s unusable (%s); removing it", s->dir, sp.name,
+				strerror(errno));
+			unlinkat(s->dirfd, sp.name, 0);
+			return 0;
+		}
+	}
+	if ((seg = calloc(1, sizeof(*seg))) == NULL) {
+		close(sp.fd);
+		return sl_err_set(ENOMEM, "out of memory");
+	}
+	seg->hdr = new_hdr(s, sp.old_tag, sp.recycled);
+	sl_seg_name(seg->name, seg->hdr.base_lsn);
+	seg->fd = sp.fd;
+	seg->file_slot = -1;
+	seg->size = s->seg_bytes;
+	seg->end = s->block;
+	if ((rc = segs_push(s, seg)) < 0 || (rc = seg_attach(s, seg)) < 0) {
+		if (s->nsegs && tail_seg(s) == seg)
+			s->nsegs--;
+		seg_detach(s, seg);
+		free(seg);
+		fail_store(s, rc, s->next_seq);
+		return rc;
+	}
+
+	ci = s->free_commits[--s->nfree_commits];
+	c = &s->c[ci];
+	*c = (struct commit){.kind = COMMIT_ROLL, .seg = seg, .seq = s->next_seq, .pending = 3};
+	memcpy(c->spare, sp.name, sizeof(c->spare));
+	memset(s->rollbuf, 0, s->block);
+	sl_seg_hdr_encode(&seg->hdr, s->rollbuf);
+	sqe = io_uring_get_sqe(&s->ring);
+	assert(sqe != NULL); /* the ring has room for a roll besides the groups */
+	io_uring_prep_write(sqe, seg->fd, s->rollbuf, s->block, 0);
+	sqe->rw_flags = RWF_DSYNC;
+	sqe->flags |= IOSQE_IO_LINK;
+	sqe->user_data = (uint64_t)ci << OP_BITS | OP_ROLL_HDR;
+	sqe = io_uring_get_sqe(&s->ring);
+	assert(sqe != NULL);
+	/* NOREPLACE: never clobber a file of that name, whatever left it. */
+	io_uring_prep_renameat(sqe, s->dirfd, c->spare, s->dirfd, seg->name, RENAME_NOREPLACE);
+	sqe->flags |= IOSQE_IO_LINK;
+	sqe->user_data = (uint64_t)ci << OP_BITS | OP_ROLL_NAME;
+	sqe = io_uring_get_sqe(&s->ring);
+	assert(sqe != NULL);
+	io_uring_prep_fsync(sqe, s->dirfd, 0);
+	sqe->user_data = (uint64_t)ci << OP_BITS | OP_ROLL_DIR;
+	seg->inflight++;
+	s->cqes += 3;
+	s->order[(s->order_head + s->order_len) % s->nc] = ci;
+	s->order_len++;
+	s->roll_ci = (int)ci;
+	if ((rc = submit_all(s, 3, "roll-over into", seg->name, c->seq)) < 0)
+		return rc;
+	if (old->inflight == 0)
+		seg_detach(s, old);
+	sl_debug("log %s: new segment %s in %s spare %s", s->dir, seg->name,
+		 sp.recycled ? "recycled" : "prepared", sp.name);
+	return 1;
+}
+
+/* Start a new segment at the current end of the chain: in a spare when one
+ * is ready, else by creating the file. Then prepare the next spare. */
+static int roll(struct sl_store *s)
+{
+	int rc = 0;
+
+	/* One roll-over at a time: a roll-over's header buffer and commit are
+	 * single, and a segment is never made before the one it follows is
+	 * named. A chain takes about a millisecond, a segment far longer. */
+	while (s->roll_ci >= 0 && !s->failed)
+		if ((rc = wait_reap(s, 1)) < 0)
+			return rc;
+	if (s->failed)
+		return fail_err(s);
+	if (s->nsegs > 0 && s->nspares > 0)
+		rc = roll_spare(s);
+	if (rc == 0)
+		rc = roll_create(s);
+	if (rc < 0)
+		return rc;
+	s->prep_blocked = 0;
+	prep_start(s);
+	return 0;
+}
+
+/* --- spares --------------------------------------------------------------- */
+
+/* Prepare a spare in the background when none is ready: open (create) it,
+ * then fallocate it to the segment size, each an io_uring operation whose
+ * completion prep_complete() takes, so the appender never waits for it. The
+ * spare needs no fsync: until a roll-over renames it (after its header is
+ * durable, which syncs its size and extents too) it is not part of the log,
+ * and one lost in a crash is merely not there, or found again at open. */
+static void prep_start(struct sl_store *s)
+{
+	struct io_uring_sqe *sqe;
+
+	if (s->max_spares == 0 || s->nspares > 0 || s->prep != PREP_IDLE || s->prep_blocked ||
+	    s->failed || (sqe = io_uring_get_sqe(&s->ring)) == NULL)
+		return;
+	s->prep_sp = (struct spare){.fd = -1};
+	sl_spare_name(s->prep_sp.name, s->spare_serial++);
+	io_uring_prep_openat(sqe, s->dirfd, s->prep_sp.name,
+			     O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC | (s->direct ? O_DIRECT : 0),
+			     0644);
+	sqe->user_data = PREP_BIT | PREP_OPEN;
+	s->prep = PREP_OPENING;
+	s->cqes++;
+	/* On a submission error the operation simply is not running yet: the
+	 * next submission of a group takes it along. */
+	io_uring_submit(&s->ring);
+}
+
+/* A preparation failed (e.g. ENOSPC): remove the file; a roll-over then
+ * creates its segment synchronously and reports the error to the appender. */
+static void prep_fail(struct sl_store *s, const char *step, int res)
+{
+	sl_debug("log %s: preparing spare %s: %s: %s", s->dir, s->prep_sp.name, step,
+		 strerror(-res));
+	if (s->prep_sp.fd >= 0) {
+		close(s->prep_sp.fd);
+		unlinkat(s->dirfd, s->prep_sp.name, 0);
+	}
+	s->prep = PREP_IDLE;
+	s->prep_blocked = 1;
+}
+
+static void prep_complete(struct sl_store *s, unsigned op, int res)
+{
+	struct io_uring_sqe *sqe;
+	int got;
+
+	if (op == PREP_OPEN) {
+		got = fault(s, SL_STORE_OP_OPEN, s->prep_sp.name, 0, res);
+		if (res >= 0)
+			s->prep_sp.fd = res;
+		if (got < 0) {
+			prep_fail(s, "open", got);
+			return;
+		}
+		if ((sqe = io_uring_get_sqe(&s->ring)) == NULL) {
+			prep_fail(s, "fallocate", -EBUSY);
+			return;
+		}
+		io_uring_prep_fallocate(sqe, s->prep_sp.fd, 0, 0, (off_t)s->seg_bytes);
+		sqe->user_data = PREP_BIT | PREP_ALLOC;
+		s->prep = PREP_ALLOCATING;
+		s->cqes++;
+		io_uring_submit(&s->ring);
+		return;
+	}
+	got = fault(s, SL_STORE_OP_FALLOCATE, s->prep_sp.name, 0, res);
+	if (got < 0) {
+		prep_fail(s, "fallocate", got);
+		return;
+	}
+	s->prep = PREP_IDLE;
+	if (s->nspares < s->max_spares) {
+		s->spares[s->nspares++] = s->prep_sp;
+	} else { /* retention filled the pool meanwhile */
+		close(s->prep_sp.fd);
+		unlinkat(s->dirfd, s->prep_sp.name, 0);
+	}
+}
+
 /* --- group commit -------------------------------------------------------- */
+
+/* Submit `nsqe` prepared entries; on failure the store fails from `seq` on. */
+static int submit_all(struct sl_store *s, unsigned nsqe, const char *what, const char *name,
+		      uint64_t seq)
+{
+	for (unsigned done = 0; done < nsqe;) {
+		int rc = io_uring_submit(&s->ring);
+
+		if (rc == -EINTR || rc == -EAGAIN || rc == -EBUSY)
+			continue;
+		if (rc < 0) {
+			sl_err_set(-rc, "submitting %s segment %s/%s to io_uring: %s", what, s->dir,
+				   name, strerror(-rc));
+			fail_store(s, rc, seq);
+			return rc;
+		}
+		if (rc == 0) /* counted as submitted already (e.g. by prep_start) */
+			break;
+		done += (unsigned)rc;
+	}
+	return 0;
+}
 
 /* Submit the open group if a write slot (and a commit record) is free.
  * 0 whether or not it went. */
@@ -290,14 +581,17 @@ static int submit_fill(struct sl_store *s)
 	struct commit *c;
 	struct group *g;
 	unsigned ci, nsqe;
-	int rc;
 
-	if (s->fill < 0 || s->inflight >= s->max_inflight || s->nfree_commits == 0 || s->failed)
+	/* One commit record stays free for a roll-over while none is running:
+	 * the groups have the 2 * max_inflight they need. */
+	if (s->fill < 0 || s->inflight >= s->max_inflight ||
+	    s->nfree_commits <= (s->roll_ci < 0 ? 1u : 0u) || s->failed)
 		return 0;
 	g = &s->g[s->fill];
 	ci = s->free_commits[--s->nfree_commits];
 	c = &s->c[ci];
-	*c = (struct commit){.seg = g->seg,
+	*c = (struct commit){.kind = COMMIT_GROUP,
+			     .seg = g->seg,
 			     .off = g->off,
 			     .wlen = (uint32_t)sl_align_up(g->len, s->block),
 			     .buf = (uint32_t)s->fill,
@@ -309,7 +603,8 @@ static int submit_fill(struct sl_store *s)
 	assert(g->len > SL_GROUP_HDR_SIZE);
 	sl_group_hdr_encode(&(struct sl_group_hdr){.batch_bytes = g->len - SL_GROUP_HDR_SIZE,
 						   .seq = g->seq,
-						   .durable_through = s->durable_seq},
+						   .durable_through = s->durable_seq,
+						   .tag = c->seg->hdr.tag},
 			    g->buf);
 	memset(g->buf + g->len, 0, c->wlen - g->len);
 	assert(c->off + c->wlen <= c->seg->size && c->seg->file_slot >= 0);
@@ -318,7 +613,7 @@ static int submit_fill(struct sl_store *s)
 	assert(sqe != NULL); /* the ring has two entries per commit record */
 	io_uring_prep_write_fixed(sqe, c->seg->file_slot, g->buf, c->wlen, c->off, (int)c->buf);
 	sqe->flags |= IOSQE_FIXED_FILE;
-	sqe->user_data = (uint64_t)ci << 1;
+	sqe->user_data = (uint64_t)ci << OP_BITS | OP_WRITE;
 	if (s->sync == SL_SYNC_DSYNC) {
 		sqe->rw_flags = RWF_DSYNC;
 		nsqe = 1;
@@ -329,7 +624,7 @@ static int submit_fill(struct sl_store *s)
 		assert(sqe != NULL);
 		io_uring_prep_fsync(sqe, c->seg->file_slot, IORING_FSYNC_DATASYNC);
 		sqe->flags |= IOSQE_FIXED_FILE;
-		sqe->user_data = ((uint64_t)ci << 1) | 1;
+		sqe->user_data = (uint64_t)ci << OP_BITS | OP_FSYNC;
 		nsqe = 2;
 	}
 	c->pending = nsqe;
@@ -340,19 +635,7 @@ static int submit_fill(struct sl_store *s)
 	s->order[(s->order_head + s->order_len) % s->nc] = ci;
 	s->order_len++;
 	s->groups_written++;
-	for (unsigned done = 0; done < nsqe;) {
-		rc = io_uring_submit(&s->ring);
-		if (rc == -EINTR || rc == -EAGAIN || rc == -EBUSY)
-			continue;
-		if (rc < 0) {
-			sl_err_set(-rc, "submitting group %" PRIu64 " to segment %s/%s: %s", c->seq,
-				   s->dir, c->seg->name, strerror(-rc));
-			fail_store(s, rc, c->seq);
-			return rc;
-		}
-		done += (unsigned)rc;
-	}
-	return 0;
+	return submit_all(s, nsqe, "a group to", c->seg->name, c->seq);
 }
 
 /* Report groups durable in submission order. */
@@ -364,7 +647,7 @@ static void retire(struct sl_store *s)
 
 		if (c->pending > 0)
 			break;
-		if (c->err == 0 && c->seq < s->failed_seq) {
+		if (c->kind == COMMIT_GROUP && c->err == 0 && c->seq < s->failed_seq) {
 			assert(c->seq == s->durable_seq + 1);
 			s->durable_next_lsn = c->end_lsn;
 			s->durable_position = c->end_position;
@@ -377,15 +660,67 @@ static void retire(struct sl_store *s)
 	}
 }
 
+/* A step of a roll-over into a spare completed. Any failure fails the store
+ * from the new segment's first group on: what the chain did not finish may
+ * leave the file a spare or a segment without groups, both of which open. */
+static void roll_complete(struct sl_store *s, struct commit *c, unsigned op, int res)
+{
+	struct sl_seg *seg = c->seg;
+	int err = 0;
+
+	if (op == OP_ROLL_HDR) {
+		res = fault(s, SL_STORE_OP_WRITE, seg->name, 0, res);
+		if (res != (int)s->block) {
+			err = res < 0 ? res : -EIO;
+			sl_err_set(-err, "writing header of segment %s/%s (spare %s): %s", s->dir,
+				   seg->name, c->spare, res < 0 ? strerror(-err) : "short write");
+		}
+	} else if (op == OP_ROLL_NAME) {
+		res = fault(s, SL_STORE_OP_RENAME, seg->name, 0, res);
+		if (res < 0 && !(res == -ECANCELED && c->err != 0)) {
+			err = res;
+			sl_err_set(-err, "renaming spare %s/%s to segment %s: %s", s->dir, c->spare,
+				   seg->name, strerror(-err));
+		}
+	} else {
+		res = fault(s, SL_STORE_OP_FSYNC, seg->name, 0, res);
+		if (res < 0 && !(res == -ECANCELED && c->err != 0)) {
+			err = res;
+			sl_err_set(-err, "fsync of directory %s after creating segment %s: %s",
+				   s->dir, seg->name, strerror(-err));
+		}
+	}
+	if (err < 0) {
+		if (c->err == 0)
+			c->err = err;
+		fail_store(s, err, c->seq);
+	}
+	s->cqes--;
+	if (--c->pending > 0)
+		return;
+	s->roll_ci = -1;
+	if (--seg->inflight == 0 && seg != tail_seg(s))
+		seg_detach(s, seg);
+}
+
 static void complete(struct sl_store *s, uint64_t user_data, int res)
 {
-	unsigned ci = (unsigned)(user_data >> 1);
-	int is_sync = (int)(user_data & 1);
+	unsigned ci = (unsigned)(user_data >> OP_BITS), op = (unsigned)(user_data & 7);
+	int is_sync = op == OP_FSYNC;
 	struct commit *c;
 	int err = 0;
 
+	if (user_data & PREP_BIT) {
+		s->cqes--;
+		prep_complete(s, (unsigned)(user_data & ~PREP_BIT), res);
+		return;
+	}
 	assert(ci < s->nc);
 	c = &s->c[ci];
+	if (c->kind == COMMIT_ROLL) {
+		roll_complete(s, c, op, res);
+		return;
+	}
 	assert(c->pending > 0 && (is_sync || c->writing));
 	res = fault(s, is_sync ? SL_STORE_OP_FSYNC : SL_STORE_OP_WRITE, c->seg->name, c->off, res);
 	if (!is_sync && res != (int)c->wlen) {
@@ -615,6 +950,7 @@ void sl_store_get_info(const struct sl_store *s, struct sl_store_info *out)
 	out->sync_mode = s->sync;
 	out->block_bytes = s->block;
 	out->torn_bytes = s->torn_bytes;
+	out->spares = s->nspares;
 	out->groups_written = s->groups_written;
 }
 
@@ -914,21 +1250,48 @@ err_fail:
 	return sl_err_wrap(rc, "truncating %s after lsn %" PRIu64, s->dir, lsn);
 }
 
+/* Turn a dropped segment into a spare: a rename, so its blocks stay
+ * allocated and written, and a later roll-over writes over them without
+ * converting extents (PostgreSQL recycles WAL segments the same way). The
+ * old groups stay in the file; the new segment's tag tells them apart. */
+static int recycle(struct sl_store *s, struct sl_seg *seg)
+{
+	struct spare sp = {.fd = -1, .recycled = 1, .old_tag = seg->hdr.tag};
+	int rc;
+
+	sl_spare_name(sp.name, s->spare_serial++);
+	rc = renameat2(s->dirfd, seg->name, s->dirfd, sp.name, RENAME_NOREPLACE) < 0 ? -errno : 0;
+	rc = fault(s, SL_STORE_OP_RENAME, seg->name, 0, rc);
+	if (rc < 0)
+		return sl_err_set(-rc, "renaming segment %s/%s to spare %s: %s", s->dir, seg->name,
+				  sp.name, strerror(-rc));
+	s->spares[s->nspares++] = sp;
+	return 0;
+}
+
 int sl_store_drop_before(struct sl_store *s, uint64_t lsn)
 {
+	const struct sl_seg *rolling = s->roll_ci >= 0 ? s->c[s->roll_ci].seg : NULL;
 	uint32_t n = 0;
 	int rc = 0;
 
 	if (s->failed)
 		return fail_err(s);
-	/* Never the last segment: its header anchors the chain. */
+	/* Never the last segment: its header anchors the chain. Nor the one
+	 * before a segment whose roll-over is in flight: until its name is
+	 * durable, a crash would leave that one a spare, and this one the
+	 * anchor. */
 	while (s->nsegs - n > 1) {
 		struct sl_seg *seg = s->segs[n], *next = s->segs[n + 1];
 
 		if (next->hdr.base_lsn > lsn || next->hdr.base_lsn > s->durable_next_lsn ||
-		    seg->inflight > 0)
+		    seg->inflight > 0 || next == rolling)
 			break;
-		if ((rc = sl_seg_unlink(s->dirfd, s->dir, seg->name)) < 0)
+		if (s->nspares < s->max_spares && seg->size == s->seg_bytes)
+			rc = recycle(s, seg);
+		else
+			rc = sl_seg_unlink(s->dirfd, s->dir, seg->name);
+		if (rc < 0)
 			break;
 		seg_free(s, seg);
 		n++;
@@ -1044,8 +1407,10 @@ static int setup_rings(struct sl_store *s, uint32_t mem_align)
 	unsigned entries = 4;
 	int rc;
 
-	s->nc = 2 * s->max_inflight;
-	while (entries < 2 * s->nc)
+	s->nc = 2 * s->max_inflight + 1;
+	/* Two entries per group commit, three for a roll-over, one for a spare
+	 * being prepared. */
+	while (entries < 2 * s->nc + 4)
 		entries *= 2;
 	if ((rc = io_uring_queue_init(entries, &s->ring, 0)) < 0)
 		return sl_err_set(-rc, "io_uring setup: %s", strerror(-rc));
@@ -1067,7 +1432,8 @@ static int setup_rings(struct sl_store *s, uint32_t mem_align)
 	if (s->g == NULL || s->free_bufs == NULL || s->c == NULL || s->order == NULL ||
 	    s->free_commits == NULL || s->file_owner == NULL || iov == NULL ||
 	    posix_memalign((void **)&s->mem, mem_align, (size_t)s->ng * s->group_cap) ||
-	    posix_memalign((void **)&s->blockbuf, mem_align, s->block)) {
+	    posix_memalign((void **)&s->blockbuf, mem_align, s->block) ||
+	    posix_memalign((void **)&s->rollbuf, mem_align, s->block)) {
 		free(iov);
 		return sl_err_set(ENOMEM, "allocating %u group buffers of %" PRIu32 " bytes", s->ng,
 				  s->group_cap);
@@ -1087,6 +1453,22 @@ static int setup_rings(struct sl_store *s, uint32_t mem_align)
 				  strerror(-rc));
 	if ((rc = io_uring_register_files_sparse(&s->ring, s->nfiles)) < 0)
 		return sl_err_set(-rc, "registering a file table with io_uring: %s", strerror(-rc));
+	/* Spares are made and named through io_uring (kernel 5.11 and later):
+	 * without those operations every roll-over creates its file, and
+	 * retention deletes. */
+	if (s->max_spares > 0) {
+		struct io_uring_probe *p = io_uring_get_probe_ring(&s->ring);
+
+		if (p == NULL || !io_uring_opcode_supported(p, IORING_OP_OPENAT) ||
+		    !io_uring_opcode_supported(p, IORING_OP_FALLOCATE) ||
+		    !io_uring_opcode_supported(p, IORING_OP_RENAMEAT)) {
+			sl_info("log %s: io_uring cannot open, fallocate or rename here; no "
+				"spare segments",
+				s->dir);
+			s->max_spares = 0;
+		}
+		io_uring_free_probe(p);
+	}
 	return 0;
 }
 
@@ -1112,6 +1494,56 @@ static int recover(struct sl_store *s)
 	s->next_seq = out.next_seq;
 	s->torn_bytes = out.torn_bytes;
 	return 0;
+}
+
+/* Take the spares a previous run left (prepared, recycled, or one a crash
+ * interrupted mid roll-over): any bytes may be in them, so they count as
+ * recycled. Those of another size, or beyond the pool, are removed. */
+static int adopt_spares(struct sl_store *s)
+{
+	struct dirent *de;
+	int dfd, removed = 0;
+	DIR *d;
+
+	dfd = openat(s->dirfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (dfd < 0 || (d = fdopendir(dfd)) == NULL) {
+		int rc = sl_err_set(errno, "listing %s: %s", s->dir, strerror(errno));
+
+		if (dfd >= 0)
+			close(dfd);
+		return rc;
+	}
+	while ((de = readdir(d)) != NULL) {
+		struct spare sp = {.fd = -1, .recycled = 1};
+		uint8_t hdr[SL_SEG_HDR_SIZE];
+		struct sl_seg_hdr h;
+		struct stat st;
+		uint64_t n;
+		int fd;
+
+		if (!sl_spare_parse_name(de->d_name, &n))
+			continue;
+		if (n >= s->spare_serial)
+			s->spare_serial = n + 1;
+		memcpy(sp.name, de->d_name, sizeof(sp.name) - 1);
+		fd = openat(s->dirfd, sp.name, O_RDONLY | O_CLOEXEC);
+		if (fd >= 0 && fstat(fd, &st) == 0 && (uint64_t)st.st_size == s->seg_bytes &&
+		    s->nspares < s->max_spares) {
+			/* Its last life's tag, to be sure the next one differs. */
+			if (pread(fd, hdr, sizeof(hdr), 0) == (ssize_t)sizeof(hdr) &&
+			    sl_seg_hdr_decode(hdr, &h) == 0)
+				sp.old_tag = h.tag;
+			s->spares[s->nspares++] = sp;
+		} else {
+			unlinkat(s->dirfd, sp.name, 0);
+			removed++;
+		}
+		if (fd >= 0)
+			close(fd);
+	}
+	closedir(d);
+	sl_err_clear();
+	return removed ? sl_dir_sync(s->dirfd, s->dir) : 0;
 }
 
 /* Make what recovery found durable (a crash may have left it only in the
@@ -1148,6 +1580,9 @@ static int check_opts(const struct sl_store_opts *o)
 				  o->group_bytes, MAX_GROUP_BYTES);
 	if (o->sync_mode > SL_SYNC_DSYNC || o->io_mode > SL_IO_BUFFERED)
 		return sl_err_set(EINVAL, "opening log %s: unknown sync or io mode", o->dir);
+	if (o->spare_segments > MAX_SPARES)
+		return sl_err_set(EINVAL, "opening log %s: spare_segments %" PRId32 " over %d",
+				  o->dir, o->spare_segments, MAX_SPARES);
 	return 0;
 }
 
@@ -1162,7 +1597,7 @@ int sl_store_open(struct sl_store **out, const struct sl_store_opts *o)
 		return rc;
 	if ((s = calloc(1, sizeof(*s))) == NULL)
 		return sl_err_set(ENOMEM, "opening log %s: out of memory", o->dir);
-	s->dirfd = s->rfd = s->fill = -1;
+	s->dirfd = s->rfd = s->fill = s->roll_ci = -1;
 	s->failed_seq = UINT64_MAX;
 	snprintf(s->dir, sizeof(s->dir), "%s", o->dir);
 	memcpy(s->cluster_id, o->cluster_id, 16);
@@ -1171,6 +1606,9 @@ int sl_store_open(struct sl_store **out, const struct sl_store_opts *o)
 	s->faults = o->faults;
 	s->lim = o->limits.max_raw_bytes ? o->limits : sl_batch_default_limits;
 	s->max_inflight = o->max_inflight ? o->max_inflight : DEFAULT_INFLIGHT;
+	s->max_spares = o->spare_segments < 0	 ? 0
+			: o->spare_segments == 0 ? DEFAULT_SPARES
+						 : (unsigned)o->spare_segments;
 	/* SL_SYNC_DEFAULT is RWF_DSYNC, measured with `shipbench store --seconds 6
 	 * --json` (1 MiB groups, 64 KiB batches, 2 in flight) on the development
 	 * machine (ext4 on virtio, kernel 6.18), over four runs: durable p50 at
@@ -1216,7 +1654,7 @@ int sl_store_open(struct sl_store **out, const struct sl_store_opts *o)
 				s->dir, s->seg_bytes, s->group_cap);
 		goto err_close;
 	}
-	if ((rc = setup_rings(s, mem_align)) < 0)
+	if ((rc = setup_rings(s, mem_align)) < 0 || (rc = adopt_spares(s)) < 0)
 		goto err_close;
 	if (s->nsegs == 0) { /* a new log (or one whose first segment never got made) */
 		s->next_lsn = 1;
@@ -1226,6 +1664,7 @@ int sl_store_open(struct sl_store **out, const struct sl_store_opts *o)
 	}
 	if ((rc = settle_tail(s)) < 0)
 		goto err_close;
+	prep_start(s); /* the first roll-over finds its spare ready */
 	sl_debug("log %s: open, next lsn %" PRIu64 ", %" PRIu32 " segments, %s I/O, %s", s->dir,
 		 s->next_lsn, s->nsegs, s->direct ? "direct" : "buffered",
 		 s->sync == SL_SYNC_DSYNC ? "dsync" : "fdatasync");
@@ -1256,6 +1695,9 @@ void sl_store_close(struct sl_store *s)
 		free(s->segs[i]);
 	}
 	free(s->segs);
+	for (unsigned i = 0; i < s->nspares; i++)
+		if (s->spares[i].fd >= 0)
+			close(s->spares[i].fd);
 	if (s->rfd >= 0)
 		close(s->rfd);
 	if (s->ring_ok)
@@ -1264,6 +1706,7 @@ void sl_store_close(struct sl_store *s)
 		io_uring_queue_exit(&s->rd);
 	free(s->mem);
 	free(s->blockbuf);
+	free(s->rollbuf);
 	free(s->g);
 	free(s->free_bufs);
 	free(s->c);

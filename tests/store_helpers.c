@@ -405,6 +405,21 @@ void th_flip_byte(const char *path, uint64_t off)
 	close(fd);
 }
 
+int th_list_spares(const char *dir, char names[][32], int max)
+{
+	int n, k = 0;
+	char **all = list_files(dir, &n);
+
+	for (int i = 0; i < n; i++) {
+		size_t len = strlen(all[i]);
+
+		if (len == 26 && strcmp(all[i] + 20, ".spare") == 0 && k < max)
+			snprintf(names[k++], 32, "%s", all[i]);
+	}
+	free_names(all, n);
+	return k;
+}
+
 int th_list_segments(const char *dir, char names[][32], int max)
 {
 	int n, k = 0;
@@ -423,9 +438,13 @@ int th_list_segments(const char *dir, char names[][32], int max)
 int th_parse_groups(const uint8_t *img, size_t len, struct th_group *g, int max)
 {
 	uint64_t off = TH_BLOCK;
+	/* The segment's tag (0 in version 1): a group of another tag is what
+	 * the file held before, not part of this segment. */
+	uint32_t tag = len >= 80 ? hdr_u32(img, 76) : 0;
 	int n = 0;
 
-	while (off + 32 <= len && n < max && hdr_u32(img, off) == 0x52474c53u) {
+	while (off + 32 <= len && n < max && hdr_u32(img, off) == 0x52474c53u &&
+	       hdr_u32(img, off + 24) == tag) {
 		struct th_group *x = &g[n++];
 		uint64_t q = off + 32, end;
 

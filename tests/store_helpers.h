@@ -81,9 +81,12 @@ void th_zero_range(const char *path, uint64_t off, uint64_t len);
 void th_flip_byte(const char *path, uint64_t off);
 /* Sorted segment names of dir; returns how many (at most max). */
 int th_list_segments(const char *dir, char names[][32], int max);
+/* Sorted spare names ("%020llu.spare") of dir. */
+int th_list_spares(const char *dir, char names[][32], int max);
 char *th_path(const char *dir, const char *name); /* malloc'd dir/name */
 
-/* Independent parse of a segment image: groups from TH_BLOCK on. */
+/* Independent parse of a segment image: groups from TH_BLOCK on, up to the
+ * first block that is not a group header of the segment's tag. */
 struct th_group {
 	uint64_t off, seq, durable_through;
 	uint32_t batch_bytes;

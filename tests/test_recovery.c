@@ -16,6 +16,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "shiplog/crc32c.h"
 #include "shiplog/err.h"
 #include "shiplog/log.h"
 #include "shiplog/store.h"
@@ -553,16 +554,299 @@ static void test_truncated_group_recovers(void **state)
 	th_check_reads(f->s, &f->log, 0);
 }
 
+/* --- spares and recycled segments ---------------------------------------- */
+
+static void rename_file(const char *dir, const char *from, const char *to)
+{
+	char *a = th_path(dir, from), *b = th_path(dir, to);
+
+	assert_int_equal(rename(a, b), 0);
+	free(a);
+	free(b);
+}
+
+/* A crash in a roll-over after the spare got its header and groups but
+ * before its new name was durable leaves a spare holding groups that were
+ * never reported durable. Appending the very same batches again makes those
+ * groups valid in every respect (CRCs, sequence, chain) but their tag: the
+ * log must end where the new appends end, not where the old ones did. */
+static void test_crash_mid_roll_leaves_spare(void **state)
+{
+	struct fixture *f = *state;
+	struct sl_store_info info;
+	char names[16][32], *spare;
+	uint64_t seg2;
+	int n;
+
+	f->o.max_inflight = 1;
+	open_ok(f);
+	do {
+		append_ok(f, 1, 2500, 1);
+		sync_ok(f);
+		sl_store_get_info(f->s, &info);
+	} while (info.segments < 2);
+	for (int i = 0; i < 8; i++) { /* groups of the new segment */
+		append_ok(f, 1, 2500, 1);
+		sync_ok(f);
+	}
+	close_store(f);
+	n = th_list_segments(f->dir, names, 16);
+	assert_int_equal(n, 2);
+	seg2 = strtoull(names[1], NULL, 10);
+	/* The rename never reached the disk. */
+	rename_file(f->dir, names[1], "00000000000000000777.spare");
+	th_log_truncate(&f->log, seg2 - 1);
+	open_ok(f);
+	sl_store_get_info(f->s, &info);
+	assert_int_equal(info.next_lsn, seg2);
+	assert_int_equal(info.segments, 1);
+	assert_true(info.spares >= 1);
+	/* The same batches again, fewer of them: the roll-over takes the
+	 * recycled spare (preferred), under a new tag. */
+	for (int i = 0; i < 4; i++) {
+		append_ok(f, 1, 2500, 1);
+		sync_ok(f);
+	}
+	sl_store_get_info(f->s, &info);
+	assert_int_equal(info.segments, 2);
+	close_store(f);
+	spare = th_path(f->dir, "00000000000000000777.spare");
+	assert_int_equal(access(spare, F_OK), -1); /* it became the segment */
+	free(spare);
+	open_ok(f);
+	sl_store_get_info(f->s, &info);
+	assert_int_equal(info.torn_bytes, 0);
+	assert_int_equal(info.next_lsn, f->log.next_lsn);
+	th_check_reads(f->s, &f->log, 0);
+	append_ok(f, 2, 300, 0);
+	sync_ok(f);
+	close_store(f);
+	open_ok(f);
+	sl_store_get_info(f->s, &info);
+	assert_int_equal(info.next_lsn, f->log.next_lsn);
+	th_check_reads(f->s, &f->log, 0);
+}
+
+/* Spares in any state a crash can leave while one is prepared (empty,
+ * short, full size) or junk with a similar name: the log opens, usable
+ * spares are taken, the others removed, and appends roll over into them. */
+static void test_leftover_spares(void **state)
+{
+	struct fixture *f = *state;
+	struct sl_store_info info;
+	char names[16][32];
+	uint8_t *zeros = calloc(1, 64 << 10);
+	char *p;
+
+	open_ok(f);
+	durable_groups(f, 3, 200);
+	close_store(f);
+	p = th_path(f->dir, "00000000000000000010.spare");
+	th_write_file(p, zeros, 0); /* created, not yet fallocated */
+	free(p);
+	p = th_path(f->dir, "00000000000000000011.spare");
+	th_write_file(p, zeros, 20000); /* fallocate cut short */
+	free(p);
+	p = th_path(f->dir, "00000000000000000012.spare");
+	th_write_file(p, zeros, 64 << 10); /* complete */
+	free(p);
+	p = th_path(f->dir, "junk.spare");
+	th_write_file(p, zeros, 64 << 10);
+	free(p);
+	open_ok(f);
+	/* The complete one is kept (with the one this log prepared before),
+	 * the two half-made ones are removed. */
+	sl_store_get_info(f->s, &info);
+	assert_int_equal(info.spares, 2);
+	assert_int_equal(th_list_spares(f->dir, names, 16), 2);
+	assert_string_equal(names[1], "00000000000000000012.spare");
+	p = th_path(f->dir, "junk.spare"); /* not ours: left alone */
+	assert_int_equal(access(p, F_OK), 0);
+	free(p);
+	th_check_reads(f->s, &f->log, 0);
+	for (int i = 0; i < 40; i++)
+		append_ok(f, 2, 1000, (uint32_t)i % 2);
+	sync_ok(f);
+	sl_store_get_info(f->s, &info);
+	assert_true(info.segments >= 2);
+	close_store(f);
+	open_ok(f);
+	sl_store_get_info(f->s, &info);
+	assert_int_equal(info.torn_bytes, 0);
+	assert_int_equal(info.next_lsn, f->log.next_lsn);
+	th_check_reads(f->s, &f->log, 0);
+	free(zeros);
+}
+
+/* First index of f->log holding an lsn >= lsn. */
+static size_t first_batch_from(const struct fixture *f, uint64_t lsn)
+{
+	size_t i = 0;
+
+	while (i < f->log.n && f->log.b[i].lsn < lsn)
+		i++;
+	return i;
+}
+
+/* Fill segments, drop them into spares, and roll into a recycled one: the
+ * tail is then a recycled segment holding `groups` durable groups, and the
+ * old groups of the file past them. Returns the tail's name in name. */
+static void recycled_tail(struct fixture *f, int groups, char name[32])
+{
+	struct sl_store_info info;
+	char names[16][32];
+
+	open_ok(f);
+	for (int i = 0; i < 30; i++) {
+		append_ok(f, 1, 2500, 1);
+		sync_ok(f);
+	}
+	assert_true(sl_store_drop_before(f->s, f->log.next_lsn) >= 1);
+	do {
+		append_ok(f, 1, 2500, 1);
+		sync_ok(f);
+		sl_store_get_info(f->s, &info);
+	} while (info.segments < 2);
+	for (int i = 1; i < groups; i++)
+		durable_groups(f, 1, 300 + 50 * (uint32_t)i);
+	close_store(f);
+	assert_int_equal(th_list_segments(f->dir, names, 16), 2);
+	memcpy(name, names[1], 32);
+}
+
+/* A torn last group in a recycled segment is cut like any other, and only
+ * the segment's own bytes count as torn (not its earlier life past them). */
+static void test_recycled_torn_tail(void **state)
+{
+	struct fixture *f = *state;
+	struct sl_store_info info;
+	struct th_group g[64];
+	char name[32], *seg;
+	uint8_t *img;
+	size_t len, keep;
+	int ng;
+
+	recycled_tail(f, 4, name);
+	seg = th_path(f->dir, name);
+	img = th_read_file(seg, &len);
+	assert_int_equal(img[6], 1); /* recycled */
+	ng = th_parse_groups(img, len, g, 64);
+	assert_int_equal(ng, 4);
+	assert_true(last_nonzero(img, g[3].off + TH_BLOCK, len) > (int64_t)(g[3].off + TH_BLOCK));
+	th_flip_byte(seg, g[3].batch_off[0] + 60);
+	open_ok(f);
+	sl_store_get_info(f->s, &info);
+	assert_true(info.torn_bytes > 0);
+	assert_true(info.torn_bytes <= g[3].batch_len[0] + 32);
+	keep = f->log.n - 1;
+	th_log_truncate(&f->log, f->log.b[keep].lsn - 1);
+	assert_int_equal(info.next_lsn, f->log.next_lsn);
+	th_check_reads(f->s, &f->log, first_batch_from(f, info.first_lsn));
+	/* The cut zeroed that group's header block; the old life stays. */
+	free(img);
+	img = th_read_file(seg, &len);
+	assert_int_equal(th_parse_groups(img, len, g, 64), 3);
+	for (int i = 0; i < 3; i++)
+		durable_groups(f, 1, 700);
+	close_store(f);
+	open_ok(f);
+	sl_store_get_info(f->s, &info);
+	assert_int_equal(info.torn_bytes, 0);
+	assert_int_equal(info.next_lsn, f->log.next_lsn);
+	th_check_reads(f->s, &f->log, first_batch_from(f, info.first_lsn));
+	free(img);
+	free(seg);
+}
+
+/* In a recycled segment, a damaged header of a durable group looks like the
+ * file's old bytes, but a later group vouches for it: corruption, refused. */
+static void test_recycled_corruption_refused(void **state)
+{
+	struct fixture *f = *state;
+	struct th_group g[64];
+	char name[32], *seg;
+	uint8_t *img;
+	size_t len;
+
+	recycled_tail(f, 5, name);
+	seg = th_path(f->dir, name);
+	img = th_read_file(seg, &len);
+	assert_int_equal(th_parse_groups(img, len, g, 64), 5);
+	th_flip_byte(seg, g[2].off + 10); /* its header */
+	check_refused(f, name, g[2].off);
+	free(img);
+	free(seg);
+}
+
+static void put_u32(uint8_t *p, uint32_t v)
+{
+	for (int i = 0; i < 4; i++)
+		p[i] = (uint8_t)(v >> (8 * i));
+}
+
+/* A log written before tags (segment format version 1: no tag, no flags,
+ * zero where group headers now carry the tag) opens and goes on. */
+static void test_version1_segment_opens(void **state)
+{
+	struct fixture *f = *state;
+	char *seg = th_path(f->dir, SEG1);
+	struct sl_store_info info;
+	struct th_group g[64];
+	uint8_t *img;
+	size_t len;
+	int ng;
+
+	open_ok(f);
+	durable_groups(f, 4, 250);
+	close_store(f);
+	img = th_read_file(seg, &len);
+	ng = th_parse_groups(img, len, g, 64);
+	assert_int_equal(ng, 4);
+	img[4] = 1; /* version */
+	img[5] = 0;
+	put_u32(img + 76, 0);
+	put_u32(img + 124, sl_crc32c(0, img, 124));
+	for (int i = 0; i < ng; i++) {
+		put_u32(img + g[i].off + 24, 0);
+		put_u32(img + g[i].off + 28, sl_crc32c(0, img + g[i].off, 28));
+	}
+	th_write_file(seg, img, len);
+	open_ok(f);
+	sl_store_get_info(f->s, &info);
+	assert_int_equal(info.torn_bytes, 0);
+	assert_int_equal(info.next_lsn, f->log.next_lsn);
+	th_check_reads(f->s, &f->log, 0);
+	durable_groups(f, 2, 250); /* more groups in the version-1 segment */
+	close_store(f);
+	open_ok(f);
+	sl_store_get_info(f->s, &info);
+	assert_int_equal(info.next_lsn, f->log.next_lsn);
+	th_check_reads(f->s, &f->log, 0);
+	free(img);
+	free(seg);
+}
+
 int main(void)
 {
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
 	const struct CMUnitTest tests[] = {
-	    T(test_torn_tail_every_offset),	   T(test_torn_by_short_file),
-	    T(test_torn_with_two_in_flight),	   T(test_corrupt_payload_refused),
-	    T(test_corrupt_batch_header_refused),  T(test_zeroed_group_refused),
-	    T(test_corrupt_last_group_looks_torn), T(test_torn_across_segments),
-	    T(test_foreign_segment_refused),	   T(test_other_cluster_segment_refused),
-	    T(test_unborn_segment_removed),	   T(test_truncated_group_recovers),
+	    T(test_torn_tail_every_offset),
+	    T(test_torn_by_short_file),
+	    T(test_torn_with_two_in_flight),
+	    T(test_corrupt_payload_refused),
+	    T(test_corrupt_batch_header_refused),
+	    T(test_zeroed_group_refused),
+	    T(test_corrupt_last_group_looks_torn),
+	    T(test_torn_across_segments),
+	    T(test_foreign_segment_refused),
+	    T(test_other_cluster_segment_refused),
+	    T(test_unborn_segment_removed),
+	    T(test_truncated_group_recovers),
+	    T(test_crash_mid_roll_leaves_spare),
+	    T(test_leftover_spares),
+	    T(test_recycled_torn_tail),
+	    T(test_recycled_corruption_refused),
+	    T(test_version1_segment_opens),
 	};
 #undef T
 	return cmocka_run_group_tests(tests, NULL, NULL);

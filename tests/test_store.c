@@ -658,6 +658,304 @@ static void test_enospc_fallocate(void **state)
 	th_check_reads(f->s, &f->log, 0);
 }
 
+/* --- spares: roll-over into prepared and recycled files ------------------ */
+
+/* Poll until the store has a spare ready (one is prepared in the background
+ * after open and after each roll-over). */
+static void wait_spare(struct fixture *f)
+{
+	struct sl_store_info info;
+
+	for (int i = 0; i < 1000; i++) {
+		sl_store_get_info(f->s, &info);
+		if (info.spares > 0)
+			return;
+		assert_true(sl_store_poll(f->s, 1) >= 0);
+	}
+	fail_msg("no spare became ready");
+}
+
+static uint16_t file_u16(const char *dir, const char *name, uint64_t off)
+{
+	char *p = th_path(dir, name);
+	size_t len;
+	uint8_t *img = th_read_file(p, &len);
+	uint16_t v;
+
+	assert_true(off + 2 <= len);
+	v = (uint16_t)(img[off] | img[off + 1] << 8);
+	free(img);
+	free(p);
+	return v;
+}
+
+/* A roll-over takes the spare prepared in the background: the spare's file
+ * becomes the segment (version 2, not recycled), and the next one is
+ * prepared. */
+static void test_roll_into_prepared_spare(void **state)
+{
+	struct fixture *f = *state;
+	struct sl_store_opts o = th_opts(f->dir, 1);
+	struct sl_store_info info;
+	char names[16][32], spare[32];
+	int n;
+
+	o.segment_bytes = 64 << 10;
+	o.group_bytes = 16 << 10;
+	open_store(f, &o);
+	wait_spare(f);
+	assert_int_equal(th_list_spares(f->dir, names, 16), 1);
+	memcpy(spare, names[0], sizeof(spare));
+	do {
+		append_ok(f, 2, 3000, 1);
+		sl_store_get_info(f->s, &info);
+	} while (info.segments < 2);
+	sync_ok(f);
+	n = th_list_segments(f->dir, names, 16);
+	assert_int_equal(n, 2);
+	assert_int_equal(file_u16(f->dir, names[1], 4), 2); /* version */
+	assert_int_equal(file_u16(f->dir, names[1], 6), 0); /* flags: a new file */
+	wait_spare(f);
+	n = th_list_spares(f->dir, names, 16);
+	assert_int_equal(n, 1);
+	assert_string_not_equal(names[0], spare); /* that one became the segment */
+	th_check_reads(f->s, &f->log, 0);
+	reopen(f, o);
+	check_info_matches_log(f);
+	sl_store_get_info(f->s, &info);
+	assert_int_equal(info.torn_bytes, 0);
+	assert_int_equal(info.spares, 1);
+	th_check_reads(f->s, &f->log, 0);
+}
+
+/* First index of f->log holding an lsn >= lsn. */
+static size_t first_batch_from(const struct fixture *f, uint64_t lsn)
+{
+	size_t i = 0;
+
+	while (i < f->log.n && f->log.b[i].lsn < lsn)
+		i++;
+	return i;
+}
+
+/* Retention turns dropped segments into spares, roll-overs write over them,
+ * and the log reads back and reopens exactly, cycle after cycle: the old
+ * groups left in the recycled files are never taken for the new ones. */
+static void test_recycle_cycles(void **state)
+{
+	struct fixture *f = *state;
+	struct sl_store_opts o = th_opts(f->dir, 1);
+	struct sl_store_info info;
+	char names[64][32];
+	int recycled = 0;
+
+	o.segment_bytes = 64 << 10;
+	o.group_bytes = 16 << 10;
+	open_store(f, &o);
+	for (int cycle = 0; cycle < 8; cycle++) {
+		uint64_t first;
+		int n, rc;
+
+		for (int i = 0; i < 70; i++)
+			append_ok(f, 1 + (uint32_t)(i + cycle) % 3,
+				  700 + (uint32_t)(i * 37 + cycle * 101) % 2500, (uint32_t)i % 2);
+		sync_ok(f);
+		if (cycle % 2 == 1) {
+			/* Several segments, recycled ones among them, each ending
+			 * with its old life after its last group: the scan must go
+			 * on to the next segment there. */
+			sl_store_get_info(f->s, &info);
+			first = info.first_lsn;
+			assert_true(info.segments >= 3);
+			n = th_list_segments(f->dir, names, 64);
+			for (int k = 0; k < n; k++)
+				recycled += file_u16(f->dir, names[k], 6) == 1;
+			reopen(f, o);
+			check_info_matches_log(f);
+			sl_store_get_info(f->s, &info);
+			assert_int_equal(info.torn_bytes, 0);
+			th_check_reads(f->s, &f->log, first_batch_from(f, first));
+		}
+		rc = sl_store_drop_before(f->s, f->log.next_lsn);
+		assert_true(rc >= 1);
+		sl_store_get_info(f->s, &info);
+		assert_int_equal(info.segments, 1);
+		n = th_list_spares(f->dir, names, 64);
+		assert_true(n >= 1 && n <= 3); /* 2, and one being prepared */
+		assert_int_equal(th_list_segments(f->dir, names, 64), 1);
+		first = info.first_lsn;
+		th_check_reads(f->s, &f->log, first_batch_from(f, first));
+		if (cycle % 3 == 2) {
+			reopen(f, o);
+			check_info_matches_log(f);
+			sl_store_get_info(f->s, &info);
+			assert_int_equal(info.torn_bytes, 0);
+			th_check_reads(f->s, &f->log, first_batch_from(f, first));
+		}
+	}
+	/* Recycled segments were in the log at those reopens. */
+	assert_true(recycled >= 3);
+}
+
+/* Same-sized groups put the old groups' headers exactly where the new
+ * groups go: after a reopen the first old header past the new ones has a
+ * valid CRC and a plausible sequence, and only its tag says it is not this
+ * segment's. */
+static void test_recycled_stale_headers_aligned(void **state)
+{
+	struct fixture *f = *state;
+	struct sl_store_opts o = th_opts(f->dir, 1);
+	struct sl_store_info info;
+	struct th_group g[64];
+	char names[16][32];
+	uint8_t *img;
+	size_t len;
+	char *path;
+	int ng;
+
+	o.segment_bytes = 64 << 10;
+	o.group_bytes = 16 << 10;
+	o.max_inflight = 1;
+	open_store(f, &o);
+	/* One batch per group, all of the same size: 3 blocks each. */
+	for (int i = 0; i < 50; i++) {
+		append_ok(f, 1, 9000, 1);
+		sync_ok(f);
+	}
+	assert_true(sl_store_drop_before(f->s, f->log.next_lsn) >= 2);
+	for (int k = 0; k < 3; k++) {
+		/* Roll into a recycled file, then a few groups: fewer than it held. */
+		do {
+			append_ok(f, 1, 9000, 1);
+			sync_ok(f);
+			sl_store_get_info(f->s, &info);
+		} while (info.segments < 2);
+		for (int i = 0; i < 2; i++) {
+			append_ok(f, 1, 9000, 1);
+			sync_ok(f);
+		}
+		reopen(f, o);
+		check_info_matches_log(f);
+		sl_store_get_info(f->s, &info);
+		assert_int_equal(info.torn_bytes, 0);
+		assert_int_equal(th_list_segments(f->dir, names, 16), 2);
+		path = th_path(f->dir, names[1]);
+		img = th_read_file(path, &len);
+		assert_int_equal(img[6], 1); /* recycled */
+		ng = th_parse_groups(img, len, g, 64);
+		assert_int_equal(ng, 3);
+		/* Where the next group goes: an old group header of another tag.
+		 * (After a reopen every spare counts as recycled, so a later
+		 * round may get one that was never written: zeros there.) */
+		assert_true(g[2].off + 3 * TH_BLOCK + 32 <= len);
+		if (k == 0 || memcmp(img + g[2].off + 3 * TH_BLOCK, "SLGR", 4) == 0) {
+			assert_int_equal(memcmp(img + g[2].off + 3 * TH_BLOCK, "SLGR", 4), 0);
+			assert_memory_not_equal(img + g[2].off + 3 * TH_BLOCK + 24, img + 76, 4);
+		} else {
+			for (int i = 0; i < 32; i++)
+				assert_int_equal(img[g[2].off + 3 * TH_BLOCK + (size_t)i], 0);
+		}
+		free(img);
+		free(path);
+		th_check_reads(f->s, &f->log, first_batch_from(f, info.first_lsn));
+		assert_int_equal(sl_store_drop_before(f->s, f->log.next_lsn), 1);
+	}
+}
+
+/* A spare that cannot be prepared (ENOSPC from fallocate) costs nothing but
+ * the spare: roll-over creates its segment, and preparation resumes. */
+static void test_spare_preparation_fails(void **state)
+{
+	struct fixture *f = *state;
+	struct sl_store_opts o = th_opts(f->dir, 1);
+	struct sl_store_info info;
+	char names[16][32];
+
+	o.segment_bytes = 64 << 10;
+	o.group_bytes = 16 << 10;
+	o.faults = &f->faults.hook;
+	open_store(f, &o);
+	th_faults_arm(&f->faults, SL_STORE_OP_FALLOCATE, 1, -ENOSPC, 0);
+	do
+		assert_true(sl_store_poll(f->s, 1) >= 0);
+	while (f->faults.fired == 0);
+	sl_store_get_info(f->s, &info);
+	assert_int_equal(info.spares, 0);
+	assert_int_equal(th_list_spares(f->dir, names, 16), 0); /* removed */
+	for (int i = 0; i < 60; i++)
+		append_ok(f, 2, 1500, 1);
+	sync_ok(f);
+	sl_store_get_info(f->s, &info);
+	assert_true(info.segments >= 3);
+	assert_int_equal(info.failed, 0);
+	wait_spare(f);
+	th_check_reads(f->s, &f->log, 0);
+	reopen(f, o);
+	check_info_matches_log(f);
+	th_check_reads(f->s, &f->log, 0);
+}
+
+/* A failed step of a roll-over into a spare fails the store from the new
+ * segment's first group on, even when that group's own write succeeded; the
+ * log reopens with what was durable. */
+static void run_roll_failure(void **state, enum sl_store_op op, int res, const char *what)
+{
+	struct fixture *f = *state;
+	struct sl_store_opts o = th_opts(f->dir, 1);
+	struct sl_store_info info;
+	uint64_t seg2_lsn;
+	int rc = 0;
+
+	o.segment_bytes = 64 << 10;
+	o.group_bytes = 16 << 10;
+	o.max_inflight = 2;
+	o.faults = &f->faults.hook;
+	open_store(f, &o);
+	wait_spare(f);
+	th_faults_arm(&f->faults, op, 1, res, 0);
+	f->faults.fail_off = 0;
+	do {
+		seg2_lsn = f->log.next_lsn;
+		rc = th_append(f->s, &f->log, 1, 3000, 1);
+		sl_store_get_info(f->s, &info);
+	} while (rc == 0 && info.segments < 2);
+	for (int i = 0; rc >= 0 && i < 1000; i++)
+		rc = sl_store_poll(f->s, 1);
+	assert_int_equal(f->faults.fired, 1);
+	assert_int_equal(rc, res);
+	sl_store_get_info(f->s, &info);
+	assert_int_equal(info.failed, res);
+	assert_true(info.durable_lsn < seg2_lsn); /* nothing of the new segment */
+	assert_non_null(strstr(sl_err_msg(), what));
+	assert_int_equal(th_append(f->s, &f->log, 1, 100, 0), res);
+	sl_store_close(f->s);
+	f->s = NULL;
+	/* The new segment's name may or may not have been made: either opens,
+	 * and the log holds (at least) what was reported durable. */
+	th_log_truncate(&f->log, info.durable_lsn);
+	o.faults = NULL;
+	o.create = 0;
+	assert_int_equal(sl_store_open(&f->s, &o), 0);
+	sl_store_get_info(f->s, &info);
+	assert_true(info.next_lsn >= f->log.next_lsn);
+	th_check_reads(f->s, &f->log, 0);
+}
+
+static void test_roll_header_write_fails(void **state)
+{
+	run_roll_failure(state, SL_STORE_OP_WRITE, -EIO, "writing header of segment");
+}
+
+static void test_roll_rename_fails(void **state)
+{
+	run_roll_failure(state, SL_STORE_OP_RENAME, -ENOSPC, "renaming spare");
+}
+
+static void test_roll_dir_fsync_fails(void **state)
+{
+	run_roll_failure(state, SL_STORE_OP_FSYNC, -EIO, "fsync of directory");
+}
+
 static void test_bad_directories(void **state)
 {
 	struct fixture *f = *state;
@@ -708,6 +1006,13 @@ int main(void)
 	    T(test_roundtrip_dsync_buffered),
 	    T(test_roundtrip_default),
 	    T(test_auto_falls_back_to_buffered),
+	    T(test_roll_into_prepared_spare),
+	    T(test_recycle_cycles),
+	    T(test_recycled_stale_headers_aligned),
+	    T(test_spare_preparation_fails),
+	    T(test_roll_header_write_fails),
+	    T(test_roll_rename_fails),
+	    T(test_roll_dir_fsync_fails),
 	    T(test_group_commit),
 	    T(test_append_validation),
 	    T(test_segment_rollover),

@@ -30,7 +30,8 @@ enum sl_store_op {
 	SL_STORE_OP_READ,
 	SL_STORE_OP_OPEN,	 /* opening or creating a segment file */
 	SL_STORE_OP_OPEN_DIRECT, /* the O_DIRECT probe (SL_IO_AUTO, SL_IO_DIRECT) */
-	SL_STORE_OP_FALLOCATE,	 /* preallocating a segment */
+	SL_STORE_OP_FALLOCATE,	 /* preallocating a segment or a spare */
+	SL_STORE_OP_RENAME,	 /* a spare into a segment, or a dropped segment into a spare */
 };
 
 /* Test hook: sees every io_uring completion before the store does and may
@@ -38,6 +39,10 @@ enum sl_store_op {
  * (0 or -errno) of the synchronous steps of creating a segment (OPEN,
  * FALLOCATE, then WRITE and FSYNC of its header at offset 0), of opening one
  * for writing, of the O_DIRECT probe and of the fdatasync made at open.
+ * Preparing a spare shows as OPEN then FALLOCATE (named after the spare); a
+ * roll-over into a spare as WRITE (its header, offset 0), RENAME and FSYNC
+ * (of the directory), named after the new segment; retention turning a
+ * segment into a spare as RENAME, named after the segment.
  * `segment` is the file name within the log directory. */
 struct sl_store_faults {
 	int (*on_complete)(void *ctx, enum sl_store_op op, const char *segment, uint64_t offset,
@@ -61,6 +66,13 @@ struct sl_store_opts {
 	uint32_t max_inflight; /* group writes in flight at once, default 2, at most 64 */
 	enum sl_sync_mode sync_mode;
 	enum sl_io_mode io_mode;
+	/* Spare files kept for future segments, default 2, at most 16; negative:
+	 * none. A spare is prepared in the background (created and fallocated
+	 * through io_uring) whenever none is ready, and sl_store_drop_before
+	 * turns dropped segments into spares (recycling: their blocks are
+	 * already written, so appends into them convert no extents) rather than
+	 * deleting them. With a spare ready, a roll-over never waits for I/O. */
+	int32_t spare_segments;
 	int create;		       /* 1: initialise an empty directory; 0: it must hold a log */
 	struct sl_batch_limits limits; /* zero: sl_batch_default_limits */
 	const struct sl_store_faults *faults;
@@ -80,6 +92,7 @@ struct sl_store_info {
 	enum sl_sync_mode sync_mode; /* the mode in use (never DEFAULT) */
 	uint32_t block_bytes;	     /* write alignment in use: max(4096, STATX_DIOALIGN) */
 	uint64_t torn_bytes;	     /* bytes of torn tail cut at open */
+	uint32_t spares;	     /* spare files ready for the next roll-overs */
 	uint64_t groups_written;
 };
 
@@ -139,6 +152,7 @@ int sl_store_truncate_after(struct sl_store *s, uint64_t lsn);
 
 /* Retention: delete whole segments whose batches all precede `lsn` and are
  * durable. The last segment is never deleted (its header anchors the chain).
+ * Up to spare_segments of them are kept as spares (renamed) for reuse.
  * Returns the number of segments deleted. */
 int sl_store_drop_before(struct sl_store *s, uint64_t lsn);
 
