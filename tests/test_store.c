@@ -274,6 +274,38 @@ static void test_append_validation(void **state)
 	th_check_reads(f->s, &f->log, 0);
 }
 
+/* The default sync mode is adaptive: a group alone goes out as one RWF_DSYNC
+ * write (no fdatasync), groups that join writes in flight as write + linked
+ * fdatasync; either way every batch is durable and reads back. */
+static void test_default_sync_adapts(void **state)
+{
+	struct fixture *f = *state;
+	struct sl_store_opts o = th_opts(f->dir, 1);
+	struct sl_store_info info;
+	unsigned fsyncs;
+
+	o.group_bytes = 16 << 10;
+	o.faults = &f->faults.hook;
+	open_store(f, &o);
+	sl_store_get_info(f->s, &info);
+	assert_int_equal(info.sync_mode, SL_SYNC_DSYNC);
+	assert_int_equal(info.sync_adaptive, 1);
+	fsyncs = f->faults.calls[SL_STORE_OP_FSYNC];
+	for (int i = 0; i < 20; i++) { /* queue depth 1 */
+		append_ok(f, 1, 500, 1);
+		sync_ok(f);
+	}
+	assert_int_equal(f->faults.calls[SL_STORE_OP_FSYNC], fsyncs);
+	for (int i = 0; i < 200; i++) /* a burst: groups queue behind each other */
+		append_ok(f, 3, 1500, (uint32_t)i % 2);
+	sync_ok(f);
+	assert_true(f->faults.calls[SL_STORE_OP_FSYNC] > fsyncs);
+	th_check_reads(f->s, &f->log, 0);
+	reopen(f, o);
+	check_info_matches_log(f);
+	th_check_reads(f->s, &f->log, 0);
+}
+
 /* Small segments: many roll-overs, each named by its base lsn. */
 static void test_segment_rollover(void **state)
 {
@@ -1006,6 +1038,7 @@ int main(void)
 	    T(test_roundtrip_dsync_buffered),
 	    T(test_roundtrip_default),
 	    T(test_auto_falls_back_to_buffered),
+	    T(test_default_sync_adapts),
 	    T(test_roll_into_prepared_spare),
 	    T(test_recycle_cycles),
 	    T(test_recycled_stale_headers_aligned),

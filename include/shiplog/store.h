@@ -12,8 +12,14 @@
 struct sl_store;
 
 enum sl_sync_mode {
-	SL_SYNC_DEFAULT = 0, /* the faster of the two as measured by shipbench store:
-			      * DSYNC (figures in sl_store_open, io/store.c) */
+	SL_SYNC_DEFAULT = 0, /* adaptive, as measured by shipbench store (figures in
+			      * sl_store_open, io/store.c): DSYNC for a group that
+			      * goes out while nothing submitted before it awaits
+			      * durability (the lowest latency at queue depth 1),
+			      * FDATASYNC for one that joins others (its write slot
+			      * frees when the data is written, so under load the
+			      * writes stay max_inflight deep while the fdatasyncs
+			      * trail) */
 	SL_SYNC_FDATASYNC,   /* write, then a linked fdatasync per group */
 	SL_SYNC_DSYNC,	     /* one RWF_DSYNC write per group */
 };
@@ -89,7 +95,8 @@ struct sl_store_info {
 	uint32_t segments;
 	int failed;		     /* 0, or the negative errno that failed the store */
 	int direct_io;		     /* 1 when writes use O_DIRECT */
-	enum sl_sync_mode sync_mode; /* the mode in use (never DEFAULT) */
+	enum sl_sync_mode sync_mode; /* the mode in use (never DEFAULT: DSYNC for it) */
+	int sync_adaptive;	     /* 1: DEFAULT, FDATASYNC for groups that join others */
 	uint32_t block_bytes;	     /* write alignment in use: max(4096, STATX_DIOALIGN) */
 	uint64_t torn_bytes;	     /* bytes of torn tail cut at open */
 	uint32_t spares;	     /* spare files ready for the next roll-overs */
