@@ -1,20 +1,49 @@
 /* shipbench store: the log store against the raw disk, on the same file
- * system in the same run.
+ * system in the same run. Each store figure has a raw figure made on the same
+ * terms: same file system, same write size (the store's group size), same
+ * number of writes in flight, same kind of file. The kind of file matters
+ * most: on ext4 a write into preallocated but never-written blocks
+ * (unwritten extents) converts extents, and a durable one must also write
+ * the inode's extent tree, so writes into a new file and writes over written
+ * blocks are different workloads.
  *
- *   raw_write_mb_s   plain io_uring O_DIRECT sequential writes of the store's
- *                    group size, `inflight` of them in flight, no fsync, into
- *                    a freshly preallocated file (as a new segment is)
- *   raw_fsync_*      4 KiB O_DIRECT pwrite + fdatasync at queue depth 1 (for
- *                    --sync dsync: pwritev2 with RWF_DSYNC), fresh file
- *   append_mb_s      the store appending pre-encoded batches in a closed loop
- *                    (group commit; the time includes the final sync, so
- *                    every byte counted is durable)
- *   durable_*        queue depth 1: append one ~4 KiB batch, flush, wait until
- *                    the store reports it durable
+ *   raw_write_mb_s     plain io_uring O_DIRECT sequential writes, no fsync, into
+ *                      a new preallocated file (as a new segment is). The
+ *                      file is never wrapped (RAW_FILE_BYTES; the phase ends
+ *                      early if it fills), so every write is a first write.
+ *   append_mb_s        a new log: the store appending pre-encoded batches in a
+ *                      closed loop (group commit; the time includes the final
+ *                      sync, so every byte counted is durable), every segment
+ *                      a new file. append_vs_raw = append / raw_write.
+ *   raw_overwrite_mb_s the same raw writes, wrapping over a file of
+ *                      OVERWRITE_FILE_BYTES written once beforehand (untimed):
+ *                      every write goes over written blocks.
+ *   recycled_mb_s      a log at steady state under retention: as append_mb_s,
+ *                      but the log first rolls over RECYCLE_WARM_SEGS segments
+ *                      (untimed), and while timed, whenever it holds more than
+ *                      two segments, sl_store_drop_before (its renames and
+ *                      directory fsync included in the time) turns the older
+ *                      ones into spares that later roll-overs reuse. The
+ *                      store's working set, about four segments, is what
+ *                      OVERWRITE_FILE_BYTES matches. recycled_vs_raw =
+ *                      recycled / raw_overwrite.
+ *   raw_fsync_*        4 KiB O_DIRECT pwrite + fdatasync at queue depth 1 (for
+ *                      the dsync and default modes: pwritev2 with RWF_DSYNC,
+ *                      which is what the store's default sends a lone group
+ *                      with), fresh file
+ *   durable_*          queue depth 1 on a new log: append one ~4 KiB batch,
+ *                      flush, wait until the store reports it durable
  *
- * Each phase runs for --seconds in ROUNDS slices, the sync modes alternating
- * their order from round to round so neither always runs first on a disk the
- * other just warmed. MB/s counts batch (stored) bytes, 1 MB = 1e6 bytes. */
+ * Every store throughput phase runs right after its raw counterpart, and
+ * each sync mode reports the raw figures measured next to its own phases:
+ * the disk is shared and its speed drifts by tens of percent over seconds, so
+ * a raw figure from another moment would compare the drift, not the store.
+ * Each phase runs for --seconds in rounds of about SLICE_SECONDS (at least
+ * MIN_ROUNDS), short so that the drift averages out over many pairs; the sync
+ * modes rotate their order from round to round so none always runs first on
+ * a disk another just warmed. The store's sync modes: default (adaptive, see
+ * store.h), fdatasync and dsync. MB/s counts batch (stored) bytes for the
+ * store and written bytes for the raw loops, 1 MB = 1e6 bytes. */
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -36,16 +65,20 @@
 #include "shiplog/le.h"
 #include "shiplog/store.h"
 
-#define ROUNDS	       3
-#define RAW_FILE_BYTES (1ull << 30)
-#define TEMPLATES      8
-#define SMALL_RAW      3900 /* a ~4 KiB batch: with headers, one 4 KiB block */
+#define MIN_ROUNDS	     3
+#define SLICE_SECONDS	     0.5 /* target length of one phase's slice */
+#define RAW_FILE_BYTES	     (2ull << 30)
+#define OVERWRITE_FILE_BYTES (256ull << 20)
+#define RECYCLE_WARM_SEGS    4
+#define TEMPLATES	     8
+#define SMALL_RAW	     3900 /* a ~4 KiB batch: with headers, one 4 KiB block */
 
 struct sbench_opts {
 	uint32_t batch_bytes;
 	uint32_t group_bytes;
 	uint32_t inflight;
-	enum sl_sync_mode modes[2];
+	int32_t spares;
+	enum sl_sync_mode modes[3];
 	int nmodes;
 };
 
@@ -54,6 +87,10 @@ struct mode_result {
 	enum sl_sync_mode mode;
 	uint64_t append_bytes;
 	uint64_t append_ns;
+	uint64_t recycled_bytes;
+	uint64_t recycled_ns;
+	uint64_t raw_bytes, raw_ns;   /* raw_write, run just before each append */
+	uint64_t over_bytes, over_ns; /* raw_overwrite, just before each recycled */
 	struct sl_hist durable;
 	struct sl_hist raw_sync;
 	int direct_io;
@@ -65,17 +102,27 @@ static void usage(FILE *f)
 {
 	fprintf(f, "usage: shipbench store [--json] [--seconds S] [--dir DIR] [--seed N]\n"
 		   "                      [--batch-bytes N] [--group-bytes N] [--inflight N]\n"
-		   "                      [--sync fdatasync|dsync|both]\n"
+		   "                      [--sync default|fdatasync|dsync|both|all] [--spares N]\n"
 		   "  --batch-bytes N  raw bytes per batch in the append phase (default 65536)\n"
 		   "  --group-bytes N  the store's group_bytes and the raw write size (default "
 		   "1048576)\n"
 		   "  --inflight N     groups (and raw writes) in flight (default 2)\n"
-		   "  --sync MODE      durability op measured (default both)\n");
+		   "  --sync MODE      the store's sync_mode measured (default all; both: "
+		   "fdatasync and dsync)\n"
+		   "  --spares N       the store's spare_segments (default 0: its default; -1: "
+		   "none)\n");
 }
 
 static const char *mode_name(enum sl_sync_mode m)
 {
-	return m == SL_SYNC_DSYNC ? "dsync" : "fdatasync";
+	return m == SL_SYNC_DEFAULT ? "default" : m == SL_SYNC_DSYNC ? "dsync" : "fdatasync";
+}
+
+/* The plain system calls a mode's QD1 latency is measured against: the
+ * default sends a group that is alone with RWF_DSYNC. */
+static enum sl_sync_mode raw_sync_mode(enum sl_sync_mode m)
+{
+	return m == SL_SYNC_FDATASYNC ? SL_SYNC_FDATASYNC : SL_SYNC_DSYNC;
 }
 
 static int parse_opts(int argc, char **argv, struct sbench_opts *o)
@@ -83,9 +130,11 @@ static int parse_opts(int argc, char **argv, struct sbench_opts *o)
 	o->batch_bytes = 64 << 10;
 	o->group_bytes = 1 << 20;
 	o->inflight = 2;
-	o->modes[0] = SL_SYNC_FDATASYNC;
-	o->modes[1] = SL_SYNC_DSYNC;
-	o->nmodes = 2;
+	o->spares = 0;
+	o->modes[0] = SL_SYNC_DEFAULT;
+	o->modes[1] = SL_SYNC_FDATASYNC;
+	o->modes[2] = SL_SYNC_DSYNC;
+	o->nmodes = 3;
 	for (int i = 1; i < argc; i++) { /* argv[0] is the subcommand */
 		const char *a = argv[i];
 		int has_val = i + 1 < argc;
@@ -96,18 +145,30 @@ static int parse_opts(int argc, char **argv, struct sbench_opts *o)
 			o->group_bytes = (uint32_t)strtoul(argv[++i], NULL, 0);
 		} else if (strcmp(a, "--inflight") == 0 && has_val) {
 			o->inflight = (uint32_t)strtoul(argv[++i], NULL, 0);
+		} else if (strcmp(a, "--spares") == 0 && has_val) {
+			o->spares = (int32_t)strtol(argv[++i], NULL, 0);
 		} else if (strcmp(a, "--sync") == 0 && has_val) {
 			const char *v = argv[++i];
 
 			o->nmodes = 1;
-			if (strcmp(v, "fdatasync") == 0)
+			if (strcmp(v, "default") == 0) {
+				o->modes[0] = SL_SYNC_DEFAULT;
+			} else if (strcmp(v, "fdatasync") == 0) {
 				o->modes[0] = SL_SYNC_FDATASYNC;
-			else if (strcmp(v, "dsync") == 0)
+			} else if (strcmp(v, "dsync") == 0) {
 				o->modes[0] = SL_SYNC_DSYNC;
-			else if (strcmp(v, "both") == 0)
+			} else if (strcmp(v, "both") == 0) {
+				o->modes[0] = SL_SYNC_FDATASYNC;
+				o->modes[1] = SL_SYNC_DSYNC;
 				o->nmodes = 2;
-			else
+			} else if (strcmp(v, "all") == 0) {
+				o->modes[0] = SL_SYNC_DEFAULT;
+				o->modes[1] = SL_SYNC_FDATASYNC;
+				o->modes[2] = SL_SYNC_DSYNC;
+				o->nmodes = 3;
+			} else {
 				goto bad;
+			}
 		} else if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
 			usage(stdout);
 			return 1;
@@ -129,39 +190,40 @@ bad:
 
 /* --- the raw baselines --------------------------------------------------- */
 
-/* Sequential O_DIRECT writes of `wbytes`, `depth` in flight, for `secs`. */
-static int raw_write(const char *dir, uint32_t wbytes, unsigned depth, double secs, uint64_t *bytes,
-		     uint64_t *ns, uint64_t *seed)
+/* Sequential O_DIRECT writes of `wbytes`, `depth` in flight, into fd from
+ * offset 0 for `secs`: wrapping at `file_bytes` when `wrap`, else stopping
+ * there (which ends the phase early). secs < 0: one pass, untimed. */
+static int raw_loop(int fd, uint64_t file_bytes, int wrap, uint32_t wbytes, unsigned depth,
+		    double secs, uint64_t *bytes, uint64_t *ns, uint64_t *seed)
 {
 	struct io_uring ring;
 	struct iovec iov;
-	char path[4096];
 	uint8_t *buf;
 	uint64_t off = 0, start, deadline, done = 0;
 	unsigned inflight = 0;
-	int fd, rc;
+	int rc;
 
-	if ((fd = bench_fresh_file(dir, "raw-write", RAW_FILE_BYTES, path, sizeof(path))) < 0)
-		return fd;
-	if (posix_memalign((void **)&buf, 4096, (size_t)wbytes * depth)) {
-		close(fd);
+	if (posix_memalign((void **)&buf, 4096, (size_t)wbytes * depth))
 		return -ENOMEM;
-	}
 	bench_fill_random(buf, (size_t)wbytes * depth, seed);
 	if ((rc = io_uring_queue_init(2 * depth, &ring, 0)) < 0)
 		goto out;
 	iov = (struct iovec){.iov_base = buf, .iov_len = (size_t)wbytes * depth};
 	io_uring_register_buffers(&ring, &iov, 1);
 	start = bench_now_ns();
-	deadline = start + (uint64_t)(secs * 1e9);
+	deadline = secs < 0 ? UINT64_MAX : start + (uint64_t)(secs * 1e9);
 	for (;;) {
 		struct io_uring_cqe *cqe;
 
 		while (inflight < depth && bench_now_ns() < deadline) {
-			struct io_uring_sqe *sqe = io_uring_get_sqe(&ring);
+			struct io_uring_sqe *sqe;
 
-			if (off + wbytes > RAW_FILE_BYTES)
+			if (off + wbytes > file_bytes) {
+				if (!wrap)
+					break;
 				off = 0;
+			}
+			sqe = io_uring_get_sqe(&ring);
 			io_uring_prep_write_fixed(
 			    sqe, fd, buf + (size_t)(inflight % depth) * wbytes, wbytes, off, 0);
 			off += wbytes;
@@ -184,14 +246,58 @@ static int raw_write(const char *dir, uint32_t wbytes, unsigned depth, double se
 		if (rc < 0 && inflight == 0)
 			break;
 	}
-	*ns += bench_now_ns() - start;
-	*bytes += done;
+	if (ns != NULL) {
+		*ns += bench_now_ns() - start;
+		*bytes += done;
+	}
 	io_uring_queue_exit(&ring);
 	rc = rc < 0 ? rc : 0;
 out:
 	free(buf);
-	close(fd);
 	return rc;
+}
+
+/* Into a new preallocated file: every write a first write, into blocks as
+ * new as a new segment's. A file of its own for every phase: with online
+ * discard (the development machine's ext4 has -o discard) freed blocks are
+ * trimmed, and a virtual disk then deallocates them on the host, so blocks
+ * written before are faster to write again than new ones, at every level
+ * below the file system too. The file is removed right after (untimed): on
+ * the development machine unlink discards synchronously (about 350 ms for
+ * 2 GiB) and the next phase shows no after-effect; settle() then commits any
+ * journal a file system has before the next phase starts. */
+static int raw_write(const char *dir, uint32_t wbytes, unsigned depth, double secs, uint64_t *bytes,
+		     uint64_t *ns, uint64_t *seed)
+{
+	char path[4096];
+	int fd, rc;
+
+	if ((fd = bench_fresh_file(dir, "raw-write", RAW_FILE_BYTES, path, sizeof(path))) < 0)
+		return fd;
+	rc = raw_loop(fd, RAW_FILE_BYTES, 0, wbytes, depth, secs, bytes, ns, seed);
+	close(fd);
+	unlink(path);
+	return rc;
+}
+
+/* Over written blocks: the file is made and written once (untimed), then
+ * kept in *fd for the later rounds. */
+static int raw_overwrite(const char *dir, int *fd, uint32_t wbytes, unsigned depth, double secs,
+			 uint64_t *bytes, uint64_t *ns, uint64_t *seed)
+{
+	char path[4096];
+	int rc;
+
+	if (*fd < 0) {
+		*fd = bench_fresh_file(dir, "raw-overwrite", OVERWRITE_FILE_BYTES, path,
+				       sizeof(path));
+		if (*fd < 0)
+			return *fd;
+		rc = raw_loop(*fd, OVERWRITE_FILE_BYTES, 0, wbytes, depth, -1, NULL, NULL, seed);
+		if (rc < 0 || (rc = fsync(*fd) < 0 ? -errno : 0) < 0)
+			return rc;
+	}
+	return raw_loop(*fd, OVERWRITE_FILE_BYTES, 1, wbytes, depth, secs, bytes, ns, seed);
 }
 
 /* --- the store ----------------------------------------------------------- */
@@ -281,6 +387,7 @@ static int open_bench_store(const char *base, const char *tag, const struct sben
 				   .max_inflight = o->inflight,
 				   .sync_mode = mode,
 				   .io_mode = SL_IO_AUTO,
+				   .spare_segments = o->spares,
 				   .create = 1};
 	int rc;
 
@@ -334,6 +441,86 @@ static int store_append(const char *base, const struct sbench_opts *o, enum sl_s
 	r->direct_io = info.direct_io;
 out:
 	sl_store_close(s);
+	bench_remove_dir(dir); /* untimed, like raw_write's unlink */
+	templates_free(&t);
+	return rc;
+}
+
+/* Start each phase on a quiet file system: what the last one left dirty is
+ * written and committed first. */
+static void settle(const char *base)
+{
+	int fd = open(base, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+
+	if (fd >= 0) {
+		syncfs(fd);
+		close(fd);
+	}
+}
+
+/* Append the next batch, polling while the store is busy. */
+static int append_one(struct sl_store *s, struct templates *t, uint64_t n, uint64_t *bytes)
+{
+	size_t len;
+	const uint8_t *b = templates_next(t, n, &len);
+	int rc;
+
+	while ((rc = sl_store_append(s, b, len)) == -EAGAIN)
+		if ((rc = sl_store_poll(s, 1)) < 0)
+			return rc;
+	*bytes += len;
+	return rc;
+}
+
+/* Steady state under retention: roll over RECYCLE_WARM_SEGS segments, drop
+ * all but the last (they become the spares), then a closed loop as in
+ * store_append that keeps retention going, so roll-overs reuse the files
+ * retention left. */
+static int store_recycled(const char *base, const struct sbench_opts *o, enum sl_sync_mode mode,
+			  double secs, struct mode_result *r, uint64_t *seed)
+{
+	struct templates t;
+	struct sl_store *s = NULL;
+	struct sl_store_info info;
+	char dir[4096];
+	uint64_t start, deadline, n = 0, bytes = 0;
+	int rc;
+
+	if ((rc = templates_make(&t, o->batch_bytes, seed)) < 0)
+		return rc;
+	if ((rc = open_bench_store(base, "recycled", o, mode, &s, dir, sizeof(dir))) < 0)
+		goto out;
+	do {
+		rc = append_one(s, &t, n++, &bytes);
+		sl_store_get_info(s, &info);
+	} while (rc == 0 && info.segments < RECYCLE_WARM_SEGS);
+	if (rc == 0)
+		rc = sl_store_sync(s);
+	if (rc == 0)
+		rc = sl_store_drop_before(s, UINT64_MAX);
+	settle(base);
+	bytes = 0;
+	start = bench_now_ns();
+	deadline = start + (uint64_t)(secs * 1e9);
+	while (rc >= 0 && bench_now_ns() < deadline) {
+		rc = append_one(s, &t, n, &bytes);
+		if (rc == 0 && ++n % 16 == 0) {
+			sl_store_get_info(s, &info);
+			if (info.segments > 2)
+				rc = sl_store_drop_before(s, UINT64_MAX);
+		}
+	}
+	if (rc >= 0)
+		rc = sl_store_sync(s);
+	if (rc < 0) {
+		fprintf(stderr, "shipbench store: recycled: %s\n", sl_err_msg());
+		goto out;
+	}
+	r->recycled_ns += bench_now_ns() - start;
+	r->recycled_bytes += bytes;
+out:
+	sl_store_close(s);
+	bench_remove_dir(dir);
 	templates_free(&t);
 	return rc;
 }
@@ -370,20 +557,9 @@ static int store_latency(const char *base, const struct sbench_opts *o, enum sl_
 	rc = rc < 0 ? rc : 0;
 out:
 	sl_store_close(s);
+	bench_remove_dir(dir);
 	templates_free(&t);
 	return rc;
-}
-
-/* Start each phase on a quiet file system: what the last one left dirty is
- * written and committed first. */
-static void settle(const char *base)
-{
-	int fd = open(base, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-
-	if (fd >= 0) {
-		syncfs(fd);
-		close(fd);
-	}
 }
 
 static double us(uint64_t ns)
@@ -392,10 +568,14 @@ static double us(uint64_t ns)
 }
 
 static void report(const struct bench_common *c, const struct sbench_opts *o,
-		   const struct mode_result *r, double raw_mb_s)
+		   const struct mode_result *r)
 {
+	double raw_mb_s = r->raw_ns ? (double)r->raw_bytes * 1e3 / (double)r->raw_ns : 0.0;
+	double over_mb_s = r->over_ns ? (double)r->over_bytes * 1e3 / (double)r->over_ns : 0.0;
 	double append_mb_s =
 	    r->append_ns ? (double)r->append_bytes * 1e3 / (double)r->append_ns : 0.0;
+	double recycled_mb_s =
+	    r->recycled_ns ? (double)r->recycled_bytes * 1e3 / (double)r->recycled_ns : 0.0;
 	double d50 = us(sl_hist_quantile(&r->durable, 0.5)),
 	       d99 = us(sl_hist_quantile(&r->durable, 0.99)),
 	       d999 = us(sl_hist_quantile(&r->durable, 0.999)),
@@ -413,6 +593,9 @@ static void report(const struct bench_common *c, const struct sbench_opts *o,
 		bench_json_num(&j, "append_mb_s", append_mb_s);
 		bench_json_num(&j, "raw_write_mb_s", raw_mb_s);
 		bench_json_num(&j, "append_vs_raw", append_mb_s / raw_mb_s);
+		bench_json_num(&j, "recycled_mb_s", recycled_mb_s);
+		bench_json_num(&j, "raw_overwrite_mb_s", over_mb_s);
+		bench_json_num(&j, "recycled_vs_raw", recycled_mb_s / over_mb_s);
 		bench_json_num(&j, "durable_p50_us", d50);
 		bench_json_num(&j, "durable_p99_us", d99);
 		bench_json_num(&j, "durable_p999_us", d999);
@@ -422,6 +605,7 @@ static void report(const struct bench_common *c, const struct sbench_opts *o,
 		bench_json_int(&j, "batch_bytes", o->batch_bytes);
 		bench_json_int(&j, "group_bytes", o->group_bytes);
 		bench_json_int(&j, "inflight", o->inflight);
+		bench_json_int(&j, "spares", o->spares);
 		bench_json_int(&j, "durable_samples", (long long)r->durable.count);
 		bench_json_end(&j);
 		return;
@@ -431,24 +615,31 @@ static void report(const struct bench_common *c, const struct sbench_opts *o,
 	       o->group_bytes, o->inflight);
 	printf("  append          %9.1f MB/s   raw write %9.1f MB/s   ratio %.3f\n", append_mb_s,
 	       raw_mb_s, append_mb_s / raw_mb_s);
+	printf("  recycled        %9.1f MB/s   raw over  %9.1f MB/s   ratio %.3f\n", recycled_mb_s,
+	       over_mb_s, recycled_mb_s / over_mb_s);
 	printf("  durable, QD1    p50 %7.1f us   p99 %7.1f us   p99.9 %7.1f us   (%llu)\n", d50,
 	       d99, d999, (unsigned long long)r->durable.count);
 	printf("  raw %s QD1 p50 %7.1f us   p99 %7.1f us   durable/raw p50 %.3f\n",
-	       r->mode == SL_SYNC_DSYNC ? "dsync    " : "fdatasync", f50, f99, d50 / f50);
+	       raw_sync_mode(r->mode) == SL_SYNC_DSYNC ? "dsync    " : "fdatasync", f50, f99,
+	       d50 / f50);
 }
 
 int bench_store_main(const struct bench_common *c, int argc, char **argv)
 {
 	struct sbench_opts o;
-	struct mode_result res[2];
+	struct mode_result res[3];
 	char base[4096];
 	struct statfs sfs;
-	uint64_t raw_bytes = 0, raw_ns = 0, seed = c->seed ? c->seed : 1;
-	double slice = c->seconds / ROUNDS;
-	int rc;
+	uint64_t seed = c->seed ? c->seed : 1;
+	int rounds = (int)(c->seconds / SLICE_SECONDS + 0.5);
+	double slice;
+	int rc, over_fd = -1;
 
 	if ((rc = parse_opts(argc, argv, &o)) != 0)
 		return rc > 0 ? 0 : 2;
+	if (rounds < MIN_ROUNDS)
+		rounds = MIN_ROUNDS;
+	slice = c->seconds / rounds;
 	snprintf(base, sizeof(base), "%s/shipbench-store-XXXXXX", c->dir ? c->dir : "/var/tmp");
 	if (mkdtemp(base) == NULL) {
 		fprintf(stderr, "shipbench store: mkdtemp %s: %s\n", base, strerror(errno));
@@ -465,29 +656,43 @@ int bench_store_main(const struct bench_common *c, int argc, char **argv)
 		sl_hist_reset(&res[m].durable);
 		sl_hist_reset(&res[m].raw_sync);
 	}
-	for (int round = 0; round < ROUNDS && rc == 0; round++) {
-		settle(base);
-		rc = raw_write(base, o.group_bytes, o.inflight, slice, &raw_bytes, &raw_ns, &seed);
+	for (int round = 0; round < rounds && rc == 0; round++) {
 		for (int k = 0; k < o.nmodes && rc == 0; k++) {
 			/* Alternate which mode goes first. */
 			struct mode_result *r = &res[(k + round) % o.nmodes];
 
 			settle(base);
-			rc = bench_raw_sync(base, r->mode, slice, &r->raw_sync, &seed);
+			rc = bench_raw_sync(base, raw_sync_mode(r->mode), slice, &r->raw_sync,
+					    &seed);
+			settle(base);
+			/* Each store phase right after its raw counterpart, so the
+			 * two see the same (shared, drifting) disk. */
+			if (rc == 0)
+				rc = raw_write(base, o.group_bytes, o.inflight, slice,
+					       &r->raw_bytes, &r->raw_ns, &seed);
 			settle(base);
 			if (rc == 0)
 				rc = store_append(base, &o, r->mode, slice, r, &seed);
 			settle(base);
 			if (rc == 0)
+				rc = raw_overwrite(base, &over_fd, o.group_bytes, o.inflight, slice,
+						   &r->over_bytes, &r->over_ns, &seed);
+			settle(base);
+			if (rc == 0)
+				rc = store_recycled(base, &o, r->mode, slice, r, &seed);
+			settle(base);
+			if (rc == 0)
 				rc = store_latency(base, &o, r->mode, slice, r, &seed);
 		}
-		bench_progress("store", (round + 1) * slice * (1 + 3 * o.nmodes),
-			       c->seconds * (1 + 3 * o.nmodes));
+		bench_progress("store", (round + 1) * slice * 6 * o.nmodes,
+			       c->seconds * 6 * o.nmodes);
 	}
+	if (over_fd >= 0)
+		close(over_fd);
 	bench_remove_dir(base);
 	if (rc != 0)
 		return 1;
 	for (int m = 0; m < o.nmodes; m++)
-		report(c, &o, &res[m], (double)raw_bytes * 1e3 / (double)raw_ns);
+		report(c, &o, &res[m]);
 	return 0;
 }
