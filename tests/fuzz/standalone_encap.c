@@ -1,50 +1,22 @@
-/* Replay driver for fuzz_encap without libFuzzer (gcc builds, CI); the same
- * command line as standalone.c, which does this for fuzz_batch.
+/* Replay driver for fuzz_encap without libFuzzer (gcc builds, CI); replay.c
+ * holds what every target's driver shares (command line, truncations and
+ * extensions, bit flips, random damage, splices).
  *
- * With file arguments it runs the target on each file (a corpus entry or a
- * crash reproducer). Without, it runs a deterministic set: valid packets from
- * the encoder (UDP of several sizes, with IP options, with the UDP checksum
- * omitted, completed offload packets, ARP requests and replies, padded runts,
- * other ethertypes), then mutations of each: every truncation and extension,
- * bit flips, every value of the version/IHL, protocol and flag bytes, length
- * fields at their edges, ARP fields, random damage and splices; the checksums
- * are recomputed after a patch so that the checks behind them are reached.
- * Every input is handed over in an exactly-sized heap block so ASan sees any
- * over-read. `--write-seeds DIR` stores the valid packets as a seed corpus. */
-#include <errno.h>
+ * Seeds: valid packets from the encoder (UDP of several sizes, with IP
+ * options, with the UDP checksum omitted, completed offload packets, ARP
+ * requests and replies, padded runts, other ethertypes). Its own patches:
+ * every value of the version/IHL, protocol and flag bytes, length fields at
+ * their edges, ARP fields, wrong UDP checksums, with the checksums recomputed
+ * after a patch so that the checks behind them are reached; and MAC strings. */
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "replay.h"
 #include "shiplog/encap.h"
 #include "shiplog/err.h"
 #include "shiplog/workload.h"
-
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-#define SEEDS_MAX 32
-
-static unsigned long n_inputs;
-static uint64_t rng = 0xe4ca9;
-
-static void run(const uint8_t *data, size_t len)
-{
-	uint8_t *copy = malloc(len ? len : 1);
-
-	if (copy == NULL)
-		abort();
-	if (len)
-		memcpy(copy, data, len);
-	LLVMFuzzerTestOneInput(copy, len);
-	free(copy);
-	n_inputs++;
-}
-
-static uint32_t below(uint32_t n)
-{
-	return (uint32_t)((sl_rng_next(&rng) >> 32) * n >> 32);
-}
 
 static void wbe16(uint8_t *p, uint16_t v)
 {
@@ -99,24 +71,19 @@ static void refix(uint8_t *b, size_t len)
 
 /* ---- seeds ---- */
 
-struct seed {
-	uint8_t *buf;
-	size_t len;
-};
-
 static const struct sl_endpoint ep_src = {{0x02, 1, 2, 3, 4, 5}, 0x01004d0a, 7001};
 static const struct sl_endpoint ep_dst = {{0x02, 9, 8, 7, 6, 5}, 0x02004d0a, 7002};
 
-static struct seed udp_seed(size_t payload, int offload_done, int no_csum)
+static struct replay_seed udp_seed(size_t payload, int offload_done, int no_csum)
 {
-	struct seed out;
+	struct replay_seed out;
 
 	out.len = SL_ENCAP_HDR + payload;
 	out.buf = malloc(out.len < SL_ETH_MIN ? SL_ETH_MIN : out.len);
 	if (out.buf == NULL)
 		abort();
 	for (size_t i = 0; i < payload; i++)
-		out.buf[SL_ENCAP_HDR + i] = (uint8_t)sl_rng_next(&rng);
+		out.buf[SL_ENCAP_HDR + i] = (uint8_t)replay_rand();
 	if (sl_encap_write(out.buf, out.len, &ep_src, &ep_dst, (uint16_t)payload, payload,
 			   offload_done ? SL_CSUM_OFFLOAD : SL_CSUM_SOFTWARE) < 0) {
 		fprintf(stderr, "fuzz_encap_replay: seed encode: %s\n", sl_err_msg());
@@ -142,9 +109,9 @@ static struct seed udp_seed(size_t payload, int offload_done, int no_csum)
 }
 
 /* A UDP packet with `opt_words` 32-bit words of IP options (NOP, then EOL). */
-static struct seed options_seed(size_t payload, size_t opt_words)
+static struct replay_seed options_seed(size_t payload, size_t opt_words)
 {
-	struct seed u = udp_seed(payload, 0, 0), out;
+	struct replay_seed u = udp_seed(payload, 0, 0), out;
 	size_t opt = 4 * opt_words, ip_len = SL_IPV4_HDR + opt + SL_UDP_HDR + payload;
 
 	out.len = SL_ETH_HDR + ip_len;
@@ -163,9 +130,9 @@ static struct seed options_seed(size_t payload, size_t opt_words)
 	return out;
 }
 
-static struct seed arp_seed(int reply)
+static struct replay_seed arp_seed(int reply)
 {
-	struct seed out;
+	struct replay_seed out;
 	int n;
 
 	out.buf = malloc(SL_ETH_MIN);
@@ -179,7 +146,7 @@ static struct seed arp_seed(int reply)
 	return out;
 }
 
-static size_t make_seeds(struct seed *s)
+static size_t make_seeds(struct replay_seed *s)
 {
 	size_t n = 0;
 
@@ -203,39 +170,10 @@ static size_t make_seeds(struct seed *s)
 	return n;
 }
 
-/* ---- mutations ---- */
-
-static void truncations_and_extensions(const struct seed *s)
-{
-	size_t step = s->len <= 2048 ? 1 : s->len / 512;
-	uint8_t *w = malloc(s->len + 64);
-
-	if (w == NULL)
-		abort();
-	for (size_t len = 0; len < s->len; len += (len < 128 || len + 128 > s->len) ? 1 : step)
-		run(s->buf, len);
-	memcpy(w, s->buf, s->len);
-	for (size_t i = 0; i < 64; i++)
-		w[s->len + i] = (uint8_t)sl_rng_next(&rng);
-	for (size_t extra = 1; extra <= 64; extra *= 2)
-		run(w, s->len + extra);
-	free(w);
-}
-
-static void bit_flips(const struct seed *s, uint8_t *w)
-{
-	size_t bits = s->len * 8;
-	size_t step = s->len <= 1600 ? 1 : bits / 3000;
-
-	for (size_t bit = 0; bit < bits; bit += bit < 80 * 8 ? 1 : step) {
-		w[bit / 8] ^= (uint8_t)(1u << (bit % 8));
-		run(w, s->len);
-		w[bit / 8] ^= (uint8_t)(1u << (bit % 8));
-	}
-}
+/* ---- patches ---- */
 
 /* Every value of one byte, checksums refixed. */
-static void byte_sweep(const struct seed *s, uint8_t *w, size_t off)
+static void byte_sweep(const struct replay_seed *s, uint8_t *w, size_t off)
 {
 	if (off >= s->len)
 		return;
@@ -243,13 +181,13 @@ static void byte_sweep(const struct seed *s, uint8_t *w, size_t off)
 		memcpy(w, s->buf, s->len);
 		w[off] = (uint8_t)v;
 		refix(w, s->len);
-		run(w, s->len);
+		replay_run(w, s->len);
 	}
 	memcpy(w, s->buf, s->len);
 }
 
 /* A 16-bit big-endian field set to edge values around its own. */
-static void patch16(const struct seed *s, uint8_t *w, size_t off)
+static void patch16(const struct replay_seed *s, uint8_t *w, size_t off)
 {
 	uint16_t v;
 
@@ -282,13 +220,13 @@ static void patch16(const struct seed *s, uint8_t *w, size_t off)
 			memcpy(w, s->buf, s->len);
 			wbe16(w + off, vals[i]);
 			refix(w, s->len);
-			run(w, s->len);
+			replay_run(w, s->len);
 		}
 	}
 	memcpy(w, s->buf, s->len);
 }
 
-static void field_patches(const struct seed *s, uint8_t *w)
+static void field_patches(const struct replay_seed *s, uint8_t *w)
 {
 	size_t ihl;
 
@@ -300,7 +238,7 @@ static void field_patches(const struct seed *s, uint8_t *w)
 			memcpy(w, s->buf, s->len);
 			wbe16(w + 12, types[i]);
 			refix(w, s->len);
-			run(w, s->len);
+			replay_run(w, s->len);
 		}
 		memcpy(w, s->buf, s->len);
 	}
@@ -325,51 +263,10 @@ static void field_patches(const struct seed *s, uint8_t *w)
 			wbe16(w + SL_ETH_HDR + ihl + 6,
 			      (uint16_t)(i < 16 ? be16(s->buf + SL_ETH_HDR + ihl + 6) ^ (1u << i)
 						: (i == 16 ? 0 : 0xffff)));
-			run(w, s->len);
+			replay_run(w, s->len);
 		}
 		memcpy(w, s->buf, s->len);
 	}
-}
-
-/* Random damage: a few bytes set, with and without the checksums refixed. */
-static void random_damage(const struct seed *s, uint8_t *w, int rounds)
-{
-	for (int r = 0; r < rounds; r++) {
-		int hits = 1 + (int)below(6);
-
-		memcpy(w, s->buf, s->len);
-		for (int k = 0; k < hits; k++) {
-			/* Mostly in the headers, where the checks are. */
-			uint32_t lim =
-			    (r & 2) ? (uint32_t)s->len : (s->len < 80 ? (uint32_t)s->len : 80);
-
-			w[below(lim)] = (uint8_t)sl_rng_next(&rng);
-		}
-		if (r & 1)
-			refix(w, s->len);
-		run(w, s->len);
-	}
-	memcpy(w, s->buf, s->len);
-}
-
-/* One packet's headers on another's body, refixed, and two back to back. */
-static void splices(const struct seed *a, const struct seed *b)
-{
-	size_t len = a->len + b->len;
-	uint8_t *w = malloc(len);
-
-	if (w == NULL)
-		abort();
-	memcpy(w, a->buf, a->len);
-	memcpy(w + a->len, b->buf, b->len);
-	run(w, len);
-	if (a->len >= SL_ENCAP_HDR && b->len >= SL_ENCAP_HDR) {
-		memcpy(w, a->buf, SL_ENCAP_HDR);
-		memcpy(w + SL_ENCAP_HDR, b->buf + SL_ENCAP_HDR, b->len - SL_ENCAP_HDR);
-		refix(w, b->len);
-		run(w, b->len);
-	}
-	free(w);
 }
 
 /* The input as a MAC string: well formed, in either case, cut short, and
@@ -385,106 +282,39 @@ static void mac_strings(void)
 	for (size_t i = 0; i < sizeof(in) / sizeof(in[0]); i++) {
 		size_t n = strlen(in[i]);
 
-		run((const uint8_t *)in[i], n);
+		replay_run((const uint8_t *)in[i], n);
 		memcpy(buf, in[i], n);
 		memcpy(buf + n, "\0\0`@\0\0\354\233", 8);
-		run(buf, n + 8);
+		replay_run(buf, n + 8);
 	}
 }
 
-static int replay_seeds(void)
+static int accepts(const struct replay_seed *s)
 {
-	struct seed s[SEEDS_MAX];
-	size_t n = make_seeds(s);
-	int bad = 0;
+	struct sl_pkt p;
+	int rc = sl_encap_parse(s->buf, s->len, 0, &p);
 
-	for (size_t i = 0; i < n; i++) {
-		uint8_t *w = malloc(s[i].len);
-		struct sl_pkt p;
-
-		if (w == NULL)
-			abort();
-		/* The seeds themselves must be accepted, or the mutations prove little. */
-		if (sl_encap_parse(s[i].buf, s[i].len, 0, &p) < 0) {
-			fprintf(stderr, "fuzz_encap_replay: seed %zu rejected: %s\n", i,
-				sl_err_msg());
-			bad = 1;
-		}
-		memcpy(w, s[i].buf, s[i].len);
-		run(s[i].buf, s[i].len);
-		truncations_and_extensions(&s[i]);
-		bit_flips(&s[i], w);
-		field_patches(&s[i], w);
-		random_damage(&s[i], w, 1500);
-		for (size_t j = 0; j < n; j++)
-			splices(&s[i], &s[j]);
-		free(w);
-	}
-	for (size_t i = 0; i < n; i++)
-		free(s[i].buf);
-	mac_strings();
-	printf("fuzz_encap_replay: %lu inputs from %zu seeds\n", n_inputs, n);
-	return bad;
+	if (rc < 0)
+		fprintf(stderr, "fuzz_encap_replay: %s\n", sl_err_msg());
+	return rc < 0 ? rc : 0;
 }
 
-static int write_seeds(const char *dir)
-{
-	struct seed s[SEEDS_MAX];
-	size_t n = make_seeds(s);
-
-	for (size_t i = 0; i < n; i++) {
-		char path[4096];
-		FILE *f;
-
-		snprintf(path, sizeof(path), "%s/seed-%02zu.pkt", dir, i);
-		f = fopen(path, "wb");
-		if (f == NULL || fwrite(s[i].buf, 1, s[i].len, f) != s[i].len || fclose(f) != 0) {
-			fprintf(stderr, "fuzz_encap_replay: writing %s: %s\n", path,
-				strerror(errno));
-			return 1;
-		}
-		free(s[i].buf);
-	}
-	printf("fuzz_encap_replay: wrote %zu seeds to %s\n", n, dir);
-	return 0;
-}
-
-static int replay_file(const char *path)
-{
-	FILE *f = fopen(path, "rb");
-	uint8_t *buf = NULL;
-	size_t len = 0, cap = 0, n;
-
-	if (f == NULL) {
-		fprintf(stderr, "fuzz_encap_replay: %s: %s\n", path, strerror(errno));
-		return 1;
-	}
-	do {
-		if (len == cap) {
-			cap = cap ? 2 * cap : 16384;
-			buf = realloc(buf, cap);
-			if (buf == NULL)
-				abort();
-		}
-		n = fread(buf + len, 1, cap - len, f);
-		len += n;
-	} while (n > 0);
-	fclose(f);
-	run(buf, len);
-	free(buf);
-	return 0;
-}
+static const struct replay_target target = {
+    .name = "fuzz_encap_replay",
+    .ext = "pkt",
+    .rng_seed = 0xe4ca9,
+    .make_seeds = make_seeds,
+    .accepts = accepts,
+    .refix = refix,
+    .patches = field_patches,
+    .extra = mac_strings,
+    .hdr_len = SL_ENCAP_HDR,
+    .dense_len = 1600,
+    .flip_budget = 3000,
+    .damage_rounds = 1500,
+};
 
 int main(int argc, char **argv)
 {
-	int rc = 0;
-
-	if (argc == 3 && strcmp(argv[1], "--write-seeds") == 0)
-		return write_seeds(argv[2]);
-	if (argc == 1)
-		return replay_seeds();
-	for (int i = 1; i < argc; i++)
-		rc |= replay_file(argv[i]);
-	printf("fuzz_encap_replay: %lu inputs from files\n", n_inputs);
-	return rc;
+	return replay_main(&target, argc, argv);
 }
