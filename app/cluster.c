@@ -623,6 +623,7 @@ static void collect(struct sl_cluster *c)
 		sl_node_store_info(c->nodes[0].node, &info);
 		r->direct_io = info.direct_io;
 		r->sync_mode = info.sync_mode;
+		r->sync_adaptive = info.sync_adaptive;
 		compare_logs(c);
 	}
 	for (unsigned i = 1; i < c->o.nodes; i++) {

@@ -180,7 +180,9 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	printf("  logs        %s (%s I/O, %s)%s\n", r.dir, r.direct_io ? "O_DIRECT" : "buffered",
-	       r.sync_mode == SL_SYNC_DSYNC ? "RWF_DSYNC writes" : "write + fdatasync",
+	       r.sync_adaptive ? "RWF_DSYNC alone, write + fdatasync when groups queue"
+	       : r.sync_mode == SL_SYNC_DSYNC ? "RWF_DSYNC writes"
+					      : "write + fdatasync",
 	       o.keep ? "" : ", removed");
 	sl_cluster_print_summary(stdout, &r);
 	sl_cluster_print_check(stdout, &r);

@@ -98,6 +98,7 @@ struct sl_cluster_result {
 	struct sl_hist lag;    /* ns, leader seal -> follower delivery, every follower */
 	int direct_io;	       /* the leader's log */
 	enum sl_sync_mode sync_mode;
+	int sync_adaptive; /* default mode: RWF_DSYNC alone, write + fdatasync when groups queue */
 	struct sl_node_stats leader_stats;
 	struct sl_proto_status leader_status;
 	unsigned n_followers;
