@@ -160,6 +160,10 @@ struct sl_store {
 	size_t rcap;
 	int rfd;
 	const struct sl_seg *rseg;
+	/* rbuf caches [roff, roff + rlen) of rseg: bytes that no write in
+	 * flight can still change (see read_at). */
+	uint64_t roff;
+	size_t rlen;
 
 	struct sl_sb sb;
 };
@@ -258,6 +262,7 @@ static void seg_detach(struct sl_store *s, struct sl_seg *seg)
 		close(s->rfd);
 		s->rfd = -1;
 		s->rseg = NULL;
+		s->rlen = 0;
 	}
 }
 
@@ -963,11 +968,43 @@ void sl_store_get_info(const struct sl_store *s, struct sl_store_info *out)
 
 /* --- reads --------------------------------------------------------------- */
 
-/* Read [off, off+len) of `seg` into s->rbuf through the read ring. */
-static int read_at(struct sl_store *s, const struct sl_seg *seg, uint64_t off, size_t len)
+/* Where the bytes of `seg` stop being final: at the first group whose
+ * write is still in flight (a read may see it half done), else its end. */
+static uint64_t stable_end(const struct sl_store *s, const struct sl_seg *seg)
 {
-	size_t done = 0;
+	uint64_t end = seg->end;
 
+	for (unsigned i = 0; i < s->order_len; i++) {
+		const struct commit *c = &s->c[s->order[(s->order_head + i) % s->nc]];
+
+		if (c->kind == COMMIT_GROUP && c->seg == seg && c->writing && c->off < end)
+			end = c->off;
+	}
+	return end;
+}
+
+/* Bytes of `seg` from `off` on, at least `need` of them: *out points at
+ * them in s->rbuf, and the count available there is returned (or -errno).
+ * The chunk read last is kept: catch-up and delivery after a restart read
+ * batch after batch, most of them from one chunk (a chunk is a group or
+ * more). A miss reads a whole chunk (or `need`, if larger) through the read
+ * ring, and keeps only what was final when read; truncation and dropped
+ * segments forget it. */
+static int read_at(struct sl_store *s, const struct sl_seg *seg, uint64_t off, size_t need,
+		   const uint8_t **out)
+{
+	uint64_t stable;
+	size_t len, done = 0;
+
+	if (s->rseg == seg && off >= s->roff && off + need <= s->roff + s->rlen) {
+		*out = s->rbuf + (off - s->roff);
+		return (int)(s->roff + s->rlen - off);
+	}
+	len = seg->end - off < (uint64_t)s->group_cap + READ_SLACK
+		  ? (size_t)(seg->end - off)
+		  : (size_t)s->group_cap + READ_SLACK;
+	if (len < need)
+		len = need;
 	if (len > s->rcap) {
 		uint8_t *nb = realloc(s->rbuf, len);
 
@@ -976,6 +1013,7 @@ static int read_at(struct sl_store *s, const struct sl_seg *seg, uint64_t off, s
 		s->rbuf = nb;
 		s->rcap = len;
 	}
+	s->rlen = 0;
 	if (s->rseg != seg) {
 		/* Buffered: reads need no alignment, and the kernel keeps them
 		 * coherent with O_DIRECT writes. */
@@ -989,6 +1027,7 @@ static int read_at(struct sl_store *s, const struct sl_seg *seg, uint64_t off, s
 		s->rfd = fd;
 		s->rseg = seg;
 	}
+	stable = stable_end(s, seg);
 	while (done < len) {
 		struct io_uring_sqe *sqe = io_uring_get_sqe(&s->rd);
 		struct io_uring_cqe *cqe;
@@ -1012,7 +1051,10 @@ static int read_at(struct sl_store *s, const struct sl_seg *seg, uint64_t off, s
 					  res < 0 ? strerror(-res) : "unexpected end of file");
 		done += (size_t)res;
 	}
-	return 0;
+	s->roff = off;
+	s->rlen = stable <= off ? 0 : stable - off < len ? (size_t)(stable - off) : len;
+	*out = s->rbuf;
+	return (int)len;
 }
 
 /* Where a walk stopped: the batch it was looking for. */
@@ -1074,19 +1116,22 @@ static int walk(struct sl_store *s, uint64_t lsn, int trunc, struct walk *w)
 		const uint64_t block = seg->hdr.block_bytes;
 
 		while (off < seg->end) {
-			size_t n = seg->end - off < (uint64_t)s->group_cap + READ_SLACK
-				       ? (size_t)(seg->end - off)
-				       : (size_t)s->group_cap + READ_SLACK;
-			size_t p = 0;
+			const uint8_t *buf;
+			size_t n, p = 0;
 
-			if ((rc = read_at(s, seg, off, n)) < 0)
+			rc = read_at(s, seg, off,
+				     seg->end - off < SL_GROUP_HDR_SIZE ? (size_t)(seg->end - off)
+									: SL_GROUP_HDR_SIZE,
+				     &buf);
+			if (rc < 0)
 				return rc;
+			n = (size_t)rc;
 			while (p + SL_GROUP_HDR_SIZE <= n) {
 				struct sl_group_hdr g;
 				size_t q, gend;
 				int first = 1;
 
-				if (sl_group_hdr_decode(s->rbuf + p, &g) < 0)
+				if (sl_group_hdr_decode(buf + p, &g) < 0)
 					return sl_err_set(
 					    EIO,
 					    "segment %s/%s: no group header at offset "
@@ -1096,19 +1141,19 @@ static int walk(struct sl_store *s, uint64_t lsn, int trunc, struct walk *w)
 				if (gend > n) {
 					if (p > 0)
 						break;
-					/* A group larger than the chunk (written with a
+					/* A group larger than what is at hand (a chunk
+					 * cached in part, or a group written with a
 					 * larger group_bytes): read it whole. */
-					n = gend;
-					if ((rc = read_at(s, seg, off, n)) < 0)
+					if ((rc = read_at(s, seg, off, gend, &buf)) < 0)
 						return rc;
+					n = (size_t)rc;
 				}
 				for (q = p + SL_GROUP_HDR_SIZE; q < gend; first = 0) {
 					struct sl_batch_hdr h;
 
-					if (gend - q >= 4 && sl_le32_get(s->rbuf + q) == 0)
+					if (gend - q >= 4 && sl_le32_get(buf + q) == 0)
 						break;
-					rc =
-					    sl_batch_decode_hdr(s->rbuf + q, gend - q, &s->lim, &h);
+					rc = sl_batch_decode_hdr(buf + q, gend - q, &s->lim, &h);
 					if (rc < 0)
 						return sl_err_wrap(rc,
 								   "segment %s/%s offset %" PRIu64,
@@ -1121,7 +1166,7 @@ static int walk(struct sl_store *s, uint64_t lsn, int trunc, struct walk *w)
 								   .first = first,
 								   .epoch = epoch,
 								   .h = h,
-								   .bytes = s->rbuf + q,
+								   .bytes = buf + q,
 								   .len = SL_BATCH_HDR_SIZE +
 									  h.stored_len};
 						return 1;
@@ -1215,6 +1260,7 @@ int sl_store_truncate_after(struct sl_store *s, uint64_t lsn)
 			      : 0;
 	seg = s->segs[w.si];
 	cut = w.first ? w.goff : w.boff;
+	s->rlen = 0; /* the cached chunk may hold the bytes cut */
 	/* Later segments go first, last to first, then the tail of the cut
 	 * segment: a crash midway leaves a prefix of the old log. */
 	sl_index_cut(&s->idx, w.h.position);

@@ -403,6 +403,57 @@ static void test_read_by_position(void **state)
 	assert_int_equal(sl_store_read_pos(f->s, f->log.position, buf, sizeof(buf), NULL), -ENOENT);
 }
 
+/* Reads of consecutive batches (catch-up, delivery after a restart) come
+ * from the chunk read last: far fewer reads than batches. Reads that
+ * overlap writes in flight, and reads after a truncation, still return the
+ * bytes written. */
+static void test_read_chunk_cache(void **state)
+{
+	struct fixture *f = *state;
+	struct sl_store_opts o = th_opts(f->dir, 1);
+	unsigned before;
+
+	o.faults = &f->faults.hook;
+	open_store(f, &o);
+	for (int i = 0; i < 400; i++)
+		append_ok(f, 4, 900 + (uint32_t)i % 7 * 50, (uint32_t)i % 2);
+	sync_ok(f);
+	before = f->faults.calls[SL_STORE_OP_READ];
+	check_pos_reads(f);
+	/* 400 batches (and 400 misses one byte in) of about 4 KiB: a few
+	 * 1 MiB chunks. */
+	assert_true(f->faults.calls[SL_STORE_OP_READ] - before < 40);
+
+	/* Reads while later groups are being written. */
+	for (int round = 0; round < 20; round++) {
+		const struct th_batch *b;
+		struct sl_batch_hdr h;
+		uint8_t *buf = malloc(1 << 20);
+
+		assert_non_null(buf);
+		for (int i = 0; i < 30; i++)
+			append_ok(f, 3, 700, (uint32_t)(round + i) % 2);
+		assert_int_equal(sl_store_flush(f->s), 0);
+		b = &f->log.b[f->log.n - 31];
+		assert_int_equal(sl_batch_decode_hdr(b->bytes, b->len, NULL, &h), 0);
+		assert_int_equal(sl_store_read_pos(f->s, h.position, buf, 1 << 20, NULL),
+				 (int)b->len);
+		assert_memory_equal(buf, b->bytes, b->len);
+		free(buf);
+		sync_ok(f);
+	}
+	check_pos_reads(f);
+
+	/* Truncate inside what the last reads cached, write other bytes there. */
+	assert_int_equal(sl_store_truncate_after(f->s, f->log.b[f->log.n - 40].lsn), 0);
+	th_log_truncate(&f->log, f->log.b[f->log.n - 40].lsn);
+	for (int i = 0; i < 40; i++)
+		append_ok(f, 2, 1500, 1);
+	sync_ok(f);
+	check_pos_reads(f);
+	th_check_reads(f->s, &f->log, 0);
+}
+
 /* Suffix truncation, then new appends, then a reopen sees exactly the kept
  * batches plus the new ones. */
 static void run_truncate(void **state, int cut_index, int mid_group)
@@ -1050,6 +1101,7 @@ int main(void)
 	    T(test_append_validation),
 	    T(test_segment_rollover),
 	    T(test_read_by_position),
+	    T(test_read_chunk_cache),
 	    T(test_truncate_mid_batch),
 	    T(test_truncate_after_batch),
 	    T(test_truncate_early_segment),
