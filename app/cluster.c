@@ -203,6 +203,23 @@ static void follower_deliver(void *ctx, const struct sl_batch_hdr *h, const uint
 
 /* ---- node threads ---- */
 
+static uint64_t thread_cpu_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+/* "shiplog-node2": so top, perf and gdb tell the nodes apart. */
+static void name_thread(const struct cl_node *cn)
+{
+	char name[16];
+
+	snprintf(name, sizeof(name), "shiplog-node%u", cn->idx + 1);
+	pthread_setname_np(pthread_self(), name);
+}
+
 static int open_node(struct cl_node *cn)
 {
 	struct sl_node_engine eng = {.ctx = cn};
@@ -250,12 +267,15 @@ static void *follower_main(void *arg)
 	struct cl_node *cn = arg;
 	struct sl_cluster *c = cn->c;
 	int restart_due = c->o.restart_node == cn->idx + 1 && c->o.restart_at > 0;
+	uint64_t cpu0;
 
+	name_thread(cn);
 	open_node(cn);
 	pthread_barrier_wait(&c->opened);
 	pthread_barrier_wait(&c->go);
 	if (c->abort || !cn->node)
 		return NULL;
+	cpu0 = thread_cpu_ns();
 	while (!atomic_load_explicit(&c->stop, memory_order_acquire)) {
 		int rc = sl_node_poll(cn->node);
 
@@ -271,6 +291,7 @@ static void *follower_main(void *arg)
 				break;
 		}
 	}
+	c->r->f[cn->idx - 1].cpu_ns = thread_cpu_ns() - cpu0;
 	if (cn->node)
 		sl_node_stats(cn->node, &c->r->f[cn->idx - 1].stats);
 	return NULL;
@@ -451,17 +472,20 @@ static void *leader_main(void *arg)
 {
 	struct cl_node *cn = arg;
 	struct sl_cluster *c = cn->c;
-	uint64_t appended = 0;
+	uint64_t appended = 0, cpu0;
 	int rc;
 
+	name_thread(cn);
 	open_node(cn);
 	pthread_barrier_wait(&c->opened);
 	pthread_barrier_wait(&c->go);
 	if (c->abort || !cn->node)
 		return NULL;
+	cpu0 = thread_cpu_ns();
 	rc = workload(c, cn, &appended);
 	if (rc == 0)
 		rc = drain(c, cn, appended);
+	c->r->leader_cpu_ns = thread_cpu_ns() - cpu0;
 	if (rc < 0)
 		thread_fail(cn, rc, "workload");
 	c->r->appended = appended;
@@ -869,6 +893,32 @@ void sl_cluster_print_summary(FILE *f, const struct sl_cluster_result *r)
 			"max %.3f ms\n",
 			(double)sl_hist_quantile(&r->lag, 0.5) / 1e6,
 			(double)sl_hist_quantile(&r->lag, 0.99) / 1e6, (double)r->lag.max / 1e6);
+}
+
+static void print_node_stats(FILE *f, uint32_t id, const struct sl_node_stats *s, uint64_t cpu_ns,
+			     uint64_t records)
+{
+	fprintf(f,
+		"  node %" PRIu32 "      cpu %.2f s (%.2f us/record), turns %" PRIu64
+		" (idle %" PRIu64 ", sleeps %" PRIu64 "), frames rx %" PRIu64 " tx %" PRIu64
+		" (refused %" PRIu64 "), durable events %" PRIu64 ", store full %" PRIu64
+		", timer ticks %" PRIu64 "\n",
+		id, (double)cpu_ns / 1e9, records ? (double)cpu_ns / 1e3 / (double)records : 0.0,
+		s->turns, s->idle_turns, s->sleeps, s->frames_rx, s->frames_tx, s->tx_refused,
+		s->durable_events, s->store_full_waits, s->timer_ticks);
+}
+
+void sl_cluster_print_stats(FILE *f, const struct sl_cluster_result *r)
+{
+	const struct sl_proto_status *st = &r->leader_status;
+
+	print_node_stats(f, 1, &r->leader_stats, r->leader_cpu_ns, r->appended);
+	for (unsigned i = 0; i < r->n_followers; i++)
+		print_node_stats(f, r->f[i].node_id, &r->f[i].stats, r->f[i].cpu_ns, r->appended);
+	fprintf(f,
+		"  leader      window full %" PRIu64 ", naks received %" PRIu64
+		", retransmits %" PRIu64 ", tail-loss probes %" PRIu64 "\n",
+		r->window_full, st->naks_received, st->retransmits, st->tlps);
 }
 
 void sl_cluster_print_check(FILE *f, const struct sl_cluster_result *r)

@@ -45,6 +45,7 @@ static void usage(FILE *f)
 		"  --dir DIR         where the run's directory goes (default /var/tmp)\n"
 		"  --keep            keep the logs\n"
 		"  --seed N          workload seed (default 1)\n"
+		"  --stats           also print each node's loop, storage and protocol counters\n"
 		"  -h, --help        this help\n",
 		DEMO_NODES_MAX);
 }
@@ -71,22 +72,18 @@ static int parsed(int rc)
 	return rc;
 }
 
+static int show_stats;
+
 static int parse_opts(int argc, char **argv, struct sl_cluster_opts *o)
 {
 	static const struct option longopts[] = {
-	    {"nodes", required_argument, 0, 'N'},
-	    {"transport", required_argument, 0, 't'},
-	    {"records", required_argument, 0, 'n'},
-	    {"record-bytes", required_argument, 0, 'r'},
-	    {"acks", required_argument, 0, 'a'},
-	    {"ack-level", required_argument, 0, 'l'},
-	    {"inflight", required_argument, 0, 'i'},
-	    {"data", required_argument, 0, 'd'},
-	    {"dir", required_argument, 0, 'D'},
-	    {"keep", no_argument, 0, 'k'},
-	    {"seed", required_argument, 0, 's'},
-	    {"help", no_argument, 0, 'h'},
-	    {0, 0, 0, 0},
+	    {"nodes", required_argument, 0, 'N'},    {"transport", required_argument, 0, 't'},
+	    {"records", required_argument, 0, 'n'},  {"record-bytes", required_argument, 0, 'r'},
+	    {"acks", required_argument, 0, 'a'},     {"ack-level", required_argument, 0, 'l'},
+	    {"inflight", required_argument, 0, 'i'}, {"data", required_argument, 0, 'd'},
+	    {"dir", required_argument, 0, 'D'},	     {"keep", no_argument, 0, 'k'},
+	    {"seed", required_argument, 0, 's'},     {"stats", no_argument, 0, 'S'},
+	    {"help", no_argument, 0, 'h'},	     {0, 0, 0, 0},
 	};
 	int acks_set = 0, c;
 	uint64_t v;
@@ -131,6 +128,9 @@ static int parse_opts(int argc, char **argv, struct sl_cluster_opts *o)
 			break;
 		case 's':
 			rc = parse_u64("--seed", optarg, 0, UINT64_MAX, &o->seed);
+			break;
+		case 'S':
+			show_stats = 1;
 			break;
 		case 'h':
 			usage(stdout);
@@ -185,6 +185,8 @@ int main(int argc, char **argv)
 					      : "write + fdatasync",
 	       o.keep ? "" : ", removed");
 	sl_cluster_print_summary(stdout, &r);
+	if (show_stats)
+		sl_cluster_print_stats(stdout, &r);
 	sl_cluster_print_check(stdout, &r);
 	return r.verified ? 0 : 1;
 }

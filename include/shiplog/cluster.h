@@ -83,6 +83,7 @@ struct sl_cluster_follower {
 	uint64_t log_batches; /* batches compared */
 	int log_identical;    /* 1: holds the leader's committed prefix byte for byte */
 	struct sl_node_stats stats;
+	uint64_t cpu_ns; /* its thread's CPU time from the start to the stop */
 };
 
 struct sl_cluster_result {
@@ -100,6 +101,7 @@ struct sl_cluster_result {
 	enum sl_sync_mode sync_mode;
 	int sync_adaptive; /* default mode: RWF_DSYNC alone, write + fdatasync when groups queue */
 	struct sl_node_stats leader_stats;
+	uint64_t leader_cpu_ns; /* the leader's thread (workload included), start to drained */
 	struct sl_proto_status leader_status;
 	unsigned n_followers;
 	struct sl_cluster_follower f[SL_NODES_MAX];
@@ -114,6 +116,9 @@ int sl_cluster_run(const struct sl_cluster_opts *o, struct sl_cluster_result *r)
 
 /* Throughput, commit latency and follower lag, a line each. */
 void sl_cluster_print_summary(FILE *f, const struct sl_cluster_result *r);
+/* Each node's counters: its loop (turns, idle turns, sleeps), frames,
+ * storage waits, and the leader's protocol repair counters. */
+void sl_cluster_print_stats(FILE *f, const struct sl_cluster_result *r);
 /* The byte-for-byte check: a line per follower and the verdict. */
 void sl_cluster_print_check(FILE *f, const struct sl_cluster_result *r);
 
