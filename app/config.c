@@ -242,7 +242,7 @@ _Static_assert(sizeof(enum sl_idle) == sizeof(int) && sizeof(enum sl_sync_mode) 
 static const struct enum_name idle_names[] = {
     {"spin", SL_IDLE_SPIN}, {"yield", SL_IDLE_YIELD}, {"backoff", SL_IDLE_BACKOFF}, {NULL, 0}};
 static const struct enum_name kind_names[] = {
-    {"udp", SL_TRANSPORT_UDP}, {"dpdk", SL_TRANSPORT_DPDK}, {NULL, 0}};
+    {"udp", SL_TRANSPORT_UDP}, {"dpdk", SL_TRANSPORT_DPDK}, {"tcp", SL_TRANSPORT_TCP}, {NULL, 0}};
 static const struct enum_name on_timeout_names[] = {
     {"block", SL_ON_TIMEOUT_BLOCK}, {"degrade", SL_ON_TIMEOUT_DEGRADE}, {NULL, 0}};
 static const struct enum_name local_names[] = {{"durable", 0}, {"none", 1}, {NULL, 0}};

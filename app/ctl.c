@@ -224,7 +224,7 @@ static void out_counters(struct out *o, const struct sl_ctl_status *s)
 	u64(o, "tlps", p->tlps);
 	end(o);
 	begin(o, "transport");
-	str(o, "kind", s->transport_kind == SL_TRANSPORT_DPDK ? "dpdk" : "udp");
+	str(o, "kind", sl_transport_kind_name(s->transport_kind));
 	u64(o, "rx_packets", t->rx_packets);
 	u64(o, "rx_bytes", t->rx_bytes);
 	u64(o, "tx_packets", t->tx_packets);

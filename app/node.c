@@ -356,6 +356,9 @@ static int open_transport(struct sl_node *n)
 	case SL_TRANSPORT_DPDK:
 		rc = sl_dpdk_transport_create_opts(&n->tr, &n->cfg.net, &sl_node_dpdk_opts);
 		break;
+	case SL_TRANSPORT_TCP:
+		rc = sl_tcp_transport_create(&n->tr, &n->cfg.net);
+		break;
 	default:
 		rc = sl_err_set(EINVAL, "unknown transport kind %d", (int)n->cfg.transport);
 	}

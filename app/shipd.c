@@ -167,10 +167,9 @@ static void describe(const struct sl_config *c, char *buf, size_t cap)
 		 ", %s %s:%u mtu %" PRIu32 ", log %s, control socket %s, "
 		 "acks=%s level=%s timeout=%" PRIu64 "ms on_timeout=%s%s",
 		 n->proto.node_id, role, n->proto.n_nodes, n->proto.stream_id, n->proto.epoch,
-		 n->transport == SL_TRANSPORT_DPDK ? "dpdk" : "udp", ip, n->net.self.port,
-		 n->net.mtu, c->log_dir, c->control_socket,
-		 sl_acks_name(p->acks, acks, sizeof(acks)), sl_ack_level_name(p->level),
-		 p->timeout_ns / 1000000,
+		 sl_transport_kind_name(n->transport), ip, n->net.self.port, n->net.mtu, c->log_dir,
+		 c->control_socket, sl_acks_name(p->acks, acks, sizeof(acks)),
+		 sl_ack_level_name(p->level), p->timeout_ns / 1000000,
 		 p->on_timeout == SL_ON_TIMEOUT_DEGRADE ? "degrade" : "block",
 		 p->local_none ? " local=none" : "");
 }

@@ -494,7 +494,7 @@ static void test_bad_choice(void **state)
 	write_cfg(f, 0, NULL, "[stream]\nacks = most\n");
 	refused(f, BASE_N + 2, "[stream] acks", "'most'");
 	write_cfg(f, 0, NULL, "[transport]\nkind = rdma\n");
-	refused(f, BASE_N + 2, "[transport] kind", "udp or dpdk");
+	refused(f, BASE_N + 2, "[transport] kind", "udp, dpdk or tcp");
 	write_cfg(f, 0, NULL, "[store]\nsync = always\n");
 	refused(f, BASE_N + 2, "[store] sync", "default, fdatasync or dsync");
 }
@@ -616,6 +616,19 @@ static void test_dpdk_needs_macs(void **state)
 
 	write_cfg(f, 17, NULL, "[transport]\nkind = dpdk\n");
 	refused(f, 15, "[peer.2] mac", "kind = dpdk");
+}
+
+/* The TCP baseline needs no MAC either. */
+static void test_kind_tcp(void **state)
+{
+	struct fx *f = *state;
+
+	struct sl_config *c;
+
+	write_cfg(f, 4, NULL, "[transport]\nkind = tcp\n");
+	c = loaded(f);
+	assert_int_equal(c->node.transport, SL_TRANSPORT_TCP);
+	sl_config_free(c);
 }
 
 static void test_log_dir(void **state)
@@ -754,6 +767,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_missing_key, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_missing_section, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_dpdk_needs_macs, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_kind_tcp, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_log_dir, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_log_dir_unwritable, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_impossible_policy, setup, teardown),

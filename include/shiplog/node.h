@@ -27,6 +27,7 @@ enum sl_idle {
 enum sl_transport_kind {
 	SL_TRANSPORT_UDP = 0, /* kernel UDP over io_uring (default) */
 	SL_TRANSPORT_DPDK,
+	SL_TRANSPORT_TCP, /* kernel TCP, plain sockets: a baseline (net/tcp.c) */
 };
 
 struct sl_node_config {
@@ -145,5 +146,14 @@ extern const struct sl_dpdk_opts sl_node_dpdk_opts;
 /* Parse "spin", "yield", "backoff". 0 or -EINVAL (with a message). */
 int sl_idle_parse(const char *s, enum sl_idle *out);
 const char *sl_idle_name(enum sl_idle idle);
+/* "udp", "dpdk", "tcp" (inline: shipctl's status code names the kind
+ * without linking the node). */
+static inline const char *sl_transport_kind_name(enum sl_transport_kind kind)
+{
+	return kind == SL_TRANSPORT_UDP	   ? "udp"
+	       : kind == SL_TRANSPORT_DPDK ? "dpdk"
+	       : kind == SL_TRANSPORT_TCP  ? "tcp"
+					   : "unknown";
+}
 
 #endif

@@ -1,6 +1,7 @@
 /* The transport interface: how a node sends protocol frames to its peers and
  * receives theirs. Implementations: kernel UDP through io_uring (net/udp.c,
- * the default), DPDK (net/dpdk.c), and the simulator's network. Frames are
+ * the default), DPDK (net/dpdk.c), kernel TCP as a baseline (net/tcp.c),
+ * and the simulator's network. Frames are
  * opaque bytes here; the protocol validates them. */
 #ifndef SHIPLOG_TRANSPORT_H
 #define SHIPLOG_TRANSPORT_H
@@ -21,13 +22,13 @@ struct sl_transport_config {
 	struct sl_endpoint self;
 	uint32_t n_peers; /* every other node */
 	struct sl_peer_addr peers[SL_NODES_MAX];
-	uint32_t mtu;           /* IP MTU: 1500 or 9000 */
-	uint32_t rx_batch;      /* frames per receive poll (default 64) */
-	uint32_t tx_queue;      /* frames queued before a forced flush (default 256) */
+	uint32_t mtu;	   /* IP MTU: 1500 or 9000 */
+	uint32_t rx_batch; /* frames per receive poll (default 64) */
+	uint32_t tx_queue; /* frames queued before a forced flush (default 256) */
 	/* DPDK only. */
-	const char *eal_args;   /* e.g. "--no-huge -m 256 --file-prefix n1 --vdev net_memif0,..." */
-	uint16_t port_id;       /* ethdev port, usually 0 */
-	uint32_t mbufs;         /* mbuf pool size (default 8191) */
+	const char *eal_args; /* e.g. "--no-huge -m 256 --file-prefix n1 --vdev net_memif0,..." */
+	uint16_t port_id;     /* ethdev port, usually 0 */
+	uint32_t mbufs;	      /* mbuf pool size (default 8191) */
 };
 
 struct sl_transport_stats {
@@ -62,5 +63,6 @@ struct sl_transport {
 
 int sl_udp_transport_create(struct sl_transport **out, const struct sl_transport_config *c);
 int sl_dpdk_transport_create(struct sl_transport **out, const struct sl_transport_config *c);
+int sl_tcp_transport_create(struct sl_transport **out, const struct sl_transport_config *c);
 
 #endif
