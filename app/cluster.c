@@ -14,6 +14,7 @@
 #include <inttypes.h>
 #include <netinet/in.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -53,12 +54,13 @@ struct cl_node {
 	struct sl_wl expect_wl;
 	uint8_t *expect;
 	struct sl_hist lag;
+	struct sl_cluster_lag_slice slices[SL_CLUSTER_LAG_SLICES];
 };
 
-/* The leader's commit LSN and bytes sent at a window edge. */
+/* The leader's counters at a window edge. */
 struct window_mark {
 	int taken;
-	uint64_t at, commit_lsn, tx_bytes;
+	uint64_t at, commit_lsn, commit_pos, tx_bytes, retransmits, naks, cpu_ns;
 };
 
 struct sl_cluster {
@@ -68,18 +70,28 @@ struct sl_cluster {
 	pthread_barrier_t opened, go;
 	int abort;
 	atomic_int stop;
+	atomic_int clients_stop;
 	_Atomic uint64_t appended_pub;
-	uint64_t t0, win_start, win_end;
+	uint64_t t0, win_start, win_end, slice_ns;
 	/* Leader's thread only. */
 	uint64_t *ts; /* append (or intended) time of LSN l at ts[l % TS_RING] */
 	uint64_t committed, last_commit_ns;
 	struct window_mark w0, w1;
+	uint64_t next; /* open loop: when the next record is due */
+	uint8_t *rec;  /* the record being appended (feed_self) */
+	int have;      /* ... generated, not yet appended */
+	struct sl_wl wl;
+	struct cl_client *clients;     /* o.clients of them */
+	uint8_t *owner;		       /* the client of LSN l at owner[l % TS_RING] */
+	unsigned next_client;	       /* taken from first next time */
 	struct sl_cluster_links links; /* DPDK transports: a link per node pair */
 	int links_prepared;
 };
 
-static const char *const net_names[] = {
-    [SL_CLUSTER_UDP] = "udp", [SL_CLUSTER_MEMIF] = "memif", [SL_CLUSTER_AF_PACKET] = "af_packet"};
+static const char *const net_names[] = {[SL_CLUSTER_UDP] = "udp",
+					[SL_CLUSTER_MEMIF] = "memif",
+					[SL_CLUSTER_AF_PACKET] = "af_packet",
+					[SL_CLUSTER_TCP] = "tcp"};
 
 int sl_cluster_net_parse(const char *s, enum sl_cluster_net *out)
 {
@@ -88,7 +100,7 @@ int sl_cluster_net_parse(const char *s, enum sl_cluster_net *out)
 			*out = (enum sl_cluster_net)i;
 			return 0;
 		}
-	return sl_err_set(EINVAL, "transport '%s': want udp, memif or af_packet", s);
+	return sl_err_set(EINVAL, "transport '%s': want udp, memif, af_packet or tcp", s);
 }
 
 const char *sl_cluster_net_name(enum sl_cluster_net n)
@@ -112,7 +124,8 @@ void sl_cluster_opts_defaults(struct sl_cluster_opts *o)
 		o->seconds = 5;
 }
 
-int sl_cluster_free_ports(uint16_t *ports, unsigned n)
+/* Distinct free ports of a socket type (UDP and TCP ports are apart). */
+static int free_ports(int type, uint16_t *ports, unsigned n)
 {
 	int fds[SL_NODES_MAX];
 	unsigned i;
@@ -125,10 +138,11 @@ int sl_cluster_free_ports(uint16_t *ports, unsigned n)
 					 .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
 		socklen_t len = sizeof(sa);
 
-		fds[i] = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+		fds[i] = socket(AF_INET, type | SOCK_CLOEXEC, 0);
 		if (fds[i] < 0 || bind(fds[i], (struct sockaddr *)&sa, sizeof(sa)) < 0 ||
 		    getsockname(fds[i], (struct sockaddr *)&sa, &len) < 0)
-			rc = sl_err_set(errno, "finding a free UDP port: %s", strerror(errno));
+			rc = sl_err_set(errno, "finding a free %s port: %s",
+					type == SOCK_STREAM ? "TCP" : "UDP", strerror(errno));
 		else
 			ports[i] = ntohs(sa.sin_port);
 	}
@@ -137,6 +151,24 @@ int sl_cluster_free_ports(uint16_t *ports, unsigned n)
 			close(fds[i]);
 	return rc;
 }
+
+int sl_cluster_free_ports(uint16_t *ports, unsigned n)
+{
+	return free_ports(SOCK_DGRAM, ports, n);
+}
+
+/* The kernel transports listen on 127.0.0.1; the DPDK kinds have links. */
+static int net_is_kernel(enum sl_cluster_net net)
+{
+	return net == SL_CLUSTER_UDP || net == SL_CLUSTER_TCP;
+}
+
+static int net_free_ports(enum sl_cluster_net net, uint16_t *ports, unsigned n)
+{
+	return free_ports(net == SL_CLUSTER_TCP ? SOCK_STREAM : SOCK_DGRAM, ports, n);
+}
+
+static void clients_committed(struct sl_cluster *c, uint64_t from, uint64_t to);
 
 /* ---- the engines ---- */
 
@@ -153,6 +185,8 @@ static void leader_commit(void *ctx, uint64_t commit_lsn)
 			sl_hist_record(&c->r->commit, now - t);
 	}
 	if (commit_lsn > c->committed) {
+		if (c->o.clients)
+			clients_committed(c, c->committed + 1, commit_lsn);
 		c->committed = commit_lsn;
 		c->last_commit_ns = now;
 	}
@@ -192,8 +226,18 @@ static void follower_deliver(void *ctx, const struct sl_batch_hdr *h, const uint
 		check_records(cn, h, raw, raw_len);
 	}
 	if (h->leader_ts_ns >= c->win_start && h->leader_ts_ns < c->win_end &&
-	    now > h->leader_ts_ns)
-		sl_hist_record(&cn->lag, now - h->leader_ts_ns);
+	    now > h->leader_ts_ns) {
+		uint64_t lag = now - h->leader_ts_ns,
+			 s = (h->leader_ts_ns - c->win_start) / c->slice_ns;
+
+		sl_hist_record(&cn->lag, lag);
+		if (s < SL_CLUSTER_LAG_SLICES) {
+			cn->slices[s].count++;
+			cn->slices[s].sum_ns += (double)lag;
+			if (lag > cn->slices[s].max_ns)
+				cn->slices[s].max_ns = lag;
+		}
+	}
 	cn->delivered += h->record_count;
 	cn->delivered_lsn = last;
 	atomic_store_explicit(&cn->delivered_pub, last, memory_order_release);
@@ -299,13 +343,29 @@ static void *follower_main(void *arg)
 
 /* ---- the workload, on the leader's thread ---- */
 
+static uint64_t cpu_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
 static void mark(struct sl_cluster *c, struct sl_node *n, struct window_mark *m, uint64_t now)
 {
+	struct sl_proto_status st;
 	struct sl_transport_stats ts;
 
 	sl_node_transport_stats(n, &ts);
-	*m = (struct window_mark){
-	    .taken = 1, .at = now, .commit_lsn = c->committed, .tx_bytes = ts.tx_bytes};
+	sl_node_status(n, &st);
+	*m = (struct window_mark){.taken = 1,
+				  .at = now,
+				  .commit_lsn = c->committed,
+				  .commit_pos = st.commit_pos,
+				  .tx_bytes = ts.tx_bytes,
+				  .retransmits = st.retransmits,
+				  .naks = st.naks_received,
+				  .cpu_ns = cpu_ns()};
 }
 
 static void progress(struct sl_cluster *c, uint64_t now, uint64_t appended, uint64_t *last)
@@ -320,16 +380,176 @@ static void progress(struct sl_cluster *c, uint64_t now, uint64_t appended, uint
 		s, appended, c->committed, (double)c->committed / s);
 }
 
+/* ---- client threads (o.clients > 0) ----
+ *
+ * Each client produces its own records into a single-producer,
+ * single-consumer ring; the leader's thread takes them out in turn and
+ * appends them, noting for each LSN which client it came from so that the
+ * commit callback can give each client its commits back. */
+
+#define CLIENT_RING_BYTES (16u << 20) /* a client's ring holds at most this */
+#define CLIENT_RING_MAX	  1024u	      /* slots */
+#define CLIENT_SPINS	  200
+#define CLIENT_NAP_NS	  20000
+
+struct cl_client {
+	struct sl_cluster *c;
+	unsigned idx;
+	pthread_t thread;
+	int started;
+	uint32_t slots;		     /* a power of two */
+	uint8_t *recs;		     /* slots x record_bytes */
+	uint64_t *due;		     /* the time each slot's record was produced or due */
+	_Atomic uint64_t head, tail; /* consumer (leader), producer (client) */
+	_Atomic uint64_t committed;  /* this client's records committed */
+	atomic_int done;	     /* produces nothing more */
+	uint64_t share;		     /* closed loop: records outstanding at most */
+	uint64_t quota;		     /* runs by count: records to produce */
+};
+
+static void client_nap(unsigned *idle)
+{
+	struct timespec ts = {.tv_nsec = CLIENT_NAP_NS};
+
+	if (++*idle < CLIENT_SPINS)
+		return;
+	if (*idle < 2 * CLIENT_SPINS)
+		sched_yield();
+	else
+		nanosleep(&ts, NULL);
+}
+
+static void *client_main(void *arg)
+{
+	struct cl_client *k = arg;
+	struct sl_cluster *c = k->c;
+	uint64_t n = c->o.clients, rate = c->o.rate;
+	/* Open loop: this client's share of the rate, its schedule offset so
+	 * the clients interleave. */
+	uint64_t interval = rate ? 1000000000ull * n / rate : 0, next, produced = 0;
+	unsigned idle = 0;
+	struct sl_wl wl;
+
+	/* Every client's records differ: the seed names the client. */
+	sl_wl_init(&wl, c->o.data, c->o.seed + 0x9e3779b97f4a7c15ull * (k->idx + 1));
+	pthread_barrier_wait(&c->go);
+	next = c->t0 + (rate ? 1000000000ull * k->idx / rate : 0); /* t0 is set now */
+	while (!c->abort && !atomic_load_explicit(&c->clients_stop, memory_order_acquire)) {
+		uint64_t now = sl_node_now(),
+			 tail = atomic_load_explicit(&k->tail, memory_order_relaxed);
+		uint64_t head = atomic_load_explicit(&k->head, memory_order_acquire), t;
+		int go;
+
+		if (c->o.records ? produced >= k->quota
+				 : (c->o.mode == SL_CLUSTER_OPEN ? next : now) >= c->win_end)
+			break;
+		if (c->o.mode == SL_CLUSTER_OPEN) {
+			go = next <= now;
+			t = next;
+		} else {
+			go = produced - atomic_load_explicit(&k->committed, memory_order_acquire) <
+			     k->share;
+			t = now;
+		}
+		if (!go || tail - head == k->slots) {
+			client_nap(&idle);
+			continue;
+		}
+		idle = 0;
+		sl_wl_fill(&wl, k->recs + (size_t)(tail & (k->slots - 1)) * c->o.record_bytes,
+			   c->o.record_bytes);
+		k->due[tail & (k->slots - 1)] = t;
+		atomic_store_explicit(&k->tail, tail + 1, memory_order_release);
+		produced++;
+		next += interval;
+	}
+	atomic_store_explicit(&k->done, 1, memory_order_release);
+	return NULL;
+}
+
+static int clients_make(struct sl_cluster *c)
+{
+	uint32_t slots = CLIENT_RING_MAX;
+
+	while (slots > 4 && (uint64_t)slots * c->o.record_bytes > CLIENT_RING_BYTES)
+		slots /= 2;
+	c->owner = calloc(TS_RING, 1);
+	c->clients = calloc(c->o.clients, sizeof(*c->clients));
+	if (!c->owner || !c->clients)
+		return sl_err_set(ENOMEM, "client state");
+	for (unsigned i = 0; i < c->o.clients; i++) {
+		struct cl_client *k = &c->clients[i];
+
+		k->c = c;
+		k->idx = i;
+		k->slots = slots;
+		k->share = c->o.inflight / c->o.clients + (i < c->o.inflight % c->o.clients);
+		if (!k->share)
+			k->share = 1;
+		k->quota = c->o.records / c->o.clients + (i < c->o.records % c->o.clients);
+		k->recs = malloc((size_t)slots * c->o.record_bytes);
+		k->due = malloc(slots * sizeof(*k->due));
+		if (!k->recs || !k->due)
+			return sl_err_set(ENOMEM, "client %u's ring", i);
+	}
+	return 0;
+}
+
+static void clients_free(struct sl_cluster *c)
+{
+	for (unsigned i = 0; c->clients && i < c->o.clients; i++) {
+		free(c->clients[i].recs);
+		free(c->clients[i].due);
+	}
+	free(c->clients);
+	free(c->owner);
+}
+
+/* The commit callback's share-out: each client learns how many of its
+ * records committed. */
+static void clients_committed(struct sl_cluster *c, uint64_t from, uint64_t to)
+{
+	uint64_t per[SL_CLUSTER_CLIENTS_MAX] = {0};
+
+	for (uint64_t l = from; l <= to; l++)
+		per[c->owner[l % TS_RING]]++;
+	for (unsigned i = 0; i < c->o.clients; i++)
+		if (per[i])
+			atomic_fetch_add_explicit(&c->clients[i].committed, per[i],
+						  memory_order_release);
+}
+
+/* ---- the workload, on the leader's thread ---- */
+
+/* Append one record that was due at t (from client `owner`). 1 appended,
+ * 0 window full (retry later), -errno. */
+static int append_one(struct sl_cluster *c, struct cl_node *cn, const uint8_t *rec, uint64_t t,
+		      unsigned owner, uint64_t *appended)
+{
+	int64_t lsn = sl_node_append(cn->node, rec, c->o.record_bytes);
+
+	if (lsn == -EAGAIN) {
+		c->r->window_full++;
+		return 0;
+	}
+	if (lsn < 0)
+		return sl_err_wrap((int)lsn, "appending record %" PRIu64, *appended + 1);
+	*appended = (uint64_t)lsn;
+	c->ts[*appended % TS_RING] = t;
+	if (c->owner)
+		c->owner[*appended % TS_RING] = (uint8_t)owner;
+	return 1;
+}
+
 /* May the next record go now, and when was it due? Closed loop: while fewer
  * than `inflight` are uncommitted, due now. Open loop: on its schedule. */
-static int next_due(struct sl_cluster *c, uint64_t appended, uint64_t now, uint64_t next,
-		    uint64_t *t)
+static int next_due(struct sl_cluster *c, uint64_t appended, uint64_t now, uint64_t *t)
 {
 	if (appended - c->committed >= TS_RING)
 		return 0;
 	if (c->o.mode == SL_CLUSTER_OPEN) {
-		*t = next;
-		return next <= now;
+		*t = c->next;
+		return c->next <= now;
 	}
 	*t = now;
 	return appended - c->committed < c->o.inflight;
@@ -337,39 +557,95 @@ static int next_due(struct sl_cluster *c, uint64_t appended, uint64_t now, uint6
 
 /* Has the workload appended all it should? Closed loop by the clock; open
  * loop once every record scheduled before the window's end went out, even
- * late (a stall then shows in the latencies instead of vanishing). */
-static int appending_done(const struct sl_cluster *c, uint64_t appended, uint64_t now,
-			  uint64_t next)
+ * late (a stall then shows in the latencies instead of vanishing). With
+ * clients: once they all stopped and their rings are empty. */
+static int appending_done(const struct sl_cluster *c, uint64_t appended, uint64_t now)
 {
+	if (c->o.clients) {
+		for (unsigned i = 0; i < c->o.clients; i++) {
+			struct cl_client *k = &c->clients[i];
+
+			if (!atomic_load_explicit(&k->done, memory_order_acquire) ||
+			    atomic_load_explicit(&k->head, memory_order_relaxed) !=
+				atomic_load_explicit(&k->tail, memory_order_acquire))
+				return 0;
+		}
+		return 1;
+	}
 	if (c->o.records)
 		return appended >= c->o.records;
 	if (c->o.mode == SL_CLUSTER_OPEN)
-		return next >= c->win_end;
+		return c->next >= c->win_end;
 	return now >= c->win_end;
+}
+
+/* The leader's thread produces the records itself. */
+static int feed_self(struct sl_cluster *c, struct cl_node *cn, uint64_t now, uint64_t *appended)
+{
+	uint64_t interval = c->o.rate ? 1000000000ull / c->o.rate : 0, t;
+	int work = 0, rc;
+
+	for (; work < APPEND_BURST && !appending_done(c, *appended, now) &&
+	       next_due(c, *appended, now, &t);
+	     work++) {
+		if (!c->have)
+			sl_wl_fill(&c->wl, c->rec, c->o.record_bytes);
+		c->have = 1;
+		if ((rc = append_one(c, cn, c->rec, t, 0, appended)) <= 0)
+			return rc < 0 ? rc : work;
+		c->have = 0;
+		c->next += interval;
+	}
+	return work;
+}
+
+/* Records from the client threads' rings, a client at a time. */
+static int feed_clients(struct sl_cluster *c, struct cl_node *cn, uint64_t *appended)
+{
+	int work = 0, rc;
+
+	for (unsigned i = 0; i < c->o.clients && work < APPEND_BURST; i++) {
+		struct cl_client *k = &c->clients[(c->next_client + i) % c->o.clients];
+		uint64_t head = atomic_load_explicit(&k->head, memory_order_relaxed);
+		uint64_t tail = atomic_load_explicit(&k->tail, memory_order_acquire);
+
+		for (; head < tail && work < APPEND_BURST; head++, work++) {
+			uint32_t slot = (uint32_t)(head & (k->slots - 1));
+
+			if (*appended - c->committed >= TS_RING - 1)
+				break;
+			rc = append_one(c, cn, k->recs + (size_t)slot * c->o.record_bytes,
+					k->due[slot], k->idx, appended);
+			if (rc < 0)
+				return rc;
+			if (rc == 0)
+				break;
+		}
+		atomic_store_explicit(&k->head, head, memory_order_release);
+	}
+	c->next_client = (c->next_client + 1) % c->o.clients;
+	return work;
 }
 
 static int workload(struct sl_cluster *c, struct cl_node *cn, uint64_t *appended_out)
 {
-	struct sl_cluster_result *r = c->r;
-	uint64_t interval = c->o.rate ? 1000000000ull / c->o.rate : 0;
-	uint64_t appended = 0, next = c->t0, last_progress = c->t0, now;
+	uint64_t appended = 0, last_progress = c->t0, now;
 	uint64_t stall_ns = (uint64_t)(c->o.drain_seconds * 1e9);
 	uint64_t give_up = c->win_end == UINT64_MAX ? UINT64_MAX : c->win_end + stall_ns;
-	uint8_t *rec = malloc(c->o.record_bytes);
-	struct sl_wl wl;
-	int have = 0, rc = 0;
+	int rc = 0;
 
-	if (!rec)
+	c->next = c->t0;
+	if (!(c->rec = malloc(c->o.record_bytes)))
 		return sl_err_set(ENOMEM, "record buffer");
-	sl_wl_init(&wl, c->o.data, c->o.seed);
-	while (!appending_done(c, appended, now = sl_node_now(), next)) {
-		int work = 0;
-		uint64_t t;
+	sl_wl_init(&c->wl, c->o.data, c->o.seed);
+	while (!appending_done(c, appended, now = sl_node_now())) {
+		int work;
 
 		if (now >= give_up) {
 			rc = sl_err_set(ETIMEDOUT,
-					"open loop still %" PRIu64 " records behind schedule",
-					(next < c->win_end ? c->win_end - next : 0) / interval);
+					"%.0f s past the window, records are still waiting to be "
+					"appended (open loop behind schedule)",
+					c->o.drain_seconds);
 			break;
 		}
 		/* A cluster that stopped committing must not hang the caller. */
@@ -385,29 +661,10 @@ static int workload(struct sl_cluster *c, struct cl_node *cn, uint64_t *appended
 			mark(c, cn->node, &c->w0, now);
 		if (!c->w1.taken && now >= c->win_end)
 			mark(c, cn->node, &c->w1, now);
-		for (; work < APPEND_BURST && !appending_done(c, appended, now, next) &&
-		       next_due(c, appended, now, next, &t);
-		     work++) {
-			int64_t lsn;
-
-			if (!have)
-				sl_wl_fill(&wl, rec, c->o.record_bytes);
-			have = 1;
-			lsn = sl_node_append(cn->node, rec, c->o.record_bytes);
-			if (lsn == -EAGAIN) {
-				r->window_full++;
-				break;
-			}
-			if (lsn < 0) {
-				rc = sl_err_wrap((int)lsn, "appending record %" PRIu64,
-						 appended + 1);
-				goto out;
-			}
-			have = 0;
-			appended = (uint64_t)lsn;
-			c->ts[appended % TS_RING] = t;
-			next += interval;
-		}
+		work = c->o.clients ? feed_clients(c, cn, &appended)
+				    : feed_self(c, cn, now, &appended);
+		if ((rc = work) < 0)
+			goto out;
 		atomic_store_explicit(&c->appended_pub, appended, memory_order_relaxed);
 		/* Nothing more may go now: the engine would wait, so seal. */
 		if ((rc = sl_node_flush(cn->node)) < 0 && rc != -EAGAIN)
@@ -424,7 +681,10 @@ static int workload(struct sl_cluster *c, struct cl_node *cn, uint64_t *appended
 	if (!c->o.records && !c->w1.taken)
 		mark(c, cn->node, &c->w1, now);
 out:
-	free(rec);
+	/* Clients still producing (a failed run) must stop too. */
+	atomic_store_explicit(&c->clients_stop, 1, memory_order_release);
+	free(c->rec);
+	c->rec = NULL;
 	*appended_out = appended;
 	return rc;
 }
@@ -462,6 +722,10 @@ static int drain(struct sl_cluster *c, struct cl_node *cn, uint64_t appended)
 	c->r->seconds = (double)(c->w1.at - c->w0.at) / 1e9;
 	c->r->records = c->w1.commit_lsn - c->w0.commit_lsn;
 	c->r->wire_bytes = c->w1.tx_bytes - c->w0.tx_bytes;
+	c->r->stored_bytes = c->w1.commit_pos - c->w0.commit_pos;
+	c->r->retransmits = c->w1.retransmits - c->w0.retransmits;
+	c->r->naks = c->w1.naks - c->w0.naks;
+	c->r->cpu_seconds = (double)(c->w1.cpu_ns - c->w0.cpu_ns) / 1e9;
 	if (!c->r->drained)
 		sl_warn("cluster: after %.1f s, not every follower has every record",
 			c->o.drain_seconds);
@@ -536,14 +800,14 @@ static int make_mesh(void *arg, const struct sl_transport_config *c, struct sl_t
 
 static int configure(struct sl_cluster *c)
 {
-	uint16_t ports[SL_NODES_MAX] = {0}; /* UDP only */
+	uint16_t ports[SL_NODES_MAX] = {0}; /* kernel transports only */
 	int rc;
 
-	if (c->o.net != SL_CLUSTER_UDP) {
+	if (!net_is_kernel(c->o.net)) {
 		c->links_prepared = 1;
 		if ((rc = sl_cluster_links_prepare(&c->links, c->o.net, c->o.nodes, c->r->dir)))
 			return rc;
-	} else if ((rc = sl_cluster_free_ports(ports, c->o.nodes))) {
+	} else if ((rc = net_free_ports(c->o.net, ports, c->o.nodes))) {
 		return rc;
 	}
 	for (unsigned i = 0; i < c->o.nodes; i++) {
@@ -570,10 +834,10 @@ static int configure(struct sl_cluster *c)
 		nc->proto.limits = sl_batch_default_limits;
 		nc->proto.limits.max_record_bytes = c->o.record_bytes;
 		nc->store.dir = cn->dir;
-		nc->transport = SL_TRANSPORT_UDP;
+		nc->transport = c->o.net == SL_CLUSTER_TCP ? SL_TRANSPORT_TCP : SL_TRANSPORT_UDP;
 		nc->idle = c->o.idle;
 		nc->key_file = c->o.key_file;
-		if (c->o.net != SL_CLUSTER_UDP) {
+		if (!net_is_kernel(c->o.net)) {
 			nc->make_transport = make_mesh;
 			nc->make_transport_arg = cn;
 		}
@@ -661,6 +925,7 @@ static void collect(struct sl_cluster *c)
 		f->record_errors = cn->record_errors;
 		f->restarts = cn->restarts;
 		sl_hist_merge(&r->lag, &cn->lag);
+		memcpy(r->lag_slices[i - 1], cn->slices, sizeof(cn->slices));
 		r->verified &= f->log_identical && !f->order_errors && !f->record_errors &&
 			       f->delivered == r->appended;
 	}
@@ -677,6 +942,14 @@ static int start_threads(struct sl_cluster *c)
 			return sl_err_set(rc, "starting node %u's thread: %s", i + 1, strerror(rc));
 		cn->started = 1;
 	}
+	for (unsigned i = 0; i < c->o.clients; i++) {
+		struct cl_client *k = &c->clients[i];
+		int rc = pthread_create(&k->thread, NULL, client_main, k);
+
+		if (rc)
+			return sl_err_set(rc, "starting client %u's thread: %s", i, strerror(rc));
+		k->started = 1;
+	}
 	return 0;
 }
 
@@ -690,11 +963,19 @@ static int first_error(struct sl_cluster *c)
 	return 0;
 }
 
+/* Slices of at least 10 ms, at most SL_CLUSTER_LAG_SLICES over the window. */
+static uint64_t lag_slice_ns(const struct sl_cluster_opts *o)
+{
+	uint64_t s = (uint64_t)(o->seconds * 1e9) / SL_CLUSTER_LAG_SLICES + 1;
+
+	return s < 10000000ull ? 10000000ull : s;
+}
+
 static int run(struct sl_cluster *c)
 {
 	int rc;
 
-	if ((rc = make_dirs(c)) || (rc = configure(c)))
+	if ((rc = make_dirs(c)) || (rc = configure(c)) || (c->o.clients && (rc = clients_make(c))))
 		return rc;
 	if ((rc = start_threads(c))) {
 		/* Threads that started wait at the barriers for the missing ones:
@@ -708,8 +989,19 @@ static int run(struct sl_cluster *c)
 	c->t0 = sl_node_now();
 	c->win_start = c->o.records ? c->t0 : c->t0 + (uint64_t)(c->o.warmup * 1e9);
 	c->win_end = c->o.records ? UINT64_MAX : c->win_start + (uint64_t)(c->o.seconds * 1e9);
+	c->slice_ns = lag_slice_ns(&c->o);
+	c->r->lag_slice_ns = c->slice_ns;
+	c->r->n_lag_slices =
+	    c->o.records
+		? 0
+		: (unsigned)((c->o.seconds * 1e9 + (double)c->slice_ns - 1) / (double)c->slice_ns);
+	if (c->r->n_lag_slices > SL_CLUSTER_LAG_SLICES)
+		c->r->n_lag_slices = SL_CLUSTER_LAG_SLICES;
 	pthread_barrier_wait(&c->go);
 	pthread_join(c->nodes[0].thread, NULL);
+	atomic_store_explicit(&c->clients_stop, 1, memory_order_release);
+	for (unsigned i = 0; i < c->o.clients; i++)
+		pthread_join(c->clients[i].thread, NULL);
 	atomic_store_explicit(&c->stop, 1, memory_order_release);
 	for (unsigned i = 1; i < c->o.nodes; i++)
 		pthread_join(c->nodes[i].thread, NULL);
@@ -725,9 +1017,16 @@ static int check_opts(const struct sl_cluster_opts *o)
 		return sl_err_set(EINVAL, "%u nodes: want 1..%d", o->nodes, SL_NODES_MAX);
 	if (o->mode == SL_CLUSTER_OPEN && (o->rate == 0 || o->rate > 1000000000ull))
 		return sl_err_set(EINVAL, "open loop needs a rate of 1..1e9 records/s");
-	if (o->net != SL_CLUSTER_UDP && o->nodes < 2)
+	if (!net_is_kernel(o->net) && o->nodes < 2)
 		return sl_err_set(EINVAL, "%s links join two nodes: want 2..%d nodes",
 				  sl_cluster_net_name(o->net), SL_NODES_MAX);
+	if (o->clients > SL_CLUSTER_CLIENTS_MAX)
+		return sl_err_set(EINVAL, "%u clients: at most %d", o->clients,
+				  SL_CLUSTER_CLIENTS_MAX);
+	/* The followers regenerate one workload; clients interleave several. */
+	if (o->clients && o->check_records)
+		return sl_err_set(EINVAL, "checking records needs the records made on the "
+					  "leader's thread (no client threads)");
 	if (o->restart_at && (o->restart_node < 2 || o->restart_node > o->nodes))
 		return sl_err_set(EINVAL, "restart_node %u is not a follower", o->restart_node);
 	return 0;
@@ -753,7 +1052,7 @@ int sl_cluster_run(const struct sl_cluster_opts *opts, struct sl_cluster_result 
 	}
 	if ((rc = check_opts(&c->o)) == 0) {
 		pthread_barrier_init(&c->opened, NULL, c->o.nodes + 1);
-		pthread_barrier_init(&c->go, NULL, c->o.nodes + 1);
+		pthread_barrier_init(&c->go, NULL, c->o.nodes + c->o.clients + 1);
 		rc = run(c);
 		pthread_barrier_destroy(&c->opened);
 		pthread_barrier_destroy(&c->go);
@@ -768,6 +1067,7 @@ int sl_cluster_run(const struct sl_cluster_opts *opts, struct sl_cluster_result 
 		sl_warn("cluster: could not remove %s", r->dir);
 	if (rc < 0 && !r->error[0])
 		snprintf(r->error, sizeof(r->error), "%s", sl_err_msg());
+	clients_free(c);
 	free(c->ts);
 	free(c);
 	return rc;
@@ -801,10 +1101,10 @@ static int hop(struct sl_transport *a, struct sl_transport *b, uint32_t to, cons
 	return 0;
 }
 
-static int udp_pair(struct sl_transport *t[2])
+static int kernel_pair(enum sl_cluster_net net, struct sl_transport *t[2])
 {
 	uint16_t ports[2];
-	int rc = sl_cluster_free_ports(ports, 2);
+	int rc = net_free_ports(net, ports, 2);
 
 	for (int i = 0; i < 2 && rc == 0; i++) {
 		struct sl_transport_config c = {
@@ -816,7 +1116,8 @@ static int udp_pair(struct sl_transport *t[2])
 		    .mtu = 1500,
 		};
 
-		rc = sl_udp_transport_create(&t[i], &c);
+		rc = net == SL_CLUSTER_TCP ? sl_tcp_transport_create(&t[i], &c)
+					   : sl_udp_transport_create(&t[i], &c);
 	}
 	return rc;
 }
@@ -836,8 +1137,8 @@ int sl_cluster_measure_rtt(enum sl_cluster_net net, const char *base_dir, size_t
 		return sl_err_set(EINVAL, "round-trip frames of %zu bytes: want 1..1400",
 				  frame_bytes);
 	memset(&links, 0, sizeof(links));
-	if (net == SL_CLUSTER_UDP) {
-		rc = udp_pair(t);
+	if (net_is_kernel(net)) {
+		rc = kernel_pair(net, t);
 	} else {
 		snprintf(dir, sizeof(dir), "%s/shiplog-rtt-XXXXXX",
 			 base_dir ? base_dir : CLUSTER_BASE);
@@ -852,6 +1153,9 @@ int sl_cluster_measure_rtt(enum sl_cluster_net net, const char *base_dir, size_t
 		if (rc == 0)
 			rc = sl_cluster_links_wait(t, 2);
 	}
+	/* One round untimed: TCP connects on its first frame. */
+	if (rc == 0 && (rc = hop(t[0], t[1], 2, frame, frame_bytes)) == 0)
+		rc = hop(t[1], t[0], 1, frame, frame_bytes);
 	deadline = sl_node_now() + (uint64_t)(secs * 1e9);
 	while (rc == 0 && sl_node_now() < deadline) {
 		uint64_t t0 = sl_node_now();

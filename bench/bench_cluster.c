@@ -1,28 +1,35 @@
-/* shipbench cluster: three shiplog nodes in this process, one thread each
- * (idle strategy backoff, so they share a small machine), logs in a fresh
- * directory, talking over a real transport (kernel UDP on 127.0.0.1, or
- * DPDK: net_memif or net_af_packet on veth, one link per pair of nodes). The
- * leader's thread runs the workload and times every record from its append
- * (closed loop) or from when it was due (open loop, so a stall cannot hide
- * behind the records it delayed) to the commit callback that covers it;
- * followers time each batch from the leader's seal (leader_ts, same clock)
- * to their delivery. The cluster itself is app/cluster.c.
+/* shipbench cluster, the benchmark of record: shiplog nodes in this
+ * process, one thread each (idle strategy backoff, so they share a small
+ * machine), logs in a fresh directory, over a real transport: kernel UDP on
+ * 127.0.0.1, DPDK (net_memif, or net_af_packet on veth pairs), or the kernel
+ * TCP baseline. The cluster itself is app/cluster.c: the leader's thread
+ * runs the workload and times every record from its append (closed loop)
+ * or from when it was due (open loop, so a stall cannot hide behind the
+ * records it delayed) to the commit callback that covers it; followers
+ * time each batch from the leader's seal to their delivery (same clock).
  *
- * Before it, in the same run, the machine's limits: a 4 KiB O_DIRECT
- * write + fdatasync at queue depth 1 in the logs' file system, the
+ * One invocation runs a plan: every combination of the listed transports,
+ * data kinds, record sizes, modes, acks and ack levels (--matrix: every
+ * ack policy), one after the other with the same workload. Before the
+ * first run, the machine's limits: write + fdatasync of 4 KiB at queue
+ * depth 1 and sequential O_DIRECT bandwidth in the logs' file system, each
  * transport's round trip (1 KiB frames ping-ponged between two transports
- * of the same kind, busy polling), and LZ4 on the same records; the ratio
- * is commit p50 / (fsync p50 + round-trip p50), 1.0 being a commit as fast
- * as one disk flush plus one network round trip.
+ * of that kind, busy polling), LZ4 on each data kind and record size. Each
+ * run prints its results against them, then a summary table; --json prints
+ * one line per run; --plot DIR writes the data behind the plots and draws
+ * them (bench/plot.py).
  *
- * After it, every follower's log is compared with the leader's committed
- * prefix byte for byte (batches read by position); the exit status says
- * whether they matched. */
+ * After each run every follower's log is compared with the leader's
+ * committed prefix byte for byte; the exit status says whether all did. */
 #include <errno.h>
+#include <fcntl.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include "bench_util.h"
 #include "shiplog/cluster.h"
@@ -32,50 +39,252 @@
 #include "shiplog/workload.h"
 
 #define LIMIT_SECONDS 1.0
+#define LZ4_SECONDS   0.3
 #define RTT_FRAME     1024
-#define LZ4_POOL      4096 /* records LZ4 is measured on */
+#define LZ4_POOL      (4u << 20) /* bytes of records LZ4 is measured on */
+#define SEQ_FILE      (1ull << 30)
+#define SEQ_WRITE     (1u << 20) /* the store's group size */
+#define SEQ_DEPTH     2
+#define LIST_MAX      8
+#define RUNS_MAX      512
+#define NETS	      4
 
-struct cb_limits {
-	double fsync_p50_us, rtt_p50_us, lz4_mb_s;
+#ifndef SHIPLOG_PLOT_PY
+#define SHIPLOG_PLOT_PY "bench/plot.py"
+#endif
+
+struct cb_plan {
+	enum sl_cluster_net nets[LIST_MAX];
+	int acks[LIST_MAX];
+	enum sl_ack_level levels[LIST_MAX];
+	uint32_t sizes[LIST_MAX];
+	enum sl_wl_kind data[LIST_MAX];
+	enum sl_cluster_mode modes[LIST_MAX];
+	unsigned n_nets, n_acks, n_levels, n_sizes, n_data, n_modes;
+	const char *plot_dir;
+	int matrix;
+};
+
+struct cb_disk {
+	double fsync_p50_us, seq_mb_s;
+};
+
+/* One run's figures, kept for the summary table. */
+struct cb_row {
+	enum sl_cluster_net net;
+	int acks;
+	enum sl_ack_level level;
+	uint32_t size;
+	enum sl_wl_kind data;
+	enum sl_cluster_mode mode;
+	int failed, verified;
+	double rps, mb_s, c50, c99, c999, l50, l99, ratio, cpu_gb;
+	uint64_t retransmits;
 };
 
 static void usage(FILE *f)
 {
-	fprintf(f,
-		"usage: shipbench cluster [--json] [--seconds S] [--dir DIR] [--seed N]\n"
-		"                        [--transport udp|memif|af_packet] [--acks A]\n"
-		"                        [--ack-level received|durable|applied]\n"
-		"                        [--record-bytes N] [--data text|random]\n"
-		"                        [--mode closed|open] [--rate N] [--inflight N]\n"
-		"                        [--warmup S] [--batch-bytes N] [--linger-us N]\n"
-		"                        [--idle spin|yield|backoff] [--check-records] [--keep]\n"
-		"  --transport T     udp: kernel UDP on 127.0.0.1, free ports (default);\n"
-		"                    memif: DPDK, a net_memif pair per pair of nodes;\n"
-		"                    af_packet: DPDK net_af_packet on a veth pair per pair of\n"
-		"                    nodes (root). DPDK runs without hugepages (--no-huge)\n"
-		"  --acks A          follower acks a commit needs: 0, 1..15, majority, all (1)\n"
-		"  --ack-level L     received, durable or applied (durable)\n"
-		"  --record-bytes N  bytes per record (default 1024)\n"
-		"  --data KIND       text (WAL-like) or random (default text)\n"
-		"  --mode M          closed: at most --inflight records uncommitted (default);\n"
-		"                    open: --rate records/s on a fixed schedule, latency from\n"
-		"                    the scheduled time\n"
-		"  --rate N          open loop: records per second\n"
-		"  --inflight N      closed loop: records outstanding (default 1)\n"
-		"  --warmup S        seconds run before measuring (default 1)\n"
-		"  --seconds S       seconds measured (default 2)\n"
-		"  --batch-bytes N   close a batch at this many raw bytes (default 65536)\n"
-		"  --linger-us N     or this long after its first record (default 100)\n"
-		"  --idle I          node idle strategy (default backoff)\n"
-		"  --check-records   followers also compare every record they are delivered\n"
-		"  --dir DIR         parent of the run's directory (default /var/tmp)\n"
-		"  --keep            keep the logs\n");
+	fprintf(
+	    f,
+	    "usage: shipbench cluster [--json] [--seconds S] [--dir DIR] [--seed N]\n"
+	    "                        [--transport LIST] [--acks LIST] [--ack-level LIST]\n"
+	    "                        [--record-bytes LIST] [--data LIST] [--mode LIST]\n"
+	    "                        [--matrix] [--rate N] [--inflight N] [--clients N]\n"
+	    "                        [--warmup S] [--nodes N] [--batch-bytes N] [--linger-us N]\n"
+	    "                        [--idle spin|yield|backoff] [--plot DIR]\n"
+	    "                        [--check-records] [--keep]\n"
+	    "Runs every combination of the lists (comma-separated) one after the other,\n"
+	    "after measuring the machine's limits once. --seconds S is each run's measured\n"
+	    "time.\n"
+	    "  --transport LIST  udp: kernel UDP over io_uring on 127.0.0.1 (default);\n"
+	    "                    memif: DPDK, a net_memif pair per pair of nodes;\n"
+	    "                    af_packet: DPDK net_af_packet on a veth pair per pair of\n"
+	    "                    nodes (root); tcp: kernel TCP, plain sockets, the\n"
+	    "                    baseline. DPDK runs without hugepages (--no-huge)\n"
+	    "  --acks LIST       follower acks a commit needs: 0, 1..15, majority, all (1)\n"
+	    "  --ack-level LIST  received, durable, applied (durable); with acks 0 only the\n"
+	    "                    first level runs (no follower is waited for)\n"
+	    "  --matrix          every ack policy: acks 0,1,majority,all x every level\n"
+	    "  --record-bytes LIST  bytes per record, 1..1M (1024)\n"
+	    "  --data LIST       text (WAL-like) or random (text)\n"
+	    "  --mode LIST       closed: at most --inflight records uncommitted (default);\n"
+	    "                    open: --rate records/s on a fixed schedule, latency from\n"
+	    "                    the scheduled time\n"
+	    "  --rate N          open loop: records per second (10000)\n"
+	    "  --inflight N      closed loop: records outstanding (default 64)\n"
+	    "  --clients N       client threads producing the records and handing them to\n"
+	    "                    the leader's thread (0: the leader's thread produces them,\n"
+	    "                    as an engine linking the node would; default 0)\n"
+	    "  --warmup S        seconds run before measuring (default 1)\n"
+	    "  --nodes N         cluster size (default 3)\n"
+	    "  --batch-bytes N   close a batch at this many raw bytes (default 65536)\n"
+	    "  --linger-us N     or this long after its first record (default 100)\n"
+	    "  --idle I          node idle strategy (default backoff)\n"
+	    "  --plot DIR        write each run's commit-latency CDF and follower lag over\n"
+	    "                    time (CSV) and results.jsonl into DIR, then draw the PNG\n"
+	    "                    plots with %s (python3-matplotlib)\n"
+	    "  --check-records   followers also compare every record they are delivered\n"
+	    "  --dir DIR         parent of the runs' directories (default /var/tmp)\n"
+	    "  --keep            keep the logs\n"
+	    "Output: per run a report (or with --json one JSON line), then a summary table\n"
+	    "(on stderr with --json); progress on stderr.\n",
+	    SHIPLOG_PLOT_PY);
 }
 
-static int parse_opts(int argc, char **argv, struct sl_cluster_opts *o)
+/* ---- options ---- */
+
+/* Split a comma-separated list, parsing each item with `one`. */
+static int parse_list(const char *opt, const char *val, unsigned *n, void *out, size_t elem,
+		      int (*one)(const char *opt, const char *s, void *out))
+{
+	char buf[256], *save = NULL, *tok;
+
+	if (strlen(val) >= sizeof(buf))
+		return sl_err_set(EINVAL, "%s: list too long", opt);
+	snprintf(buf, sizeof(buf), "%s", val);
+	*n = 0;
+	for (tok = strtok_r(buf, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+		int rc;
+
+		if (*n == LIST_MAX)
+			return sl_err_set(EINVAL, "%s: at most %d items", opt, LIST_MAX);
+		if ((rc = one(opt, tok, (char *)out + *n * elem)) < 0)
+			return rc;
+		++*n;
+	}
+	return *n ? 0 : sl_err_set(EINVAL, "%s: empty list", opt);
+}
+
+static int one_net(const char *opt, const char *s, void *out)
+{
+	(void)opt;
+	return sl_cluster_net_parse(s, out);
+}
+
+static int one_acks(const char *opt, const char *s, void *out)
+{
+	(void)opt;
+	return sl_acks_parse(s, out);
+}
+
+static int one_level(const char *opt, const char *s, void *out)
+{
+	(void)opt;
+	return sl_ack_level_parse(s, out);
+}
+
+static int one_data(const char *opt, const char *s, void *out)
+{
+	(void)opt;
+	return sl_wl_kind_parse(s, out);
+}
+
+static int one_size(const char *opt, const char *s, void *out)
 {
 	uint64_t v;
+	int rc = bench_parse_u64(opt, s, 1, 1u << 20, &v);
 
+	*(uint32_t *)out = (uint32_t)v;
+	return rc;
+}
+
+static int one_mode(const char *opt, const char *s, void *out)
+{
+	(void)opt;
+	if (strcmp(s, "closed") == 0)
+		*(enum sl_cluster_mode *)out = SL_CLUSTER_CLOSED;
+	else if (strcmp(s, "open") == 0)
+		*(enum sl_cluster_mode *)out = SL_CLUSTER_OPEN;
+	else
+		return sl_err_set(EINVAL, "--mode is closed or open, got '%s'", s);
+	return 0;
+}
+
+static int parse_seconds(const char *opt, const char *val, double *out)
+{
+	char *end;
+
+	*out = strtod(val, &end);
+	if (*end || end == val || *out < 0)
+		return sl_err_set(EINVAL, "%s wants seconds >= 0, got '%s'", opt, val);
+	return 0;
+}
+
+static int parse_one(const char *a, const char *val, struct sl_cluster_opts *o, struct cb_plan *p)
+{
+	uint64_t v;
+	int rc;
+
+	if (strcmp(a, "--transport") == 0)
+		return parse_list(a, val, &p->n_nets, p->nets, sizeof(p->nets[0]), one_net);
+	if (strcmp(a, "--acks") == 0)
+		return parse_list(a, val, &p->n_acks, p->acks, sizeof(p->acks[0]), one_acks);
+	if (strcmp(a, "--ack-level") == 0)
+		return parse_list(a, val, &p->n_levels, p->levels, sizeof(p->levels[0]), one_level);
+	if (strcmp(a, "--record-bytes") == 0)
+		return parse_list(a, val, &p->n_sizes, p->sizes, sizeof(p->sizes[0]), one_size);
+	if (strcmp(a, "--data") == 0)
+		return parse_list(a, val, &p->n_data, p->data, sizeof(p->data[0]), one_data);
+	if (strcmp(a, "--mode") == 0)
+		return parse_list(a, val, &p->n_modes, p->modes, sizeof(p->modes[0]), one_mode);
+	if (strcmp(a, "--plot") == 0) {
+		p->plot_dir = val;
+		return 0;
+	}
+	if (strcmp(a, "--rate") == 0)
+		return bench_parse_u64(a, val, 1, 100000000, &o->rate);
+	if (strcmp(a, "--warmup") == 0)
+		return parse_seconds(a, val, &o->warmup);
+	if (strcmp(a, "--idle") == 0)
+		return sl_idle_parse(val, &o->idle);
+	if (strcmp(a, "--inflight") == 0) {
+		rc = bench_parse_u64(a, val, 1, 1u << 19, &v);
+		o->inflight = (uint32_t)v;
+	} else if (strcmp(a, "--clients") == 0) {
+		rc = bench_parse_u64(a, val, 0, SL_CLUSTER_CLIENTS_MAX, &v);
+		o->clients = (unsigned)v;
+	} else if (strcmp(a, "--nodes") == 0) {
+		rc = bench_parse_u64(a, val, 1, SL_NODES_MAX, &v);
+		o->nodes = (unsigned)v;
+	} else if (strcmp(a, "--batch-bytes") == 0) {
+		rc = bench_parse_u64(a, val, 256, 16u << 20, &v);
+		o->batch_bytes = (uint32_t)v;
+	} else if (strcmp(a, "--linger-us") == 0) {
+		rc = bench_parse_u64(a, val, 1, 1000000, &v);
+		o->linger_ns = v * 1000;
+	} else {
+		return -ENOENT;
+	}
+	return rc;
+}
+
+static void plan_defaults(struct cb_plan *p)
+{
+	static const int all_acks[] = {0, 1, SL_ACKS_MAJORITY, SL_ACKS_ALL};
+
+	if (p->matrix) {
+		for (unsigned i = 0; i < 4; i++)
+			p->acks[i] = all_acks[i];
+		for (unsigned i = 0; i < 3; i++)
+			p->levels[i] = (enum sl_ack_level)i;
+		p->n_acks = 4, p->n_levels = 3;
+	}
+	if (!p->n_nets)
+		p->nets[p->n_nets++] = SL_CLUSTER_UDP;
+	if (!p->n_acks)
+		p->acks[p->n_acks++] = 1;
+	if (!p->n_levels)
+		p->levels[p->n_levels++] = SL_ACK_DURABLE;
+	if (!p->n_sizes)
+		p->sizes[p->n_sizes++] = 1024;
+	if (!p->n_data)
+		p->data[p->n_data++] = SL_WL_TEXT;
+	if (!p->n_modes)
+		p->modes[p->n_modes++] = SL_CLUSTER_CLOSED;
+}
+
+static int parse_opts(int argc, char **argv, struct sl_cluster_opts *o, struct cb_plan *p)
+{
 	for (int i = 1; i < argc; i++) {
 		const char *a = argv[i], *val = i + 1 < argc ? argv[i + 1] : NULL;
 		int rc = 0, takes = 1;
@@ -88,200 +297,478 @@ static int parse_opts(int argc, char **argv, struct sl_cluster_opts *o)
 			o->check_records = 1, takes = 0;
 		} else if (strcmp(a, "--keep") == 0) {
 			o->keep = 1, takes = 0;
+		} else if (strcmp(a, "--matrix") == 0) {
+			p->matrix = 1, takes = 0;
 		} else if (!val) {
-			rc = -EINVAL;
-		} else if (strcmp(a, "--transport") == 0) {
-			rc = sl_cluster_net_parse(val, &o->net);
-		} else if (strcmp(a, "--acks") == 0) {
-			rc = sl_acks_parse(val, &o->policy.acks);
-		} else if (strcmp(a, "--ack-level") == 0) {
-			rc = sl_ack_level_parse(val, &o->policy.level);
-		} else if (strcmp(a, "--record-bytes") == 0) {
-			rc = bench_parse_u64(a, val, 1, 1u << 20, &v);
-			o->record_bytes = (uint32_t)v;
-		} else if (strcmp(a, "--data") == 0) {
-			rc = sl_wl_kind_parse(val, &o->data);
-		} else if (strcmp(a, "--mode") == 0) {
-			if (strcmp(val, "closed") == 0)
-				o->mode = SL_CLUSTER_CLOSED;
-			else if (strcmp(val, "open") == 0)
-				o->mode = SL_CLUSTER_OPEN;
-			else
-				rc = sl_err_set(EINVAL, "--mode is closed or open, got '%s'", val);
-		} else if (strcmp(a, "--rate") == 0) {
-			rc = bench_parse_u64(a, val, 1, 100000000, &o->rate);
-		} else if (strcmp(a, "--inflight") == 0) {
-			rc = bench_parse_u64(a, val, 1, 1u << 19, &v);
-			o->inflight = (uint32_t)v;
-		} else if (strcmp(a, "--warmup") == 0) {
-			char *end;
-
-			o->warmup = strtod(val, &end);
-			if (*end || o->warmup < 0)
-				rc = sl_err_set(EINVAL, "--warmup wants seconds >= 0, got '%s'",
-						val);
-		} else if (strcmp(a, "--batch-bytes") == 0) {
-			rc = bench_parse_u64(a, val, 256, 16u << 20, &v);
-			o->batch_bytes = (uint32_t)v;
-		} else if (strcmp(a, "--linger-us") == 0) {
-			rc = bench_parse_u64(a, val, 1, 1000000, &v);
-			o->linger_ns = v * 1000;
-		} else if (strcmp(a, "--idle") == 0) {
-			rc = sl_idle_parse(val, &o->idle);
-		} else {
-			rc = -EINVAL;
+			rc = sl_err_set(EINVAL, "%s wants a value", a);
+		} else if ((rc = parse_one(a, val, o, p)) == -ENOENT) {
+			rc = sl_err_set(EINVAL, "unknown option '%s'", a);
 		}
 		if (rc < 0) {
 			if (sl_err_msg()[0])
 				fprintf(stderr, "shipbench cluster: %s\n", sl_err_msg());
-			else
-				fprintf(stderr, "shipbench cluster: bad option '%s'\n", a);
 			usage(stderr);
 			return -EINVAL;
 		}
 		i += takes;
 	}
-	if (o->mode == SL_CLUSTER_OPEN && !o->rate) {
-		fprintf(stderr, "shipbench cluster: --mode open needs --rate\n");
-		return -EINVAL;
-	}
+	plan_defaults(p);
+	if (!o->rate)
+		o->rate = 10000;
+	if (!o->inflight)
+		o->inflight = 64;
 	return 0;
 }
 
-/* ---- the limits ---- */
+/* ---- the limits, measured once before every run ---- */
 
 static double us_p50(const struct sl_hist *h)
 {
 	return (double)sl_hist_quantile(h, 0.5) / 1e3;
 }
 
-static int measure_limits(const struct bench_common *c, const struct sl_cluster_opts *o,
-			  struct cb_limits *l)
+static int measure_disk(const struct bench_common *c, const char *base, struct cb_disk *d)
 {
-	static struct sl_hist fs, rtt;
-	char dir[4096];
-	uint64_t seed = c->seed;
-	uint8_t *pool = malloc((size_t)LZ4_POOL * o->record_bytes);
-	struct sl_wl wl;
-	int rc;
+	static struct sl_hist fs;
+	char dir[4096], path[4096];
+	uint64_t seed = c->seed, bytes = 0, ns = 0;
+	int rc, fd;
 
 	sl_hist_reset(&fs);
-	sl_hist_reset(&rtt);
-	if (!pool)
-		return sl_err_set(ENOMEM, "LZ4 pool");
-	snprintf(dir, sizeof(dir), "%s/shipbench-limits-XXXXXX", o->base_dir);
-	if (!mkdtemp(dir)) {
-		free(pool);
+	snprintf(dir, sizeof(dir), "%s/shipbench-limits-XXXXXX", base);
+	if (!mkdtemp(dir))
 		return sl_err_set(errno, "creating %s: %s", dir, strerror(errno));
-	}
 	rc = bench_raw_sync(dir, SL_SYNC_FDATASYNC, LIMIT_SECONDS, &fs, &seed);
+	if (rc == 0 && (fd = bench_fresh_file(dir, "raw-seq", SEQ_FILE, path, sizeof(path))) >= 0) {
+		rc = bench_raw_loop(fd, SEQ_FILE, 0, SEQ_WRITE, SEQ_DEPTH, LIMIT_SECONDS, &bytes,
+				    &ns, &seed);
+		close(fd);
+	} else if (rc == 0) {
+		rc = fd;
+	}
 	bench_remove_dir(dir);
-	if (rc == 0)
-		rc = sl_cluster_measure_rtt(o->net, o->base_dir, RTT_FRAME, LIMIT_SECONDS, &rtt);
-	sl_wl_init(&wl, o->data, o->seed);
-	for (uint32_t i = 0; i < LZ4_POOL; i++)
-		sl_wl_fill(&wl, pool + (size_t)i * o->record_bytes, o->record_bytes);
-	l->lz4_mb_s = bench_lz4_mb_s(pool, (size_t)LZ4_POOL * o->record_bytes,
-				     o->batch_bytes ? o->batch_bytes : 65536, LIMIT_SECONDS / 2);
-	free(pool);
-	l->fsync_p50_us = us_p50(&fs);
-	l->rtt_p50_us = us_p50(&rtt);
+	d->fsync_p50_us = us_p50(&fs);
+	d->seq_mb_s = ns ? (double)bytes * 1e3 / (double)ns : 0;
+	return rc < 0 ? sl_err_set(-rc, "disk limits in %s: %s", base, strerror(-rc)) : 0;
+}
+
+static int measure_rtt(enum sl_cluster_net net, const char *base, double *p50_us)
+{
+	static struct sl_hist rtt;
+	int rc;
+
+	sl_hist_reset(&rtt);
+	rc = sl_cluster_measure_rtt(net, base, RTT_FRAME, LIMIT_SECONDS, &rtt);
+	*p50_us = us_p50(&rtt);
 	return rc;
 }
 
-/* ---- the report ---- */
+/* LZ4 on records of this kind and size, a batch at a time. */
+static double measure_lz4(enum sl_wl_kind kind, uint32_t size, uint32_t batch_bytes, uint64_t seed)
+{
+	size_t n = LZ4_POOL / size ? LZ4_POOL / size : 1;
+	uint8_t *pool = malloc(n * size);
+	struct sl_wl wl;
+	double mb_s;
 
-static void report(const struct bench_common *c, const struct sl_cluster_opts *o,
-		   const struct sl_cluster_result *r, const struct cb_limits *l)
+	if (!pool)
+		return 0;
+	sl_wl_init(&wl, kind, seed);
+	for (size_t i = 0; i < n; i++)
+		sl_wl_fill(&wl, pool + i * size, size);
+	mb_s = bench_lz4_mb_s(pool, n * size, batch_bytes ? batch_bytes : 65536, LZ4_SECONDS);
+	free(pool);
+	return mb_s;
+}
+
+/* ---- one run's report ---- */
+
+struct cb_limits {
+	double fsync_p50_us, seq_mb_s, rtt_p50_us, lz4_mb_s;
+};
+
+static double q_us(const struct sl_hist *h, double q)
+{
+	return (double)sl_hist_quantile(h, q) / 1e3;
+}
+
+static double q_ms(const struct sl_hist *h, double q)
+{
+	return (double)sl_hist_quantile(h, q) / 1e6;
+}
+
+static double safe_div(double a, double b)
+{
+	return b > 0 ? a / b : 0;
+}
+
+static void fill_row(struct cb_row *w, const struct sl_cluster_result *r, const struct cb_limits *l)
 {
 	double secs = r->seconds > 0 ? r->seconds : 1e-9;
-	double rps = (double)r->records / secs, mb_s = (double)r->record_bytes / 1e6 / secs,
-	       wire = (double)r->wire_bytes / 1e6 / secs;
-	double c50 = (double)sl_hist_quantile(&r->commit, 0.5) / 1e3,
-	       c99 = (double)sl_hist_quantile(&r->commit, 0.99) / 1e3,
-	       c999 = (double)sl_hist_quantile(&r->commit, 0.999) / 1e3,
-	       cmax = (double)r->commit.max / 1e3;
-	double l50 = (double)sl_hist_quantile(&r->lag, 0.5) / 1e6,
-	       l99 = (double)sl_hist_quantile(&r->lag, 0.99) / 1e6, lmax = (double)r->lag.max / 1e6;
-	double ratio = c50 / (l->fsync_p50_us + l->rtt_p50_us);
+
+	w->verified = r->verified;
+	w->rps = (double)r->records / secs;
+	w->mb_s = (double)r->record_bytes / 1e6 / secs;
+	w->c50 = q_us(&r->commit, 0.5);
+	w->c99 = q_us(&r->commit, 0.99);
+	w->c999 = q_us(&r->commit, 0.999);
+	w->l50 = q_ms(&r->lag, 0.5);
+	w->l99 = q_ms(&r->lag, 0.99);
+	w->ratio = safe_div(w->c50, l->fsync_p50_us + l->rtt_p50_us);
+	w->cpu_gb = safe_div(r->cpu_seconds, (double)r->record_bytes / 1e9);
+	w->retransmits = r->retransmits;
+}
+
+static void print_text(const struct sl_cluster_opts *o, const struct sl_cluster_result *r,
+		       const struct cb_limits *l, const struct cb_row *w)
+{
+	double secs = r->seconds > 0 ? r->seconds : 1e-9,
+	       stored = (double)r->stored_bytes / 1e6 / secs;
+
+	printf("  limits      fsync 4 KiB QD1 p50 %.1f us, sequential writes %.0f MB/s, %s round "
+	       "trip 1 KiB p50 %.1f us, LZ4 %.0f MB/s\n",
+	       l->fsync_p50_us, l->seq_mb_s, sl_cluster_net_name(o->net), l->rtt_p50_us,
+	       l->lz4_mb_s);
+	sl_cluster_print_summary(stdout, r);
+	printf("  cost        %.1f CPU s per GB of records, %llu retransmits, %llu NAKs\n",
+	       w->cpu_gb, (unsigned long long)r->retransmits, (unsigned long long)r->naks);
+	printf("  vs limits   commit p50 / (fsync p50 + round-trip p50) = %.2f; lag p50 / that "
+	       "= %.2f;\n"
+	       "              records MB/s / LZ4 MB/s = %.3f; log MB/s (%.1f) / sequential MB/s = "
+	       "%.3f\n",
+	       w->ratio, safe_div(w->l50 * 1e3, l->fsync_p50_us + l->rtt_p50_us),
+	       safe_div(w->mb_s, l->lz4_mb_s), stored, safe_div(stored, l->seq_mb_s));
+	sl_cluster_print_check(stdout, r);
+}
+
+/* The run's JSON line to stdout (to_stdout) and to `also` (not NULL). */
+static void print_json(const struct sl_cluster_opts *o, const struct sl_cluster_result *r,
+		       const struct cb_limits *l, const struct cb_row *w, int to_stdout, FILE *also)
+{
+	double secs = r->seconds > 0 ? r->seconds : 1e-9,
+	       stored = (double)r->stored_bytes / 1e6 / secs;
+	double load[1] = {0};
 	char acks[16];
 	struct bench_json j;
 
+	getloadavg(load, 1);
 	sl_acks_name(o->policy.acks, acks, sizeof(acks));
-	if (!c->json) {
-		printf("cluster: %u nodes over %s, acks=%s at %s, %u-byte %s records, %s loop",
-		       o->nodes, sl_cluster_net_name(o->net), acks,
-		       sl_ack_level_name(o->policy.level), o->record_bytes,
-		       sl_wl_kind_name(o->data), o->mode == SL_CLUSTER_OPEN ? "open" : "closed");
-		if (o->mode == SL_CLUSTER_OPEN)
-			printf(" at %llu records/s\n", (unsigned long long)o->rate);
-		else
-			printf(", %u in flight\n", o->inflight);
-		printf(
-		    "  limits      fsync 4 KiB QD1 p50 %.1f us, %s round trip 1 KiB p50 %.1f us, "
-		    "LZ4 %.0f MB/s\n",
-		    l->fsync_p50_us, sl_cluster_net_name(o->net), l->rtt_p50_us, l->lz4_mb_s);
-		sl_cluster_print_summary(stdout, r);
-		printf("  vs limits   commit p50 / (fsync p50 + round-trip p50) = %.2f\n", ratio);
-		return;
-	}
 	bench_json_begin(&j, "cluster");
 	bench_json_str(&j, "transport", sl_cluster_net_name(o->net));
 	bench_json_int(&j, "nodes", o->nodes);
 	bench_json_str(&j, "acks", acks);
 	bench_json_str(&j, "ack_level", sl_ack_level_name(o->policy.level));
 	bench_json_int(&j, "record_bytes", o->record_bytes);
+	bench_json_str(&j, "data", sl_wl_kind_name(o->data));
 	bench_json_str(&j, "mode", o->mode == SL_CLUSTER_OPEN ? "open" : "closed");
 	bench_json_int(&j, "rate", o->mode == SL_CLUSTER_OPEN ? (long long)o->rate : 0);
 	bench_json_int(&j, "inflight", o->mode == SL_CLUSTER_OPEN ? 0 : o->inflight);
-	bench_json_num(&j, "records_per_s", rps);
-	bench_json_num(&j, "mb_s", mb_s);
-	bench_json_num(&j, "wire_mb_s", wire);
-	bench_json_num(&j, "commit_p50_us", c50);
-	bench_json_num(&j, "commit_p99_us", c99);
-	bench_json_num(&j, "commit_p999_us", c999);
-	bench_json_num(&j, "commit_max_us", cmax);
-	bench_json_num(&j, "lag_p50_ms", l50);
-	bench_json_num(&j, "lag_p99_ms", l99);
-	bench_json_num(&j, "lag_max_ms", lmax);
+	bench_json_int(&j, "clients", o->clients);
+	bench_json_num(&j, "seconds", r->seconds);
+	bench_json_num(&j, "records_per_s", w->rps);
+	bench_json_num(&j, "mb_s", w->mb_s);
+	bench_json_num(&j, "wire_mb_s", (double)r->wire_bytes / 1e6 / secs);
+	bench_json_num(&j, "log_mb_s", stored);
+	bench_json_num(&j, "commit_p50_us", w->c50);
+	bench_json_num(&j, "commit_p99_us", w->c99);
+	bench_json_num(&j, "commit_p999_us", w->c999);
+	bench_json_num(&j, "commit_max_us", (double)r->commit.max / 1e3);
+	bench_json_num(&j, "lag_p50_ms", w->l50);
+	bench_json_num(&j, "lag_p99_ms", w->l99);
+	bench_json_num(&j, "lag_max_ms", (double)r->lag.max / 1e6);
+	bench_json_num(&j, "cpu_s_per_gb", w->cpu_gb);
+	bench_json_int(&j, "retransmits", (long long)r->retransmits);
+	bench_json_int(&j, "naks", (long long)r->naks);
 	bench_json_num(&j, "limit_fsync_p50_us", l->fsync_p50_us);
 	bench_json_num(&j, "limit_rtt_p50_us", l->rtt_p50_us);
 	bench_json_num(&j, "limit_lz4_mb_s", l->lz4_mb_s);
-	bench_json_num(&j, "ratio", ratio);
+	bench_json_num(&j, "limit_seq_mb_s", l->seq_mb_s);
+	bench_json_num(&j, "ratio", w->ratio);
+	bench_json_num(&j, "lag_ratio", safe_div(w->l50 * 1e3, l->fsync_p50_us + l->rtt_p50_us));
+	bench_json_num(&j, "lz4_ratio", safe_div(w->mb_s, l->lz4_mb_s));
+	bench_json_num(&j, "disk_ratio", safe_div(stored, l->seq_mb_s));
+	bench_json_num(&j, "load1", load[0]);
 	j.len += (size_t)snprintf(j.buf + j.len, sizeof(j.buf) - j.len, ",\"verified\":%s",
 				  r->verified ? "true" : "false");
-	bench_json_end(&j);
+	if (also)
+		fprintf(also, "%s}\n", j.buf);
+	if (to_stdout)
+		bench_json_end(&j);
+}
+
+/* ---- plot data ---- */
+
+/* The commit-latency CDF (quantiles, finer in the tail) and each
+ * follower's lag per time slice, as CSV files named after the run. */
+static int write_plot_data(const char *dir, unsigned run, const struct sl_cluster_result *r)
+{
+	char path[4096];
+	FILE *f;
+
+	snprintf(path, sizeof(path), "%s/run-%03u-commit.csv", dir, run);
+	if (!(f = fopen(path, "w")))
+		return sl_err_set(errno, "%s: %s", path, strerror(errno));
+	fprintf(f, "latency_us,quantile\n");
+	for (unsigned i = 0; i <= 200 && r->commit.count; i++) {
+		/* 0..0.99 linearly, then 0.99..0.99999 by powers of ten. */
+		double q = i < 100 ? i / 100.0 : 1.0 - 0.01 * pow(10.0, -(double)(i - 100) / 33.3);
+
+		fprintf(f, "%.3f,%.6f\n", q_us(&r->commit, q), q);
+	}
+	fclose(f);
+	snprintf(path, sizeof(path), "%s/run-%03u-lag.csv", dir, run);
+	if (!(f = fopen(path, "w")))
+		return sl_err_set(errno, "%s: %s", path, strerror(errno));
+	fprintf(f, "t_s,follower,batches,mean_ms,max_ms\n");
+	for (unsigned k = 0; k < r->n_followers; k++)
+		for (unsigned s = 0; s < r->n_lag_slices; s++) {
+			const struct sl_cluster_lag_slice *x = &r->lag_slices[k][s];
+
+			if (!x->count)
+				continue;
+			fprintf(f, "%.3f,%u,%llu,%.4f,%.4f\n", (double)(s * r->lag_slice_ns) / 1e9,
+				r->f[k].node_id, (unsigned long long)x->count,
+				x->sum_ns / (double)x->count / 1e6, (double)x->max_ns / 1e6);
+		}
+	fclose(f);
+	return 0;
+}
+
+/* Draw the PNGs from the data in dir (bench/plot.py, python3-matplotlib). */
+static int draw_plots(const char *dir)
+{
+	const char *script = getenv("SHIPLOG_PLOT_PY");
+	/* Debian's interpreter, the one python3-matplotlib installs into, even
+	 * when PATH leads to another python3 first. */
+	const char *py = access("/usr/bin/python3", X_OK) == 0 ? "/usr/bin/python3" : "python3";
+	char cmd[8192];
+	int st;
+
+	if (!script || !script[0])
+		script = SHIPLOG_PLOT_PY;
+	snprintf(cmd, sizeof(cmd), "%s '%s' '%s' >&2", py, script, dir);
+	st = system(cmd);
+	if (st != 0) {
+		fprintf(stderr,
+			"shipbench cluster: drawing the plots failed (%s); the data is in %s: "
+			"run python3 %s %s (needs python3-matplotlib)\n",
+			WIFEXITED(st) ? "exit status" : "signal", dir, script, dir);
+		return -EIO;
+	}
+	return 0;
+}
+
+/* ---- the plan ---- */
+
+static const char *short_acks(int acks, char *buf, unsigned cap)
+{
+	return sl_acks_name(acks, buf, cap);
+}
+
+static void print_table(FILE *f, const struct cb_row *rows, unsigned n)
+{
+	fprintf(f, "\n%-9s %-8s %-8s %6s %-6s %-6s %10s %8s %9s %9s %9s %8s %8s %6s %7s %5s %s\n",
+		"transport", "acks", "level", "bytes", "data", "mode", "records/s", "MB/s",
+		"c.p50 us", "c.p99 us", "c.p999us", "lag p50", "lag p99", "ratio", "CPUs/GB", "rtx",
+		"check");
+	for (unsigned i = 0; i < n; i++) {
+		const struct cb_row *w = &rows[i];
+		char acks[16];
+
+		short_acks(w->acks, acks, sizeof(acks));
+		fprintf(f, "%-9s %-8s %-8s %6u %-6s %-6s ", sl_cluster_net_name(w->net), acks,
+			sl_ack_level_name(w->level), w->size, sl_wl_kind_name(w->data),
+			w->mode == SL_CLUSTER_OPEN ? "open" : "closed");
+		if (w->failed) {
+			fprintf(f, "%s\n", "(run failed: see above)");
+			continue;
+		}
+		fprintf(f, "%10.0f %8.2f %9.1f %9.1f %9.1f %8.3f %8.3f %6.2f %7.2f %5llu %s\n",
+			w->rps, w->mb_s, w->c50, w->c99, w->c999, w->l50, w->l99, w->ratio,
+			w->cpu_gb, (unsigned long long)w->retransmits,
+			w->verified ? "ok" : "FAILED");
+	}
+}
+
+struct cb_state {
+	const struct bench_common *c;
+	struct cb_plan *p;
+	struct cb_disk disk;
+	double rtt[NETS];
+	int rtt_rc[NETS];
+	double lz4[LIST_MAX][LIST_MAX]; /* [data][size] */
+	struct cb_row rows[RUNS_MAX];
+	unsigned n_rows, total;
+	FILE *jsonl;
+};
+
+static int measure_limits(struct cb_state *s, const struct sl_cluster_opts *o)
+{
+	const struct cb_plan *p = s->p;
+	int rc;
+
+	fprintf(stderr, "cluster: measuring the limits (disk, %u transport(s), LZ4)\n", p->n_nets);
+	if ((rc = measure_disk(s->c, o->base_dir, &s->disk)) < 0)
+		return rc;
+	for (unsigned i = 0; i < p->n_nets; i++) {
+		enum sl_cluster_net n = p->nets[i];
+
+		if (n < NETS && !s->rtt[n] && !s->rtt_rc[n]) {
+			s->rtt_rc[n] = measure_rtt(n, o->base_dir, &s->rtt[n]);
+			if (s->rtt_rc[n] < 0)
+				fprintf(stderr, "shipbench cluster: %s round trip: %s\n",
+					sl_cluster_net_name(n), sl_err_msg());
+		}
+	}
+	for (unsigned d = 0; d < p->n_data; d++)
+		for (unsigned z = 0; z < p->n_sizes; z++)
+			s->lz4[d][z] =
+			    measure_lz4(p->data[d], p->sizes[z], o->batch_bytes, o->seed);
+	return 0;
+}
+
+static int one_run(struct cb_state *s, struct sl_cluster_opts *o, unsigned d, unsigned z)
+{
+	static struct sl_cluster_result r;
+	struct cb_limits l = {s->disk.fsync_p50_us, s->disk.seq_mb_s, s->rtt[o->net], s->lz4[d][z]};
+	struct cb_row *w = &s->rows[s->n_rows++];
+	char acks[16];
+	int rc;
+
+	*w = (struct cb_row){.net = o->net,
+			     .acks = o->policy.acks,
+			     .level = o->policy.level,
+			     .size = o->record_bytes,
+			     .data = o->data,
+			     .mode = o->mode};
+	sl_acks_name(o->policy.acks, acks, sizeof(acks));
+	fprintf(stderr, "cluster: run %u/%u: %s, acks=%s at %s, %u-byte %s records, %s loop\n",
+		s->n_rows, s->total, sl_cluster_net_name(o->net), acks,
+		sl_ack_level_name(o->policy.level), o->record_bytes, sl_wl_kind_name(o->data),
+		o->mode == SL_CLUSTER_OPEN ? "open" : "closed");
+	if (!s->c->json) {
+		printf("cluster: %u nodes over %s, acks=%s at %s, %u-byte %s records, %s loop",
+		       o->nodes, sl_cluster_net_name(o->net), acks,
+		       sl_ack_level_name(o->policy.level), o->record_bytes,
+		       sl_wl_kind_name(o->data), o->mode == SL_CLUSTER_OPEN ? "open" : "closed");
+		if (o->mode == SL_CLUSTER_OPEN)
+			printf(" at %llu records/s", (unsigned long long)o->rate);
+		else
+			printf(", %u in flight", o->inflight);
+		printf(o->clients ? ", %u client threads\n" : "\n", o->clients);
+	}
+	if (o->net < NETS && s->rtt_rc[o->net] < 0) {
+		w->failed = 1;
+		fprintf(stderr, "shipbench cluster: skipping the run: no %s round trip\n",
+			sl_cluster_net_name(o->net));
+		return -EIO;
+	}
+	if ((rc = sl_cluster_run(o, &r)) < 0) {
+		w->failed = 1;
+		fprintf(stderr, "shipbench cluster: %s\n", r.error);
+		return rc;
+	}
+	fill_row(w, &r, &l);
+	/* With --json, stdout stays JSON lines. */
+	if (!s->c->json)
+		print_text(o, &r, &l, w);
+	else
+		sl_cluster_print_check(stderr, &r);
+	if (s->c->json || s->jsonl)
+		print_json(o, &r, &l, w, s->c->json, s->jsonl);
+	if (s->p->plot_dir && (rc = write_plot_data(s->p->plot_dir, s->n_rows, &r)) < 0)
+		fprintf(stderr, "shipbench cluster: %s\n", sl_err_msg());
+	return r.verified ? 0 : -EIO;
+}
+
+/* Every combination, transports outermost (a DPDK kind's set-up once per
+ * block of runs is the EAL's, not the run's). acks 0 waits for no
+ * follower: one level only. */
+static unsigned plan_runs(const struct cb_plan *p)
+{
+	unsigned n = 0;
+
+	for (unsigned a = 0; a < p->n_acks; a++)
+		n += p->acks[a] == 0 ? 1 : p->n_levels;
+	return n * p->n_nets * p->n_data * p->n_sizes * p->n_modes;
+}
+
+static int run_plan(struct cb_state *s, struct sl_cluster_opts *o)
+{
+	const struct cb_plan *p = s->p;
+	int failed = 0;
+
+	for (unsigned t = 0; t < p->n_nets; t++)
+		for (unsigned d = 0; d < p->n_data; d++)
+			for (unsigned z = 0; z < p->n_sizes; z++)
+				for (unsigned m = 0; m < p->n_modes; m++)
+					for (unsigned a = 0; a < p->n_acks; a++)
+						for (unsigned v = 0; v < p->n_levels; v++) {
+							if (p->acks[a] == 0 && v > 0)
+								break;
+							o->net = p->nets[t];
+							o->data = p->data[d];
+							o->record_bytes = p->sizes[z];
+							o->mode = p->modes[m];
+							o->policy.acks = p->acks[a];
+							o->policy.level = p->levels[v];
+							failed |= one_run(s, o, d, z) < 0;
+						}
+	return failed;
+}
+
+static int open_plot_dir(struct cb_state *s)
+{
+	char path[4096];
+
+	if (mkdir(s->p->plot_dir, 0755) < 0 && errno != EEXIST) {
+		fprintf(stderr, "shipbench cluster: creating %s: %s\n", s->p->plot_dir,
+			strerror(errno));
+		return -errno;
+	}
+	snprintf(path, sizeof(path), "%s/results.jsonl", s->p->plot_dir);
+	if (!(s->jsonl = fopen(path, "w"))) {
+		fprintf(stderr, "shipbench cluster: %s: %s\n", path, strerror(errno));
+		return -errno;
+	}
+	return 0;
 }
 
 int bench_cluster_main(const struct bench_common *c, int argc, char **argv)
 {
 	struct sl_cluster_opts o = {
 	    .nodes = 3,
-	    .policy = {.acks = 1, .level = SL_ACK_DURABLE},
-	    .record_bytes = 1024,
 	    .warmup = 1.0,
 	    .progress = 1,
 	};
-	static struct sl_cluster_result r;
-	struct cb_limits l;
-	int rc;
+	static struct cb_plan p;
+	static struct cb_state s;
+	int failed;
 
-	if (parse_opts(argc, argv, &o))
+	if (parse_opts(argc, argv, &o, &p))
 		return 2;
 	o.seed = c->seed;
 	o.seconds = c->seconds;
 	o.base_dir = c->dir;
 	sl_cluster_opts_defaults(&o);
-	if ((rc = measure_limits(c, &o, &l)) < 0) {
+	s.c = c;
+	s.p = &p;
+	s.total = plan_runs(&p);
+	if (s.total > RUNS_MAX) {
+		fprintf(stderr, "shipbench cluster: %u runs; at most %d\n", s.total, RUNS_MAX);
+		return 2;
+	}
+	if (p.plot_dir && open_plot_dir(&s) < 0)
+		return 1;
+	if (measure_limits(&s, &o) < 0) {
 		fprintf(stderr, "shipbench cluster: measuring the limits: %s\n", sl_err_msg());
 		return 1;
 	}
-	if ((rc = sl_cluster_run(&o, &r)) < 0) {
-		fprintf(stderr, "shipbench cluster: %s\n", r.error);
-		return 1;
-	}
-	report(c, &o, &r, &l);
-	/* With --json, stdout stays JSON lines. */
-	sl_cluster_print_check(c->json ? stderr : stdout, &r);
-	return r.verified ? 0 : 1;
+	failed = run_plan(&s, &o);
+	print_table(c->json ? stderr : stdout, s.rows, s.n_rows);
+	if (s.jsonl)
+		fclose(s.jsonl);
+	if (p.plot_dir && draw_plots(p.plot_dir) < 0)
+		failed = 1;
+	return failed ? 1 : 0;
 }

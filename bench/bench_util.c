@@ -4,6 +4,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <liburing.h>
 #include <lz4.h>
 #include <math.h>
 #include <stdlib.h>
@@ -175,6 +176,73 @@ int bench_raw_sync(const char *dir, enum sl_sync_mode mode, double secs, struct 
 	}
 	free(buf);
 	close(fd);
+	return rc;
+}
+
+/* Sequential O_DIRECT writes of `wbytes`, `depth` in flight, into fd from
+ * offset 0 for `secs`: wrapping at `file_bytes` when `wrap`, else stopping
+ * there (which ends the phase early). secs < 0: one pass, untimed. */
+int bench_raw_loop(int fd, uint64_t file_bytes, int wrap, uint32_t wbytes, unsigned depth,
+		   double secs, uint64_t *bytes, uint64_t *ns, uint64_t *seed)
+{
+	struct io_uring ring;
+	struct iovec iov;
+	uint8_t *buf;
+	uint64_t off = 0, start, deadline, done = 0;
+	unsigned inflight = 0;
+	int rc;
+
+	if (posix_memalign((void **)&buf, 4096, (size_t)wbytes * depth))
+		return -ENOMEM;
+	bench_fill_random(buf, (size_t)wbytes * depth, seed);
+	if ((rc = io_uring_queue_init(2 * depth, &ring, 0)) < 0)
+		goto out;
+	iov = (struct iovec){.iov_base = buf, .iov_len = (size_t)wbytes * depth};
+	io_uring_register_buffers(&ring, &iov, 1);
+	start = bench_now_ns();
+	deadline = secs < 0 ? UINT64_MAX : start + (uint64_t)(secs * 1e9);
+	for (;;) {
+		struct io_uring_cqe *cqe;
+
+		while (inflight < depth && bench_now_ns() < deadline) {
+			struct io_uring_sqe *sqe;
+
+			if (off + wbytes > file_bytes) {
+				if (!wrap)
+					break;
+				off = 0;
+			}
+			sqe = io_uring_get_sqe(&ring);
+			io_uring_prep_write_fixed(
+			    sqe, fd, buf + (size_t)(inflight % depth) * wbytes, wbytes, off, 0);
+			off += wbytes;
+			inflight++;
+		}
+		if (inflight == 0)
+			break;
+		if ((rc = io_uring_submit_and_wait(&ring, 1)) < 0)
+			break;
+		while (io_uring_peek_cqe(&ring, &cqe) == 0) {
+			if (cqe->res != (int)wbytes) {
+				fprintf(stderr, "shipbench: raw write: %s\n",
+					strerror(cqe->res < 0 ? -cqe->res : EIO));
+				rc = -EIO;
+			}
+			io_uring_cqe_seen(&ring, cqe);
+			inflight--;
+			done += wbytes;
+		}
+		if (rc < 0 && inflight == 0)
+			break;
+	}
+	if (ns != NULL) {
+		*ns += bench_now_ns() - start;
+		*bytes += done;
+	}
+	io_uring_queue_exit(&ring);
+	rc = rc < 0 ? rc : 0;
+out:
+	free(buf);
 	return rc;
 }
 

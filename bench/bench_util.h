@@ -49,6 +49,13 @@ int bench_fresh_file(const char *dir, const char *name, uint64_t size, char *pat
  * pwritev2 RWF_DSYNC for SL_SYNC_DSYNC), latencies into h. 0 or -errno. */
 int bench_raw_sync(const char *dir, enum sl_sync_mode mode, double secs, struct sl_hist *h,
 		   uint64_t *seed);
+/* Sequential O_DIRECT writes of `wbytes`, `depth` in flight through
+ * io_uring, into fd from offset 0 for `secs`: wrapping at `file_bytes` when
+ * `wrap`, else stopping there (which ends the phase early). secs < 0: one
+ * pass, untimed. Adds the bytes written and the time taken to *bytes and
+ * *ns (when not NULL). 0 or -errno. */
+int bench_raw_loop(int fd, uint64_t file_bytes, int wrap, uint32_t wbytes, unsigned depth,
+		   double secs, uint64_t *bytes, uint64_t *ns, uint64_t *seed);
 /* LZ4_compress_default speed on `pool`, `chunk` bytes at a time (a batch's
  * raw payload), for `secs`: MB/s of input (1 MB = 1e6 bytes), 0 on ENOMEM. */
 double bench_lz4_mb_s(const uint8_t *pool, size_t total, size_t chunk, double secs);

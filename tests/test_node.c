@@ -177,6 +177,44 @@ static void test_three_nodes_memif(void **state)
 	check_replicated(&r, 20000);
 }
 
+/* The same over the kernel TCP baseline (plain sockets on 127.0.0.1). */
+static void test_three_nodes_tcp(void **state)
+{
+	struct sl_cluster_opts o = base_opts();
+	static struct sl_cluster_result r;
+	int rc;
+
+	(void)state;
+	o.net = SL_CLUSTER_TCP;
+	o.records = 20000;
+	rc = sl_cluster_run(&o, &r);
+	if (rc < 0)
+		fail_msg("cluster: %d %s", rc, r.error);
+	check_replicated(&r, 20000);
+}
+
+/* Records made by two client threads and handed to the leader's thread:
+ * every one committed and delivered once (their bytes are the clients',
+ * so the followers do not regenerate them). */
+static void test_three_nodes_clients(void **state)
+{
+	struct sl_cluster_opts o = base_opts();
+	static struct sl_cluster_result r;
+	int rc;
+
+	(void)state;
+	o.clients = 2;
+	o.check_records = 0;
+	o.records = 20000;
+	rc = sl_cluster_run(&o, &r);
+	if (rc < 0)
+		fail_msg("cluster: %d %s", rc, r.error);
+	check_replicated(&r, 20000);
+	assert_int_equal(r.commit.count, 20000);
+	o.check_records = 1; /* refused: the followers could not regenerate them */
+	assert_int_equal(sl_cluster_run(&o, &r), -EINVAL);
+}
+
 /* A single node commits on its own durability. */
 static void test_single_node(void **state)
 {
@@ -303,7 +341,10 @@ static void test_parsers(void **state)
 	assert_string_equal(sl_idle_name(SL_IDLE_YIELD), "yield");
 	assert_int_equal(sl_cluster_net_parse("af_packet", &net), 0);
 	assert_int_equal(net, SL_CLUSTER_AF_PACKET);
-	assert_int_equal(sl_cluster_net_parse("tcp", &net), -EINVAL);
+	assert_int_equal(sl_cluster_net_parse("tcp", &net), 0);
+	assert_int_equal(net, SL_CLUSTER_TCP);
+	assert_string_equal(sl_cluster_net_name(SL_CLUSTER_TCP), "tcp");
+	assert_int_equal(sl_cluster_net_parse("sctp", &net), -EINVAL);
 }
 
 int main(void)
@@ -315,6 +356,8 @@ int main(void)
 	    cmocka_unit_test(test_three_nodes_udp),
 	    cmocka_unit_test(test_three_nodes_mac),
 	    cmocka_unit_test(test_three_nodes_memif),
+	    cmocka_unit_test(test_three_nodes_tcp),
+	    cmocka_unit_test(test_three_nodes_clients),
 	    cmocka_unit_test(test_follower_restart_catches_up),
 	    cmocka_unit_test(test_follower_restart_disk_catchup),
 	};

@@ -4,7 +4,8 @@
  * open loop) and measures commit latency per record; followers measure the
  * lag from the leader's seal to their delivery (one process, one monotonic
  * clock), check what they are delivered, and at the end every follower's
- * log is compared byte for byte with the leader's committed prefix.
+ * log is compared byte for byte with the leader's committed prefix. Kernel
+ * TCP (plain sockets) runs the same cluster as a baseline.
  *
  * Batching: whenever the workload may append nothing more right now (closed
  * loop: `inflight` records are uncommitted; open loop: the next record is not
@@ -29,7 +30,10 @@ enum sl_cluster_net {
 	SL_CLUSTER_UDP = 0,   /* kernel UDP over io_uring on 127.0.0.1 */
 	SL_CLUSTER_MEMIF,     /* DPDK: a net_memif pair per pair of nodes */
 	SL_CLUSTER_AF_PACKET, /* DPDK: net_af_packet on a veth pair per pair of nodes (root) */
+	SL_CLUSTER_TCP,	      /* kernel TCP, plain sockets, on 127.0.0.1: the baseline */
 };
+
+#define SL_CLUSTER_CLIENTS_MAX 16
 
 enum sl_cluster_mode {
 	SL_CLUSTER_CLOSED = 0, /* at most `inflight` records uncommitted at once */
@@ -45,7 +49,13 @@ struct sl_cluster_opts {
 	uint64_t seed;
 	enum sl_cluster_mode mode;
 	uint32_t inflight; /* closed loop: records outstanding (default 1) */
-	uint64_t rate;	   /* open loop: records per second */
+	/* Client threads producing the records (0: the leader's thread does,
+	 * as an engine linking the node would). Each hands its records to the
+	 * leader's thread through a bounded ring; closed loop: each keeps its
+	 * share of `inflight` outstanding; open loop: each runs its share of
+	 * `rate` on its own schedule, times from the schedule. */
+	unsigned clients;
+	uint64_t rate; /* open loop: records per second */
 	/* Stop after `records` records (0: run warmup + seconds). Latency and
 	 * lag count what was appended (intended, in open loop) after warmup
 	 * and before its end. */
@@ -86,18 +96,35 @@ struct sl_cluster_follower {
 	uint64_t cpu_ns; /* its thread's CPU time from the start to the stop */
 };
 
+/* Follower lag over time: the batches sealed in one slice of the measured
+ * window (by the leader's seal time), as one follower delivered them. */
+#define SL_CLUSTER_LAG_SLICES 600
+struct sl_cluster_lag_slice {
+	uint64_t count, max_ns;
+	double sum_ns;
+};
+
 struct sl_cluster_result {
 	char dir[PATH_MAX];
 	double seconds;	       /* measured: the window, or the whole run with `records` */
 	uint64_t records;      /* committed in that time */
 	uint64_t record_bytes; /* their bytes */
 	uint64_t wire_bytes;   /* the leader's transport sent in that time (every copy) */
+	uint64_t stored_bytes; /* the committed log grew by this much (batches as stored) */
+	double cpu_seconds;    /* the process's CPU time (every thread) in that time */
+	uint64_t retransmits;  /* the leader's fragments sent again in that time */
+	uint64_t naks;	       /* NAKs the leader received in that time */
 	uint64_t appended;     /* LSN of the last record appended */
 	uint64_t commit_lsn, commit_pos;
 	uint64_t window_full;  /* appends refused: the leader's window was full */
 	struct sl_hist commit; /* ns, append (or intended) time -> commit callback */
 	struct sl_hist lag;    /* ns, leader seal -> follower delivery, every follower */
-	int direct_io;	       /* the leader's log */
+	/* Lag per follower (f[i]) and slice of lag_slice_ns from the window's
+	 * start; n_lag_slices used (runs by the clock only). */
+	uint64_t lag_slice_ns;
+	unsigned n_lag_slices;
+	struct sl_cluster_lag_slice lag_slices[SL_NODES_MAX - 1][SL_CLUSTER_LAG_SLICES];
+	int direct_io; /* the leader's log */
 	enum sl_sync_mode sync_mode;
 	int sync_adaptive; /* default mode: RWF_DSYNC alone, write + fdatasync when groups queue */
 	struct sl_node_stats leader_stats;
@@ -129,7 +156,7 @@ void sl_cluster_print_check(FILE *f, const struct sl_cluster_result *r);
 int sl_cluster_measure_rtt(enum sl_cluster_net net, const char *base_dir, size_t frame_bytes,
 			   double secs, struct sl_hist *h);
 
-/* "udp", "memif", "af_packet". 0 or -EINVAL (with a message). */
+/* "udp", "memif", "af_packet", "tcp". 0 or -EINVAL (with a message). */
 int sl_cluster_net_parse(const char *s, enum sl_cluster_net *out);
 const char *sl_cluster_net_name(enum sl_cluster_net n);
 

@@ -1,0 +1,172 @@
+#!/usr/bin/env python3
+"""Draw shipbench cluster's plots from the data `shipbench cluster --plot DIR`
+writes into DIR (results.jsonl, run-NNN-commit.csv, run-NNN-lag.csv):
+
+  commit_cdf.png        commit-latency CDF, a line per run, a panel per
+                        transport (the runs differ by ack policy, mode, size)
+  lag_over_time.png     follower lag (mean and max per time slice) over the
+                        measured window, a line per run and follower
+  throughput_size.png   committed records/s and MB/s against record size,
+                        a line per transport (closed-loop runs)
+
+Usage: bench/plot.py DIR [--title TEXT]. Needs python3-matplotlib."""
+import csv
+import json
+import os
+import sys
+
+try:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+except ImportError:
+    sys.exit("plot.py: needs matplotlib (Debian: apt-get install python3-matplotlib)")
+
+
+def load_runs(d):
+    runs = []
+    with open(os.path.join(d, "results.jsonl")) as f:
+        for i, line in enumerate(f, 1):
+            line = line.strip()
+            if line:
+                r = json.loads(line)
+                r["run"] = i
+                runs.append(r)
+    return runs
+
+
+def read_csv(path):
+    if not os.path.exists(path):
+        return []
+    with open(path) as f:
+        return list(csv.DictReader(f))
+
+
+def label(r, keys):
+    parts = []
+    for k in keys:
+        v = r[k]
+        if k == "acks":
+            parts.append("acks=" + str(v))
+        elif k == "record_bytes":
+            parts.append("%d B" % v)
+        elif k == "mode":
+            parts.append("open %d/s" % r["rate"] if v == "open" else "closed %d" % r["inflight"])
+        else:
+            parts.append(str(v))
+    return " ".join(parts)
+
+
+def varying(runs, keys):
+    """The keys whose values differ between runs: what a label must show."""
+    return [k for k in keys if len({json.dumps(r[k]) for r in runs}) > 1] or keys[:1]
+
+
+def commit_cdf(d, runs, title):
+    nets = sorted({r["transport"] for r in runs})
+    fig, axes = plt.subplots(1, len(nets), figsize=(6.5 * len(nets), 4.8), squeeze=False)
+    keys = varying(runs, ["acks", "ack_level", "mode", "record_bytes", "data"])
+    for ax, net in zip(axes[0], nets):
+        for r in (r for r in runs if r["transport"] == net):
+            pts = read_csv(os.path.join(d, "run-%03d-commit.csv" % r["run"]))
+            if not pts:
+                continue
+            xs = [float(p["latency_us"]) for p in pts]
+            ys = [float(p["quantile"]) for p in pts]
+            ax.plot(xs, ys, label=label(r, keys), linewidth=1.4)
+        ax.axvline(runs[0]["limit_fsync_p50_us"] + next(
+            r["limit_rtt_p50_us"] for r in runs if r["transport"] == net),
+            color="grey", linestyle=":", linewidth=1, label="fsync p50 + round trip p50")
+        ax.set_xscale("log")
+        ax.set_xlabel("commit latency (µs, log scale)")
+        ax.set_ylabel("fraction of records committed within")
+        ax.set_title("%s: commit latency CDF" % net)
+        ax.grid(True, which="both", alpha=0.3)
+        ax.legend(fontsize=7, loc="lower right")
+    fig.suptitle(title)
+    fig.tight_layout()
+    out = os.path.join(d, "commit_cdf.png")
+    fig.savefig(out, dpi=110)
+    plt.close(fig)
+    return out
+
+
+def lag_over_time(d, runs, title):
+    fig, ax = plt.subplots(figsize=(10, 4.8))
+    keys = varying(runs, ["transport", "acks", "ack_level", "mode", "record_bytes", "data"])
+    for r in runs:
+        rows = read_csv(os.path.join(d, "run-%03d-lag.csv" % r["run"]))
+        for f in sorted({row["follower"] for row in rows}):
+            mine = [row for row in rows if row["follower"] == f]
+            ts = [float(x["t_s"]) for x in mine]
+            line, = ax.plot(ts, [float(x["mean_ms"]) for x in mine], linewidth=1.2,
+                            label="%s, node %s (mean)" % (label(r, keys), f))
+            ax.plot(ts, [float(x["max_ms"]) for x in mine], linewidth=0.6, alpha=0.5,
+                    color=line.get_color(), linestyle="--")
+    ax.set_yscale("log")
+    ax.set_xlabel("time into the measured window (s)")
+    ax.set_ylabel("lag, leader seal -> follower delivery (ms, log)")
+    ax.set_title("follower lag over time (solid: mean per slice, dashed: max)")
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=6, ncol=2, loc="upper right")
+    fig.suptitle(title)
+    fig.tight_layout()
+    out = os.path.join(d, "lag_over_time.png")
+    fig.savefig(out, dpi=110)
+    plt.close(fig)
+    return out
+
+
+def throughput_size(d, runs, title):
+    closed = [r for r in runs if r["mode"] == "closed"]
+    if len({r["record_bytes"] for r in closed}) < 2:
+        return None
+    fig, (a1, a2) = plt.subplots(1, 2, figsize=(12, 4.8))
+    groups = {}
+    for r in closed:
+        groups.setdefault((r["transport"], r["acks"], r["ack_level"], r["data"]), []).append(r)
+    for (net, acks, level, data), rs in sorted(groups.items()):
+        rs.sort(key=lambda r: r["record_bytes"])
+        xs = [r["record_bytes"] for r in rs]
+        lab = "%s acks=%s %s %s" % (net, acks, level, data)
+        a1.plot(xs, [r["records_per_s"] for r in rs], marker="o", label=lab)
+        a2.plot(xs, [r["mb_s"] for r in rs], marker="o", label=lab)
+    for ax, what in ((a1, "committed records/s"), (a2, "committed MB/s of records")):
+        ax.set_xscale("log", base=2)
+        ax.set_yscale("log")
+        ax.set_xlabel("record size (bytes, log)")
+        ax.set_ylabel(what)
+        ax.grid(True, which="both", alpha=0.3)
+        ax.legend(fontsize=7)
+    a1.set_title("throughput against record size (closed loop)")
+    fig.suptitle(title)
+    fig.tight_layout()
+    out = os.path.join(d, "throughput_size.png")
+    fig.savefig(out, dpi=110)
+    plt.close(fig)
+    return out
+
+
+def main(argv):
+    if len(argv) < 2 or argv[1] in ("-h", "--help"):
+        print(__doc__)
+        return 0 if len(argv) >= 2 else 2
+    d = argv[1]
+    title = argv[3] if len(argv) > 3 and argv[2] == "--title" else ""
+    runs = load_runs(d)
+    if not runs:
+        sys.exit("plot.py: %s/results.jsonl holds no run" % d)
+    if not title:
+        r = runs[0]
+        title = "shipbench cluster: %d nodes, load average %.1f at the first run" % (
+            r["nodes"], r["load1"])
+    for out in (commit_cdf(d, runs, title), lag_over_time(d, runs, title),
+                throughput_size(d, runs, title)):
+        if out:
+            print("plot.py: wrote %s" % out)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))
