@@ -8,6 +8,7 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <pthread.h>
 #include <sched.h>
@@ -108,22 +109,78 @@ static void veth_name(const struct sl_cluster_links *l, uint32_t self, uint32_t 
 	snprintf(out, cap, "s%s_%u_%u", l->tag, self, peer); /* at most 15 characters */
 }
 
+static void netns_name(const struct sl_cluster_links *l, uint32_t node, char *out, size_t cap)
+{
+	snprintf(out, cap, "shiplog-%s-n%u", l->tag, node);
+}
+
+/* Node `node`'s network namespace, made once. */
+static int netns_make(struct sl_cluster_links *l, uint32_t node)
+{
+	char ns[32];
+	char *add[] = {"ip", "netns", "add", ns, NULL};
+	int rc;
+
+	if (l->netns_made[node])
+		return 0;
+	netns_name(l, node, ns, sizeof(ns));
+	if ((rc = run_ip(add)))
+		return rc;
+	l->netns_made[node] = 1;
+	return 0;
+}
+
+/* The veth pair of link {a, b}: each end in its node's namespace, up. */
 static int veth_make(struct sl_cluster_links *l, uint32_t a, uint32_t b)
 {
-	char na[16], nb[16];
-	char *add[] = {"ip", "link", "add", na, "type", "veth", "peer", "name", nb, NULL};
-	char *up_a[] = {"ip", "link", "set", na, "up", NULL};
-	char *up_b[] = {"ip", "link", "set", nb, "up", NULL};
+	char na[16], nb[16], sa[32], sb[32];
+	char *add[] = {"ip",   "link", "add",  na, "netns", sa, "type",
+		       "veth", "peer", "name", nb, "netns", sb, NULL};
+	char *up_a[] = {"ip", "-n", sa, "link", "set", na, "up", NULL};
+	char *up_b[] = {"ip", "-n", sb, "link", "set", nb, "up", NULL};
 	int rc;
 
 	veth_name(l, a, b, na, sizeof(na));
 	veth_name(l, b, a, nb, sizeof(nb));
-	if ((rc = run_ip(add)))
+	netns_name(l, a, sa, sizeof(sa));
+	netns_name(l, b, sb, sizeof(sb));
+	if ((rc = netns_make(l, a)) || (rc = netns_make(l, b)) || (rc = run_ip(add)))
 		return rc;
 	l->made[a][b] = 1;
 	if ((rc = run_ip(up_a)) || (rc = run_ip(up_b)))
 		return rc;
 	return 0;
+}
+
+/* Run fn in node's namespace (this thread only), then come back. The
+ * af_packet port opens its socket, and so binds to its veth end, while
+ * it is hot-plugged; the socket stays in that namespace afterwards. */
+static int in_netns(const struct sl_cluster_links *l, uint32_t node, int (*fn)(void *), void *arg)
+{
+	char ns[32], path[64];
+	int own, fd, rc;
+
+	netns_name(l, node, ns, sizeof(ns));
+	snprintf(path, sizeof(path), "/var/run/netns/%s", ns);
+	if ((own = open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC)) < 0)
+		return sl_err_set(errno, "opening this thread's network namespace: %s",
+				  strerror(errno));
+	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) < 0 || setns(fd, CLONE_NEWNET) < 0) {
+		rc = sl_err_set(errno, "entering network namespace %s: %s", ns, strerror(errno));
+		if (fd >= 0)
+			close(fd);
+		close(own);
+		return rc;
+	}
+	close(fd);
+	rc = fn(arg);
+	if (setns(own, CLONE_NEWNET) < 0) {
+		/* The thread would go on in the wrong namespace: no way on. */
+		sl_error("cluster: leaving network namespace %s: %s", ns, strerror(errno));
+		abort();
+	}
+	close(own);
+	return rc;
 }
 
 int sl_cluster_links_prepare(struct sl_cluster_links *l, enum sl_cluster_net net, unsigned nodes,
@@ -159,18 +216,20 @@ int sl_cluster_links_prepare(struct sl_cluster_links *l, enum sl_cluster_net net
 
 void sl_cluster_links_cleanup(struct sl_cluster_links *l)
 {
-	for (uint32_t a = 1; a <= l->nodes; a++)
-		for (uint32_t b = a + 1; b <= l->nodes; b++) {
-			char na[16];
-			char *del[] = {"ip", "link", "del", na, NULL};
+	/* A namespace takes its veth ends along. */
+	for (uint32_t n = 1; n <= l->nodes; n++) {
+		char ns[32];
+		char *del[] = {"ip", "netns", "del", ns, NULL};
 
-			if (!l->made[a][b])
-				continue;
-			veth_name(l, a, b, na, sizeof(na));
-			if (run_ip(del) < 0)
-				sl_warn("cluster: could not delete veth %s: %s", na, sl_err_msg());
-			l->made[a][b] = 0;
-		}
+		if (!l->netns_made[n])
+			continue;
+		netns_name(l, n, ns, sizeof(ns));
+		if (run_ip(del) < 0)
+			sl_warn("cluster: could not delete network namespace %s: %s", ns,
+				sl_err_msg());
+		l->netns_made[n] = 0;
+	}
+	memset(l->made, 0, sizeof(l->made));
 	if (l->dir[0])
 		rmdir(l->dir); /* the sockets went with their servers */
 	if (l->sync_ready) {
@@ -213,6 +272,26 @@ static int link_vdev(const struct sl_cluster_links *l, uint32_t self, uint32_t p
 	return n < 0 || (size_t)n >= acap ? sl_err_set(ENAMETOOLONG, "devargs for %s", name) : 0;
 }
 
+struct port_make {
+	const char *name, *args;
+	struct sl_transport_config *tc;
+	struct sl_transport **out;
+};
+
+/* Hot-plug the port (a destroyed port took its device along), find it,
+ * make its transport. */
+static int port_make(void *arg)
+{
+	struct port_make *m = arg;
+	int rc = sl_dpdk_eal_init(m->args);
+
+	if (rc == 0)
+		rc = sl_dpdk_port_by_name(m->name, &m->tc->port_id);
+	if (rc == 0)
+		rc = sl_dpdk_transport_create_opts(m->out, m->tc, &sl_node_dpdk_opts);
+	return rc;
+}
+
 int sl_cluster_links_port(struct sl_cluster_links *l, uint32_t self, uint32_t peer,
 			  const struct sl_transport_config *c, struct sl_transport **out)
 {
@@ -226,18 +305,14 @@ int sl_cluster_links_port(struct sl_cluster_links *l, uint32_t self, uint32_t pe
 	    .tx_queue = c->tx_queue,
 	};
 	char name[48], args[PATH_MAX + 128];
+	struct port_make m = {.name = name, .args = args, .tc = &tc, .out = out};
 	int rc;
 
 	if ((rc = link_vdev(l, self, peer, name, sizeof(name), args, sizeof(args))))
 		return rc;
 	tc.eal_args = args;
 	pthread_mutex_lock(&links_lock);
-	/* Hot-plug it (a destroyed port took its device along), then find it. */
-	rc = sl_dpdk_eal_init(args);
-	if (rc == 0)
-		rc = sl_dpdk_port_by_name(name, &tc.port_id);
-	if (rc == 0)
-		rc = sl_dpdk_transport_create_opts(out, &tc, &sl_node_dpdk_opts);
+	rc = l->net == SL_CLUSTER_AF_PACKET ? in_netns(l, self, port_make, &m) : port_make(&m);
 	pthread_mutex_unlock(&links_lock);
 	return rc < 0 ? sl_err_wrap(rc, "node %u's end of link %u-%u (%s)", self, self, peer, name)
 		      : 0;

@@ -2,7 +2,10 @@
  * transports whose ports carry exactly two ends (DPDK net_memif pairs,
  * net_af_packet on veth pairs): node i reaches node j over link {i, j}, one
  * port at each end, and a node's transport is the mesh of its links
- * (shiplog/mesh.h). Addresses are made up per link end:
+ * (shiplog/mesh.h). af_packet: each node has a network namespace of its
+ * own (made here, named after the process), holding its ends of the veth
+ * pairs, so the links touch nothing outside the run. Addresses are made up
+ * per link end:
  *   MAC 02:53:4c:00:i:j, IPv4 10.83.i.j, UDP port 7000 + i.
  * Internal to app/cluster.c. */
 #ifndef SHIPLOG_APP_CLUSTER_LINKS_H
@@ -21,6 +24,7 @@ struct sl_cluster_links {
 	char dir[PATH_MAX];				  /* memif sockets */
 	char tag[8];					  /* makes this run's veth names unique */
 	uint8_t made[SL_NODES_MAX + 1][SL_NODES_MAX + 1]; /* veth pair {i<j} exists */
+	uint8_t netns_made[SL_NODES_MAX + 1];		  /* node i's namespace exists */
 	/* memif: client ends start only once every server end has. */
 	pthread_mutex_t lock;
 	pthread_cond_t cond;
@@ -29,7 +33,8 @@ struct sl_cluster_links {
 };
 
 /* Bring the process's EAL up (once) and make what the links need: the
- * memif socket directory under `dir`, or the veth pairs (root). 0 or
+ * memif socket directory under `dir`, or the namespaces and veth pairs
+ * (root). 0 or
  * -errno. Undo with sl_cluster_links_cleanup, also after a failure. */
 int sl_cluster_links_prepare(struct sl_cluster_links *l, enum sl_cluster_net net, unsigned nodes,
 			     const char *dir);

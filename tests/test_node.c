@@ -177,6 +177,23 @@ static void test_three_nodes_memif(void **state)
 	check_replicated(&r, 20000);
 }
 
+/* The same over DPDK net_af_packet: a veth pair per pair of nodes, each
+ * end in its node's network namespace (made and removed by the run). */
+static void test_three_nodes_af_packet(void **state)
+{
+	struct sl_cluster_opts o = base_opts();
+	static struct sl_cluster_result r;
+	int rc;
+
+	(void)state;
+	o.net = SL_CLUSTER_AF_PACKET;
+	o.records = 20000;
+	rc = sl_cluster_run(&o, &r);
+	if (rc < 0)
+		fail_msg("cluster: %d %s", rc, r.error);
+	check_replicated(&r, 20000);
+}
+
 /* The same over the kernel TCP baseline (plain sockets on 127.0.0.1). */
 static void test_three_nodes_tcp(void **state)
 {
@@ -356,6 +373,7 @@ int main(void)
 	    cmocka_unit_test(test_three_nodes_udp),
 	    cmocka_unit_test(test_three_nodes_mac),
 	    cmocka_unit_test(test_three_nodes_memif),
+	    cmocka_unit_test(test_three_nodes_af_packet),
 	    cmocka_unit_test(test_three_nodes_tcp),
 	    cmocka_unit_test(test_three_nodes_clients),
 	    cmocka_unit_test(test_follower_restart_catches_up),

@@ -29,7 +29,8 @@
 enum sl_cluster_net {
 	SL_CLUSTER_UDP = 0,   /* kernel UDP over io_uring on 127.0.0.1 */
 	SL_CLUSTER_MEMIF,     /* DPDK: a net_memif pair per pair of nodes */
-	SL_CLUSTER_AF_PACKET, /* DPDK: net_af_packet on a veth pair per pair of nodes (root) */
+	SL_CLUSTER_AF_PACKET, /* DPDK: net_af_packet on a veth pair per pair of nodes, each
+			       * end in its node's network namespace (root) */
 	SL_CLUSTER_TCP,	      /* kernel TCP, plain sockets, on 127.0.0.1: the baseline */
 };
 
