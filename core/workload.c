@@ -4,6 +4,7 @@
 #include "shiplog/err.h"
 
 #include <errno.h>
+#include <stddef.h>
 #include <string.h>
 
 /* xorshift64* (Vigna); the state must never be 0, so 0 is replaced. */
@@ -42,28 +43,44 @@ struct wbuf {
 	uint8_t *end;
 };
 
-static void put_str(struct wbuf *b, const char *s)
+static void put_bytes(struct wbuf *b, const char *s, size_t n)
 {
-	size_t n = strlen(s);
-
 	if (n > (size_t)(b->end - b->p))
 		n = (size_t)(b->end - b->p);
 	memcpy(b->p, s, n);
 	b->p += n;
 }
 
-/* Decimal, zero-padded to at least `width` digits. */
+/* A literal: a fixed-size copy the compiler inlines, while room remains. */
+#define PUT_LIT(b, lit)                                                                            \
+	do {                                                                                       \
+		if ((b)->end - (b)->p >= (ptrdiff_t)sizeof(lit)) {                                 \
+			memcpy((b)->p, (lit), sizeof(lit) - 1);                                    \
+			(b)->p += sizeof(lit) - 1;                                                 \
+		} else {                                                                           \
+			put_bytes((b), (lit), sizeof(lit) - 1);                                    \
+		}                                                                                  \
+	} while (0)
+
+/* Decimal, zero-padded to at least `width` digits. The digits end at
+ * tmp[NUM_MAX], so a fixed NUM_MAX-byte copy from the first of them stays
+ * inside tmp. */
+#define NUM_MAX 24
 static void put_num(struct wbuf *b, uint64_t v, int width)
 {
-	char tmp[24];
-	int n = 0;
+	char tmp[2 * NUM_MAX];
+	int i = NUM_MAX;
 
 	do {
-		tmp[n++] = (char)('0' + v % 10);
+		tmp[--i] = (char)('0' + v % 10);
 		v /= 10;
-	} while (v || n < width);
-	while (n > 0 && b->p < b->end)
-		*b->p++ = (uint8_t)tmp[--n];
+	} while (v || NUM_MAX - i < width);
+	if (b->end - b->p >= NUM_MAX) {
+		memcpy(b->p, tmp + i, NUM_MAX);
+		b->p += NUM_MAX - i;
+		return;
+	}
+	put_bytes(b, tmp + i, (size_t)(NUM_MAX - i));
 }
 
 static uint32_t rng_below(struct sl_wl *w, uint32_t n)
@@ -71,45 +88,73 @@ static uint32_t rng_below(struct sl_wl *w, uint32_t n)
 	return (uint32_t)((sl_rng_next(&w->rng) >> 32) * n >> 32);
 }
 
-static const char *const wl_ops[] = {"PUT", "PUT", "PUT", "UPD", "UPD", "DEL"};
-static const char *const wl_tables[] = {"orders", "users", "payments", "inventory", "sessions"};
+/* Strings in fixed 16-byte slots with their lengths: records are made of
+ * dozens of them, and copying a whole slot while 16 bytes of room remain is
+ * far cheaper than measuring and copying each by its length. */
+#define WL_SLOT 16
+struct wl_str {
+	char s[WL_SLOT]; /* not NUL-terminated when 16 long */
+	uint8_t len;
+	uint8_t num; /* a random number follows (words ending in =) */
+};
+#define STR(lit)                                                                                   \
+	{                                                                                          \
+		(lit), sizeof(lit) - 1, 0                                                          \
+	}
+#define NUM_STR(lit)                                                                               \
+	{                                                                                          \
+		(lit), sizeof(lit) - 1, 1                                                          \
+	}
+
+static void put_str(struct wbuf *b, const struct wl_str *s)
+{
+	if (b->end - b->p >= WL_SLOT) {
+		memcpy(b->p, s->s, WL_SLOT);
+		b->p += s->len;
+	} else {
+		put_bytes(b, s->s, s->len);
+	}
+}
+
+static const struct wl_str wl_ops[] = {STR("PUT"), STR("PUT"), STR("PUT"),
+				       STR("UPD"), STR("UPD"), STR("DEL")};
+static const struct wl_str wl_tables[] = {STR("orders"), STR("users"), STR("payments"),
+					  STR("inventory"), STR("sessions")};
 /* A small vocabulary, so values repeat like real row images do. */
-static const char *const wl_words[] = {
-    "status=pending",  "status=shipped", "status=paid",	   "status=cancelled",
-    "currency=EUR",    "currency=USD",	 "region=eu-west", "region=us-east",
-    "priority=normal", "priority=high",	 "channel=web",	   "channel=mobile",
-    "channel=store",   "note=gift",	 "note=repeat",	   "flag=true",
-    "flag=false",      "sku=",		 "qty=",	   "price=",
-    "customer=",       "warehouse=wh-",	 "retries=",	   "version=",
+static const struct wl_str wl_words[] = {
+    STR("status=pending"),  STR("status=shipped"), STR("status=paid"),	  STR("status=cancelled"),
+    STR("currency=EUR"),    STR("currency=USD"),   STR("region=eu-west"), STR("region=us-east"),
+    STR("priority=normal"), STR("priority=high"),  STR("channel=web"),	  STR("channel=mobile"),
+    STR("channel=store"),   STR("note=gift"),	   STR("note=repeat"),	  STR("flag=true"),
+    STR("flag=false"),	    NUM_STR("sku="),	   NUM_STR("qty="),	  NUM_STR("price="),
+    NUM_STR("customer="),   STR("warehouse=wh-"),  NUM_STR("retries="),	  NUM_STR("version="),
 };
 
 #define NELEM(a) (sizeof(a) / sizeof((a)[0]))
 
-/* Word ending in '=' takes a random number, the rest stand alone. */
 static void put_word(struct sl_wl *w, struct wbuf *b)
 {
-	const char *word = wl_words[rng_below(w, NELEM(wl_words))];
-	size_t n = strlen(word);
+	const struct wl_str *word = &wl_words[rng_below(w, NELEM(wl_words))];
 
 	put_str(b, word);
-	if (word[n - 1] == '=')
+	if (word->num)
 		put_num(b, rng_below(w, 100000), 1);
-	put_str(b, " ");
+	PUT_LIT(b, " ");
 }
 
 static void fill_text(struct sl_wl *w, uint8_t *out, size_t len)
 {
 	struct wbuf b = {out, out + len};
 
-	put_str(&b, "ts=");
+	PUT_LIT(&b, "ts=");
 	put_num(&b, 1700000000000000ull + w->seq * 250 + rng_below(w, 250), 1);
-	put_str(&b, " op=");
-	put_str(&b, wl_ops[rng_below(w, NELEM(wl_ops))]);
-	put_str(&b, " table=");
-	put_str(&b, wl_tables[rng_below(w, NELEM(wl_tables))]);
-	put_str(&b, " key=user:");
+	PUT_LIT(&b, " op=");
+	put_str(&b, &wl_ops[rng_below(w, NELEM(wl_ops))]);
+	PUT_LIT(&b, " table=");
+	put_str(&b, &wl_tables[rng_below(w, NELEM(wl_tables))]);
+	PUT_LIT(&b, " key=user:");
 	put_num(&b, rng_below(w, 1000000), 6);
-	put_str(&b, " val=");
+	PUT_LIT(&b, " val=");
 	while (b.p < b.end)
 		put_word(w, &b);
 	if (len > 0)
