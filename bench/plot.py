@@ -5,7 +5,8 @@ writes into DIR (results.jsonl, run-NNN-commit.csv, run-NNN-lag.csv):
   commit_cdf.png        commit-latency CDF, a line per run, a panel per
                         transport (the runs differ by ack policy, mode, size)
   lag_over_time.png     follower lag (mean and max per time slice) over the
-                        measured window, a line per run and follower
+                        measured window, a panel per transport, a line per run
+                        and follower
   throughput_size.png   committed records/s and MB/s against record size,
                         a line per transport (closed-loop runs)
 
@@ -93,23 +94,27 @@ def commit_cdf(d, runs, title):
 
 
 def lag_over_time(d, runs, title):
-    fig, ax = plt.subplots(figsize=(10, 4.8))
-    keys = varying(runs, ["transport", "acks", "ack_level", "mode", "record_bytes", "data"])
-    for r in runs:
-        rows = read_csv(os.path.join(d, "run-%03d-lag.csv" % r["run"]))
-        for f in sorted({row["follower"] for row in rows}):
-            mine = [row for row in rows if row["follower"] == f]
-            ts = [float(x["t_s"]) for x in mine]
-            line, = ax.plot(ts, [float(x["mean_ms"]) for x in mine], linewidth=1.2,
-                            label="%s, node %s (mean)" % (label(r, keys), f))
-            ax.plot(ts, [float(x["max_ms"]) for x in mine], linewidth=0.6, alpha=0.5,
-                    color=line.get_color(), linestyle="--")
-    ax.set_yscale("log")
-    ax.set_xlabel("time into the measured window (s)")
-    ax.set_ylabel("lag, leader seal -> follower delivery (ms, log)")
-    ax.set_title("follower lag over time (solid: mean per slice, dashed: max)")
-    ax.grid(True, which="both", alpha=0.3)
-    ax.legend(fontsize=6, ncol=2, loc="upper right")
+    nets = sorted({r["transport"] for r in runs})
+    fig, axes = plt.subplots(len(nets), 1, figsize=(10, 3.2 * len(nets) + 0.8), squeeze=False,
+                             sharex=True)
+    keys = varying(runs, ["acks", "ack_level", "mode", "record_bytes", "data"])
+    for ax, net in zip(axes[:, 0], nets):
+        for r in (r for r in runs if r["transport"] == net):
+            rows = read_csv(os.path.join(d, "run-%03d-lag.csv" % r["run"]))
+            for f in sorted({row["follower"] for row in rows}):
+                mine = [row for row in rows if row["follower"] == f]
+                ts = [float(x["t_s"]) for x in mine]
+                line, = ax.plot(ts, [float(x["mean_ms"]) for x in mine], linewidth=1.2,
+                                label="%s, node %s" % (label(r, keys), f))
+                ax.plot(ts, [float(x["max_ms"]) for x in mine], linewidth=0.6, alpha=0.5,
+                        color=line.get_color(), linestyle="--")
+        ax.set_yscale("log")
+        ax.set_ylabel("lag (ms, log)")
+        ax.set_title("%s: follower lag, leader seal -> delivery (solid: mean per slice, "
+                     "dashed: max)" % net, fontsize=9)
+        ax.grid(True, which="both", alpha=0.3)
+        ax.legend(fontsize=6, ncol=2, loc="upper right")
+    axes[-1, 0].set_xlabel("time into the measured window (s)")
     fig.suptitle(title)
     fig.tight_layout()
     out = os.path.join(d, "lag_over_time.png")
