@@ -166,11 +166,13 @@ int main(int argc, char **argv)
 	    .progress = 1,
 	};
 	static struct sl_cluster_result r;
-	char acks[16];
+	char buf[16];
+	const char *acks;
 
 	if (parse_opts(argc, argv, &o))
 		return 2;
-	sl_acks_name(o.policy.acks, acks, sizeof(acks));
+	/* majority and all come back as literals, not in buf */
+	acks = sl_acks_name(o.policy.acks, buf, sizeof(buf));
 	printf("shiplog demo: %u node%s over %s, acks=%s at %s, %llu %s records of "
 	       "%u bytes, %u in flight\n",
 	       o.nodes, o.nodes > 1 ? "s" : "", sl_cluster_net_name(o.net), acks,

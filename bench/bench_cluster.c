@@ -450,11 +450,11 @@ static void print_json(const struct sl_cluster_opts *o, const struct sl_cluster_
 	double secs = r->seconds > 0 ? r->seconds : 1e-9,
 	       stored = (double)r->stored_bytes / 1e6 / secs;
 	double load[1] = {0};
-	char acks[16];
+	char buf[16];
+	const char *acks = sl_acks_name(o->policy.acks, buf, sizeof(buf));
 	struct bench_json j;
 
 	getloadavg(load, 1);
-	sl_acks_name(o->policy.acks, acks, sizeof(acks));
 	bench_json_begin(&j, "cluster");
 	bench_json_str(&j, "transport", sl_cluster_net_name(o->net));
 	bench_json_int(&j, "nodes", o->nodes);
@@ -562,11 +562,6 @@ static int draw_plots(const char *dir)
 
 /* ---- the plan ---- */
 
-static const char *short_acks(int acks, char *buf, unsigned cap)
-{
-	return sl_acks_name(acks, buf, cap);
-}
-
 static void print_table(FILE *f, const struct cb_row *rows, unsigned n)
 {
 	fprintf(f, "\n%-9s %-8s %-8s %6s %-6s %-6s %10s %8s %9s %9s %9s %8s %8s %6s %7s %5s %s\n",
@@ -575,9 +570,8 @@ static void print_table(FILE *f, const struct cb_row *rows, unsigned n)
 		"check");
 	for (unsigned i = 0; i < n; i++) {
 		const struct cb_row *w = &rows[i];
-		char acks[16];
-
-		short_acks(w->acks, acks, sizeof(acks));
+		char buf[16];
+		const char *acks = sl_acks_name(w->acks, buf, sizeof(buf));
 		fprintf(f, "%-9s %-8s %-8s %6u %-6s %-6s ", sl_cluster_net_name(w->net), acks,
 			sl_ack_level_name(w->level), w->size, sl_wl_kind_name(w->data),
 			w->mode == SL_CLUSTER_OPEN ? "open" : "closed");
@@ -634,7 +628,8 @@ static int one_run(struct cb_state *s, struct sl_cluster_opts *o, unsigned d, un
 	static struct sl_cluster_result r;
 	struct cb_limits l = {s->disk.fsync_p50_us, s->disk.seq_mb_s, s->rtt[o->net], s->lz4[d][z]};
 	struct cb_row *w = &s->rows[s->n_rows++];
-	char acks[16];
+	char buf[16];
+	const char *acks = sl_acks_name(o->policy.acks, buf, sizeof(buf));
 	int rc;
 
 	*w = (struct cb_row){.net = o->net,
@@ -643,7 +638,6 @@ static int one_run(struct cb_state *s, struct sl_cluster_opts *o, unsigned d, un
 			     .size = o->record_bytes,
 			     .data = o->data,
 			     .mode = o->mode};
-	sl_acks_name(o->policy.acks, acks, sizeof(acks));
 	fprintf(stderr, "cluster: run %u/%u: %s, acks=%s at %s, %u-byte %s records, %s loop\n",
 		s->n_rows, s->total, sl_cluster_net_name(o->net), acks,
 		sl_ack_level_name(o->policy.level), o->record_bytes, sl_wl_kind_name(o->data),
