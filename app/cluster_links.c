@@ -30,6 +30,10 @@
 #define LINK_UP_NS    10000000000ull /* memif connects from EAL's interrupt thread */
 #define LINK_PORT     7000
 #define EAL_MEMORY_MB 1024
+/* af_packet RX ring frames per port (the PMD defaults to 512, 11 batches of
+ * 64 KiB: a follower thread descheduled for a moment overflowed it, and
+ * every dropped frame cost a NAK and a retransmission). */
+#define AF_PACKET_FRAMES 4096
 
 extern char **environ;
 
@@ -267,7 +271,8 @@ static int link_vdev(const struct sl_cluster_links *l, uint32_t self, uint32_t p
 
 		veth_name(l, self, peer, veth, sizeof(veth));
 		snprintf(name, ncap, "net_af_packet%u_%u", self, peer);
-		n = snprintf(args, acap, "--vdev=%s,iface=%s", name, veth);
+		n = snprintf(args, acap, "--vdev=%s,iface=%s,framecnt=%u", name, veth,
+			     AF_PACKET_FRAMES);
 	}
 	return n < 0 || (size_t)n >= acap ? sl_err_set(ENAMETOOLONG, "devargs for %s", name) : 0;
 }
