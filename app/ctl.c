@@ -270,6 +270,10 @@ int sl_ctl_format(const struct sl_ctl_status *s, int json, char *buf, size_t cap
 		u64(&o, "generate_done", s->generate_done);
 		u64(&o, "generate_last_lsn", s->generate_last_lsn);
 	}
+	if (s->follower) {
+		u64(&o, "delivered_records", s->delivered_records);
+		u64(&o, "delivery_errors", s->delivery_errors);
+	}
 	end(&o);
 	out_node(&o, s);
 	open_(&o, "peers", 1);

@@ -53,6 +53,7 @@ struct shipd {
 	/* engine callbacks */
 	uint64_t commit_lsn;
 	uint64_t delivered_lsn, delivered_end; /* end position of the last delivered batch */
+	uint64_t delivered_records, delivery_errors;
 	/* --generate */
 	struct sl_wl wl;
 	uint8_t *rec;
@@ -183,7 +184,10 @@ static void on_commit(void *ctx, uint64_t commit_lsn)
 	d->commit_lsn = commit_lsn;
 }
 
-/* No engine behind shipd yet: delivered is applied. */
+/* No engine behind shipd yet: delivered is applied, and nothing is kept
+ * across restarts (the node opens with applied_lsn 0), so a (re)started
+ * follower is delivered its log from LSN 1, then the live stream. Each
+ * delivery must continue the last one: counted, the first one logged. */
 static void on_deliver(void *ctx, const struct sl_batch_hdr *h, const uint8_t *raw, size_t raw_len)
 {
 	struct shipd *d = ctx;
@@ -193,6 +197,10 @@ static void on_deliver(void *ctx, const struct sl_batch_hdr *h, const uint8_t *r
 	d->delivered_end = h->position + SL_BATCH_HDR_SIZE + h->stored_len;
 	if (h->record_count == 0)
 		return;
+	if (h->base_lsn != d->delivered_lsn + 1 && d->delivery_errors++ == 0)
+		sl_error("delivered lsn %" PRIu64 "..%" PRIu64 " after lsn %" PRIu64, h->base_lsn,
+			 h->base_lsn + h->record_count - 1, d->delivered_lsn);
+	d->delivered_records += h->record_count;
 	d->delivered_lsn = h->base_lsn + h->record_count - 1;
 	if (d->node)
 		sl_node_applied(d->node, d->delivered_lsn);
@@ -227,6 +235,9 @@ static int on_request(void *ctx, const char *req, char *reply, size_t cap)
 	s.generate_done = d->gen_done;
 	s.generate_last_lsn = d->gen_last_lsn;
 	s.draining = d->draining;
+	s.follower = !d->leader;
+	s.delivered_records = d->delivered_records;
+	s.delivery_errors = d->delivery_errors;
 	return sl_ctl_format(&s, json, reply, cap);
 }
 
