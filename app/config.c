@@ -33,10 +33,19 @@
 #define STORE_GROUP_HDR	       32u   /* a batch must fit a group with this header */
 #define STORE_BLOCK	       4096u /* the smallest write alignment the store uses */
 
-enum sec { SEC_CLUSTER, SEC_NODE, SEC_TRANSPORT, SEC_STREAM, SEC_STORE, SEC_PEER, SEC_N };
+enum sec {
+	SEC_CLUSTER,
+	SEC_NODE,
+	SEC_TRANSPORT,
+	SEC_STREAM,
+	SEC_STORE,
+	SEC_CLIENT,
+	SEC_PEER,
+	SEC_N
+};
 
-static const char *const sec_names[SEC_N] = {"cluster", "node",	 "transport",
-					     "stream",	"store", "peer.N"};
+static const char *const sec_names[SEC_N] = {"cluster", "node",	  "transport", "stream",
+					     "store",	"client", "peer.N"};
 
 enum key_id {
 	K_CLUSTER_ID,
@@ -71,6 +80,10 @@ enum key_id {
 	K_MAX_INFLIGHT,
 	K_SYNC,
 	K_IO,
+	K_CLIENT_SOCKET,
+	K_CLIENT_RING_BYTES,
+	K_CLIENT_MAX,
+	K_CLIENT_ENGINE,
 	K_ADDRESS, /* [peer.N] keys: their lines live in struct peer */
 	K_MAC,
 	K_N,
@@ -250,6 +263,7 @@ static const struct enum_name sync_names[] = {{"default", SL_SYNC_DEFAULT},
 					      {"fdatasync", SL_SYNC_FDATASYNC},
 					      {"dsync", SL_SYNC_DSYNC},
 					      {NULL, 0}};
+static const struct enum_name engine_names[] = {{"none", 0}, {"consumer", 1}, {NULL, 0}};
 static const struct enum_name io_names[] = {
     {"auto", SL_IO_AUTO}, {"direct", SL_IO_DIRECT}, {"buffered", SL_IO_BUFFERED}, {NULL, 0}};
 
@@ -257,6 +271,7 @@ static int set_cluster_id(struct parse *p, const char *v);
 static int set_log_dir(struct parse *p, const char *v);
 static int set_control_socket(struct parse *p, const char *v);
 static int set_key_file(struct parse *p, const char *v);
+static int set_client_socket(struct parse *p, const char *v);
 static int set_eal_args(struct parse *p, const char *v);
 static int set_acks(struct parse *p, const char *v);
 static int set_ack_level(struct parse *p, const char *v);
@@ -310,6 +325,12 @@ static const struct key_def keys[K_N] = {
     [K_MAX_INFLIGHT] = {SEC_STORE, "max_inflight", V_U64, 1, 64, 1, DEST(node.store.max_inflight)},
     [K_SYNC] = {SEC_STORE, "sync", V_ENUM, DEST(node.store.sync_mode), .names = sync_names},
     [K_IO] = {SEC_STORE, "io", V_ENUM, DEST(node.store.io_mode), .names = io_names},
+    [K_CLIENT_SOCKET] = {SEC_CLIENT, "socket", V_CUSTOM, .set = set_client_socket},
+    [K_CLIENT_RING_BYTES] = {SEC_CLIENT, "ring_bytes", V_SIZE, 64u << 10, SL_CSRV_RING_MAX, 1,
+			     DEST(client_ring_bytes)},
+    [K_CLIENT_MAX] = {SEC_CLIENT, "max_clients", V_U64, 1, SL_CSRV_CLIENTS_MAX, 1,
+		      DEST(client_max)},
+    [K_CLIENT_ENGINE] = {SEC_CLIENT, "engine", V_ENUM, DEST(client_engine), .names = engine_names},
     [K_ADDRESS] = {SEC_PEER, "address", V_CUSTOM, .set = set_address, .required = 1},
     [K_MAC] = {SEC_PEER, "mac", V_CUSTOM, .set = set_mac},
 };
@@ -442,6 +463,11 @@ static int set_log_dir(struct parse *p, const char *v)
 static int set_control_socket(struct parse *p, const char *v)
 {
 	return resolve_path(p, v, p->c->control_socket, sizeof(p->c->control_socket));
+}
+
+static int set_client_socket(struct parse *p, const char *v)
+{
+	return resolve_path(p, v, p->c->client_socket, sizeof(p->c->client_socket));
 }
 
 static int set_key_file(struct parse *p, const char *v)
@@ -827,6 +853,16 @@ static int finish(struct parse *p)
 				       "(at most %zu bytes): set [node] control_socket",
 				       c->log_dir, sizeof(c->control_socket) - 1);
 	}
+	if (!c->client_socket[0]) {
+		int len = snprintf(c->client_socket, sizeof(c->client_socket), "%s/client.sock",
+				   c->log_dir);
+
+		if (len < 0 || (size_t)len >= sizeof(c->client_socket))
+			return fail_at(p, p->key_line[K_LOG_DIR], K_LOG_DIR, NULL,
+				       "too long for the default client socket %s/client.sock "
+				       "(at most %zu bytes): set [client] socket",
+				       c->log_dir, sizeof(c->client_socket) - 1);
+	}
 	n->proto.mtu = n->net.mtu;
 	n->key_file = c->key_file[0] ? c->key_file : NULL;
 	n->net.eal_args = c->eal_args[0] ? c->eal_args : NULL;
@@ -858,6 +894,8 @@ static void set_defaults(struct sl_config *c)
 	n->store.segment_bytes = STORE_SEGMENT_DEFAULT;
 	n->store.max_inflight = STORE_INFLIGHT_DEFAULT;
 	c->drain_timeout_ns = 5000000000ull;
+	c->client_ring_bytes = SL_CSRV_RING_DEFAULT;
+	c->client_max = SL_CSRV_CLIENTS_DEFAULT;
 }
 
 int sl_config_parse(const char *path, const char *text, size_t len, unsigned flags,

@@ -9,6 +9,7 @@
 #include <limits.h>
 #include <stdint.h>
 
+#include "client_srv.h"
 #include "shiplog/node.h"
 
 #define SL_CONFIG_FILE_MAX (1u << 20) /* larger files are refused */
@@ -29,6 +30,11 @@ struct sl_config {
 	char key_file[PATH_MAX];		 /* "" when none */
 	char eal_args[SL_CONFIG_EAL_MAX];	 /* "" when none */
 	uint64_t drain_timeout_ns;		 /* bound on the shutdown drain (5 s) */
+	/* [client]: libshiplog's socket (app/client_srv.h) */
+	char client_socket[SL_CONFIG_SOCK_MAX]; /* default <log_dir>/client.sock */
+	uint32_t client_ring_bytes;		/* each ring (4 MiB) */
+	uint32_t client_max;			/* clients at once (64) */
+	int client_engine;			/* 1: a consumer acknowledges applied */
 };
 
 /* Read and check the file at `path`. 0 and a new config in *out (free with

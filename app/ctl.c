@@ -242,6 +242,18 @@ static void out_counters(struct out *o, const struct sl_ctl_status *s)
 	flag(o, "direct_io", s->store.direct_io);
 	u64(o, "groups_written", s->store.groups_written);
 	end(o);
+	begin(o, "clients");
+	u64(o, "connected", s->clients.clients);
+	flag(o, "consumer", s->clients.consumer);
+	u64(o, "accepted", s->clients.accepted);
+	u64(o, "refused", s->clients.refused);
+	u64(o, "closed", s->clients.closed);
+	u64(o, "appended", s->clients.appended);
+	u64(o, "delivered", s->clients.delivered);
+	u64(o, "catchup_reads", s->clients.catchup_reads);
+	u64(o, "kicks", s->clients.kicks);
+	u64(o, "bad_entries", s->clients.bad_entries);
+	end(o);
 	begin(o, "loop");
 	u64(o, "turns", s->loop.turns);
 	u64(o, "idle_turns", s->loop.idle_turns);

@@ -10,6 +10,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "client_srv.h"
 #include "shiplog/node.h"
 
 #define SL_CTL_REQUEST_MAX 256		 /* a request line, newline included */
@@ -23,6 +24,7 @@ struct sl_ctl_status {
 	struct sl_transport_stats transport;
 	struct sl_node_stats loop;
 	struct sl_store_info store;
+	struct sl_csrv_stats clients; /* libshiplog's clients */
 	enum sl_transport_kind transport_kind;
 	int pid;
 	const char *config; /* config file path */

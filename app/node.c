@@ -13,6 +13,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <poll.h>
 #include <sched.h>
 #include <stdlib.h>
 #include <string.h>
@@ -57,6 +58,14 @@ struct sl_node {
 	uint64_t sleep_ns;
 	int slack_set;
 	struct sl_node_stats st;
+	struct sl_node_poller poller; /* poll NULL: none */
+	uint32_t poller_errors;
+	/* leader: (end position, last LSN) of sealed batches, a ring */
+	struct {
+		uint64_t end, last_lsn;
+	} lsnmap[SL_NODE_LSN_MAP];
+	uint32_t lsnmap_head, lsnmap_n;
+	uint64_t lsnmap_floor; /* last LSN of the newest batch forgotten */
 };
 
 uint64_t sl_node_now(void)
@@ -97,6 +106,40 @@ static void node_fail(struct sl_node *n, int err, const char *what)
 
 /* ---- the protocol's ops ---- */
 
+static void lsnmap_push(struct sl_node *n, const uint8_t *batch, size_t len, uint64_t pos)
+{
+	struct sl_batch_hdr h;
+	uint32_t i;
+
+	if (sl_batch_decode_hdr(batch, len, &n->cfg.proto.limits, &h) < 0 || h.record_count == 0)
+		return;
+	if (n->lsnmap_n == SL_NODE_LSN_MAP) {
+		n->lsnmap_floor = n->lsnmap[n->lsnmap_head].last_lsn;
+		n->lsnmap_head = (n->lsnmap_head + 1) % SL_NODE_LSN_MAP;
+		n->lsnmap_n--;
+	}
+	i = (n->lsnmap_head + n->lsnmap_n++) % SL_NODE_LSN_MAP;
+	n->lsnmap[i].end = pos + len;
+	n->lsnmap[i].last_lsn = h.base_lsn + h.record_count - 1;
+}
+
+uint64_t sl_node_lsn_at(const struct sl_node *n, uint64_t pos)
+{
+	uint32_t lo = 0, hi = n->lsnmap_n;
+
+	/* the first entry ending after pos */
+	while (lo < hi) {
+		uint32_t mid = lo + (hi - lo) / 2;
+
+		if (n->lsnmap[(n->lsnmap_head + mid) % SL_NODE_LSN_MAP].end <= pos)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo == 0 ? n->lsnmap_floor
+		       : n->lsnmap[(n->lsnmap_head + lo - 1) % SL_NODE_LSN_MAP].last_lsn;
+}
+
 /* A sealed (leader) or received (follower) batch goes to the store. With
  * every group buffer busy, wait for write completions: the protocol has no
  * way to retry a write later, and the wait is bounded by the disk. */
@@ -118,7 +161,10 @@ static int op_write(void *ctx, const uint8_t *batch, size_t len, uint64_t pos)
 	if (rc < 0) {
 		rc = sl_err_wrap(rc, "appending the batch at position %" PRIu64, pos);
 		node_fail(n, rc, "storage");
+		return rc;
 	}
+	if (n->cfg.proto.node_id == n->cfg.proto.leader_id)
+		lsnmap_push(n, batch, len, pos);
 	return rc;
 }
 
@@ -509,6 +555,15 @@ int sl_node_poll(struct sl_node *n)
 		n->st.timer_ticks++;
 		events++;
 	}
+	if (n->poller.poll) {
+		if ((rc = n->poller.poll(n->poller.arg, n->now)) < 0) {
+			if (n->poller_errors++ == 0)
+				sl_warn("node %" PRIu32 ": clients: %s", n->cfg.proto.node_id,
+					sl_err_msg());
+			rc = 0;
+		}
+		events += rc;
+	}
 	if ((rc = reap_storage(n)) < 0)
 		return rc;
 	events += rc;
@@ -562,7 +617,16 @@ void sl_node_idle(struct sl_node *n, int events)
 		n->slack_set = 1;
 	}
 	ts = (struct timespec){.tv_nsec = (long)n->sleep_ns};
-	nanosleep(&ts, NULL);
+	if (!n->poller.sleep) {
+		nanosleep(&ts, NULL);
+	} else {
+		struct pollfd p = {.events = POLLIN};
+
+		if ((p.fd = n->poller.sleep(n->poller.arg, 1)) < 0)
+			return; /* work arrived: no sleep */
+		ppoll(&p, 1, &ts, NULL);
+		n->poller.sleep(n->poller.arg, 0);
+	}
 	n->st.sleeps++;
 	n->sleep_ns = n->sleep_ns * 2 > BACKOFF_SLEEP_MAX ? BACKOFF_SLEEP_MAX : n->sleep_ns * 2;
 }
@@ -600,6 +664,11 @@ int sl_node_flush(struct sl_node *n)
 	return rc;
 }
 
+void sl_node_set_poller(struct sl_node *n, const struct sl_node_poller *p)
+{
+	n->poller = p ? *p : (struct sl_node_poller){0};
+}
+
 void sl_node_applied(struct sl_node *n, uint64_t lsn)
 {
 	sl_proto_on_applied(n->proto, lsn, sl_node_now());
@@ -628,6 +697,16 @@ void sl_node_store_info(const struct sl_node *n, struct sl_store_info *out)
 int sl_node_read_pos(struct sl_node *n, uint64_t pos, void *buf, size_t cap, struct sl_batch_hdr *h)
 {
 	return sl_store_read_pos(n->store, pos, buf, cap, h);
+}
+
+int sl_node_read(struct sl_node *n, uint64_t lsn, void *buf, size_t cap, struct sl_batch_hdr *h)
+{
+	return sl_store_read(n->store, lsn, buf, cap, h);
+}
+
+const struct sl_node_config *sl_node_get_config(const struct sl_node *n)
+{
+	return &n->cfg;
 }
 
 size_t sl_node_batch_max(const struct sl_node *n)

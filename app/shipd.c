@@ -6,9 +6,11 @@
  * bounded time for durability and, on the leader, for commits) and exits 0;
  * a second signal cuts the drain short.
  *
- * Until the client library arrives shipd has no storage engine: what a
- * follower is delivered counts as applied at once (ack_level = applied then
- * means "delivered"), and --generate stands in for an engine's appends. */
+ * Storage engines attach through libshiplog (app/client_srv.c, polled from
+ * the node's loop): they append on the leader and consume on followers.
+ * With [client] engine = none (the default) what a follower is delivered
+ * counts as applied at once; with engine = consumer only the consumer's
+ * acknowledgements do. --generate stands in for an engine's appends. */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <getopt.h>
@@ -20,6 +22,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "client_srv.h"
 #include "config.h"
 #include "ctl.h"
 #include "shiplog/err.h"
@@ -47,6 +50,7 @@ struct shipd {
 	struct sl_config *cfg;
 	struct sl_node *node;
 	struct sl_ctl_server *ctl;
+	struct sl_csrv *clients; /* libshiplog's socket */
 	int leader;
 	uint64_t started_ns, next_ctl_ns;
 	int draining;
@@ -165,11 +169,11 @@ static void describe(const struct sl_config *c, char *buf, size_t cap)
 		snprintf(role, sizeof(role), "follower of %" PRIu32, n->proto.leader_id);
 	snprintf(buf, cap,
 		 "node %" PRIu32 " (%s), %" PRIu32 " nodes, stream %" PRIu64 ", epoch %" PRIu64
-		 ", %s %s:%u mtu %" PRIu32 ", log %s, control socket %s, "
+		 ", %s %s:%u mtu %" PRIu32 ", log %s, control socket %s, client socket %s, "
 		 "acks=%s level=%s timeout=%" PRIu64 "ms on_timeout=%s%s",
 		 n->proto.node_id, role, n->proto.n_nodes, n->proto.stream_id, n->proto.epoch,
 		 sl_transport_kind_name(n->transport), ip, n->net.self.port, n->net.mtu, c->log_dir,
-		 c->control_socket, sl_acks_name(p->acks, acks, sizeof(acks)),
+		 c->control_socket, c->client_socket, sl_acks_name(p->acks, acks, sizeof(acks)),
 		 sl_ack_level_name(p->level), p->timeout_ns / 1000000,
 		 p->on_timeout == SL_ON_TIMEOUT_DEGRADE ? "degrade" : "block",
 		 p->local_none ? " local=none" : "");
@@ -182,18 +186,20 @@ static void on_commit(void *ctx, uint64_t commit_lsn)
 	struct shipd *d = ctx;
 
 	d->commit_lsn = commit_lsn;
+	sl_csrv_on_commit(d->clients, commit_lsn);
 }
 
-/* No engine behind shipd yet: delivered is applied, and nothing is kept
- * across restarts (the node opens with applied_lsn 0), so a (re)started
- * follower is delivered its log from LSN 1, then the live stream. Each
- * delivery must continue the last one: counted, the first one logged. */
+/* The consumer client gets the records (app/client_srv.c follows its own
+ * cursor, reading the log when behind); with [client] engine = none,
+ * delivered counts as applied. The node opens with applied_lsn 0, so a
+ * (re)started follower is delivered its log from LSN 1, then the live
+ * stream. Each delivery must continue the last one: counted, the first one
+ * logged. */
 static void on_deliver(void *ctx, const struct sl_batch_hdr *h, const uint8_t *raw, size_t raw_len)
 {
 	struct shipd *d = ctx;
 
-	(void)raw;
-	(void)raw_len;
+	sl_csrv_on_deliver(d->clients, h, raw, raw_len);
 	d->delivered_end = h->position + SL_BATCH_HDR_SIZE + h->stored_len;
 	if (h->record_count == 0)
 		return;
@@ -202,7 +208,7 @@ static void on_deliver(void *ctx, const struct sl_batch_hdr *h, const uint8_t *r
 			 h->base_lsn + h->record_count - 1, d->delivered_lsn);
 	d->delivered_records += h->record_count;
 	d->delivered_lsn = h->base_lsn + h->record_count - 1;
-	if (d->node)
+	if (d->node && !d->cfg->client_engine)
 		sl_node_applied(d->node, d->delivered_lsn);
 }
 
@@ -226,6 +232,7 @@ static int on_request(void *ctx, const char *req, char *reply, size_t cap)
 	sl_node_transport_stats(d->node, &s.transport);
 	sl_node_stats(d->node, &s.loop);
 	sl_node_store_info(d->node, &s.store);
+	sl_csrv_get_stats(d->clients, &s.clients);
 	s.transport_kind = d->cfg->node.transport;
 	s.pid = (int)getpid();
 	s.config = d->cfg->path;
@@ -334,7 +341,7 @@ static int turn(struct shipd *d)
 	if (events < 0)
 		return events;
 	now = sl_node_now();
-	if (d->o.generate && !d->draining) {
+	if (d->o.generate && !d->draining && !sl_csrv_busy(d->clients)) {
 		if ((rc = generate(d, now)) < 0)
 			return rc;
 		events += rc;
@@ -407,6 +414,14 @@ static int serve(struct shipd *d)
 	sl_info("shipd %d: %s", (int)getpid(), what);
 	if ((rc = sl_node_open(&d->node, &d->cfg->node, &engine)))
 		return sl_err_wrap(rc, "opening the node");
+	if ((rc = sl_csrv_open(&d->clients, d->node,
+			       &(struct sl_csrv_opts){
+				   .path = d->cfg->client_socket,
+				   .ring_bytes = d->cfg->client_ring_bytes,
+				   .max_clients = d->cfg->client_max,
+				   .apply_by_consumer = d->cfg->client_engine,
+			       })))
+		return rc;
 	d->started_ns = sl_node_now();
 	if (d->o.generate) {
 		d->rec = malloc(d->o.generate_bytes);
@@ -458,6 +473,7 @@ int main(int argc, char **argv)
 	rc = serve(&d);
 	if (rc)
 		sl_error("shipd: %s", sl_err_msg());
+	sl_csrv_close(d.clients);
 	if (d.node)
 		sl_node_close(d.node);
 	sl_ctl_server_close(d.ctl);

@@ -297,7 +297,36 @@ static void test_defaults(void **state)
 	assert_int_equal(n->store.group_bytes, 0); /* the node sizes it */
 	assert_int_equal(n->store.segment_bytes, 64 << 20);
 	assert_int_equal(n->store.sync_mode, SL_SYNC_DEFAULT);
+	snprintf(sock, sizeof(sock), "%s/client.sock", f->dir);
+	assert_string_equal(c->client_socket, sock);
+	assert_int_equal(c->client_ring_bytes, 4 << 20);
+	assert_int_equal(c->client_max, 64);
+	assert_int_equal(c->client_engine, 0);
 	sl_config_free(c);
+}
+
+static void test_client_section(void **state)
+{
+	struct fx *f = *state;
+	struct sl_config *c;
+	char sock[PATH_MAX];
+
+	write_cfg(f, 0, NULL,
+		  "[client]\nsocket = engine.sock\nring_bytes = 1M\nmax_clients = 3\n"
+		  "engine = consumer\n");
+	c = loaded(f);
+	snprintf(sock, sizeof(sock), "%s/engine.sock", f->dir);
+	assert_string_equal(c->client_socket, sock);
+	assert_int_equal(c->client_ring_bytes, 1 << 20);
+	assert_int_equal(c->client_max, 3);
+	assert_int_equal(c->client_engine, 1);
+	sl_config_free(c);
+	write_cfg(f, 0, NULL, "[client]\nengine = rocksdb\n");
+	refused(f, BASE_N + 2, "[client] engine", "none or consumer");
+	write_cfg(f, 0, NULL, "[client]\nring_bytes = 1K\n");
+	refused(f, BASE_N + 2, "[client] ring_bytes", NULL);
+	write_cfg(f, 0, NULL, "[client]\nmax_clients = 0\n");
+	refused(f, BASE_N + 2, "[client] max_clients", NULL);
 }
 
 static void test_relative_paths_and_name_id(void **state)
@@ -740,6 +769,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test_setup_teardown(test_full_config_field_by_field, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_defaults, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_client_section, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_relative_paths_and_name_id, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_crlf_and_parse_string, setup, teardown),
 	    cmocka_unit_test(test_value_parsers),

@@ -112,6 +112,23 @@ int sl_node_run(struct sl_node *n, const volatile int *stop);
  * callers with their own loop, e.g. a workload on the leader's thread). */
 void sl_node_idle(struct sl_node *n, int events);
 
+/* Extra work a node's loop does on every turn: the client rings of shipd
+ * (app/client_srv.c). `poll` runs inside sl_node_poll after the protocol's
+ * receive and timers and before storage is reaped and the transport flushed,
+ * so what it appends and seals is written and sent in the same turn; it
+ * returns events handled or -errno (logged once, then counted as 0).
+ * `sleep(arg, 1)` is asked before the idle strategy sleeps in the kernel:
+ * it returns a file descriptor to sleep on (readable: wake up) or -1 when
+ * work is pending and the node must not sleep; `sleep(arg, 0)` follows
+ * the sleep. */
+struct sl_node_poller {
+	void *arg;
+	int (*poll)(void *arg, uint64_t now);
+	int (*sleep)(void *arg, int on);
+};
+/* Install (or with NULL remove) the poller; it is copied. */
+void sl_node_set_poller(struct sl_node *n, const struct sl_node_poller *p);
+
 /* Leader: append a record (see sl_proto_append: LSN, -EAGAIN when the
  * window is full: poll and retry). */
 int64_t sl_node_append(struct sl_node *n, const void *rec, uint32_t len);
@@ -130,6 +147,16 @@ void sl_node_store_info(const struct sl_node *n, struct sl_store_info *out);
  * (sl_store_read_pos): for verification and tools. */
 int sl_node_read_pos(struct sl_node *n, uint64_t pos, void *buf, size_t cap,
 		     struct sl_batch_hdr *h);
+/* Read the durable batch that holds `lsn` (sl_store_read). */
+int sl_node_read(struct sl_node *n, uint64_t lsn, void *buf, size_t cap, struct sl_batch_hdr *h);
+/* Leader: the highest LSN whose batch ends at or before stream position
+ * `pos` (for turning acknowledged positions into LSNs), 0 if none. Exact for
+ * the batches sealed since the node opened, as far back as it remembers
+ * (SL_NODE_LSN_MAP batches); older positions answer the oldest it knows. */
+uint64_t sl_node_lsn_at(const struct sl_node *n, uint64_t pos);
+#define SL_NODE_LSN_MAP 4096
+/* The node's settled configuration (defaults filled in). */
+const struct sl_node_config *sl_node_get_config(const struct sl_node *n);
 /* Largest batch this node's protocol can build or accept (a read buffer
  * of this size always suffices). */
 size_t sl_node_batch_max(const struct sl_node *n);
