@@ -656,7 +656,6 @@ static int csrv_poll(void *arg, uint64_t now)
 		s->next_housekeep = now + HOUSEKEEP_NS;
 		s->woke = 0;
 	}
-	publish(s);
 	/* A half-appended vector goes first and alone. */
 	if (s->partial >= 0) {
 		unsigned p = (unsigned)s->partial;
@@ -685,9 +684,17 @@ static int csrv_poll(void *arg, uint64_t now)
 			events += n;
 		}
 	}
+	return events;
+}
+
+/* End of the node's turn: what changed in it (commits that storage
+ * completions brought included) becomes visible, and armed waiters wake. */
+static void csrv_after(void *arg)
+{
+	struct sl_csrv *s = arg;
+
 	publish(s);
 	wake_waiters(s);
-	return events;
 }
 
 /* Anything a client asked for that the next turn would do? */
@@ -849,7 +856,8 @@ static int alloc_buffers(struct sl_csrv *s)
 
 int sl_csrv_open(struct sl_csrv **out, struct sl_node *node, const struct sl_csrv_opts *o)
 {
-	struct sl_node_poller poller = {.poll = csrv_poll, .sleep = csrv_sleep};
+	struct sl_node_poller poller = {
+	    .poll = csrv_poll, .after = csrv_after, .sleep = csrv_sleep};
 	struct sl_csrv *s = calloc(1, sizeof(*s));
 	int rc;
 

@@ -569,6 +569,8 @@ int sl_node_poll(struct sl_node *n)
 	events += rc;
 	if ((rc = n->tr->ops->flush(n->tr)) < 0 && n->st.tx_errors++ == 0)
 		sl_warn("node %" PRIu32 ": sending: %s", n->cfg.proto.node_id, sl_err_msg());
+	if (n->poller.after)
+		n->poller.after(n->poller.arg);
 	if (n->st.turns % STATUS_CHECK_TURNS == 0)
 		check_proto(n);
 	if (events == 0)

@@ -22,6 +22,8 @@ static const struct subcommand subcommands[] = {
      bench_proto_main},
     {"cluster", "3 nodes in one process over a real transport: commit latency, lag, throughput",
      bench_cluster_main},
+    {"client", "append-to-commit through libshiplog against the same append in the node process",
+     bench_client_main},
 };
 
 static void usage(FILE *f)

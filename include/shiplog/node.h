@@ -117,6 +117,8 @@ void sl_node_idle(struct sl_node *n, int events);
  * receive and timers and before storage is reaped and the transport flushed,
  * so what it appends and seals is written and sent in the same turn; it
  * returns events handled or -errno (logged once, then counted as 0).
+ * `after` (optional) runs at the end of every turn, once storage completions
+ * (which may have moved the commit) are in: the place to publish progress.
  * `sleep(arg, 1)` is asked before the idle strategy sleeps in the kernel:
  * it returns a file descriptor to sleep on (readable: wake up) or -1 when
  * work is pending and the node must not sleep; `sleep(arg, 0)` follows
@@ -124,6 +126,7 @@ void sl_node_idle(struct sl_node *n, int events);
 struct sl_node_poller {
 	void *arg;
 	int (*poll)(void *arg, uint64_t now);
+	void (*after)(void *arg);
 	int (*sleep)(void *arg, int on);
 };
 /* Install (or with NULL remove) the poller; it is copied. */

@@ -1,0 +1,486 @@
+/* shipbench client: append-to-commit latency through libshiplog against the
+ * same append made inside the node process, in the same cluster and the
+ * same run. Three nodes in this process (one thread each, kernel UDP on
+ * 127.0.0.1, logs in a fresh directory); the leader's node serves the client
+ * socket (app/client_srv.c) from its loop, and a client thread in this
+ * process appends through the library (shared-memory rings, exactly as an
+ * engine in another process would).
+ *
+ * Two paths, one record in flight each, taking turns in slices (so drift in
+ * the machine's load hits both alike):
+ *   inproc: the leader's thread appends (sl_node_append + sl_node_flush)
+ *           and times until its commit callback covers the record;
+ *   client: the client thread times sl_client_append(FLUSH) through
+ *           sl_client_wait(COMMITTED) returning.
+ * The in-process path is the limit the library is judged against: the
+ * difference of the medians is what the library costs. */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+
+#include "../app/client_srv.h"
+#include "bench_util.h"
+#include "shiplog/client.h"
+#include "shiplog/cluster.h"
+#include "shiplog/err.h"
+#include "shiplog/node.h"
+#include "shiplog/quorum.h"
+#include "shiplog/workload.h"
+
+#define NODES	     3
+#define SLICE_NS     100000000ull /* each path runs this long per turn */
+#define WAIT_MS	     10000	  /* a commit slower than this stops the run */
+#define SPIN_DEFAULT 2000	  /* us: the client spins through a typical commit */
+
+enum { PH_IDLE, PH_INPROC, PH_CLIENT, PH_STOP };
+
+struct cb {
+	/* options */
+	struct sl_ack_policy policy;
+	uint32_t record_bytes, spin_us;
+	enum sl_idle idle;
+	double warmup, seconds;
+	const char *base;
+	/* the cluster */
+	char dir[PATH_MAX / 2], sock[PATH_MAX];
+	struct sl_node_config cfg[NODES];
+	char ndir[NODES][PATH_MAX];
+	struct sl_node *node[NODES];
+	struct sl_csrv *srv;
+	pthread_t thr[NODES + 1];
+	volatile int stop; /* sl_node_run's flag */
+	_Atomic int phase, measuring;
+	_Atomic int inproc_busy, client_busy;
+	/* the in-process engine (leader thread) */
+	uint64_t commit_lsn;
+	struct sl_hist inproc, client;
+	int leader_rc, client_rc;
+	char client_err[SL_ERR_MSG_MAX];
+};
+
+static void usage(FILE *f)
+{
+	fprintf(f,
+		"usage: shipbench client [--json] [--seconds S] [--dir DIR] [--seed N]\n"
+		"                       [--acks A] [--ack-level received|durable|applied]\n"
+		"                       [--record-bytes N] [--warmup S] [--spin-us N]\n"
+		"                       [--idle spin|yield|backoff]\n"
+		"Append-to-commit latency through libshiplog against the same append made\n"
+		"inside the node process: 3 nodes over kernel UDP on 127.0.0.1, one record\n"
+		"in flight, the two paths alternating every 100 ms in the same cluster.\n"
+		"  --seconds S       measured seconds per path (default 2)\n"
+		"  --warmup S        seconds of both paths before measuring (default 0.5)\n"
+		"  --acks A          follower acks a commit needs (default 1)\n"
+		"  --ack-level L     received, durable or applied (default durable)\n"
+		"  --record-bytes N  bytes per record (default 1024)\n"
+		"  --spin-us N       how long the client's wait spins before sleeping in the\n"
+		"                    kernel (default %d; 0: the library's own default)\n"
+		"  --idle I          the nodes' idle strategy (default backoff)\n"
+		"  --dir DIR         parent of the run's directory (default /var/tmp)\n",
+		SPIN_DEFAULT);
+}
+
+static int parse_opts(struct cb *b, int argc, char **argv)
+{
+	uint64_t v;
+
+	for (int i = 1; i < argc; i++) {
+		const char *a = argv[i], *val = i + 1 < argc ? argv[i + 1] : NULL;
+		int rc = 0;
+
+		sl_err_clear();
+		if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {
+			usage(stdout);
+			exit(0);
+		} else if (!val) {
+			rc = -EINVAL;
+		} else if (strcmp(a, "--acks") == 0) {
+			rc = sl_acks_parse(val, &b->policy.acks);
+		} else if (strcmp(a, "--ack-level") == 0) {
+			rc = sl_ack_level_parse(val, &b->policy.level);
+		} else if (strcmp(a, "--record-bytes") == 0) {
+			rc = bench_parse_u64(a, val, 1, 1u << 20, &v);
+			b->record_bytes = (uint32_t)v;
+		} else if (strcmp(a, "--spin-us") == 0) {
+			rc = bench_parse_u64(a, val, 0, 10000000, &v);
+			b->spin_us = (uint32_t)v;
+		} else if (strcmp(a, "--idle") == 0) {
+			rc = sl_idle_parse(val, &b->idle);
+		} else if (strcmp(a, "--warmup") == 0) {
+			char *end;
+
+			b->warmup = strtod(val, &end);
+			if (*end || b->warmup < 0)
+				rc = sl_err_set(EINVAL, "--warmup wants seconds, got '%s'", val);
+		} else {
+			rc = sl_err_set(EINVAL, "unknown option '%s'", a);
+		}
+		if (rc) {
+			fprintf(stderr, "shipbench client: %s\n",
+				*sl_err_msg() ? sl_err_msg() : "bad option");
+			usage(stderr);
+			return -EINVAL;
+		}
+		i++;
+	}
+	return 0;
+}
+
+/* ---- the cluster ---- */
+
+static void leader_commit(void *ctx, uint64_t commit_lsn)
+{
+	struct cb *b = ctx;
+
+	b->commit_lsn = commit_lsn;
+	sl_csrv_on_commit(b->srv, commit_lsn);
+}
+
+/* No engine on the followers: delivered is applied. */
+static void follower_deliver(void *ctx, const struct sl_batch_hdr *h, const uint8_t *raw,
+			     size_t raw_len)
+{
+	struct sl_node **n = ctx;
+
+	(void)raw, (void)raw_len;
+	if (h->record_count && *n)
+		sl_node_applied(*n, h->base_lsn + h->record_count - 1);
+}
+
+static int configure(struct cb *b)
+{
+	static const uint8_t id[16] = "shipbench-client";
+	uint16_t ports[NODES];
+	int rc;
+
+	if ((rc = sl_cluster_free_ports(ports, NODES)))
+		return rc;
+	for (unsigned i = 0; i < NODES; i++) {
+		struct sl_node_config *nc = &b->cfg[i];
+
+		snprintf(b->ndir[i], PATH_MAX, "%s/n%u", b->dir, i + 1);
+		if (mkdir(b->ndir[i], 0700) < 0)
+			return sl_err_set(errno, "mkdir %s: %s", b->ndir[i], strerror(errno));
+		memcpy(nc->proto.cluster_id, id, sizeof(id));
+		nc->proto.stream_id = 1;
+		nc->proto.node_id = i + 1;
+		nc->proto.n_nodes = NODES;
+		for (unsigned k = 0; k < NODES; k++)
+			nc->proto.node_ids[k] = k + 1;
+		nc->proto.leader_id = 1;
+		nc->proto.epoch = 1;
+		nc->proto.policy = b->policy;
+		nc->proto.limits = sl_batch_default_limits;
+		nc->proto.limits.max_record_bytes = b->record_bytes;
+		nc->store.dir = b->ndir[i];
+		nc->idle = b->idle;
+		nc->net.self = (struct sl_endpoint){.ip = htonl(INADDR_LOOPBACK), .port = ports[i]};
+		for (unsigned k = 0; k < NODES; k++)
+			if (k != i)
+				nc->net.peers[nc->net.n_peers++] = (struct sl_peer_addr){
+				    .node_id = k + 1,
+				    .ep = {.ip = htonl(INADDR_LOOPBACK), .port = ports[k]}};
+	}
+	return 0;
+}
+
+static int open_nodes(struct cb *b)
+{
+	int rc;
+
+	for (unsigned i = 0; i < NODES; i++) {
+		struct sl_node_engine e = {0};
+
+		if (i == 0)
+			e = (struct sl_node_engine){.ctx = b, .commit = leader_commit};
+		else
+			e = (struct sl_node_engine){.ctx = &b->node[i],
+						    .deliver = follower_deliver};
+		if ((rc = sl_node_open(&b->node[i], &b->cfg[i], &e)))
+			return rc;
+	}
+	snprintf(b->sock, sizeof(b->sock), "%s/client.sock", b->dir);
+	return sl_csrv_open(&b->srv, b->node[0], &(struct sl_csrv_opts){.path = b->sock});
+}
+
+struct fthread {
+	struct cb *b;
+	unsigned i;
+};
+
+static void *follower_run(void *arg)
+{
+	struct fthread *f = arg;
+
+	sl_node_run(f->b->node[f->i], &f->b->stop);
+	return NULL;
+}
+
+/* ---- the two engines ---- */
+
+/* The leader's thread: its node's loop, and the in-process engine. */
+static void *leader_main(void *arg)
+{
+	struct cb *b = arg;
+	struct sl_node *n = b->node[0];
+	uint8_t *rec = malloc(b->record_bytes);
+	uint64_t inflight = 0, t0 = 0;
+	struct sl_wl wl;
+
+	if (!rec) {
+		b->leader_rc = sl_err_set(ENOMEM, "record");
+		b->stop = 1;
+		return NULL;
+	}
+	sl_wl_init(&wl, SL_WL_TEXT, 1);
+	while (!b->stop) {
+		int ev = sl_node_poll(n);
+
+		if (ev < 0) {
+			b->leader_rc = ev;
+			b->stop = 1;
+			break;
+		}
+		if (inflight && b->commit_lsn >= inflight) {
+			if (atomic_load_explicit(&b->measuring, memory_order_relaxed))
+				sl_hist_record(&b->inproc, sl_node_now() - t0);
+			inflight = 0;
+			atomic_store(&b->inproc_busy, 0);
+		} else if (inflight && sl_node_now() - t0 > WAIT_MS * 1000000ull) {
+			b->leader_rc = sl_err_set(ETIMEDOUT, "inproc: no commit in %d ms", WAIT_MS);
+			b->stop = 1;
+			break;
+		}
+		if (!inflight &&
+		    atomic_load_explicit(&b->phase, memory_order_relaxed) == PH_INPROC) {
+			int64_t lsn;
+
+			atomic_store(&b->inproc_busy, 1);
+			sl_wl_fill(&wl, rec, b->record_bytes);
+			t0 = sl_node_now();
+			lsn = sl_node_append(n, rec, b->record_bytes);
+			if (lsn < 0) {
+				b->leader_rc = (int)lsn;
+				b->stop = 1;
+				break;
+			}
+			sl_node_flush(n);
+			inflight = (uint64_t)lsn;
+			ev++;
+		}
+		sl_node_idle(n, ev);
+	}
+	free(rec);
+	return NULL;
+}
+
+static void *client_main(void *arg)
+{
+	struct cb *b = arg;
+	struct sl_client_opts o = {.socket = b->sock, .spin_us = b->spin_us};
+	struct sl_client *c = NULL;
+	uint8_t *rec = malloc(b->record_bytes);
+	struct sl_wl wl;
+	int rc = rec ? sl_client_open(&c, &o) : -ENOMEM;
+
+	sl_wl_init(&wl, SL_WL_TEXT, 2);
+	while (rc == 0 && !b->stop) {
+		uint64_t t0;
+		int64_t lsn;
+
+		if (atomic_load(&b->phase) != PH_CLIENT) {
+			atomic_store(&b->client_busy, 0);
+			nanosleep(&(struct timespec){.tv_nsec = 200000}, NULL);
+			continue;
+		}
+		atomic_store(&b->client_busy, 1);
+		sl_wl_fill(&wl, rec, b->record_bytes);
+		t0 = sl_node_now();
+		lsn = sl_client_append(c, rec, b->record_bytes, SL_APPEND_FLUSH);
+		if (lsn < 0) {
+			rc = (int)lsn;
+			break;
+		}
+		if ((rc = sl_client_wait(c, (uint64_t)lsn, SL_LEVEL_COMMITTED, WAIT_MS)))
+			break;
+		if (atomic_load_explicit(&b->measuring, memory_order_relaxed))
+			sl_hist_record(&b->client, sl_node_now() - t0);
+	}
+	if (rc) {
+		b->client_rc = rc;
+		snprintf(b->client_err, sizeof(b->client_err), "%s", sl_client_errmsg());
+		b->stop = 1;
+	}
+	atomic_store(&b->client_busy, 0);
+	sl_client_close(c);
+	free(rec);
+	return NULL;
+}
+
+/* ---- the run ---- */
+
+static void sleep_ns(uint64_t ns)
+{
+	nanosleep(&(struct timespec){.tv_sec = (time_t)(ns / 1000000000ull),
+				     .tv_nsec = (long)(ns % 1000000000ull)},
+		  NULL);
+}
+
+/* Alternate the paths slice by slice: warmup, then `seconds` of each. */
+static void conduct(struct cb *b, const struct bench_common *c)
+{
+	uint64_t warm = (uint64_t)(b->warmup * 1e9), each = (uint64_t)(b->seconds * 1e9);
+	uint64_t done[2] = {0, 0}, warmed = 0;
+	int turn = 0;
+
+	while (!b->stop && (done[0] < each || done[1] < each)) {
+		int ph = turn ? PH_CLIENT : PH_INPROC;
+		_Atomic int *busy = turn ? &b->client_busy : &b->inproc_busy;
+		uint64_t t0 = sl_node_now(), bound = t0 + (uint64_t)WAIT_MS * 1000000ull;
+
+		atomic_store(&b->measuring, warmed >= warm);
+		atomic_store(&b->phase, ph);
+		sleep_ns(SLICE_NS);
+		atomic_store(&b->phase, PH_IDLE);
+		/* its last record finishes before the other path starts */
+		while (atomic_load(busy) && !b->stop && sl_node_now() < bound)
+			sleep_ns(100000);
+		if (warmed >= warm)
+			done[turn] += sl_node_now() - t0;
+		else
+			warmed += sl_node_now() - t0;
+		if (!c->json)
+			bench_progress("client", (double)(done[0] + done[1]) / 1e9, 2 * b->seconds);
+		turn ^= 1;
+	}
+	atomic_store(&b->phase, PH_STOP);
+}
+
+static int run(struct cb *b, const struct bench_common *c)
+{
+	struct fthread ft[NODES];
+	int rc, started = 0;
+
+	if ((rc = configure(b)) || (rc = open_nodes(b)))
+		goto out;
+	for (unsigned i = 1; i < NODES; i++) {
+		ft[i] = (struct fthread){.b = b, .i = i};
+		if (pthread_create(&b->thr[i], NULL, follower_run, &ft[i]) == 0)
+			started |= 1 << i;
+	}
+	if (pthread_create(&b->thr[0], NULL, leader_main, b) == 0)
+		started |= 1;
+	if (pthread_create(&b->thr[NODES], NULL, client_main, b) == 0)
+		started |= 1 << NODES;
+	if (started != (1 << (NODES + 1)) - 1) {
+		rc = sl_err_set(EAGAIN, "could not start the threads");
+		b->stop = 1;
+	} else {
+		conduct(b, c);
+	}
+	b->stop = 1;
+	for (unsigned i = 0; i <= NODES; i++)
+		if (started & (1 << i))
+			pthread_join(b->thr[i], NULL);
+	if (!rc && b->leader_rc)
+		rc = sl_err_wrap(b->leader_rc, "the leader");
+	if (!rc && b->client_rc)
+		rc = sl_err_set(-b->client_rc, "the client: %s", b->client_err);
+out:
+	sl_csrv_close(b->srv);
+	for (unsigned i = 0; i < NODES; i++)
+		sl_node_close(b->node[i]);
+	return rc;
+}
+
+static double us(uint64_t ns)
+{
+	return (double)ns / 1000.0;
+}
+
+static void report(const struct cb *b, const struct bench_common *c)
+{
+	double ip50 = us(sl_hist_quantile(&b->inproc, 0.5)),
+	       ip99 = us(sl_hist_quantile(&b->inproc, 0.99)),
+	       cp50 = us(sl_hist_quantile(&b->client, 0.5)),
+	       cp99 = us(sl_hist_quantile(&b->client, 0.99));
+	char acks[16];
+
+	if (c->json) {
+		struct bench_json j;
+
+		bench_json_begin(&j, "client");
+		bench_json_num(&j, "inproc_p50_us", ip50);
+		bench_json_num(&j, "inproc_p99_us", ip99);
+		bench_json_num(&j, "client_p50_us", cp50);
+		bench_json_num(&j, "client_p99_us", cp99);
+		bench_json_num(&j, "diff_p50_us", cp50 - ip50);
+		bench_json_num(&j, "ratio_p50", ip50 > 0 ? cp50 / ip50 : 0);
+		bench_json_int(&j, "inproc_n", (long long)b->inproc.count);
+		bench_json_int(&j, "client_n", (long long)b->client.count);
+		bench_json_str(&j, "acks", sl_acks_name(b->policy.acks, acks, sizeof(acks)));
+		bench_json_str(&j, "ack_level", sl_ack_level_name(b->policy.level));
+		bench_json_int(&j, "record_bytes", b->record_bytes);
+		bench_json_int(&j, "spin_us", b->spin_us);
+		bench_json_str(&j, "idle", sl_idle_name(b->idle));
+		bench_json_end(&j);
+		return;
+	}
+	printf("client: 3 nodes, kernel UDP, acks=%s %s, %u-byte records, one in flight, "
+	       "idle %s, client spin %u us\n",
+	       sl_acks_name(b->policy.acks, acks, sizeof(acks)), sl_ack_level_name(b->policy.level),
+	       b->record_bytes, sl_idle_name(b->idle), b->spin_us);
+	printf("  in process (the limit): p50 %8.1f us  p99 %8.1f us  (%" PRIu64 " commits)\n",
+	       ip50, ip99, b->inproc.count);
+	printf("  through libshiplog:     p50 %8.1f us  p99 %8.1f us  (%" PRIu64 " commits)\n",
+	       cp50, cp99, b->client.count);
+	printf("  library cost at p50: %+.1f us (ratio %.3f)\n", cp50 - ip50,
+	       ip50 > 0 ? cp50 / ip50 : 0);
+}
+
+int bench_client_main(const struct bench_common *c, int argc, char **argv)
+{
+	struct cb *b = calloc(1, sizeof(*b));
+	int rc;
+
+	if (!b)
+		return 1;
+	b->policy.acks = 1;
+	b->policy.level = SL_ACK_DURABLE;
+	b->record_bytes = 1024;
+	b->spin_us = SPIN_DEFAULT;
+	b->idle = SL_IDLE_BACKOFF;
+	b->warmup = 0.5;
+	b->seconds = c->seconds;
+	if (parse_opts(b, argc, argv)) {
+		free(b);
+		return 2;
+	}
+	sl_hist_reset(&b->inproc);
+	sl_hist_reset(&b->client);
+	snprintf(b->dir, sizeof(b->dir), "%s/shipbench-client.XXXXXX",
+		 c->dir ? c->dir : "/var/tmp");
+	if (!mkdtemp(b->dir)) {
+		fprintf(stderr, "shipbench client: mkdtemp %s: %s\n", b->dir, strerror(errno));
+		free(b);
+		return 1;
+	}
+	rc = run(b, c);
+	bench_remove_dir(b->dir);
+	if (rc) {
+		fprintf(stderr, "shipbench client: %s\n", sl_err_msg());
+		free(b);
+		return 1;
+	}
+	report(b, c);
+	free(b);
+	return 0;
+}
