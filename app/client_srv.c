@@ -399,7 +399,11 @@ static int take_entry(struct sl_csrv *s, unsigned i, uint64_t tail)
 				atomic_fetch_or(&s->np->flags, SL_SHM_F_FULL);
 				if (x->part_done == 0) {
 					atomic_store(&e->state, SL_SHM_E_READY);
-					atomic_store(&x->pg->stalled, 1);
+					/* A nonblocking client withdraws it now: tell
+					 * it once, not on every turn of the stall. */
+					if (!atomic_exchange(&x->pg->stalled, 1) &&
+					    atomic_load(&x->pg->wake_seq))
+						kick(s, x);
 				} else {
 					s->partial = (int)i;
 				}
@@ -635,7 +639,7 @@ static void wake_waiters(struct sl_csrv *s)
 		{
 			uint64_t w = atomic_load_explicit(&x->pg->wake_seq, memory_order_relaxed);
 
-			if (w && (x->seq >= w || atomic_load(&x->pg->stalled)) &&
+			if (w && x->seq >= w &&
 			    atomic_compare_exchange_strong(&x->pg->wake_seq, &w, 0))
 				wake = 1;
 		}
