@@ -44,10 +44,11 @@ struct sl_client {
 	struct sl_shm_sess *sess;
 	uint8_t *ap, *dl;
 	uint32_t ap_bytes, dl_bytes;
-	uint64_t seq;	  /* last append entry */
-	uint64_t ap_tail; /* bytes published */
-	uint64_t dl_read; /* delivery bytes handed out as views */
-	uint8_t *old_dl;  /* the ring of a previous connection, still viewed */
+	uint64_t seq;	     /* last append entry */
+	uint64_t sealed_lsn; /* appended with SL_APPEND_FLUSH up to here: no flush needed */
+	uint64_t ap_tail;    /* bytes published */
+	uint64_t dl_read;    /* delivery bytes handed out as views */
+	uint8_t *old_dl;     /* the ring of a previous connection, still viewed */
 	uint32_t old_dl_bytes;
 	/* what survives reconnects */
 	uint64_t consumed_lsn, applied_lsn;
@@ -215,7 +216,7 @@ static int try_connect(struct sl_client *c, uint64_t deadline)
 		return rc;
 	}
 	/* A fresh session: our counters start over with it. */
-	c->seq = c->ap_tail = c->dl_read = 0;
+	c->seq = c->ap_tail = c->dl_read = c->sealed_lsn = 0;
 	c->node_id = c->node->node_id;
 	c->max_record = c->node->max_record_bytes;
 	c->epoch = atomic_load(&c->node->epoch);
@@ -488,7 +489,7 @@ static void arm_level(struct sl_client *c, const void *arg)
 /* A commit cannot happen while the record sits in the open batch. */
 static void request_flush(struct sl_client *c, uint64_t lsn, enum sl_client_level level)
 {
-	if (level == SL_LEVEL_APPLIED_HERE ||
+	if (level == SL_LEVEL_APPLIED_HERE || lsn <= c->sealed_lsn ||
 	    !(atomic_load_explicit(&c->node->flags, memory_order_relaxed) & SL_SHM_F_LEADER) ||
 	    atomic_load_explicit(&c->node->next_lsn, memory_order_relaxed) > lsn)
 		return;
@@ -697,6 +698,7 @@ int64_t sl_client_appendv(struct sl_client *c, const struct iovec *recs, unsigne
 {
 	struct append_wait w;
 	uint64_t bytes;
+	int64_t lsn;
 	int rc;
 
 	if (!c)
@@ -737,7 +739,10 @@ int64_t sl_client_appendv(struct sl_client *c, const struct iovec *recs, unsigne
 		return rc == -EPERM
 			   ? not_leader(c)
 			   : sl_err_set(-rc, "append: shipd refused it: %s", strerror(-rc));
-	return (int64_t)atomic_load(&c->sess->done_lsn);
+	lsn = (int64_t)atomic_load(&c->sess->done_lsn);
+	if (flags & SL_APPEND_FLUSH)
+		c->sealed_lsn = (uint64_t)lsn + n - 1;
+	return lsn;
 }
 
 int64_t sl_client_append(struct sl_client *c, const void *rec, uint32_t len, unsigned flags)

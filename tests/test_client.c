@@ -596,12 +596,39 @@ static void test_shipd_killed(void **state)
 	tc_destroy(&c);
 }
 
+/* no_reconnect: once shipd is gone every call says so. */
+static void test_no_reconnect(void **state)
+{
+	struct tc c;
+	struct sl_client_opts o = {.no_reconnect = 1, .connect_timeout_ms = 500};
+	struct sl_client *cl, *probe;
+	struct sl_client_info info;
+
+	(void)state;
+	tc_init(&c, 1, NULL, NULL);
+	tc_start(&c, 1);
+	probe = open_client(&c, 1); /* waits until shipd serves */
+	sl_client_close(probe);
+	o.socket = c.sock[1];
+	assert_int_equal(sl_client_open(&cl, &o), 0);
+	assert_int_equal(sl_client_append(cl, "x", 1, 0), 1);
+	tc_kill(&c, 1, SIGKILL);
+	assert_int_equal(sl_client_wait(cl, 5, SL_LEVEL_COMMITTED, 5000), -ENOTCONN);
+	assert_int_equal(sl_client_append(cl, "y", 1, 0), -ENOTCONN);
+	assert_int_equal(sl_client_info(cl, &info), -ENOTCONN);
+	assert_int_equal(sl_client_epoch(cl), 0);
+	assert_int_equal(sl_client_leader(cl), 1); /* the last one known */
+	sl_client_close(cl);
+	tc_destroy(&c);
+}
+
 int main(int argc, char **argv)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_open_misuse),	     cmocka_unit_test(test_leader_api),
 	    cmocka_unit_test(test_follower_consume), cmocka_unit_test(test_backpressure),
 	    cmocka_unit_test(test_client_killed),    cmocka_unit_test(test_shipd_killed),
+	    cmocka_unit_test(test_no_reconnect),
 	};
 
 	if (argc < 3) {

@@ -89,8 +89,9 @@ void sl_client_close(struct sl_client *c);
  * there is room. Errors: -EINVAL (NULL, zero length, unknown flags),
  * -EMSGSIZE (over max_record_bytes), -EAGAIN (NONBLOCK and full), -EPERM
  * (this node does not lead; the message and sl_client_leader() name the
- * leader), -ENOTCONN (shipd gone and not reachable again: whether the record
- * was taken is unknown), -EIO (shipd's log failed). */
+ * leader), -ENOTCONN (shipd went away during the call: whether the record
+ * was taken is unknown, the next call reconnects; or it did not come back
+ * within connect_timeout_ms), -EIO (shipd's log failed). */
 int64_t sl_client_append(struct sl_client *c, const void *rec, uint32_t len, unsigned flags);
 
 /* Append n records as one unit: they get consecutive LSNs, first..first+n-1,
@@ -144,8 +145,9 @@ int sl_client_consume(struct sl_client *c, struct sl_client_rec *recs, unsigned 
 
 /* The engine has applied every record up to `lsn` (it must have been
  * consumed: -EINVAL otherwise, and LSNs never go back). This drives the
- * stream's ack_level=applied, the apply lag and SL_LEVEL_APPLIED_HERE. Any
- * client may call it on the leader, where it only feeds APPLIED_HERE. */
+ * stream's ack_level=applied, the apply lag and SL_LEVEL_APPLIED_HERE. On
+ * the leader any client may call it (it feeds APPLIED_HERE only); on a
+ * follower only the consumer (-EINVAL). */
 int sl_client_applied(struct sl_client *c, uint64_t lsn);
 
 /* ---- the stream ---- */
