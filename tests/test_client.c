@@ -566,7 +566,8 @@ static void test_shipd_killed(void **state)
 				make_rec(want, sizeof(want), next);
 				assert_memory_equal(r[k].data, want, sizeof(want));
 			}
-			assert_int_equal(sl_client_applied(fc, next - 50), 0);
+			if (next > 50) /* applied trails consumed */
+				assert_int_equal(sl_client_applied(fc, next - 50), 0);
 		}
 		tc_kill(&c, 2, SIGKILL);
 		tc_start(&c, 2);
