@@ -4,7 +4,8 @@
  * [u32 length][frame] records behind the hello; flush() write()s what the
  * kernel takes and keeps the rest for the next flush. Incoming connections
  * (accepted on the listening socket) each have an RX buffer that poll()
- * fills with read() and cuts into frames. Sizes are fixed at create. */
+ * fills with read() and cuts into frames; an epoll set tells poll() which
+ * sockets have anything. Sizes are fixed at create. */
 #include "shiplog/tcp.h"
 
 #include <arpa/inet.h>
@@ -14,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -32,6 +34,7 @@
 #define TCP_IN_MAX	     (2 * SL_NODES_MAX) /* a restarted peer's old connection lingers */
 #define TCP_RECONNECT_NS     10000000ull	/* at most one connect per peer per 10 ms */
 #define TCP_WRITES_PER_FLUSH 16u		/* write() calls per peer per flush */
+#define TCP_LISTEN_TAG	     UINT32_MAX		/* epoll data of the listening socket */
 
 struct tcp_out {
 	uint32_t id;
@@ -56,7 +59,7 @@ struct sl_tcp {
 	char name[40];
 	uint32_t self_id;
 	uint32_t frame_max, rx_batch;
-	int lfd;
+	int lfd, epfd; /* epoll: which sockets have bytes (or connections) waiting */
 	unsigned n_out;
 	struct tcp_out out[SL_NODES_MAX];
 	struct tcp_in in[TCP_IN_MAX];
@@ -219,6 +222,7 @@ static int tcp_send(struct sl_transport *tr, uint32_t to, const uint8_t *frame, 
 
 static void in_close(struct sl_tcp *t, struct tcp_in *in, int bad)
 {
+	epoll_ctl(t->epfd, EPOLL_CTL_DEL, in->fd, NULL);
 	close(in->fd);
 	in->fd = -1;
 	in->head = in->tail = 0;
@@ -234,20 +238,21 @@ static void accept_new(struct sl_tcp *t)
 {
 	for (;;) {
 		int fd = accept4(t->lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC), one = 1;
-		struct tcp_in *slot = NULL;
+		struct epoll_event ev = {.events = EPOLLIN};
+		unsigned i = 0;
 
 		if (fd < 0)
 			return; /* EAGAIN: none waiting */
-		for (unsigned i = 0; i < TCP_IN_MAX && !slot; i++)
-			if (t->in[i].fd < 0)
-				slot = &t->in[i];
-		if (!slot) {
+		while (i < TCP_IN_MAX && t->in[i].fd >= 0)
+			i++;
+		ev.data.u32 = i;
+		if (i == TCP_IN_MAX || epoll_ctl(t->epfd, EPOLL_CTL_ADD, fd, &ev) < 0) {
 			close(fd); /* full: the peer reconnects later */
 			t->st.rx_dropped++;
 			continue;
 		}
 		setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-		*slot = (struct tcp_in){.fd = fd, .buf = slot->buf};
+		t->in[i] = (struct tcp_in){.fd = fd, .buf = t->in[i].buf};
 		t->info.accepted++;
 	}
 }
@@ -317,25 +322,40 @@ static int in_poll(struct sl_tcp *t, struct tcp_in *in, sl_rx_fn fn, void *arg, 
 	return m < 0 ? m : n + m;
 }
 
+static int poll_one(struct sl_tcp *t, struct tcp_in *in, sl_rx_fn fn, void *arg, unsigned room)
+{
+	int got = in_poll(t, in, fn, arg, room);
+
+	if (got < 0) {
+		in_close(t, in, 1);
+		return 0;
+	}
+	return got;
+}
+
+/* Frames a small budget left in the buffers first, then one epoll_wait
+ * (not waiting) says which sockets have more: one system call per idle
+ * poll, as an event loop over plain sockets would make. */
 static int tcp_poll(struct sl_transport *tr, sl_rx_fn fn, void *arg, unsigned budget)
 {
 	struct sl_tcp *t = tcp_of(tr);
+	struct epoll_event ev[TCP_IN_MAX + 1];
 	unsigned n = 0;
+	int ready;
 
 	if (budget == 0)
 		budget = t->rx_batch;
-	accept_new(t);
-	for (unsigned i = 0; i < TCP_IN_MAX && n < budget; i++) {
-		struct tcp_in *in = &t->in[i];
-		int got;
-
-		if (in->fd < 0)
-			continue;
-		got = in_poll(t, in, fn, arg, budget - n);
-		if (got < 0)
-			in_close(t, in, 1);
-		else
-			n += (unsigned)got;
+	for (unsigned i = 0; i < TCP_IN_MAX && n < budget; i++)
+		if (t->in[i].fd >= 0 && t->in[i].head < t->in[i].tail)
+			n += (unsigned)poll_one(t, &t->in[i], fn, arg, budget - n);
+	if (n == budget)
+		return (int)n;
+	ready = epoll_wait(t->epfd, ev, TCP_IN_MAX + 1, 0);
+	for (int k = 0; k < ready && n < budget; k++) {
+		if (ev[k].data.u32 == TCP_LISTEN_TAG)
+			accept_new(t);
+		else if (t->in[ev[k].data.u32].fd >= 0)
+			n += (unsigned)poll_one(t, &t->in[ev[k].data.u32], fn, arg, budget - n);
 	}
 	return (int)n;
 }
@@ -363,6 +383,8 @@ static void tcp_destroy(struct sl_transport *tr)
 	}
 	if (t->lfd >= 0)
 		close(t->lfd);
+	if (t->epfd >= 0)
+		close(t->epfd);
 	free(t);
 }
 
@@ -371,6 +393,7 @@ static int tcp_listen(struct sl_tcp *t, const struct sl_transport_config *c)
 	struct sockaddr_in sa = {
 	    .sin_family = AF_INET, .sin_addr.s_addr = c->self.ip, .sin_port = htons(c->self.port)};
 	socklen_t sl = sizeof(sa);
+	struct epoll_event ev = {.events = EPOLLIN};
 	int one = 1;
 
 	t->lfd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
@@ -383,6 +406,10 @@ static int tcp_listen(struct sl_tcp *t, const struct sl_transport_config *c)
 		return sl_err_set(errno, "%s: listen: %s", t->name, strerror(errno));
 	if (getsockname(t->lfd, (struct sockaddr *)&sa, &sl) == 0)
 		t->info.port = ntohs(sa.sin_port);
+	t->epfd = epoll_create1(EPOLL_CLOEXEC);
+	ev.data.u32 = TCP_LISTEN_TAG;
+	if (t->epfd < 0 || epoll_ctl(t->epfd, EPOLL_CTL_ADD, t->lfd, &ev) < 0)
+		return sl_err_set(errno, "%s: epoll: %s", t->name, strerror(errno));
 	return 0;
 }
 
@@ -446,7 +473,7 @@ int sl_tcp_transport_create(struct sl_transport **out, const struct sl_transport
 	if (!t)
 		return sl_err_set(ENOMEM, "tcp transport");
 	t->base.ops = &tcp_ops;
-	t->lfd = -1;
+	t->lfd = t->epfd = -1;
 	for (unsigned i = 0; i < TCP_IN_MAX; i++)
 		t->in[i].fd = -1;
 	inet_ntop(AF_INET, &c->self.ip, ip, sizeof(ip));

@@ -1,7 +1,7 @@
 /* Kernel TCP transport (net/tcp.c): the baseline a user would build without
  * shiplog's transports: plain non-blocking sockets, TCP_NODELAY, a
- * length-prefixed frame stream per peer and direction, read()/write()
- * system calls each poll. Behind the same ops as kernel UDP and DPDK, so
+ * length-prefixed frame stream per peer and direction, epoll, read() and
+ * write() system calls. Behind the same ops as kernel UDP and DPDK, so
  * the same protocol, batching and storage run over it (shipbench cluster
  * --transport tcp compares them).
  *
@@ -9,7 +9,8 @@
  * connects to every peer; it sends on the connection it opened and receives
  * on the ones it accepted. A connection opens with an 8-byte hello (magic,
  * sender's node id); then each frame is a 4-byte little-endian length and
- * the frame. A broken connection drops what was queued on it (the protocol
+ * the frame. poll() asks epoll which sockets are readable (one system call
+ * when idle) and read()s those. A broken connection drops what was queued on it (the protocol
  * repairs loss) and is reopened, at most once per reconnect interval.
  *
  * Threads: one thread at a time, as every transport. */
