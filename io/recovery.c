@@ -531,8 +531,8 @@ static int cmp_seg(const void *a, const void *b)
 	return x->hdr.base_lsn < y->hdr.base_lsn ? -1 : x->hdr.base_lsn > y->hdr.base_lsn;
 }
 
-/* Read and check one segment's header; fills seg->hdr and seg->size. */
-static int load_header(const struct sl_recover_in *in, struct sl_seg *seg, uint64_t name_lsn)
+/* Read and decode one segment's header; fills seg->hdr and seg->size. */
+static int load_header(const struct sl_recover_in *in, struct sl_seg *seg)
 {
 	uint8_t buf[SL_SEG_HDR_SIZE];
 	struct stat st;
@@ -559,6 +559,12 @@ static int load_header(const struct sl_recover_in *in, struct sl_seg *seg, uint6
 	memset(buf + n, 0, sizeof(buf) - (size_t)n);
 	if ((rc = sl_seg_hdr_decode(buf, &seg->hdr)) < 0)
 		return sl_err_wrap(rc, "segment %s/%s", in->dir, seg->name);
+	return 0;
+}
+
+/* Whose segment it is, and whether its header agrees with its name. */
+static int check_header(const struct sl_recover_in *in, const struct sl_seg *seg, uint64_t name_lsn)
+{
 	if (memcmp(seg->hdr.cluster_id, in->cluster_id, 16) != 0)
 		return sl_err_set(EINVAL, "segment %s/%s belongs to another cluster", in->dir,
 				  seg->name);
@@ -595,7 +601,7 @@ static int drop_unborn(const struct sl_recover_in *in, struct sl_seg *seg)
 	}
 	win_close(&w);
 	free(w.buf);
-	if (empty <= 0)
+	if (empty <= 0 || in->readonly)
 		return empty;
 	if ((rc = sl_seg_unlink(in->dirfd, in->dir, seg->name)) < 0 ||
 	    (rc = sl_dir_sync(in->dirfd, in->dir)) < 0)
@@ -604,7 +610,19 @@ static int drop_unborn(const struct sl_recover_in *in, struct sl_seg *seg)
 	return 1;
 }
 
-static int list_segments(const struct sl_recover_in *in, struct sl_recover_out *out)
+/* A reader that was given no identity takes the first segment's. */
+static void adopt_identity(struct sl_recover_in *in, struct sl_recover_out *out,
+			   const struct sl_seg_hdr *h)
+{
+	memcpy(out->cluster_id, h->cluster_id, 16);
+	out->stream_id = h->stream_id;
+	out->node_id = h->node_id;
+	in->cluster_id = out->cluster_id;
+	in->stream_id = h->stream_id;
+	in->node_id = h->node_id;
+}
+
+static int list_segments(struct sl_recover_in *in, struct sl_recover_out *out)
 {
 	uint32_t cap = 0;
 	struct dirent *de;
@@ -639,7 +657,7 @@ static int list_segments(const struct sl_recover_in *in, struct sl_recover_out *
 			break;
 		}
 		memcpy(seg->name, de->d_name, 25); /* 20 digits, ".seg", NUL */
-		seg->hdr.base_lsn = lsn;	   /* for sorting; load_header checks it */
+		seg->hdr.base_lsn = lsn;	   /* for sorting; check_header checks it */
 		seg->fd = seg->file_slot = -1;
 		out->segs[out->nsegs++] = seg;
 	}
@@ -649,7 +667,11 @@ static int list_segments(const struct sl_recover_in *in, struct sl_recover_out *
 	for (uint32_t i = 0; rc == 0 && i < out->nsegs; i++) {
 		uint64_t lsn = out->segs[i]->hdr.base_lsn;
 
-		rc = load_header(in, out->segs[i], lsn);
+		rc = load_header(in, out->segs[i]);
+		if (rc == 0 && in->cluster_id == NULL)
+			adopt_identity(in, out, &out->segs[i]->hdr);
+		if (rc == 0)
+			rc = check_header(in, out->segs[i], lsn);
 		if (rc == -ENODATA && i + 1 == out->nsegs) {
 			char msg[SL_ERR_MSG_MAX];
 			int dropped;
@@ -662,6 +684,7 @@ static int list_segments(const struct sl_recover_in *in, struct sl_recover_out *
 				return sl_err_set(-rc, "%s", msg);
 			free(out->segs[i]);
 			out->nsegs--;
+			out->unborn = in->readonly;
 			rc = 0;
 		}
 	}
@@ -677,8 +700,16 @@ void sl_recover_free(struct sl_recover_out *out)
 	out->nsegs = 0;
 }
 
-int sl_recover(const struct sl_recover_in *in, struct sl_index *idx, struct sl_recover_out *out)
+static void note_stop(const struct scan *sc, struct sl_recover_out *out)
 {
+	snprintf(out->stop_segment, sizeof(out->stop_segment), "%s", sc->segs[sc->stop.seg]->name);
+	out->stop_offset = sc->stop.bad;
+	snprintf(out->stop_why, sizeof(out->stop_why), "%s", sc->stop.why);
+}
+
+int sl_recover(const struct sl_recover_in *in_, struct sl_index *idx, struct sl_recover_out *out)
+{
+	struct sl_recover_in own = *in_, *in = &own;
 	struct scan sc = {.in = in, .idx = idx};
 	struct after a = {0};
 	uint64_t torn;
@@ -686,6 +717,11 @@ int sl_recover(const struct sl_recover_in *in, struct sl_index *idx, struct sl_r
 	int rc, found;
 
 	memset(out, 0, sizeof(*out));
+	if (in->cluster_id) {
+		memcpy(out->cluster_id, in->cluster_id, 16);
+		out->stream_id = in->stream_id;
+		out->node_id = in->node_id;
+	}
 	if ((rc = list_segments(in, out)) < 0)
 		goto err_free;
 	if (out->nsegs == 0)
@@ -694,6 +730,7 @@ int sl_recover(const struct sl_recover_in *in, struct sl_index *idx, struct sl_r
 	sc.n = out->nsegs;
 	if ((rc = scan_log(&sc)) < 0)
 		goto err_free;
+	note_stop(&sc, out);
 	found = search_after(&sc, &a);
 	torn = a.torn;
 	if (found < 0) {
@@ -710,7 +747,7 @@ int sl_recover(const struct sl_recover_in *in, struct sl_index *idx, struct sl_r
 				a.vseq, sc.segs[a.vi]->name, a.voff, sc.stop.s);
 		goto err_free;
 	}
-	if (torn > 0 || sc.stop.seg + 1 < sc.n) {
+	if (!in->readonly && (torn > 0 || sc.stop.seg + 1 < sc.n)) {
 		uint32_t removed = sc.n - sc.stop.seg - 1;
 
 		if ((rc = cut_tail(&sc, &a)) < 0) {
@@ -724,7 +761,7 @@ int sl_recover(const struct sl_recover_in *in, struct sl_index *idx, struct sl_r
 			" bytes, removed %" PRIu32 " later segments",
 			in->dir, sc.segs[sc.stop.seg]->name, sc.stop.x, sc.stop.why, torn, removed);
 	}
-	tail = out->segs[out->nsegs - 1];
+	tail = out->segs[sc.stop.seg];
 	tail->end = sl_align_up(sc.stop.x, tail->hdr.block_bytes);
 	sl_index_cut(idx, sc.next_position);
 	out->next_lsn = sc.next_lsn;

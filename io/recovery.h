@@ -14,10 +14,15 @@
 struct sl_recover_in {
 	int dirfd;
 	const char *dir;
-	const uint8_t *cluster_id; /* 16 bytes */
+	const uint8_t *cluster_id; /* 16 bytes; NULL: adopt the first segment's
+				    * cluster, stream and node (readers of a log
+				    * they did not write, such as shipctl) */
 	uint64_t stream_id;
 	uint32_t node_id;
 	const struct sl_batch_limits *lim;
+	/* 1: change nothing. A torn tail is reported (torn_bytes, stop_*), not
+	 * cut; an unborn last segment is left out of segs, not removed. */
+	int readonly;
 };
 
 struct sl_recover_out {
@@ -26,6 +31,16 @@ struct sl_recover_out {
 	uint64_t next_lsn, next_position, last_epoch, next_seq;
 	uint32_t last_crc;
 	uint64_t torn_bytes;
+	/* Where the valid log stops: the segment, the file offset and why
+	 * ("end of log" when nothing follows). Set on success, and on -EBADMSG
+	 * for corruption found by the scan (stop_why then says what is wrong). */
+	char stop_segment[SL_SEG_NAME_MAX];
+	uint64_t stop_offset;
+	char stop_why[160];
+	uint8_t cluster_id[16]; /* the log's identity (adopted or as given) */
+	uint64_t stream_id;
+	uint32_t node_id;
+	uint32_t unborn; /* readonly: 1 when an unborn last segment was left out */
 };
 
 /* 0, or -errno with a message naming the file (and offset for corruption:
