@@ -275,6 +275,7 @@ int sl_ctl_format(const struct sl_ctl_status *s, int json, char *buf, size_t cap
 	begin(&o, "shipd");
 	u64(&o, "pid", (uint64_t)s->pid);
 	str(&o, "config", s->config ? s->config : "");
+	str(&o, "log_dir", s->log_dir ? s->log_dir : "");
 	ms(&o, "uptime_ms", s->uptime_ns);
 	flag(&o, "draining", s->draining);
 	if (s->generate_target) {
@@ -296,6 +297,172 @@ int sl_ctl_format(const struct sl_ctl_status *s, int json, char *buf, size_t cap
 	end(&o);
 	put(&o, "\n");
 	return o.overflow ? sl_err_set(ENOSPC, "status larger than %zu bytes", cap) : (int)o.len;
+}
+
+/* --- reading it back ------------------------------------------------------------
+ * A recursive walk over the JSON above, matching `path` one component per
+ * level. Depth is bounded by the path's length plus the emitter's nesting. */
+
+struct jr {
+	const char *p;
+	int depth;
+};
+
+#define JR_DEPTH 16
+
+static void jr_ws(struct jr *j)
+{
+	while (*j->p == ' ' || *j->p == '\n' || *j->p == '\t' || *j->p == '\r')
+		j->p++;
+}
+
+/* Copy a string at j->p (after its opening quote) into out (may be NULL). */
+static int jr_string(struct jr *j, char *out, size_t cap)
+{
+	size_t n = 0;
+
+	for (;;) {
+		char c = *j->p++;
+
+		if (c == '\0')
+			return -EBADMSG;
+		if (c == '"')
+			break;
+		if (c == '\\') {
+			c = *j->p++;
+			if (c == 'u') { /* the emitter escapes control bytes only */
+				unsigned v;
+
+				if (sscanf(j->p, "%4x", &v) != 1)
+					return -EBADMSG;
+				j->p += 4;
+				c = (char)v;
+			} else if (c == '\0') {
+				return -EBADMSG;
+			}
+		}
+		if (out && n + 1 < cap)
+			out[n++] = c;
+	}
+	if (out && cap)
+		out[n] = '\0';
+	return 0;
+}
+
+static int jr_value(struct jr *j, const char *path, char *out, size_t cap);
+
+/* Skip or descend into the value at j->p: `path` is what remains to match
+ * inside it (NULL: skip it). 1: found and copied; 0: not there; <0: bad. */
+static int jr_container(struct jr *j, const char *path, char *out, size_t cap, int array)
+{
+	char name[64], want[64];
+	size_t wl = 0;
+	const char *rest = NULL;
+	int rc, found = 0;
+
+	if (++j->depth > JR_DEPTH)
+		return -EBADMSG;
+	if (path) {
+		const char *dot = strchr(path, '.');
+
+		wl = dot ? (size_t)(dot - path) : strlen(path);
+		if (wl >= sizeof(want))
+			return -ENOENT;
+		memcpy(want, path, wl);
+		want[wl] = '\0';
+		rest = dot ? dot + 1 : "";
+	}
+	j->p++; /* '{' or '[' */
+	jr_ws(j);
+	for (long idx = 0; *j->p != (array ? ']' : '}'); idx++) {
+		int match;
+
+		if (idx > 0) {
+			if (*j->p++ != ',')
+				return -EBADMSG;
+			jr_ws(j);
+		}
+		if (array) {
+			snprintf(name, sizeof(name), "%ld", idx);
+		} else {
+			if (*j->p++ != '"' || jr_string(j, name, sizeof(name)) < 0)
+				return -EBADMSG;
+			jr_ws(j);
+			if (*j->p++ != ':')
+				return -EBADMSG;
+			jr_ws(j);
+		}
+		match = path && !found && strcmp(name, want) == 0;
+		rc = jr_value(j, match ? rest : NULL, out, cap);
+		if (rc < 0)
+			return rc;
+		found |= rc;
+		jr_ws(j);
+	}
+	j->p++;
+	j->depth--;
+	return found;
+}
+
+static int jr_value(struct jr *j, const char *path, char *out, size_t cap)
+{
+	const char *start;
+	size_t n;
+
+	jr_ws(j);
+	if (*j->p == '{' || *j->p == '[') {
+		if (path && !*path)
+			return -EBADMSG; /* a container where a scalar was asked for */
+		return jr_container(j, path, out, cap, *j->p == '[');
+	}
+	if (*j->p == '"') {
+		j->p++;
+		return jr_string(j, path && !*path ? out : NULL, cap) < 0 ? -EBADMSG
+									  : path && !*path;
+	}
+	start = j->p;
+	while (*j->p && !strchr(",}] \n\t\r", *j->p))
+		j->p++;
+	if (j->p == start)
+		return -EBADMSG;
+	if (!path || *path)
+		return 0; /* skipped, or a scalar where the path goes deeper */
+	n = (size_t)(j->p - start) < cap ? (size_t)(j->p - start) : cap - 1;
+	memcpy(out, start, n);
+	out[n] = '\0';
+	return 1;
+}
+
+int sl_ctl_json_get(const char *json, const char *path, char *out, size_t cap)
+{
+	struct jr j = {.p = json};
+	int rc;
+
+	if (cap == 0)
+		return sl_err_set(EINVAL, "no room for %s", path);
+	out[0] = '\0';
+	jr_ws(&j);
+	if (*j.p != '{')
+		return sl_err_set(EBADMSG, "status: not a JSON object");
+	rc = jr_container(&j, path, out, cap, 0);
+	if (rc < 0)
+		return sl_err_set(EBADMSG, "status: malformed JSON near byte %zu",
+				  (size_t)(j.p - json));
+	return rc ? 0 : sl_err_set(ENOENT, "status has no %s", path);
+}
+
+int sl_ctl_json_u64(const char *json, const char *path, uint64_t *v)
+{
+	char buf[32], *end;
+	int rc = sl_ctl_json_get(json, path, buf, sizeof(buf));
+
+	if (rc < 0)
+		return rc;
+	errno = 0;
+	*v = strtoull(buf, &end, 10);
+	if (buf[0] < '0' || buf[0] > '9' || *end || errno)
+		return sl_err_set(EINVAL, "status: %s is '%s', not a count", path, buf);
+	return 0;
 }
 
 /* --- server ------------------------------------------------------------------ */

@@ -27,7 +27,8 @@ struct sl_ctl_status {
 	struct sl_csrv_stats clients; /* libshiplog's clients */
 	enum sl_transport_kind transport_kind;
 	int pid;
-	const char *config; /* config file path */
+	const char *config;  /* config file path */
+	const char *log_dir; /* the log directory, absolute (shipctl tail reads it) */
 	uint64_t uptime_ns;
 	uint64_t now_ns;	    /* the node's clock, to age last_status_ns */
 	uint64_t generate_target;   /* --generate: records to append (0: none) */
@@ -44,6 +45,15 @@ struct sl_ctl_status {
 /* Print `s` as indented "key: value" text or as one JSON object. Returns
  * the length written (NUL-terminated) or -ENOSPC. */
 int sl_ctl_format(const struct sl_ctl_status *s, int json, char *buf, size_t cap);
+
+/* Read one scalar of a JSON object that sl_ctl_format wrote (the reader is
+ * that strict): `path` names it by member names and array indexes joined
+ * with dots ("node.commit_lsn", "peers.0.node_id"). The value's text (a
+ * string unquoted and unescaped) goes to out. 0, -ENOENT (no such member) or
+ * -EBADMSG (not such JSON), with a message. */
+int sl_ctl_json_get(const char *json, const char *path, char *out, size_t cap);
+/* The same for an unsigned integer; -EINVAL when it is not one. */
+int sl_ctl_json_u64(const char *json, const char *path, uint64_t *v);
 
 /* Answer one request line (without its newline) into reply; returns the
  * reply's length, or -errno: the client is then sent "error: <message>". */

@@ -218,6 +218,7 @@ static int on_request(void *ctx, const char *req, char *reply, size_t cap)
 {
 	struct shipd *d = ctx;
 	struct sl_ctl_status s;
+	char log_dir[PATH_MAX];
 	int json;
 
 	if (strcmp(req, "status") == 0)
@@ -236,6 +237,7 @@ static int on_request(void *ctx, const char *req, char *reply, size_t cap)
 	s.transport_kind = d->cfg->node.transport;
 	s.pid = (int)getpid();
 	s.config = d->cfg->path;
+	s.log_dir = realpath(d->cfg->log_dir, log_dir) ? log_dir : d->cfg->log_dir;
 	s.now_ns = sl_node_now();
 	s.uptime_ns = s.now_ns - d->started_ns;
 	s.generate_target = d->o.generate;

@@ -125,6 +125,46 @@ static void test_text(void **state)
 	assert_non_null(strstr(reply, "peers: []\nframes:\n"));
 }
 
+/* shipctl lag and tail read the JSON back with sl_ctl_json_get. */
+static void test_json_read_back(void **state)
+{
+	struct sl_ctl_status s;
+	char v[128];
+	uint64_t u;
+
+	(void)state;
+	leader_status(&s);
+	s.log_dir = "/var/lib/shiplog/n1";
+	assert_true(sl_ctl_format(&s, 1, reply, sizeof(reply)) > 0);
+	assert_int_equal(sl_ctl_json_u64(reply, "node.commit_lsn", &u), 0);
+	assert_int_equal(u, 999999);
+	assert_int_equal(sl_ctl_json_get(reply, "node.role", v, sizeof(v)), 0);
+	assert_string_equal(v, "leader");
+	assert_int_equal(sl_ctl_json_get(reply, "shipd.config", v, sizeof(v)), 0);
+	assert_string_equal(v, "/etc/\"odd\"\\dir/shipd.ini");
+	assert_int_equal(sl_ctl_json_get(reply, "shipd.log_dir", v, sizeof(v)), 0);
+	assert_string_equal(v, "/var/lib/shiplog/n1");
+	assert_int_equal(sl_ctl_json_u64(reply, "peers.0.durable_pos", &u), 0);
+	assert_int_equal(u, 123456789);
+	assert_int_equal(sl_ctl_json_u64(reply, "peers.1.node_id", &u), 0);
+	assert_int_equal(u, 3);
+	assert_int_equal(sl_ctl_json_get(reply, "peers.0.write_lag_ms", v, sizeof(v)), 0);
+	assert_string_equal(v, "1.234");
+	assert_int_equal(sl_ctl_json_get(reply, "peers.1.last_status_ms_ago", v, sizeof(v)), 0);
+	assert_string_equal(v, "never");
+	assert_int_equal(sl_ctl_json_get(reply, "peers.0.catching_up", v, sizeof(v)), 0);
+	assert_string_equal(v, "true");
+	/* what is not there, or not a count, or not JSON */
+	assert_int_equal(sl_ctl_json_get(reply, "peers.2.node_id", v, sizeof(v)), -ENOENT);
+	assert_int_equal(sl_ctl_json_get(reply, "node.nothing", v, sizeof(v)), -ENOENT);
+	assert_int_equal(sl_ctl_json_get(reply, "node.role.deeper", v, sizeof(v)), -ENOENT);
+	assert_int_equal(sl_ctl_json_u64(reply, "node.role", &u), -EINVAL);
+	assert_int_equal(sl_ctl_json_get("status: text", "node.role", v, sizeof(v)), -EBADMSG);
+	assert_int_equal(sl_ctl_json_get("{\"node\":{\"role\":", "node.role", v, sizeof(v)),
+			 -EBADMSG);
+	assert_int_equal(sl_ctl_json_get("{\"a\":[1,2", "a.1", v, sizeof(v)), -EBADMSG);
+}
+
 static void test_format_overflow(void **state)
 {
 	struct sl_ctl_status s;
@@ -366,6 +406,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_json_is_valid),
 	    cmocka_unit_test(test_text),
+	    cmocka_unit_test(test_json_read_back),
 	    cmocka_unit_test(test_format_overflow),
 	    cmocka_unit_test_setup_teardown(test_round_trip, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_connect_errors, setup, teardown),
