@@ -1,63 +1,107 @@
-/* shipctl: talks to a running shipd through its control socket (app/ctl.h).
- * One subcommand per request; the table below is where later ones (tail,
- * verify, lag, promote) go. The socket is given with -s, or found in the
- * daemon's configuration with -c. */
+/* shipctl: shiplog's command line. status and lag ask a running shipd
+ * through its control socket (app/ctl.h), given with -s or found in the
+ * daemon's configuration with -c; tail and verify read a log directory
+ * (app/shipctl_log.c), or for tail the running shipd's own log. */
+#include "shipctl.h"
+
 #include <errno.h>
 #include <getopt.h>
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+#include <unistd.h>
 
 #include "config.h"
 #include "ctl.h"
 #include "shiplog/err.h"
+#include "shiplog/proto.h"
 
-#define DEFAULT_CONFIG "/etc/shiplog/shipd.ini"
-#define TIMEOUT_MS     5000
+#define DEFAULT_CONFIG	"/etc/shiplog/shipd.ini"
+#define LAG_INTERVAL_MS 1000
+#define LAG_LINE_MAX	160
+#define INTERVAL_MAX_MS 3600000
 
-struct ctl_opts {
-	const char *socket;
-	const char *config;
-	int json;
-};
+volatile sig_atomic_t shipctl_stop;
 
 struct command {
 	const char *name;
 	const char *args;
 	const char *help;
-	int (*run)(const struct ctl_opts *o, const char *socket);
+	int (*run)(const struct ctl_opts *o);
+	int dir; /* 1: takes a directory (2: must) */
 };
 
-static int cmd_status(const struct ctl_opts *o, const char *socket);
+static int cmd_status(const struct ctl_opts *o);
+static int cmd_lag(const struct ctl_opts *o);
 
 static const struct command commands[] = {
-    {"status", "[--json]", "role, positions, commit and delivered LSNs, per-follower lag, counters",
-     cmd_status},
+    {"status", "[--json]",
+     "a running shipd's role, positions, commit and delivered LSNs,\n"
+     "                   per-follower lag, counters",
+     cmd_status, 0},
+    {"tail", "[DIR]",
+     "print the records of log directory DIR or, without DIR, those a\n"
+     "                   running shipd has committed and holds durably",
+     shipctl_tail, 1},
+    {"verify", "DIR",
+     "check every batch (CRCs, chain, records) of log directory DIR;\n"
+     "                   report the first problem with its segment file and offset",
+     shipctl_verify, 2},
+    {"lag", "", "per-follower lag of a running leader, refreshed in place", cmd_lag, 0},
 };
 #define N_COMMANDS (sizeof(commands) / sizeof(commands[0]))
 
 static void usage(FILE *f)
 {
-	fprintf(f, "usage: shipctl COMMAND [options]\n"
-		   "Asks a running shipd through its control socket.\n\n"
-		   "commands:\n");
+	fprintf(f, "usage: shipctl COMMAND [options]\n\ncommands:\n");
 	for (size_t i = 0; i < N_COMMANDS; i++)
-		fprintf(f, "  %s %-10s %s\n", commands[i].name, commands[i].args, commands[i].help);
-	fprintf(f, "\noptions:\n"
-		   "  -s, --socket PATH   the control socket\n"
-		   "  -c, --config FILE   read the socket's path from shipd's configuration\n"
-		   "                      (default " DEFAULT_CONFIG " when -s is not given)\n"
-		   "      --json          status as one JSON object\n"
-		   "  -h, --help          this help\n\n"
-		   "exit status: 0 done, 1 shipd unreachable or it refused, 2 bad usage\n");
+		fprintf(f, "  %-6s %-9s  %s\n", commands[i].name, commands[i].args,
+			commands[i].help);
+	fprintf(f,
+		"\nreaching shipd (status, lag, tail without DIR):\n"
+		"  -s, --socket PATH    the control socket\n"
+		"  -c, --config FILE    read the socket's path from shipd's configuration\n"
+		"                       (default " DEFAULT_CONFIG " when -s is not given)\n"
+		"status:\n"
+		"      --json           one JSON object\n"
+		"tail (one line per record: its LSN, a space, its bytes):\n"
+		"      --from LSN       start at this LSN (default: the oldest held)\n"
+		"  -n, --count N        stop after N records (default: no limit)\n"
+		"  -f, --follow         keep printing records as they arrive (Ctrl-C stops)\n"
+		"      --hex            bytes as hex digits (default: text, with \\\\, \\n, \\t,\n"
+		"                       \\r and \\xNN escapes for the rest)\n"
+		"      --batches        one line per batch instead: LSNs, epoch, position,\n"
+		"                       segment file and offset, sizes\n"
+		"lag:\n"
+		"  -n, --count N        stop after N refreshes (default: until Ctrl-C)\n"
+		"  -i, --interval MS    between refreshes (default %d; tail -f: 200)\n"
+		"\n  -h, --help           this help\n\n"
+		"exit status: 0 done; 1 shipd unreachable or refusing, a log that cannot be\n"
+		"read or (verify) is corrupt; 2 bad usage; 3 (verify) a torn tail, which shipd\n"
+		"cuts when it opens the log\n",
+		LAG_INTERVAL_MS);
 }
 
-/* Send one request, print the reply. A reply starting "error: " is shipd
- * refusing: printed to stderr, exit 1. */
-static int ask(const char *socket, const char *request)
+const char *shipctl_socket(const struct ctl_opts *o)
 {
-	static char reply[SL_CTL_REPLY_MAX + 1];
-	int n = sl_ctl_request(socket, request, TIMEOUT_MS, reply, sizeof(reply));
+	static struct sl_config *cfg;
+
+	if (o->socket)
+		return o->socket;
+	/* No filesystem checks: finding the socket must not need write
+	 * access to the log directory. */
+	if (!cfg && sl_config_load(o->config ? o->config : DEFAULT_CONFIG, 0, &cfg)) {
+		fprintf(stderr, "shipctl: %s\n", sl_err_msg());
+		return NULL;
+	}
+	return cfg->control_socket;
+}
+
+int shipctl_ask(const char *socket, const char *request, char *reply)
+{
+	int n = sl_ctl_request(socket, request, SHIPCTL_TIMEOUT_MS, reply, SL_CTL_REPLY_MAX + 1);
 
 	if (n < 0) {
 		fprintf(stderr, "shipctl: %s%s\n", sl_err_msg(),
@@ -68,52 +112,244 @@ static int ask(const char *socket, const char *request)
 		fprintf(stderr, "shipctl: shipd at %s: %s", socket, reply + 7);
 		return 1;
 	}
+	return 0;
+}
+
+int shipctl_nap(uint64_t ms)
+{
+	struct timespec t = {.tv_sec = (time_t)(ms / 1000), .tv_nsec = (long)(ms % 1000) * 1000000};
+
+	while (!shipctl_stop && nanosleep(&t, &t) != 0 && errno == EINTR)
+		;
+	return shipctl_stop;
+}
+
+static int cmd_status(const struct ctl_opts *o)
+{
+	static char reply[SL_CTL_REPLY_MAX + 1];
+	const char *socket = shipctl_socket(o);
+
+	if (!socket || shipctl_ask(socket, o->json ? "status json" : "status", reply))
+		return 1;
 	fputs(reply, stdout);
 	return ferror(stdout) || fflush(stdout) ? 1 : 0;
 }
 
-static int cmd_status(const struct ctl_opts *o, const char *socket)
+/* --- lag ----------------------------------------------------------------------- */
+
+struct lag {
+	uint64_t last_commit, last_ns;
+	int lines; /* printed by the last refresh (a terminal rewrites them) */
+};
+
+static uint64_t mono_ns(void)
 {
-	return ask(socket, o->json ? "status json" : "status");
+	struct timespec t;
+
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return (uint64_t)t.tv_sec * 1000000000ull + (uint64_t)t.tv_nsec;
 }
 
-int main(int argc, char **argv)
+/* A field of the status as text, "?" when it is missing. */
+static const char *field(const char *json, const char *path, char *buf, size_t cap)
+{
+	if (sl_ctl_json_get(json, path, buf, cap) < 0)
+		snprintf(buf, cap, "?");
+	return buf;
+}
+
+static const char *peer_field(const char *json, int i, const char *name, char *buf, size_t cap)
+{
+	char path[64];
+
+	snprintf(path, sizeof(path), "peers.%d.%s", i, name);
+	return field(json, path, buf, cap);
+}
+
+/* One row per follower. Returns the rows printed. */
+static int lag_peers(FILE *f, const char *json)
+{
+	char id[24], rec[24], bytes[24], w[24], fl[24], ap[24], last[24], cu[8];
+	int i;
+
+	fprintf(f, "%8s %14s %14s %10s %10s %10s %12s  %s\n", "follower", "records_behind",
+		"bytes_behind", "write_ms", "flush_ms", "apply_ms", "last_status", "state");
+	for (i = 0; i < SL_NODES_MAX; i++) {
+		char path[32];
+
+		snprintf(path, sizeof(path), "peers.%d.node_id", i);
+		if (sl_ctl_json_get(json, path, id, sizeof(id)) < 0)
+			break;
+		peer_field(json, i, "last_status_ms_ago", last, sizeof(last));
+		if (strcmp(last, "never") != 0 && strlen(last) + 7 < sizeof(last))
+			strcat(last, "ms ago");
+		fprintf(f, "%8s %14s %14s %10s %10s %10s %12s  %s\n", id,
+			peer_field(json, i, "records_behind", rec, sizeof(rec)),
+			peer_field(json, i, "bytes_behind", bytes, sizeof(bytes)),
+			peer_field(json, i, "write_lag_ms", w, sizeof(w)),
+			peer_field(json, i, "flush_lag_ms", fl, sizeof(fl)),
+			peer_field(json, i, "apply_lag_ms", ap, sizeof(ap)), last,
+			strcmp(peer_field(json, i, "catching_up", cu, sizeof(cu)), "true") == 0
+			    ? "catching up"
+			    : "live");
+	}
+	return i + 1;
+}
+
+/* Render one refresh into f; returns the lines written. */
+static int lag_render(FILE *f, const char *json, struct lag *l, uint64_t now)
+{
+	char role[16], id[24], leader[24], epoch[24], clock[16], rate[48] = "";
+	uint64_t commit = 0, delivered = 0;
+	time_t t = time(NULL);
+
+	field(json, "node.role", role, sizeof(role));
+	field(json, "node.node_id", id, sizeof(id));
+	field(json, "node.leader_id", leader, sizeof(leader));
+	field(json, "node.epoch", epoch, sizeof(epoch));
+	sl_ctl_json_u64(json, "node.commit_lsn", &commit);
+	sl_ctl_json_u64(json, "node.delivered_lsn", &delivered);
+	strftime(clock, sizeof(clock), "%H:%M:%S", localtime(&t));
+	if (l->last_ns && now > l->last_ns && commit >= l->last_commit)
+		snprintf(rate, sizeof(rate), " (%.0f records/s)",
+			 (double)(commit - l->last_commit) * 1e9 / (double)(now - l->last_ns));
+	l->last_commit = commit;
+	l->last_ns = now;
+	if (strcmp(role, "leader") != 0) {
+		fprintf(f,
+			"%s  node %s (follower of %s), epoch %s: commit lsn %" PRIu64
+			"%s, delivered lsn %" PRIu64 " (%" PRIu64 " behind)\n"
+			"per-follower lag is kept by the leader: run shipctl lag against node %s\n",
+			clock, id, leader, epoch, commit, rate, delivered,
+			commit > delivered ? commit - delivered : 0, leader);
+		return 2;
+	}
+	fprintf(f, "%s  node %s (leader), epoch %s: commit lsn %" PRIu64 "%s\n", clock, id, epoch,
+		commit, rate);
+	return 1 + lag_peers(f, json);
+}
+
+static int cmd_lag(const struct ctl_opts *o)
+{
+	static char reply[SL_CTL_REPLY_MAX + 1];
+	const char *socket = shipctl_socket(o);
+	uint64_t interval = o->interval_ms ? o->interval_ms : LAG_INTERVAL_MS;
+	int tty = isatty(STDOUT_FILENO);
+	struct lag l = {0};
+
+	if (!socket)
+		return 1;
+	for (uint64_t k = 0; !o->count || k < o->count; k++) {
+		if (k > 0 && shipctl_nap(interval))
+			break;
+		if (shipctl_ask(socket, "status json", reply))
+			return 1;
+		/* A terminal sees one table rewritten in place; a pipe or a
+		 * file gets every refresh, one after the other. */
+		if (tty && l.lines)
+			printf("\033[%dA\033[J", l.lines);
+		else if (l.lines)
+			putchar('\n');
+		l.lines = lag_render(stdout, reply, &l, mono_ns());
+		if (fflush(stdout) || ferror(stdout))
+			return 1;
+	}
+	return 0;
+}
+
+/* --- main ------------------------------------------------------------------------ */
+
+static int parse_u64(const char *opt, const char *v, uint64_t min, uint64_t max, uint64_t *out)
+{
+	if (sl_config_parse_u64(v, min, max, out)) {
+		fprintf(stderr, "shipctl: %s: %s\n", opt, sl_err_msg());
+		return -1;
+	}
+	return 0;
+}
+
+static int parse_opts(int argc, char **argv, struct ctl_opts *o)
 {
 	static const struct option longopts[] = {
 	    {"socket", required_argument, 0, 's'},
 	    {"config", required_argument, 0, 'c'},
 	    {"json", no_argument, 0, 'j'},
+	    {"from", required_argument, 0, 'F'},
+	    {"count", required_argument, 0, 'n'},
+	    {"follow", no_argument, 0, 'f'},
+	    {"hex", no_argument, 0, 'x'},
+	    {"batches", no_argument, 0, 'b'},
+	    {"interval", required_argument, 0, 'i'},
 	    {"help", no_argument, 0, 'h'},
 	    {0, 0, 0, 0},
 	};
-	struct ctl_opts o = {0};
-	struct sl_config *cfg = NULL;
-	const struct command *cmd = NULL;
-	int c, rc;
+	int c;
 
 	/* GNU getopt permutes: options may follow the command. */
-	while ((c = getopt_long(argc, argv, "s:c:h", longopts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "s:c:n:fi:h", longopts, NULL)) != -1) {
 		switch (c) {
 		case 's':
-			o.socket = optarg;
+			o->socket = optarg;
 			break;
 		case 'c':
-			o.config = optarg;
+			o->config = optarg;
 			break;
 		case 'j':
-			o.json = 1;
+			o->json = 1;
+			break;
+		case 'F':
+			if (parse_u64("--from", optarg, 1, UINT64_MAX, &o->from))
+				return 2;
+			break;
+		case 'n':
+			if (parse_u64("--count", optarg, 1, UINT64_MAX, &o->count))
+				return 2;
+			break;
+		case 'f':
+			o->follow = 1;
+			break;
+		case 'x':
+			o->hex = 1;
+			break;
+		case 'b':
+			o->batches = 1;
+			break;
+		case 'i':
+			if (parse_u64("--interval", optarg, 1, INTERVAL_MAX_MS, &o->interval_ms))
+				return 2;
 			break;
 		case 'h':
 			usage(stdout);
-			return 0;
+			exit(0);
 		default:
 			usage(stderr);
 			return 2;
 		}
 	}
-	if (optind != argc - 1) {
-		fprintf(stderr, "shipctl: %s\n",
-			optind == argc ? "which command?" : "one command at a time");
+	if (o->socket && o->config) {
+		fprintf(stderr, "shipctl: -s and -c both name the socket: give one\n");
+		return 2;
+	}
+	return 0;
+}
+
+static void on_stop(int sig)
+{
+	(void)sig;
+	shipctl_stop = 1;
+}
+
+int main(int argc, char **argv)
+{
+	struct ctl_opts o = {0};
+	const struct command *cmd = NULL;
+	struct sigaction sa = {.sa_handler = on_stop};
+	int rc = parse_opts(argc, argv, &o), nargs;
+
+	if (rc)
+		return rc;
+	if (optind == argc) {
+		fprintf(stderr, "shipctl: which command?\n");
 		usage(stderr);
 		return 2;
 	}
@@ -125,17 +361,19 @@ int main(int argc, char **argv)
 		usage(stderr);
 		return 2;
 	}
-	if (o.socket && o.config) {
-		fprintf(stderr, "shipctl: -s and -c both name the socket: give one\n");
+	nargs = argc - optind - 1;
+	if (nargs > (cmd->dir ? 1 : 0) || (cmd->dir == 2 && nargs == 0)) {
+		fprintf(stderr, "shipctl %s: %s\n", cmd->name,
+			nargs ? "too many arguments" : "which log directory?");
 		return 2;
 	}
-	/* No filesystem checks: finding the socket must not need write
-	 * access to the log directory. */
-	if (!o.socket && sl_config_load(o.config ? o.config : DEFAULT_CONFIG, 0, &cfg)) {
-		fprintf(stderr, "shipctl: %s\n", sl_err_msg());
-		return 1;
+	if (nargs)
+		o.dir = argv[optind + 1];
+	/* Stopping a loop (lag, tail -f) ends it cleanly, output flushed. */
+	if (cmd->run == cmd_lag || o.follow) {
+		sigemptyset(&sa.sa_mask);
+		sigaction(SIGINT, &sa, NULL);
+		sigaction(SIGTERM, &sa, NULL);
 	}
-	rc = cmd->run(&o, o.socket ? o.socket : cfg->control_socket);
-	sl_config_free(cfg);
-	return rc;
+	return cmd->run(&o);
 }
