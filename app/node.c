@@ -610,7 +610,10 @@ void sl_node_idle(struct sl_node *n, int events)
 		cpu_relax();
 		return;
 	}
-	if (n->idle_streak < BACKOFF_SPINS + BACKOFF_YIELDS) {
+	/* A poller's sleep wakes on its doorbell (a client's work), so go
+	 * straight to it: on a busy machine a yield can cost a whole time
+	 * slice, with nothing to cut it short. */
+	if (n->idle_streak < BACKOFF_SPINS + BACKOFF_YIELDS && !n->poller.sleep) {
 		sched_yield();
 		return;
 	}

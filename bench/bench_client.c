@@ -38,7 +38,6 @@
 #define NODES	     3
 #define SLICE_NS     100000000ull /* each path runs this long per turn */
 #define WAIT_MS	     10000	  /* a commit slower than this stops the run */
-#define SPIN_DEFAULT 2000	  /* us: the client spins through a typical commit */
 
 enum { PH_IDLE, PH_INPROC, PH_CLIENT, PH_STOP };
 
@@ -62,6 +61,7 @@ struct cb {
 	/* the in-process engine (leader thread) */
 	uint64_t commit_lsn;
 	struct sl_hist inproc, client, handoff; /* handoff: sl_client_append alone */
+	struct sl_csrv_stats srv_st; /* at the end */
 	int leader_rc, client_rc;
 	char client_err[SL_ERR_MSG_MAX];
 };
@@ -81,11 +81,10 @@ static void usage(FILE *f)
 		"  --acks A          follower acks a commit needs (default 1)\n"
 		"  --ack-level L     received, durable or applied (default durable)\n"
 		"  --record-bytes N  bytes per record (default 1024)\n"
-		"  --spin-us N       how long the client's wait spins before sleeping in the\n"
-		"                    kernel (default %d; 0: the library's own default)\n"
+		"  --spin-us N       how long the client's waits spin before they sleep in the\n"
+		"                    kernel (default 0: the library's own, 50 us)\n"
 		"  --idle I          the nodes' idle strategy (default backoff)\n"
-		"  --dir DIR         parent of the run's directory (default /var/tmp)\n",
-		SPIN_DEFAULT);
+		"  --dir DIR         parent of the run's directory (default /var/tmp)\n");
 }
 
 static int parse_opts(struct cb *b, int argc, char **argv)
@@ -398,6 +397,8 @@ static int run(struct cb *b, const struct bench_common *c)
 	if (!rc && b->client_rc)
 		rc = sl_err_set(-b->client_rc, "the client: %s", b->client_err);
 out:
+	if (b->srv)
+		sl_csrv_get_stats(b->srv, &b->srv_st);
 	sl_csrv_close(b->srv);
 	for (unsigned i = 0; i < NODES; i++)
 		sl_node_close(b->node[i]);
@@ -451,17 +452,22 @@ static void report(const struct cb *b, const struct bench_common *c)
 		bench_json_int(&j, "spin_us", b->spin_us);
 		bench_json_str(&j, "idle", sl_idle_name(b->idle));
 		bench_json_num(&j, "loadavg", loadavg());
+		bench_json_int(&j, "client_wakeups", (long long)b->srv_st.kicks);
+		bench_json_int(&j, "node_sleeps", (long long)b->srv_st.wakeups);
 		bench_json_end(&j);
 		return;
 	}
 	printf("client: 3 nodes, kernel UDP, acks=%s %s, %u-byte records, one in flight, "
-	       "idle %s, client spin %u us\n",
+	       "idle %s, client spin %u us (0: 50); load average %.2f\n",
 	       sl_acks_name(b->policy.acks, acks, sizeof(acks)), sl_ack_level_name(b->policy.level),
-	       b->record_bytes, sl_idle_name(b->idle), b->spin_us);
+	       b->record_bytes, sl_idle_name(b->idle), b->spin_us, loadavg());
 	printf("  in process (the limit): p50 %8.1f us  p99 %8.1f us  (%" PRIu64 " commits)\n",
 	       ip50, ip99, b->inproc.count);
 	printf("  through libshiplog:     p50 %8.1f us  p99 %8.1f us  (%" PRIu64 " commits)\n",
 	       cp50, cp99, b->client.count);
+	printf("  the client slept in the kernel %" PRIu64 " times, the leader's loop %" PRIu64
+	       " times\n",
+	       b->srv_st.kicks, b->srv_st.wakeups);
 	printf("  library cost at p50: %+.1f us (ratio %.3f); the append alone (until shipd "
 	       "took it): p50 %.1f us\n",
 	       cp50 - ip50, ip50 > 0 ? cp50 / ip50 : 0, us(sl_hist_quantile(&b->handoff, 0.5)));
@@ -477,7 +483,6 @@ int bench_client_main(const struct bench_common *c, int argc, char **argv)
 	b->policy.acks = 1;
 	b->policy.level = SL_ACK_DURABLE;
 	b->record_bytes = 1024;
-	b->spin_us = SPIN_DEFAULT;
 	b->idle = SL_IDLE_BACKOFF;
 	b->warmup = 0.5;
 	b->seconds = c->seconds;

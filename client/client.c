@@ -11,7 +11,6 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <poll.h>
-#include <sched.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
@@ -28,7 +27,6 @@
 #define SPIN_US_DEFAULT	   50
 #define CONNECT_MS_DEFAULT 2000
 #define LIVENESS_NS	   1000000ull /* a spin looks at the socket this often */
-#define SPIN_PURE_NS	   20000ull   /* then the spin yields the CPU between looks */
 #define RETRY_MS	   20	      /* between connection attempts */
 
 struct sl_client {
@@ -402,10 +400,6 @@ static int wait_cond(struct sl_client *c, cond_fn cond, arm_fn arm, const void *
 		if (now >= deadline)
 			return sl_err_set(ETIMEDOUT, "timed out after %d ms", timeout_ms);
 		if (now < spin_end) {
-			/* Past a short pure spin, let shipd's threads have the CPU
-			 * if they need it (a small machine): still no sleep. */
-			if (now - start > SPIN_PURE_NS)
-				sched_yield();
 			if (now >= next_live) {
 				next_live = now + LIVENESS_NS;
 				gone = conn_gone(c);
