@@ -35,9 +35,9 @@
 #include "shiplog/quorum.h"
 #include "shiplog/workload.h"
 
-#define NODES	     3
-#define SLICE_NS     100000000ull /* each path runs this long per turn */
-#define WAIT_MS	     10000	  /* a commit slower than this stops the run */
+#define NODES	 3
+#define SLICE_NS 100000000ull /* each path runs this long per turn */
+#define WAIT_MS	 10000	      /* a commit slower than this stops the run */
 
 enum { PH_IDLE, PH_INPROC, PH_CLIENT, PH_STOP };
 
@@ -61,30 +61,29 @@ struct cb {
 	/* the in-process engine (leader thread) */
 	uint64_t commit_lsn;
 	struct sl_hist inproc, client, handoff; /* handoff: sl_client_append alone */
-	struct sl_csrv_stats srv_st; /* at the end */
+	struct sl_csrv_stats srv_st;		/* at the end */
 	int leader_rc, client_rc;
 	char client_err[SL_ERR_MSG_MAX];
 };
 
 static void usage(FILE *f)
 {
-	fprintf(f,
-		"usage: shipbench client [--json] [--seconds S] [--dir DIR] [--seed N]\n"
-		"                       [--acks A] [--ack-level received|durable|applied]\n"
-		"                       [--record-bytes N] [--warmup S] [--spin-us N]\n"
-		"                       [--idle spin|yield|backoff]\n"
-		"Append-to-commit latency through libshiplog against the same append made\n"
-		"inside the node process: 3 nodes over kernel UDP on 127.0.0.1, one record\n"
-		"in flight, the two paths alternating every 100 ms in the same cluster.\n"
-		"  --seconds S       measured seconds per path (default 2)\n"
-		"  --warmup S        seconds of both paths before measuring (default 0.5)\n"
-		"  --acks A          follower acks a commit needs (default 1)\n"
-		"  --ack-level L     received, durable or applied (default durable)\n"
-		"  --record-bytes N  bytes per record (default 1024)\n"
-		"  --spin-us N       how long the client's waits spin before they sleep in the\n"
-		"                    kernel (default 0: the library's own, 50 us)\n"
-		"  --idle I          the nodes' idle strategy (default backoff)\n"
-		"  --dir DIR         parent of the run's directory (default /var/tmp)\n");
+	fprintf(f, "usage: shipbench client [--json] [--seconds S] [--dir DIR] [--seed N]\n"
+		   "                       [--acks A] [--ack-level received|durable|applied]\n"
+		   "                       [--record-bytes N] [--warmup S] [--spin-us N]\n"
+		   "                       [--idle spin|yield|backoff]\n"
+		   "Append-to-commit latency through libshiplog against the same append made\n"
+		   "inside the node process: 3 nodes over kernel UDP on 127.0.0.1, one record\n"
+		   "in flight, the two paths alternating every 100 ms in the same cluster.\n"
+		   "  --seconds S       measured seconds per path (default 2)\n"
+		   "  --warmup S        seconds of both paths before measuring (default 0.5)\n"
+		   "  --acks A          follower acks a commit needs (default 1)\n"
+		   "  --ack-level L     received, durable or applied (default durable)\n"
+		   "  --record-bytes N  bytes per record (default 1024)\n"
+		   "  --spin-us N       how long the client's waits spin before they sleep in the\n"
+		   "                    kernel (default 0: the library's own, 50 us)\n"
+		   "  --idle I          the nodes' idle strategy (default backoff)\n"
+		   "  --dir DIR         parent of the run's directory (default /var/tmp)\n");
 }
 
 static int parse_opts(struct cb *b, int argc, char **argv)
