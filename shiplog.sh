@@ -12,6 +12,7 @@ cd "$top"
 packages=(
 	gcc libc6-dev pkg-config meson ninja-build
 	liburing-dev libdpdk-dev liblz4-dev libcmocka-dev libinih-dev libsodium-dev
+	librocksdb-dev
 	iproute2 python3 python3-matplotlib
 )
 
