@@ -297,7 +297,9 @@ static int follower(const struct opts *o)
 	if (done < o->until_lsn && client_open(&c, o->socket, 1, done))
 		goto out;
 	while (done < o->until_lsn && !stop && time(NULL) < deadline) {
-		int n = sl_client_consume(c, recs, CONSUME_MAX, 200);
+		uint64_t left = o->until_lsn - done;
+		int n = sl_client_consume(c, recs,
+					  left < CONSUME_MAX ? (unsigned)left : CONSUME_MAX, 200);
 
 		if (n < 0) {
 			fail("consuming", NULL);
