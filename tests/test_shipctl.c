@@ -32,13 +32,14 @@
 #define PER_BATCH 10
 #define SEG_BYTES (256u << 10)
 #define SEG1	  "00000000000000000001.seg"
+#define LSN_MAX	  (2 * RECORDS + 64) /* records a test may append */
 
 /* The log every test starts from: its directory, the appended records, and
  * where each batch landed. */
 struct fx {
 	char *dir;
-	uint8_t *rec[RECORDS + 64]; /* by LSN (room for a few more batches) */
-	uint32_t len[RECORDS + 64];
+	uint8_t *rec[LSN_MAX]; /* by LSN */
+	uint32_t len[LSN_MAX];
 	uint64_t next_lsn, position;
 	uint32_t prev_crc;
 	char *out, *err; /* the last run's output */
@@ -75,7 +76,7 @@ static void append_batch(struct fx *f, struct sl_store *s, uint32_t count, int m
 	for (uint32_t i = 0; i < count; i++) {
 		uint64_t lsn = f->next_lsn + i;
 
-		assert_true(lsn < RECORDS + 64);
+		assert_true(lsn < LSN_MAX);
 
 		f->rec[lsn] = malloc(256);
 		make_record(lsn, f->rec[lsn], &f->len[lsn]);
@@ -137,7 +138,7 @@ static int teardown(void **state)
 
 	th_rmrf(f->dir);
 	free(f->dir);
-	for (size_t i = 0; i < RECORDS + 64; i++)
+	for (size_t i = 0; i < LSN_MAX; i++)
 		free(f->rec[i]);
 	free(f->out);
 	free(f->err);
@@ -487,6 +488,49 @@ static void test_verify_decodes(void **state)
 	assert_output(f, 1, RECORDS, 0);
 }
 
+/* Retention turns old segments into spares and later segments reuse them
+ * (recycled files that still hold their earlier life past the new groups):
+ * the reader must stop at each segment's own groups. */
+static void test_recycled_segments(void **state)
+{
+	struct fx *f = *state;
+	struct sl_store_opts o = th_opts(f->dir, 0);
+	struct sl_store *s;
+	struct sl_store_info info;
+	char names[16][32], *copy;
+	int dropped, recycled = 0;
+
+	o.segment_bytes = SEG_BYTES;
+	o.group_bytes = 64u << 10;
+	assert_int_equal(sl_store_open(&s, &o), 0);
+	dropped = sl_store_drop_before(s, RECORDS);
+	assert_true(dropped >= 1);
+	for (int i = 0; i < RECORDS / PER_BATCH; i++)
+		append_batch(f, s, PER_BATCH, 0);
+	assert_int_equal(sl_store_sync(s), 0);
+	sl_store_get_info(s, &info);
+	sl_store_close(s);
+	/* some segments are recycled files (SL_SEG_F_RECYCLED, flags at byte 6) */
+	for (int i = 0, n = th_list_segments(f->dir, names, 16); i < n; i++) {
+		char *p = th_path(f->dir, names[i]);
+		size_t len;
+		uint8_t *img = th_read_file(p, &len);
+
+		recycled += (sl_le16_get(img + 6) & 1) != 0;
+		free(img);
+		free(p);
+	}
+	assert_true(recycled >= 1);
+	assert_int_equal(run(f, "tail", f->dir, NULL), 0);
+	assert_output(f, info.first_lsn, 2 * RECORDS, 0);
+	assert_int_equal(run(f, "tail", f->dir, "--from", "1999", "-n", "20", NULL), 0);
+	assert_output(f, 1999, 2018, 0);
+	copy = snapshot(f);
+	assert_int_equal(run(f, "verify", f->dir, NULL), 0);
+	assert_contains(f->out, ": ok\n");
+	assert_unchanged(f, copy);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -500,6 +544,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_verify_header_byte_later_segment, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_verify_torn_tail, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_verify_decodes, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_recycled_segments, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
