@@ -32,13 +32,18 @@
 #define RX_BUDGET_DEFAULT   256
 #define STORE_GROUP_HDR	    32 /* a group's header, store.h: batch + 32 must fit */
 #define STORE_GROUP_DEFAULT (1u << 20)
-#define STORE_FULL_WAITS    64	   /* completions an append may wait for before failing */
-#define STATUS_CHECK_TURNS  1024   /* how often a turn looks for a protocol failure */
-#define BACKOFF_SPINS	    300	   /* idle turns spent spinning */
-#define BACKOFF_YIELDS	    50	   /* then yielding */
-#define BACKOFF_SLEEP_MIN   1000   /* then sleeping, doubling from 1 us */
-#define BACKOFF_SLEEP_MAX   50000  /* up to 50 us */
-#define TIMER_SLACK_NS	    1000ul /* so a 1 us sleep is not the default 50 us */
+#define STORE_FULL_WAITS    64	 /* completions an append may wait for before failing */
+#define STATUS_CHECK_TURNS  1024 /* how often a turn looks for a protocol failure */
+/* Backoff: a short spin. Nodes that share cores (several per process, or
+ * a loaded machine) lose more to a long spin than it saves: each spinning
+ * thread holds a core the thread with work needs, and the scheduler then
+ * makes it wait its turn once it has work (300 spins and 50 yields before
+ * sleeping halved closed-loop throughput in shipbench cluster). */
+#define BACKOFF_SPINS	  20	 /* idle turns spent spinning */
+#define BACKOFF_YIELDS	  5	 /* then yielding */
+#define BACKOFF_SLEEP_MIN 1000	 /* then sleeping, doubling from 1 us */
+#define BACKOFF_SLEEP_MAX 50000	 /* up to 50 us */
+#define TIMER_SLACK_NS	  1000ul /* so a 1 us sleep is not the default 50 us */
 
 struct sl_node {
 	struct sl_node_config cfg;
