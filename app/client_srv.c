@@ -179,6 +179,24 @@ static int map_sess(struct sess *x, int *fds, uint32_t ring)
 	return 0;
 }
 
+static void publish(struct sl_csrv *s);
+
+/* The records after `resume` must still be in this node's log, or arrive. */
+static int resumable(struct sl_csrv *s, uint64_t resume, char *msg, size_t cap)
+{
+	struct sl_store_info si;
+
+	sl_node_store_info(s->node, &si);
+	if (si.first_lsn < si.next_lsn && resume + 1 < si.first_lsn) {
+		snprintf(msg, cap,
+			 "records after lsn %" PRIu64 " are gone from node %" PRIu32
+			 "'s log (it starts at lsn %" PRIu64 ")",
+			 resume, sl_node_get_config(s->node)->proto.node_id, si.first_lsn);
+		return 0;
+	}
+	return 1;
+}
+
 static void welcome(struct sl_csrv *s, unsigned i, const struct sl_shm_hello *h, int efd)
 {
 	struct sess *x = &s->s[i];
@@ -196,6 +214,12 @@ static void welcome(struct sl_csrv *s, unsigned i, const struct sl_shm_hello *h,
 		sess_free(s, i);
 		return;
 	}
+	if (x->consumer && !resumable(s, h->resume_lsn, msg, sizeof(msg))) {
+		refuse(s, x, ERANGE, msg);
+		close(efd);
+		sess_free(s, i);
+		return;
+	}
 	x->efd = efd;
 	if ((rc = map_sess(x, fds, ring))) {
 		refuse(s, x, -rc, sl_err_msg());
@@ -205,6 +229,7 @@ static void welcome(struct sl_csrv *s, unsigned i, const struct sl_shm_hello *h,
 	w.dl_bytes = x->dl_bytes;
 	nfds = x->consumer ? 4 : 3;
 	fds[nfds++] = s->doorbell;
+	publish(s); /* not kept up while nobody is connected */
 	rc = sl_shm_send(x->sock, &w, sizeof(w), fds, nfds);
 	for (int k = 1; k < SL_SHM_FDS; k++)
 		if (fds[k] >= 0 && fds[k] != s->doorbell)
@@ -697,6 +722,8 @@ static void csrv_after(void *arg)
 {
 	struct sl_csrv *s = arg;
 
+	if (s->st.clients == 0 && s->partial < 0)
+		return; /* nobody looks: spare the turn */
 	publish(s);
 	wake_waiters(s);
 }

@@ -71,8 +71,9 @@ struct sl_client_opts {
 struct sl_client;
 
 /* Connect and map the rings. -ENOENT/-ECONNREFUSED: no shipd on that
- * socket; -EBUSY: a consumer is already connected; -EPROTO: a shipd of
- * another version. */
+ * socket; -EBUSY: a consumer is already connected; -ERANGE: the records
+ * after the consumer's applied_lsn are no longer in this node's log;
+ * -EPROTO: a shipd of another version. */
 int sl_client_open(struct sl_client **out, const struct sl_client_opts *o);
 /* Disconnects and unmaps; records appended but not yet taken by shipd may be
  * lost (wait for what you need first). NULL is ignored. */
