@@ -75,6 +75,7 @@ struct sl_csrv {
 	int woke;
 	/* what the node page shows */
 	uint64_t commit_lsn, delivered_lsn, applied_here;
+	uint64_t consumer_applied; /* the consumers' acknowledgements, across sessions */
 	/* the consumer's current batch (live or read back from the log) */
 	uint8_t *batch_buf, *raw_buf;
 	size_t batch_cap, raw_cap;
@@ -590,6 +591,8 @@ static void client_flags(struct sl_csrv *s, unsigned i, int *events)
 		if (x->consumer || s->leader) {
 			if (a > s->applied_here)
 				s->applied_here = a;
+			if (x->consumer && a > s->consumer_applied)
+				s->consumer_applied = a;
 			if (x->consumer && s->o.apply_by_consumer)
 				sl_node_applied(s->node, a);
 		}
@@ -885,6 +888,18 @@ static int alloc_buffers(struct sl_csrv *s)
 	return 0;
 }
 
+/* A follower that opened with the engine's applied LSN has delivered up to
+ * there already (as far as the protocol is concerned). */
+static void start_positions(struct sl_csrv *s)
+{
+	struct sl_proto_status st;
+	uint64_t applied = sl_node_get_config(s->node)->applied_lsn;
+
+	sl_node_status(s->node, &st);
+	s->delivered_lsn = st.delivered_lsn;
+	s->applied_here = s->consumer_applied = applied;
+}
+
 int sl_csrv_open(struct sl_csrv **out, struct sl_node *node, const struct sl_csrv_opts *o)
 {
 	struct sl_node_poller poller = {
@@ -905,6 +920,7 @@ int sl_csrv_open(struct sl_csrv **out, struct sl_node *node, const struct sl_csr
 		rc = sl_err_set(EINVAL, "no client socket path");
 		goto err;
 	}
+	start_positions(s);
 	if ((rc = alloc_buffers(s)) || (rc = open_node_page(s)) || (rc = listen_on(s)))
 		goto err;
 	s->epfd = epoll_create1(EPOLL_CLOEXEC);
@@ -950,6 +966,11 @@ void sl_csrv_close(struct sl_csrv *s)
 	free(s->batch_buf);
 	free(s->raw_buf);
 	free(s);
+}
+
+uint64_t sl_csrv_consumer_applied(const struct sl_csrv *s)
+{
+	return s ? s->consumer_applied : 0;
 }
 
 int sl_csrv_busy(const struct sl_csrv *s)

@@ -60,6 +60,10 @@ void sl_csrv_on_deliver(struct sl_csrv *s, const struct sl_batch_hdr *h, const u
  * nobody else may append until it is whole, so its LSNs stay consecutive. */
 int sl_csrv_busy(const struct sl_csrv *s);
 
+/* The highest LSN a consumer has acknowledged as applied (across its
+ * sessions; at first the node's configured applied_lsn). */
+uint64_t sl_csrv_consumer_applied(const struct sl_csrv *s);
+
 void sl_csrv_get_stats(const struct sl_csrv *s, struct sl_csrv_stats *out);
 
 #endif

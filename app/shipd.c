@@ -36,6 +36,8 @@
 #define REPORT_NS	  1000000000ull /* --generate progress lines */
 #define GEN_BYTES_DEFAULT 1024
 #define DESCRIBE_MAX	  (PATH_MAX + 1024) /* describe(): the log path and the rest */
+#define APPLIED_FILE	  "client-applied"  /* in log_dir: the consumer's applied LSN */
+#define APPLIED_SAVE_NS	  1000000000ull	    /* saved at most this often */
 
 struct shipd_opts {
 	const char *config;
@@ -50,7 +52,8 @@ struct shipd {
 	struct sl_config *cfg;
 	struct sl_node *node;
 	struct sl_ctl_server *ctl;
-	struct sl_csrv *clients; /* libshiplog's socket */
+	struct sl_csrv *clients;	      /* libshiplog's socket */
+	uint64_t applied_saved, next_save_ns; /* engine = consumer: client-applied */
 	int leader;
 	uint64_t started_ns, next_ctl_ns;
 	int draining;
@@ -332,6 +335,75 @@ static int reached_exit_lsn(struct shipd *d)
 	return st.durable_pos >= d->delivered_end;
 }
 
+/* --- the consumer's applied LSN across restarts ------------------------------
+ * With [client] engine = consumer a follower opens its node with the last
+ * LSN the consumer acknowledged as applied, kept in <log_dir>/client-applied
+ * (written by rename, at most once a second and at exit; no fsync: a value
+ * older than the truth only means the protocol delivers more again, and it
+ * is never newer than what the engine acknowledged). */
+
+static void applied_path(const struct shipd *d, char *buf, size_t cap, const char *suffix)
+{
+	snprintf(buf, cap, "%s/%s%s", d->cfg->log_dir, APPLIED_FILE, suffix);
+}
+
+static uint64_t load_applied(const struct shipd *d)
+{
+	char path[PATH_MAX + 32], text[32] = "";
+	unsigned long long v = 0;
+	FILE *f;
+
+	applied_path(d, path, sizeof(path), "");
+	if (!(f = fopen(path, "r")))
+		return 0;
+	if (!fgets(text, sizeof(text), f) || sscanf(text, "%llu", &v) != 1) {
+		sl_warn("%s: not an LSN: ignored", path);
+		v = 0;
+	}
+	fclose(f);
+	return v;
+}
+
+static void save_applied(struct shipd *d)
+{
+	uint64_t v = sl_csrv_consumer_applied(d->clients);
+	char tmp[PATH_MAX + 32], path[PATH_MAX + 32];
+	FILE *f;
+
+	if (!d->cfg->client_engine || v == d->applied_saved)
+		return;
+	applied_path(d, tmp, sizeof(tmp), ".tmp");
+	applied_path(d, path, sizeof(path), "");
+	f = fopen(tmp, "w");
+	if (!f || fprintf(f, "%" PRIu64 "\n", v) < 0 || fclose(f) != 0 || rename(tmp, path) < 0) {
+		sl_warn("saving the consumer's applied lsn in %s: %s", path, strerror(errno));
+		return;
+	}
+	d->applied_saved = v;
+}
+
+/* The node, opened with the consumer's applied LSN when there is one; a
+ * log that no longer holds it (restored from an older copy) opens as if
+ * nothing was applied. */
+static int open_node(struct shipd *d, const struct sl_node_engine *engine)
+{
+	int rc;
+
+	if (d->cfg->client_engine && !d->leader)
+		d->cfg->node.applied_lsn = d->applied_saved = load_applied(d);
+	rc = sl_node_open(&d->node, &d->cfg->node, engine);
+	if (rc && d->cfg->node.applied_lsn) {
+		sl_warn("opening with the consumer's applied lsn %" PRIu64 ": %s; opening "
+			"without it",
+			d->cfg->node.applied_lsn, sl_err_msg());
+		d->cfg->node.applied_lsn = 0;
+		rc = sl_node_open(&d->node, &d->cfg->node, engine);
+	}
+	/* Delivery resumes right after it. */
+	d->delivered_lsn = d->cfg->node.applied_lsn;
+	return rc;
+}
+
 /* --- the loop ------------------------------------------------------------------- */
 
 /* One turn: the node, the workload, the control socket. Events or -errno. */
@@ -351,6 +423,10 @@ static int turn(struct shipd *d)
 	if (now >= d->next_ctl_ns) {
 		events += sl_ctl_server_poll(d->ctl, now);
 		d->next_ctl_ns = now + CTL_INTERVAL_NS;
+	}
+	if (now >= d->next_save_ns) {
+		save_applied(d);
+		d->next_save_ns = now + APPLIED_SAVE_NS;
 	}
 	return events;
 }
@@ -414,7 +490,7 @@ static int serve(struct shipd *d)
 		return rc;
 	describe(d->cfg, what, sizeof(what));
 	sl_info("shipd %d: %s", (int)getpid(), what);
-	if ((rc = sl_node_open(&d->node, &d->cfg->node, &engine)))
+	if ((rc = open_node(d, &engine)))
 		return sl_err_wrap(rc, "opening the node");
 	if ((rc = sl_csrv_open(&d->clients, d->node,
 			       &(struct sl_csrv_opts){
@@ -434,6 +510,7 @@ static int serve(struct shipd *d)
 	rc = run(d);
 	if (rc == 0)
 		drain(d);
+	save_applied(d);
 	return rc;
 }
 

@@ -597,6 +597,57 @@ static void test_shipd_killed(void **state)
 	tc_destroy(&c);
 }
 
+/* engine = consumer: a follower keeps its consumer's applied LSN across a
+ * restart (log_dir/client-applied) and opens with it: nothing is delivered
+ * again and the leader sees the applied LSN before the consumer returns. */
+static void test_applied_kept(void **state)
+{
+	struct tc c;
+	struct sl_client *ld, *fc;
+	struct sl_client_rec r[64];
+	char path[PATH_MAX], text[32] = "";
+	uint64_t next = 1;
+	FILE *f;
+
+	(void)state;
+	tc_init(&c, 2, "ack_level = applied", "engine = consumer");
+	tc_start(&c, 2);
+	tc_start(&c, 1);
+	ld = open_client(&c, 1);
+	fc = open_as(c.sock[2], 1, 0, 0);
+	for (int i = 1; i <= 100; i++)
+		assert_int_equal(sl_client_append(ld, "applied", 7, 0), i);
+	while (next <= 100) {
+		int n = sl_client_consume(fc, r, 64, 10000);
+
+		assert_true(n > 0);
+		next += (uint64_t)n;
+		assert_int_equal(sl_client_applied(fc, next - 1), 0);
+	}
+	assert_int_equal(sl_client_wait(ld, 100, SL_LEVEL_COMMITTED, 10000), 0);
+	sl_client_close(fc);
+	tc_kill(&c, 2, SIGTERM); /* drains, saves */
+	snprintf(path, sizeof(path), "%s/n2/client-applied", c.dir);
+	f = fopen(path, "r");
+	assert_non_null(f);
+	assert_non_null(fgets(text, sizeof(text), f));
+	fclose(f);
+	assert_string_equal(text, "100\n");
+	tc_start(&c, 2);
+	expect_field(&c, 1, "peers.0.applied_lsn", 100);
+	assert_int_equal(sl_client_append(ld, "more", 4, SL_APPEND_FLUSH), 101);
+	expect_field(&c, 2, "node.delivered_lsn", 101);
+	expect_field(&c, 2, "shipd.delivered_records", 1); /* only the new one */
+	expect_field(&c, 2, "shipd.delivery_errors", 0);
+	/* the consumer resumes after what it applied */
+	fc = open_as(c.sock[2], 1, 100, 0);
+	assert_int_equal(sl_client_consume(fc, r, 64, 10000), 1);
+	assert_int_equal(r[0].lsn, 101);
+	sl_client_close(fc);
+	sl_client_close(ld);
+	tc_destroy(&c);
+}
+
 /* no_reconnect: once shipd is gone every call says so. */
 static void test_no_reconnect(void **state)
 {
@@ -629,7 +680,7 @@ int main(int argc, char **argv)
 	    cmocka_unit_test(test_open_misuse),	     cmocka_unit_test(test_leader_api),
 	    cmocka_unit_test(test_follower_consume), cmocka_unit_test(test_backpressure),
 	    cmocka_unit_test(test_client_killed),    cmocka_unit_test(test_shipd_killed),
-	    cmocka_unit_test(test_no_reconnect),
+	    cmocka_unit_test(test_no_reconnect),     cmocka_unit_test(test_applied_kept),
 	};
 
 	if (argc < 3) {
