@@ -3,7 +3,8 @@
 writes into DIR (results.jsonl, run-NNN-commit.csv, run-NNN-lag.csv):
 
   commit_cdf.png        commit-latency CDF, a line per run, a panel per
-                        transport (the runs differ by ack policy, mode, size)
+                        transport, two panels a row (the runs differ by ack
+                        policy, mode, size)
   lag_over_time.png     follower lag (mean and max per time slice) over the
                         measured window, a panel per transport, a line per run
                         and follower
@@ -66,9 +67,13 @@ def varying(runs, keys):
 
 def commit_cdf(d, runs, title):
     nets = sorted({r["transport"] for r in runs})
-    fig, axes = plt.subplots(1, len(nets), figsize=(6.5 * len(nets), 4.8), squeeze=False)
+    ncol = min(2, len(nets))
+    nrow = (len(nets) + ncol - 1) // ncol
+    fig, axes = plt.subplots(nrow, ncol, figsize=(6.5 * ncol, 4.6 * nrow), squeeze=False)
+    for ax in axes.flat[len(nets):]:
+        ax.set_visible(False)
     keys = varying(runs, ["acks", "ack_level", "mode", "record_bytes", "data"])
-    for ax, net in zip(axes[0], nets):
+    for ax, net in zip(axes.flat, nets):
         for r in (r for r in runs if r["transport"] == net):
             pts = read_csv(os.path.join(d, "run-%03d-commit.csv" % r["run"]))
             if not pts:
