@@ -81,7 +81,7 @@ static void usage(FILE *f)
 		   "  --ack-level L     received, durable or applied (default durable)\n"
 		   "  --record-bytes N  bytes per record (default 1024)\n"
 		   "  --spin-us N       how long the client's waits spin before they sleep in the\n"
-		   "                    kernel (default 0: the library's own, 50 us)\n"
+		   "                    kernel (default 0: the library's adaptive spin)\n"
 		   "  --idle I          the nodes' idle strategy (default backoff)\n"
 		   "  --dir DIR         parent of the run's directory (default /var/tmp)\n");
 }
@@ -457,7 +457,7 @@ static void report(const struct cb *b, const struct bench_common *c)
 		return;
 	}
 	printf("client: 3 nodes, kernel UDP, acks=%s %s, %u-byte records, one in flight, "
-	       "idle %s, client spin %u us (0: 50); load average %.2f\n",
+	       "idle %s, client spin %u us (0: adaptive); load average %.2f\n",
 	       sl_acks_name(b->policy.acks, acks, sizeof(acks)), sl_ack_level_name(b->policy.level),
 	       b->record_bytes, sl_idle_name(b->idle), b->spin_us, loadavg());
 	printf("  in process (the limit): p50 %8.1f us  p99 %8.1f us  (%" PRIu64 " commits)\n",

@@ -24,7 +24,9 @@
 #include "shiplog/err.h"
 #include "shm.h"
 
-#define SPIN_US_DEFAULT	   50
+#define SPIN_MIN_NS	   50000ull  /* waits spin at least this long */
+#define SPIN_MAX_NS	   500000ull /* ... and at most this (adaptive) */
+#define SPIN_TYPICAL_MAX   250000ull /* waits typically longer than this sleep sooner */
 #define CONNECT_MS_DEFAULT 2000
 #define LIVENESS_NS	   1000000ull /* a spin looks at the socket this often */
 #define RETRY_MS	   20	      /* between connection attempts */
@@ -32,9 +34,10 @@
 struct sl_client {
 	struct sl_client_opts o;
 	char path[sizeof(((struct sockaddr_un *)0)->sun_path)];
-	uint64_t spin_ns;
-	int efd;  /* ours: shipd signals it; stable across reconnects */
-	int epfd; /* efd + sock: what sl_client_fd hands out */
+	uint64_t spin_ns;    /* opts.spin_us; 0: adaptive */
+	uint64_t typical[2]; /* what appends (0) and level waits (1) usually take */
+	int efd;	     /* ours: shipd signals it; stable across reconnects */
+	int epfd;	     /* efd + sock: what sl_client_fd hands out */
 	/* the connection (sock -1: none) */
 	int sock;
 	int doorbell;
@@ -294,8 +297,6 @@ int sl_client_open(struct sl_client **out, const struct sl_client_opts *o)
 	c->o = *o;
 	c->o.socket = NULL;
 	strcpy(c->path, o->socket);
-	if (!c->o.spin_us)
-		c->o.spin_us = SPIN_US_DEFAULT;
 	if (!c->o.connect_timeout_ms)
 		c->o.connect_timeout_ms = CONNECT_MS_DEFAULT;
 	c->spin_ns = c->o.spin_us == UINT32_MAX ? UINT64_MAX : (uint64_t)c->o.spin_us * 1000;
@@ -375,23 +376,46 @@ static int sleep_once(struct sl_client *c, uint64_t deadline)
 	return gone;
 }
 
+/* How long a wait spins before it sleeps: opts.spin_us, or adaptive: a
+ * wait that usually ends within SPIN_TYPICAL_MAX spins twice its usual time
+ * (a sleep and a wake-up would cost more than the rest of the wait), any
+ * other SPIN_MIN_NS. */
+static uint64_t spin_for(const struct sl_client *c, const uint64_t *typical)
+{
+	uint64_t t = typical ? *typical : 0;
+
+	if (c->spin_ns)
+		return c->spin_ns;
+	if (t == 0 || t > SPIN_TYPICAL_MAX)
+		return SPIN_MIN_NS;
+	return 2 * t < SPIN_MIN_NS ? SPIN_MIN_NS : 2 * t > SPIN_MAX_NS ? SPIN_MAX_NS : 2 * t;
+}
+
 /* Wait for cond. A connection lost on the way is reconnected when
  * `resumable` (the condition still makes sense on the new session),
- * otherwise -ENOTCONN. */
+ * otherwise -ENOTCONN. `typical` (NULL: none) learns how long such waits
+ * take (a moving average over about eight). */
 static int wait_cond(struct sl_client *c, cond_fn cond, arm_fn arm, const void *arg, int timeout_ms,
-		     int resumable)
+		     int resumable, uint64_t *typical)
 {
 	uint64_t start = now_ns(), next_live = start + LIVENESS_NS;
 	uint64_t deadline = timeout_ms < 0 ? UINT64_MAX : start + (uint64_t)timeout_ms * 1000000ull;
-	uint64_t spin_end = c->spin_ns == UINT64_MAX ? UINT64_MAX : start + c->spin_ns;
+	uint64_t spin = spin_for(c, typical);
+	uint64_t spin_end = spin == UINT64_MAX ? UINT64_MAX : start + spin;
 	int rc;
 
 	for (unsigned i = 0;; i++) {
 		uint64_t now;
 		int gone = 0;
 
-		if ((rc = cond(c, arg)) != 0)
+		if ((rc = cond(c, arg)) != 0) {
+			if (rc > 0 && typical) {
+				uint64_t d = now_ns() - start;
+
+				*typical = *typical ? (*typical * 7 + d) / 8 : d;
+			}
 			return rc < 0 ? rc : 0;
+		}
 		if ((i & 63) != 63) {
 			cpu_relax();
 			continue;
@@ -502,7 +526,7 @@ int sl_client_wait(struct sl_client *c, uint64_t lsn, enum sl_client_level level
 		return sl_err_set(ETIMEDOUT, "lsn %" PRIu64 " has not reached %s", lsn,
 				  sl_client_level_name(level));
 	request_flush(c, lsn, level);
-	rc = wait_cond(c, cond_level, arm_level, &w, timeout_ms, 1);
+	rc = wait_cond(c, cond_level, arm_level, &w, timeout_ms, 1, &c->typical[1]);
 	if (c->sess)
 		atomic_store(&c->sess->wake_lsn[level], 0);
 	if (rc == -ETIMEDOUT)
@@ -714,7 +738,7 @@ int64_t sl_client_appendv(struct sl_client *c, const struct iovec *recs, unsigne
 	if (!cond_room(c, &bytes)) {
 		if (flags & SL_APPEND_NONBLOCK)
 			return sl_err_set(EAGAIN, "append: the ring is full");
-		if ((rc = wait_cond(c, cond_room, arm_room, &bytes, -1, 0)))
+		if ((rc = wait_cond(c, cond_room, arm_room, &bytes, -1, 0, NULL)))
 			return sl_err_wrap(rc, "append");
 	}
 	if ((flags & SL_APPEND_NONBLOCK) && (atomic_load(&c->node->flags) & SL_SHM_F_FULL))
@@ -723,7 +747,7 @@ int64_t sl_client_appendv(struct sl_client *c, const struct iovec *recs, unsigne
 				 .e = (struct sl_shm_append *)(c->ap + c->ap_tail % c->ap_bytes),
 				 .nonblock = !!(flags & SL_APPEND_NONBLOCK)};
 	write_entry(c, recs, n, bytes, flags);
-	rc = wait_cond(c, cond_done, arm_done, &w, -1, 0);
+	rc = wait_cond(c, cond_done, arm_done, &w, -1, 0, &c->typical[0]);
 	if (c->sess)
 		atomic_store(&c->sess->wake_seq, 0);
 	if (rc)
@@ -822,7 +846,7 @@ int sl_client_consume(struct sl_client *c, struct sl_client_rec *recs, unsigned 
 	if (!cond_records(c, NULL)) {
 		if (timeout_ms == 0)
 			return 0;
-		rc = wait_cond(c, cond_records, arm_records, NULL, timeout_ms, 1);
+		rc = wait_cond(c, cond_records, arm_records, NULL, timeout_ms, 1, NULL);
 		if (c->sess)
 			atomic_store(&c->sess->wake_consume, 0);
 		if (rc == -ETIMEDOUT)

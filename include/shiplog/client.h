@@ -56,8 +56,11 @@ struct sl_client_opts {
 	 * start (0: none). Delivery starts right after it. */
 	uint64_t applied_lsn;
 	/* Waits spin (polling shared memory) this long before they sleep in
-	 * the kernel (default 50 us; 0 takes the default, UINT32_MAX never
-	 * sleeps). Spinning keeps a wait within a microsecond of the event. */
+	 * the kernel; UINT32_MAX never sleeps. 0 (the default) adapts: a kind
+	 * of wait (appends, levels) that usually ends within 250 us spins
+	 * twice its usual time (at most 500 us), any other 50 us. Spinning
+	 * keeps a wait within a microsecond of the event; a sleep costs a
+	 * wake-up, which on a busy machine can be far longer. */
 	uint32_t spin_us;
 	/* Bound on connecting and on the handshake (default 2000 ms). */
 	uint32_t connect_timeout_ms;
