@@ -34,6 +34,8 @@
  * 64 KiB: a follower thread descheduled for a moment overflowed it, and
  * every dropped frame cost a NAK and a retransmission). */
 #define AF_PACKET_FRAMES 4096
+/* memif rings of 2^12 slots (the PMD's default 2^10) for the same reason. */
+#define MEMIF_RING_LOG2 12
 
 extern char **environ;
 
@@ -264,8 +266,9 @@ static int link_vdev(const struct sl_cluster_links *l, uint32_t self, uint32_t p
 
 	if (l->net == SL_CLUSTER_MEMIF) {
 		snprintf(name, ncap, "net_memif%u_%u", self, peer);
-		n = snprintf(args, acap, "--vdev=%s,role=%s,socket=%s/link%u_%u.sock,id=0", name,
-			     self == lo ? "server" : "client", l->dir, lo, hi);
+		n = snprintf(args, acap, "--vdev=%s,role=%s,socket=%s/link%u_%u.sock,id=0,rsize=%u",
+			     name, self == lo ? "server" : "client", l->dir, lo, hi,
+			     MEMIF_RING_LOG2);
 	} else {
 		char veth[16];
 
