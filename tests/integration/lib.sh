@@ -86,15 +86,16 @@ it_init() {
 	trap 'say interrupted; exit 130' INT TERM
 }
 
-# it_free_ports N: N free UDP ports of 127.0.0.1 (bound together, so they
-# differ) into the array `ports`.
+# it_free_ports N [tcp]: N free UDP (or TCP) ports of 127.0.0.1 (bound
+# together, so they differ) into the array `ports`.
 it_free_ports() {
 	read -r -a ports < <(python3 -c '
 import socket, sys
-s = [socket.socket(socket.AF_INET, socket.SOCK_DGRAM) for _ in range(int(sys.argv[1]))]
+kind = socket.SOCK_STREAM if sys.argv[2] == "tcp" else socket.SOCK_DGRAM
+s = [socket.socket(socket.AF_INET, kind) for _ in range(int(sys.argv[1]))]
 for x in s:
     x.bind(("127.0.0.1", 0))
-print(" ".join(str(x.getsockname()[1]) for x in s))' "$1")
+print(" ".join(str(x.getsockname()[1]) for x in s))' "$1" "${2:-udp}")
 }
 
 # it_config N: write $dir/nN.ini (and its log directory) and check it.

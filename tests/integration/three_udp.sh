@@ -8,13 +8,18 @@
 # for byte. lib.sh has the shared parts (trap, configs, waits).
 #
 #   three_udp.sh SHIPD SHIPCTL LOGCMP      (meson passes the built programs)
-#   env: RECORDS (1000000), BYTES (1024), WAIT (240), KEEP=1 keeps the dir
+#   env: RECORDS (1000000), BYTES (1024), WAIT (240), KEEP=1 keeps the dir,
+#        KIND=tcp for the kernel TCP baseline transport (three_tcp.sh)
 SHIPD=$1 SHIPCTL=$2 LOGCMP=$3
+KIND=${KIND:-udp}
 . "$(dirname "$0")/lib.sh"
 
-it_init three_udp
-it_free_ports 3
-for n in 1 2 3; do IT_ADDR[$n]=127.0.0.1:${ports[$((n - 1))]}; done
+it_init "three_$KIND"
+it_free_ports 3 "$KIND"
+for n in 1 2 3; do
+	IT_ADDR[$n]=127.0.0.1:${ports[$((n - 1))]}
+	IT_TRANSPORT[$n]="kind = $KIND"
+done
 for n in 1 2 3; do it_config "$n"; done
 it_start_all
 it_wait_all "$RECORDS"
