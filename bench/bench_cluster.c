@@ -39,7 +39,8 @@
 #include "shiplog/workload.h"
 
 #define LIMIT_SECONDS 1.0
-#define LZ4_SECONDS   0.3
+#define LZ4_SECONDS   0.25 /* a trial; the best of LZ4_TRIALS is the limit */
+#define LZ4_TRIALS    3
 #define RTT_FRAME     1024
 #define LZ4_POOL      (4u << 20) /* bytes of records LZ4 is measured on */
 #define SEQ_FILE      (1ull << 30)
@@ -365,7 +366,8 @@ static int measure_rtt(enum sl_cluster_net net, const char *base, double *p50_us
 	return rc;
 }
 
-/* LZ4 on records of this kind and size, a batch at a time. */
+/* LZ4 on records of this kind and size, a batch at a time: the best of a
+ * few short trials, the core's speed when nothing else took it. */
 static double measure_lz4(enum sl_wl_kind kind, uint32_t size, uint32_t batch_bytes, uint64_t seed)
 {
 	size_t n = LZ4_POOL / size ? LZ4_POOL / size : 1;
@@ -378,7 +380,13 @@ static double measure_lz4(enum sl_wl_kind kind, uint32_t size, uint32_t batch_by
 	sl_wl_init(&wl, kind, seed);
 	for (size_t i = 0; i < n; i++)
 		sl_wl_fill(&wl, pool + i * size, size);
-	mb_s = bench_lz4_mb_s(pool, n * size, batch_bytes ? batch_bytes : 65536, LZ4_SECONDS);
+	mb_s = 0;
+	for (int i = 0; i < LZ4_TRIALS; i++) {
+		double t =
+		    bench_lz4_mb_s(pool, n * size, batch_bytes ? batch_bytes : 65536, LZ4_SECONDS);
+
+		mb_s = t > mb_s ? t : mb_s;
+	}
 	free(pool);
 	return mb_s;
 }
@@ -434,11 +442,12 @@ static void print_text(const struct sl_cluster_opts *o, const struct sl_cluster_
 	sl_cluster_print_summary(stdout, r);
 	printf("  cost        %.1f CPU s per GB of records, %llu retransmits, %llu NAKs\n",
 	       w->cpu_gb, (unsigned long long)r->retransmits, (unsigned long long)r->naks);
-	printf("  vs limits   commit p50 / (fsync p50 + round-trip p50) = %.2f; lag p50 / that "
-	       "= %.2f;\n"
+	printf("  vs limits   commit p50 / (fsync p50 + round-trip p50) = %.2f, p99 / that = %.2f; "
+	       "lag p50 / that = %.2f;\n"
 	       "              records MB/s / LZ4 MB/s = %.3f; log MB/s (%.1f) / sequential MB/s = "
 	       "%.3f\n",
-	       w->ratio, safe_div(w->l50 * 1e3, l->fsync_p50_us + l->rtt_p50_us),
+	       w->ratio, safe_div(w->c99, l->fsync_p50_us + l->rtt_p50_us),
+	       safe_div(w->l50 * 1e3, l->fsync_p50_us + l->rtt_p50_us),
 	       safe_div(w->mb_s, l->lz4_mb_s), stored, safe_div(stored, l->seq_mb_s));
 	sl_cluster_print_check(stdout, r);
 }
@@ -486,6 +495,7 @@ static void print_json(const struct sl_cluster_opts *o, const struct sl_cluster_
 	bench_json_num(&j, "limit_lz4_mb_s", l->lz4_mb_s);
 	bench_json_num(&j, "limit_seq_mb_s", l->seq_mb_s);
 	bench_json_num(&j, "ratio", w->ratio);
+	bench_json_num(&j, "ratio_p99", safe_div(w->c99, l->fsync_p50_us + l->rtt_p50_us));
 	bench_json_num(&j, "lag_ratio", safe_div(w->l50 * 1e3, l->fsync_p50_us + l->rtt_p50_us));
 	bench_json_num(&j, "lz4_ratio", safe_div(w->mb_s, l->lz4_mb_s));
 	bench_json_num(&j, "disk_ratio", safe_div(stored, l->seq_mb_s));
