@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# bench_cluster: shipbench cluster runs its plan and reports it, end to end
+# (not a speed test: nothing here judges a figure). Two transports (kernel
+# UDP and the TCP baseline) x two modes, short runs, --json and --plot:
+# every run prints one JSON line with the issue's keys and a verified log
+# check, the summary table comes on stderr, and the plots are drawn.
+#
+#   bench_cluster.sh SHIPBENCH       (meson passes the built program)
+set -euo pipefail
+bench=$1
+tmp=${SHIPLOG_TEST_TMP:-/tmp}
+mkdir -p "$tmp"
+dir=$(mktemp -d "$tmp/bench_cluster.XXXXXX")
+trap 'rm -rf "$dir"' EXIT
+
+"$bench" cluster --json --transport udp,tcp --mode closed,open --rate 2000 \
+	--seconds 0.5 --warmup 0.2 --dir "$dir" --plot "$dir/plot" \
+	>"$dir/out.jsonl" 2>"$dir/err.log" || {
+	tail -20 "$dir/err.log" >&2
+	echo "bench_cluster: shipbench cluster failed" >&2
+	exit 1
+}
+python3 - "$dir/out.jsonl" <<'PY'
+import json, sys
+keys = ("bench transport nodes acks ack_level record_bytes mode rate records_per_s mb_s "
+        "wire_mb_s commit_p50_us commit_p99_us commit_p999_us commit_max_us lag_p50_ms "
+        "lag_p99_ms lag_max_ms ratio cpu_s_per_gb retransmits naks limit_fsync_p50_us "
+        "limit_rtt_p50_us limit_lz4_mb_s limit_seq_mb_s ratio_p99 verified").split()
+runs = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
+want = [(t, m) for t in ("udp", "tcp") for m in ("closed", "open")]
+got = [(r["transport"], r["mode"]) for r in runs]
+assert got == want, "runs %s, want %s" % (got, want)
+for r in runs:
+    missing = [k for k in keys if k not in r]
+    assert not missing, "%s/%s lacks %s" % (r["transport"], r["mode"], missing)
+    assert r["bench"] == "cluster" and r["nodes"] == 3 and r["verified"] is True, r
+    assert r["records_per_s"] > 0 and r["commit_p50_us"] > 0 and r["limit_rtt_p50_us"] > 0, r
+    assert r["rate"] == (2000 if r["mode"] == "open" else 0), r
+print("bench_cluster: %d runs, every key present, every log verified" % len(runs))
+PY
+grep -q "^transport" "$dir/err.log" || { echo "bench_cluster: no summary table" >&2; exit 1; }
+for f in results.jsonl commit_cdf.png lag_over_time.png; do
+	[ -s "$dir/plot/$f" ] || { echo "bench_cluster: --plot wrote no $f" >&2; exit 1; }
+done
+echo "bench_cluster: PASS"
