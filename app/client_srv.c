@@ -430,8 +430,9 @@ static int take_entry(struct sl_csrv *s, unsigned i, uint64_t tail)
 					if (!atomic_exchange(&x->pg->stalled, 1) &&
 					    atomic_load(&x->pg->wake_seq))
 						kick(s, x);
-				} else {
+				} else if (s->partial != (int)i) {
 					s->partial = (int)i;
+					s->st.vectors_split++;
 				}
 				return 0;
 			}

@@ -39,7 +39,8 @@ struct sl_csrv_stats {
 	uint64_t kicks;		/* eventfd signals sent to clients */
 	uint64_t
 	    wakeups; /* the node loop's sleeps on the clients' epoll set (woken or timed out) */
-	uint64_t bad_entries; /* malformed ring entries (the client is cut off) */
+	uint64_t bad_entries;	/* malformed ring entries (the client is cut off) */
+	uint64_t vectors_split; /* vectors the window made wait half appended */
 };
 
 struct sl_csrv;

@@ -482,6 +482,69 @@ static void test_backpressure(void **state)
 	tc_destroy(&c);
 }
 
+/* In a child: append `n` records of `bytes` random bytes as one vector (or
+ * one record when n is 1) and write the first LSN (or the error) to `fd`. */
+static pid_t append_child(struct tc *c, int fd, unsigned n, size_t bytes)
+{
+	pid_t pid = fork();
+
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		struct sl_client *cl = open_client(c, 1);
+		struct iovec *v = calloc(n, sizeof(*v));
+		char *buf = malloc(bytes * n);
+		int64_t lsn;
+
+		for (unsigned i = 0; i < n; i++) {
+			random_fill(buf + i * bytes, bytes, 1000 + i);
+			v[i] = (struct iovec){.iov_base = buf + i * bytes, .iov_len = bytes};
+		}
+		lsn = sl_client_appendv(cl, v, n, SL_APPEND_FLUSH);
+		_exit(write(fd, &lsn, sizeof(lsn)) == sizeof(lsn) ? 0 : 1);
+	}
+	return pid;
+}
+
+/* A vector larger than the room left in the window is appended in parts as
+ * commits free it; nobody else's record may fall between its LSNs. */
+static void test_vector_consecutive(void **state)
+{
+	struct tc c;
+	struct sl_client *cl;
+	int pa[2], pb[2];
+	int64_t first, other;
+	pid_t a, b;
+
+	(void)state;
+	/* small records keep the window at 1 MiB (it holds four largest batches) */
+	tc_init(&c, 2, "window_bytes = 1M\nbatch_bytes = 64K\nmax_record_bytes = 64K", NULL);
+	tc_start(&c, 2);
+	tc_start(&c, 1);
+	cl = open_client(&c, 1);
+	assert_int_equal(sl_client_append(cl, "start", 5, SL_APPEND_FLUSH), 1);
+	assert_int_equal(sl_client_wait(cl, 1, SL_LEVEL_COMMITTED, 10000), 0);
+	assert_int_equal(pipe(pa), 0);
+	assert_int_equal(pipe(pb), 0);
+	kill(c.pid[2], SIGSTOP);		   /* nothing commits: the window fills */
+	a = append_child(&c, pa[1], 48, 32 << 10); /* 1.5 MiB, incompressible */
+	sleep_ms(500);
+	b = append_child(&c, pb[1], 1, 100);
+	sleep_ms(300);
+	assert_int_equal(status_field(&c, 1, "clients.vectors_split"), 1); /* it waits */
+	kill(c.pid[2], SIGCONT);
+	assert_int_equal(read(pa[0], &first, sizeof(first)), sizeof(first));
+	assert_int_equal(read(pb[0], &other, sizeof(other)), sizeof(other));
+	waitpid(a, NULL, 0);
+	waitpid(b, NULL, 0);
+	assert_int_equal(first, 2);
+	assert_int_equal(other, 50); /* after the whole vector */
+	assert_int_equal(sl_client_wait(cl, 50, SL_LEVEL_COMMITTED, 20000), 0);
+	for (int i = 0; i < 2; i++)
+		close(pa[i]), close(pb[i]);
+	sl_client_close(cl);
+	tc_destroy(&c);
+}
+
 /* A client killed while appending in a loop: shipd frees it and serves on. */
 static void test_client_killed(void **state)
 {
@@ -677,10 +740,11 @@ static void test_no_reconnect(void **state)
 int main(int argc, char **argv)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(test_open_misuse),	     cmocka_unit_test(test_leader_api),
-	    cmocka_unit_test(test_follower_consume), cmocka_unit_test(test_backpressure),
-	    cmocka_unit_test(test_client_killed),    cmocka_unit_test(test_shipd_killed),
-	    cmocka_unit_test(test_no_reconnect),     cmocka_unit_test(test_applied_kept),
+	    cmocka_unit_test(test_open_misuse),	       cmocka_unit_test(test_leader_api),
+	    cmocka_unit_test(test_follower_consume),   cmocka_unit_test(test_backpressure),
+	    cmocka_unit_test(test_client_killed),      cmocka_unit_test(test_shipd_killed),
+	    cmocka_unit_test(test_vector_consecutive), cmocka_unit_test(test_no_reconnect),
+	    cmocka_unit_test(test_applied_kept),
 	};
 
 	if (argc < 3) {
