@@ -86,14 +86,16 @@ enum key_id {
 	K_CLIENT_ENGINE,
 	K_ADDRESS, /* [peer.N] keys: their lines live in struct peer */
 	K_MAC,
+	K_PORT,
 	K_N,
 };
 
 struct peer {
 	uint32_t id;
 	unsigned line;	      /* of the [peer.N] header */
-	unsigned key_line[2]; /* address, mac */
+	unsigned key_line[3]; /* address, mac, port */
 	struct sl_endpoint ep;
+	char port[SL_CONFIG_PORT_MAX]; /* "" when none */
 };
 
 struct parse {
@@ -277,6 +279,7 @@ static int set_acks(struct parse *p, const char *v);
 static int set_ack_level(struct parse *p, const char *v);
 static int set_address(struct parse *p, const char *v);
 static int set_mac(struct parse *p, const char *v);
+static int set_port(struct parse *p, const char *v);
 
 #define HOUR_NS (3600ull * 1000000000ull)
 
@@ -333,6 +336,7 @@ static const struct key_def keys[K_N] = {
     [K_CLIENT_ENGINE] = {SEC_CLIENT, "engine", V_ENUM, DEST(client_engine), .names = engine_names},
     [K_ADDRESS] = {SEC_PEER, "address", V_CUSTOM, .set = set_address, .required = 1},
     [K_MAC] = {SEC_PEER, "mac", V_CUSTOM, .set = set_mac},
+    [K_PORT] = {SEC_PEER, "port", V_CUSTOM, .set = set_port},
 };
 
 /* --- messages ----------------------------------------------------------------- */
@@ -540,6 +544,21 @@ static int set_mac(struct parse *p, const char *v)
 {
 	if (sl_mac_parse(v, p->peer->ep.mac) != 0)
 		return sl_err_set(EINVAL, "'%s' is not a MAC address like 02:00:00:00:00:01", v);
+	return 0;
+}
+
+/* An ethdev name: what DPDK accepts (net_memif0, 0000:03:00.0, ...). */
+static int set_port(struct parse *p, const char *v)
+{
+	size_t n = strlen(v);
+
+	if (n == 0 || n >= SL_CONFIG_PORT_MAX ||
+	    strspn(v, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._:-") != n)
+		return sl_err_set(EINVAL,
+				  "'%s' is not a DPDK port name (1..%d letters, digits, '.', "
+				  "'_', ':', '-')",
+				  v, SL_CONFIG_PORT_MAX - 1);
+	memcpy(p->peer->port, v, n + 1);
 	return 0;
 }
 
@@ -758,6 +777,44 @@ static int check_required(struct parse *p)
 	return 0;
 }
 
+/* [peer.N] port: DPDK only, never on this node's own section, and on
+ * every other peer or none, each port one link. */
+static int check_ports(struct parse *p)
+{
+	const struct peer *with = NULL, *without = NULL;
+
+	for (unsigned i = 0; i < p->n_peers; i++) {
+		const struct peer *a = &p->peers[i];
+
+		if (!a->key_line[2]) {
+			if (a->id != p->c->node.proto.node_id && !without)
+				without = a;
+			continue;
+		}
+		if (p->c->node.transport != SL_TRANSPORT_DPDK)
+			return fail_at(p, a->key_line[2], K_PORT, a,
+				       "only with [transport] kind = dpdk");
+		if (a->id == p->c->node.proto.node_id)
+			return fail_at(p, a->key_line[2], K_PORT, a,
+				       "node %u is this node: port names the port that reaches a "
+				       "peer",
+				       a->id);
+		for (unsigned j = 0; j < i; j++)
+			if (p->peers[j].key_line[2] && strcmp(p->peers[j].port, a->port) == 0)
+				return fail_at(p, a->key_line[2], K_PORT, a,
+					       "same port as node %u (line %u): a port is one link "
+					       "to one peer",
+					       p->peers[j].id, p->peers[j].key_line[2]);
+		if (!with)
+			with = a;
+	}
+	if (with && without)
+		return fail_at(p, without->line, K_PORT, without,
+			       "missing: node %u has one (line %u), so every peer needs its own",
+			       with->id, with->key_line[2]);
+	return 0;
+}
+
 static int check_nodes(struct parse *p)
 {
 	struct sl_node_config *n = &p->c->node;
@@ -791,8 +848,16 @@ static int check_nodes(struct parse *p)
 	for (unsigned i = 0; i < p->n_peers; i++) {
 		n->proto.node_ids[i] = p->peers[i].id;
 		if (&p->peers[i] != self) {
-			n->net.peers[n->net.n_peers].node_id = p->peers[i].id;
-			n->net.peers[n->net.n_peers++].ep = p->peers[i].ep;
+			struct sl_peer_addr *pa = &n->net.peers[n->net.n_peers];
+
+			pa->node_id = p->peers[i].id;
+			pa->ep = p->peers[i].ep;
+			if (p->peers[i].port[0]) {
+				memcpy(p->c->peer_port[n->net.n_peers], p->peers[i].port,
+				       SL_CONFIG_PORT_MAX);
+				pa->port = p->c->peer_port[n->net.n_peers];
+			}
+			n->net.n_peers++;
 		}
 	}
 	if (sl_quorum_required(&n->proto.policy, n->proto.n_nodes) < 0)
@@ -841,7 +906,8 @@ static int finish(struct parse *p)
 	struct sl_node_config *n = &c->node;
 	int rc;
 
-	if ((rc = check_required(p)) || (rc = check_nodes(p)) || (rc = check_sizes(p)))
+	if ((rc = check_required(p)) || (rc = check_ports(p)) || (rc = check_nodes(p)) ||
+	    (rc = check_sizes(p)))
 		return rc;
 	if (!c->control_socket[0]) {
 		int len = snprintf(c->control_socket, sizeof(c->control_socket), "%s/shipd.sock",

@@ -16,6 +16,7 @@
 #define SL_CONFIG_EAL_MAX  2048	      /* eal_args, all lines joined */
 #define SL_CONFIG_SOCK_MAX 108	      /* sizeof(sockaddr_un.sun_path) */
 #define SL_CONFIG_LINE_MAX 197	      /* libinih's fixed 200-byte line buffer */
+#define SL_CONFIG_PORT_MAX 64	      /* a DPDK port name, NUL included (RTE_ETH_NAME_MAX_LEN) */
 
 /* sl_config_load flags. */
 #define SL_CONFIG_CHECK_FS 0x1u /* log_dir must be a writable directory, key_file readable */
@@ -29,7 +30,9 @@ struct sl_config {
 	char control_socket[SL_CONFIG_SOCK_MAX]; /* default <log_dir>/shipd.sock */
 	char key_file[PATH_MAX];		 /* "" when none */
 	char eal_args[SL_CONFIG_EAL_MAX];	 /* "" when none */
-	uint64_t drain_timeout_ns;		 /* bound on the shutdown drain (5 s) */
+	/* [peer.N] port, in the order of node.net.peers (which point here) */
+	char peer_port[SL_NODES_MAX][SL_CONFIG_PORT_MAX];
+	uint64_t drain_timeout_ns; /* bound on the shutdown drain (5 s) */
 	/* [client]: libshiplog's socket (app/client_srv.h) */
 	char client_socket[SL_CONFIG_SOCK_MAX]; /* default <log_dir>/client.sock */
 	uint32_t client_ring_bytes;		/* each ring (4 MiB) */

@@ -27,6 +27,7 @@
 #include "shiplog/err.h"
 #include "shiplog/frame.h"
 #include "shiplog/log.h"
+#include "shiplog/mesh.h"
 #include "shiplog/node.h"
 
 #define RX_BUDGET_DEFAULT   256
@@ -392,6 +393,44 @@ static int applied_state(struct sl_node *n, const struct sl_store_info *info,
  * to it until flush, as DPDK's zero-copy sends would. They copy. */
 const struct sl_dpdk_opts sl_node_dpdk_opts = {.no_zero_copy = 1};
 
+/* A port per peer (shiplog/transport.h: sl_peer_addr.port): each link a
+ * DPDK transport of its own, from this node's address to that one peer,
+ * and the node's transport the mesh of them. EAL comes up first with every
+ * vdev of eal_args, so the ports can be found by name. */
+static int open_dpdk_links(struct sl_node *n, struct sl_transport **out)
+{
+	const struct sl_transport_config *c = &n->cfg.net;
+	struct sl_transport *links[SL_NODES_MAX];
+	uint32_t ids[SL_NODES_MAX];
+	unsigned k = 0;
+	int rc = sl_dpdk_eal_init(c->eal_args);
+
+	for (; rc == 0 && k < c->n_peers; k++) {
+		struct sl_transport_config tc = *c;
+
+		tc.n_peers = 1;
+		tc.peers[0] = c->peers[k];
+		ids[k] = c->peers[k].node_id;
+		if (!c->peers[k].port) {
+			rc = sl_err_set(EINVAL, "node %" PRIu32 " has no port of its own", ids[k]);
+			break;
+		}
+		rc = sl_dpdk_port_by_name(c->peers[k].port, &tc.port_id);
+		if (rc == 0)
+			rc = sl_dpdk_transport_create_opts(&links[k], &tc, &sl_node_dpdk_opts);
+		if (rc < 0) {
+			rc = sl_err_wrap(rc, "port %s to node %" PRIu32, c->peers[k].port, ids[k]);
+			break;
+		}
+	}
+	if (rc == 0)
+		rc = sl_mesh_create(out, links, ids, k);
+	if (rc < 0)
+		while (k-- > 0)
+			links[k]->ops->destroy(links[k]);
+	return rc;
+}
+
 static int open_transport(struct sl_node *n)
 {
 	int rc;
@@ -405,7 +444,10 @@ static int open_transport(struct sl_node *n)
 		rc = sl_udp_transport_create(&n->tr, &n->cfg.net);
 		break;
 	case SL_TRANSPORT_DPDK:
-		rc = sl_dpdk_transport_create_opts(&n->tr, &n->cfg.net, &sl_node_dpdk_opts);
+		if (n->cfg.net.n_peers > 0 && n->cfg.net.peers[0].port)
+			rc = open_dpdk_links(n, &n->tr);
+		else
+			rc = sl_dpdk_transport_create_opts(&n->tr, &n->cfg.net, &sl_node_dpdk_opts);
 		break;
 	case SL_TRANSPORT_TCP:
 		rc = sl_tcp_transport_create(&n->tr, &n->cfg.net);
@@ -466,6 +508,8 @@ int sl_node_open(struct sl_node **out, const struct sl_node_config *c,
 	n->cfg.key_file = NULL;
 	n->cfg.store.dir = NULL;
 	n->cfg.net.eal_args = NULL;
+	for (uint32_t i = 0; i < n->cfg.net.n_peers; i++)
+		n->cfg.net.peers[i].port = NULL;
 	*out = n;
 	return 0;
 err:

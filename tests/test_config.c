@@ -455,8 +455,8 @@ static void test_unknown_key(void **state)
 
 	write_cfg(f, 11, "colour = blue", NULL);
 	refused(f, 11, "unknown key 'colour' in [node]", NULL);
-	write_cfg(f, 0, NULL, "port = 9\n");
-	refused(f, BASE_N + 1, "unknown key 'port' in [peer.3]", NULL);
+	write_cfg(f, 0, NULL, "weight = 9\n");
+	refused(f, BASE_N + 1, "unknown key 'weight' in [peer.3]", NULL);
 }
 
 static void test_key_outside_section(void **state)
@@ -647,6 +647,42 @@ static void test_dpdk_needs_macs(void **state)
 	refused(f, 15, "[peer.2] mac", "kind = dpdk");
 }
 
+/* [peer.N] port: a DPDK port per peer (point-to-point links), on every
+ * other peer or none, never on this node, each port once. */
+static void test_peer_ports(void **state)
+{
+	struct fx *f = *state;
+	const char *peer1 = "mac = 02:00:00:00:00:01\nport = net_memif0"; /* lines 14, 15 */
+	struct sl_config *c;
+
+	write_cfg(f, 14, peer1, "port = net_memif1\n[transport]\nkind = dpdk\n");
+	c = loaded(f);
+	assert_int_equal(c->node.net.n_peers, 2);
+	assert_int_equal(c->node.net.peers[0].node_id, 1);
+	assert_string_equal(c->node.net.peers[0].port, "net_memif0");
+	assert_int_equal(c->node.net.peers[1].node_id, 3);
+	assert_string_equal(c->node.net.peers[1].port, "net_memif1");
+	sl_config_free(c);
+	/* Without: no port anywhere. */
+	write_cfg(f, 0, NULL, "[transport]\nkind = dpdk\n");
+	c = loaded(f);
+	assert_null(c->node.net.peers[0].port);
+	assert_null(c->node.net.peers[1].port);
+	sl_config_free(c);
+
+	write_cfg(f, 14, peer1, "port = net_memif1\n");
+	refused(f, 15, "[peer.1] port", "only with [transport] kind = dpdk");
+	write_cfg(f, 14, peer1, "[transport]\nkind = dpdk\n");
+	refused(f, 19, "[peer.3] port", "node 1 has one (line 15)");
+	write_cfg(f, 14, peer1, "port = net_memif0\n[transport]\nkind = dpdk\n");
+	refused(f, 22, "[peer.3] port", "same port as node 1 (line 15)");
+	write_cfg(f, 17, "mac = 02:00:00:00:00:02\nport = net_memif9",
+		  "[transport]\nkind = dpdk\n");
+	refused(f, 18, "[peer.2] port", "node 2 is this node");
+	write_cfg(f, 14, "mac = 02:00:00:00:00:01\nport = net/memif0", NULL);
+	refused(f, 15, "[peer.1] port", "not a DPDK port name");
+}
+
 /* The TCP baseline needs no MAC either. */
 static void test_kind_tcp(void **state)
 {
@@ -797,6 +833,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_missing_key, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_missing_section, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_dpdk_needs_macs, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_peer_ports, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_kind_tcp, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_log_dir, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_log_dir_unwritable, setup, teardown),

@@ -15,6 +15,10 @@
 struct sl_peer_addr {
 	uint32_t node_id;
 	struct sl_endpoint ep; /* mac used by DPDK only */
+	/* DPDK nodes (app/node.c): the port (ethdev name) that reaches this
+	 * peer alone, a point-to-point link such as a memif pair; NULL: the
+	 * transport's own port. Transports themselves ignore it. */
+	const char *port;
 };
 
 struct sl_transport_config {
