@@ -13,7 +13,7 @@ packages=(
 	gcc libc6-dev pkg-config meson ninja-build
 	liburing-dev libdpdk-dev liblz4-dev libcmocka-dev libinih-dev libsodium-dev
 	librocksdb-dev
-	iproute2 python3 python3-matplotlib
+	iproute2 ethtool python3 python3-matplotlib
 )
 
 say() { printf 'shiplog.sh: %s\n' "$*" >&2; }

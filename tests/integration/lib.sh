@@ -82,6 +82,7 @@ it_init() {
 	local base=${SHIPLOG_TEST_TMP:-/var/tmp}
 	mkdir -p "$base"
 	dir=$(mktemp -d "$base/$it_name.XXXXXX")
+	it_on_exit "rm -rf /var/run/dpdk/sl$(it_tag)${it_name}*"
 	trap it_cleanup EXIT
 	trap 'say interrupted; exit 130' INT TERM
 }
@@ -269,3 +270,48 @@ it_netns() {
 # A short tag unique among concurrent runs, for namespace and link names
 # (interface names: 15 characters at most).
 it_tag() { printf '%x' $(($$ % 65536)); }
+
+# it_eal N VDEV...: eal_args lines for DPDK node N: no hugepages, no PCI
+# scan, a runtime directory of its own (it_init removes them at exit), its main lcore
+# free to run on either of the first two CPUs (EAL would pin it to one), and
+# the vdevs given.
+it_eal() {
+	local n=$1 v prefix
+	shift
+	prefix=sl$(it_tag)${it_name}$n
+	echo "eal_args = --no-huge -m 256 --no-pci --file-prefix=$prefix --lcores=0@(0-1)"
+	echo "eal_args = --log-level=*:warning"
+	for v in "$@"; do echo "eal_args = --vdev=$v"; done
+}
+
+# it_switch NS [bridge]: a namespace NS for the switch the node namespaces
+# hang off (it_plug): with "bridge", a Linux bridge br0 in it; without, the
+# test runs its own switch there (impair).
+it_switch() {
+	it_netns "$1"
+	if [ "${2:-}" = bridge ]; then
+		ip -n "$1" link add br0 type bridge
+		ip -n "$1" link set br0 up
+	fi
+}
+
+# it_plug SWITCH_NS NODE_NS IF MAC [CIDR]: a veth pair from the switch
+# (port p<IF>, in br0 if there is one) to the node namespace (interface IF,
+# with MAC, and CIDR if given: a kernel-UDP node). A kernel node's interface
+# computes its UDP checksums (tx off): veth would otherwise leave them to
+# "hardware" and a DPDK af_packet peer would see only the pseudo-header
+# sum (docs/configuration.md, DPDK without a NIC).
+it_plug() {
+	local sw=$1 ns=$2 ifn=$3 mac=$4 cidr=${5:-}
+	ip -n "$sw" link add "p$ifn" type veth peer name "$ifn" netns "$ns"
+	if ip -n "$sw" link show br0 >/dev/null 2>&1; then
+		ip -n "$sw" link set "p$ifn" master br0
+	fi
+	ip -n "$sw" link set "p$ifn" up
+	ip -n "$ns" link set "$ifn" address "$mac"
+	if [ -n "$cidr" ]; then
+		ip -n "$ns" addr add "$cidr" dev "$ifn"
+		ip netns exec "$ns" ethtool -K "$ifn" tx off >/dev/null
+	fi
+	ip -n "$ns" link set "$ifn" up
+}
