@@ -29,14 +29,17 @@ done
 ip netns exec "$sw" "$IMPAIR" --loss 5 --dup 5 --reorder 5 --delay-us 500 \
 	--seed "${SEED:-$$}" --seconds $((WAIT + 120)) peth1 peth2 peth3 >"$dir/impair.out" 2>&1 &
 impair_pid=$!
-it_on_exit kill -KILL "$impair_pid"
+it_helper "$impair_pid"
 for n in 1 2 3; do it_config "$n"; done
 it_start_all
 it_wait_all "$RECORDS"
 read -r naks rexmit < <(it_field 1 frames.naks_received frames.retransmits | paste -sd' ')
 it_stop 2 3 1
 kill -TERM "$impair_pid"
-wait "$impair_pid" || fail "impair failed: $(cat "$dir/impair.out")"
+rc=0
+wait "$impair_pid" || rc=$?
+it_helpers=()
+[ "$rc" = 0 ] || fail "impair exited with $rc: $(cat "$dir/impair.out")"
 say "switch: $(cat "$dir/impair.out"); leader: $naks NAKs, $rexmit retransmits"
 read -r _ _ _ _ _ dropped _ dup _ reordered _ < "$dir/impair.out"
 [ "$dropped" -gt 0 ] && [ "$dup" -gt 0 ] && [ "$reordered" -gt 0 ] ||

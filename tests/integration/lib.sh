@@ -6,7 +6,8 @@
 # runs the registered cleanups (namespaces, links) and removes the directory.
 #
 # A test sets, before it_init: SHIPD SHIPCTL LOGCMP (the programs), and may
-# set RECORDS, BYTES, WAIT (seconds), KEEP=1 (keep the directory).
+# set RECORDS, BYTES, WAIT (seconds for commit and delivery, 360), KEEP=1
+# (keep the directory).
 #
 # Configuration (it_config N writes $dir/nN.ini):
 #   IT_NODES      node ids, e.g. "1 2 3"; the first is the leader
@@ -23,7 +24,7 @@ set -euo pipefail
 
 RECORDS=${RECORDS:-1000000}
 BYTES=${BYTES:-1024}
-WAIT=${WAIT:-240}
+WAIT=${WAIT:-360} # generous: a loaded 2-core machine runs these several times slower
 STOP_WAIT=${STOP_WAIT:-30} # seconds for a node to drain and exit after SIGTERM
 
 declare -A pid=() IT_ADDR=() IT_MAC=() IT_TRANSPORT=() IT_PEER_EXTRA=() IT_NETNS=()
@@ -32,6 +33,7 @@ IT_CLUSTER_EXTRA=${IT_CLUSTER_EXTRA:-}
 IT_NODE_EXTRA=${IT_NODE_EXTRA:-}
 IT_STREAM_EXTRA=${IT_STREAM_EXTRA:-}
 it_cleanups=()
+it_helpers=()
 it_name=it
 dir=
 
@@ -48,6 +50,9 @@ it_followers() { set -- $IT_NODES && shift && echo "$@"; }
 # Run `cmd...` when the test ends, however it ends (last registered first).
 it_on_exit() { it_cleanups+=("$*"); }
 
+# it_helper PID: a helper process (not a node) killed when the test ends.
+it_helper() { it_helpers+=("$1"); }
+
 it_cleanup() {
 	local rc=$? n i
 	trap - EXIT INT TERM
@@ -61,7 +66,13 @@ it_cleanup() {
 	for n in "${!pid[@]}"; do
 		kill -KILL "${pid[$n]}" 2>/dev/null || true
 	done
-	wait 2>/dev/null || true
+	for n in "${it_helpers[@]}"; do
+		kill -KILL "$n" 2>/dev/null || true
+	done
+	# Only what we killed: a helper started otherwise may be waited for
+	# in a registered cleanup.
+	local procs=("${pid[@]}" "${it_helpers[@]}")
+	[ ${#procs[@]} -eq 0 ] || wait "${procs[@]}" 2>/dev/null || true
 	if [ "$rc" -ne 0 ] && [ -n "$dir" ]; then
 		for f in "$dir"/*.log; do
 			[ -f "$f" ] && { echo "--- $f (last 20 lines)"; tail -n 20 "$f"; }

@@ -8,7 +8,7 @@
 # for byte. lib.sh has the shared parts (trap, configs, waits).
 #
 #   three_udp.sh SHIPD SHIPCTL LOGCMP      (meson passes the built programs)
-#   env: RECORDS (1000000), BYTES (1024), WAIT (240), KEEP=1 keeps the dir,
+#   env: RECORDS (1000000), BYTES (1024), WAIT (360), KEEP=1 keeps the dir,
 #        KIND=tcp for the kernel TCP baseline transport (three_tcp.sh)
 SHIPD=$1 SHIPCTL=$2 LOGCMP=$3
 KIND=${KIND:-udp}
