@@ -38,9 +38,10 @@ enum sl_client_level {
 	/* Committed under the stream's own policy (ack_level and on_timeout).
 	 * On a follower: committed and durable here (what may be consumed). */
 	SL_LEVEL_COMMITTED = 3,
-	/* Applied on THIS node: its consumer acknowledged it with
-	 * sl_client_applied (read-your-writes and monotonic reads: a reader on
-	 * any node waits for the token its writer got). */
+	/* Applied on THIS node: a follower's consumer acknowledged it with
+	 * sl_client_applied (with shipd's [client] engine = none: delivered
+	 * there), on the leader any client did. Read-your-writes and monotonic
+	 * reads: a reader on any node waits for the token its writer got. */
 	SL_LEVEL_APPLIED_HERE = 4,
 };
 
