@@ -64,6 +64,7 @@ struct cb_plan {
 	unsigned n_nets, n_acks, n_levels, n_sizes, n_data, n_modes;
 	const char *plot_dir;
 	int matrix;
+	int half_max; /* each closed-loop run followed by an open loop at half its rate */
 };
 
 struct cb_disk {
@@ -78,6 +79,7 @@ struct cb_row {
 	uint32_t size;
 	enum sl_wl_kind data;
 	enum sl_cluster_mode mode;
+	uint64_t load; /* open loop: records/s asked for; closed: in flight */
 	int failed, verified;
 	double rps, mb_s, c50, c99, c999, l50, l99, ratio, cpu_gb;
 	uint64_t retransmits;
@@ -85,53 +87,56 @@ struct cb_row {
 
 static void usage(FILE *f)
 {
-	fprintf(
-	    f,
-	    "usage: shipbench cluster [--json] [--seconds S] [--dir DIR] [--seed N]\n"
-	    "                        [--transport LIST] [--acks LIST] [--ack-level LIST]\n"
-	    "                        [--record-bytes LIST] [--data LIST] [--mode LIST]\n"
-	    "                        [--matrix] [--rate N] [--inflight N] [--clients N]\n"
-	    "                        [--warmup S] [--nodes N] [--batch-bytes N] [--linger-us N]\n"
-	    "                        [--idle spin|yield|backoff] [--plot DIR]\n"
-	    "                        [--check-records] [--keep]\n"
-	    "Runs every combination of the lists (comma-separated) one after the other,\n"
-	    "after measuring the machine's limits once. --seconds S is each run's measured\n"
-	    "time.\n"
-	    "  --transport LIST  udp: kernel UDP over io_uring on 127.0.0.1 (default);\n"
-	    "                    memif: DPDK, a net_memif pair per pair of nodes;\n"
-	    "                    af_packet: DPDK net_af_packet on a veth pair per pair of\n"
-	    "                    nodes, each end in its node's network namespace, made\n"
-	    "                    and removed by the run (root); tcp: kernel TCP, plain\n"
-	    "                    sockets, the baseline. DPDK runs without hugepages\n"
-	    "                    (--no-huge)\n"
-	    "  --acks LIST       follower acks a commit needs: 0, 1..15, majority, all (1)\n"
-	    "  --ack-level LIST  received, durable, applied (durable); with acks 0 only the\n"
-	    "                    first level runs (no follower is waited for)\n"
-	    "  --matrix          every ack policy: acks 0,1,majority,all x every level\n"
-	    "  --record-bytes LIST  bytes per record, 1..1M (1024)\n"
-	    "  --data LIST       text (WAL-like) or random (text)\n"
-	    "  --mode LIST       closed: at most --inflight records uncommitted (default);\n"
-	    "                    open: --rate records/s on a fixed schedule, latency from\n"
-	    "                    the scheduled time\n"
-	    "  --rate N          open loop: records per second (10000)\n"
-	    "  --inflight N      closed loop: records outstanding (default 64)\n"
-	    "  --clients N       client threads producing the records and handing them to\n"
-	    "                    the leader's thread (0: the leader's thread produces them,\n"
-	    "                    as an engine linking the node would; default 0)\n"
-	    "  --warmup S        seconds run before measuring (default 1)\n"
-	    "  --nodes N         cluster size (default 3)\n"
-	    "  --batch-bytes N   close a batch at this many raw bytes (default 65536)\n"
-	    "  --linger-us N     or this long after its first record (default 100)\n"
-	    "  --idle I          node idle strategy (default backoff)\n"
-	    "  --plot DIR        write each run's commit-latency CDF and follower lag over\n"
-	    "                    time (CSV) and results.jsonl into DIR, then draw the PNG\n"
-	    "                    plots with %s (python3-matplotlib)\n"
-	    "  --check-records   followers also compare every record they are delivered\n"
-	    "  --dir DIR         parent of the runs' directories (default /var/tmp)\n"
-	    "  --keep            keep the logs\n"
-	    "Output: per run a report (or with --json one JSON line), then a summary table\n"
-	    "(on stderr with --json); progress on stderr.\n",
-	    SHIPLOG_PLOT_PY);
+	fprintf(f,
+		"usage: shipbench cluster [--json] [--seconds S] [--dir DIR] [--seed N]\n"
+		"                        [--transport LIST] [--acks LIST] [--ack-level LIST]\n"
+		"                        [--record-bytes LIST] [--data LIST] [--mode LIST]\n"
+		"                        [--matrix] [--half-max] [--rate N] [--inflight N]\n"
+		"                        [--clients N] [--warmup S] [--nodes N]\n"
+		"                        [--batch-bytes N] [--linger-us N]\n"
+		"                        [--idle spin|yield|backoff] [--plot DIR]\n"
+		"                        [--check-records] [--keep]\n"
+		"Runs every combination of the lists (comma-separated) one after the other,\n"
+		"after measuring the machine's limits once. --seconds S is each run's measured\n"
+		"time.\n"
+		"  --transport LIST  udp: kernel UDP over io_uring on 127.0.0.1 (default);\n"
+		"                    memif: DPDK, a net_memif pair per pair of nodes;\n"
+		"                    af_packet: DPDK net_af_packet on a veth pair per pair of\n"
+		"                    nodes, each end in its node's network namespace, made\n"
+		"                    and removed by the run (root); tcp: kernel TCP, plain\n"
+		"                    sockets, the baseline. DPDK runs without hugepages\n"
+		"                    (--no-huge)\n"
+		"  --acks LIST       follower acks a commit needs: 0, 1..15, majority, all (1)\n"
+		"  --ack-level LIST  received, durable, applied (durable); with acks 0 only the\n"
+		"                    first level runs (no follower is waited for)\n"
+		"  --matrix          every ack policy: acks 0,1,majority,all x every level\n"
+		"  --record-bytes LIST  bytes per record, 1..1M (1024)\n"
+		"  --data LIST       text (WAL-like) or random (text)\n"
+		"  --mode LIST       closed: at most --inflight records uncommitted (default);\n"
+		"                    open: --rate records/s on a fixed schedule, latency from\n"
+		"                    the scheduled time\n"
+		"  --half-max        after each closed-loop run, the same workload in open loop\n"
+		"                    at half the records/s it reached (follower lag at half\n"
+		"                    the maximum throughput)\n"
+		"  --rate N          open loop: records per second (10000)\n"
+		"  --inflight N      closed loop: records outstanding (default 64)\n"
+		"  --clients N       client threads producing the records and handing them to\n"
+		"                    the leader's thread (0: the leader's thread produces them,\n"
+		"                    as an engine linking the node would; default 0)\n"
+		"  --warmup S        seconds run before measuring (default 1)\n"
+		"  --nodes N         cluster size (default 3)\n"
+		"  --batch-bytes N   close a batch at this many raw bytes (default 65536)\n"
+		"  --linger-us N     or this long after its first record (default 100)\n"
+		"  --idle I          node idle strategy (default backoff)\n"
+		"  --plot DIR        write each run's commit-latency CDF and follower lag over\n"
+		"                    time (CSV) and results.jsonl into DIR, then draw the PNG\n"
+		"                    plots with %s (python3-matplotlib)\n"
+		"  --check-records   followers also compare every record they are delivered\n"
+		"  --dir DIR         parent of the runs' directories (default /var/tmp)\n"
+		"  --keep            keep the logs\n"
+		"Output: per run a report (or with --json one JSON line), then a summary table\n"
+		"(on stderr with --json); progress on stderr.\n",
+		SHIPLOG_PLOT_PY);
 }
 
 /* ---- options ---- */
@@ -302,6 +307,8 @@ static int parse_opts(int argc, char **argv, struct sl_cluster_opts *o, struct c
 			o->keep = 1, takes = 0;
 		} else if (strcmp(a, "--matrix") == 0) {
 			p->matrix = 1, takes = 0;
+		} else if (strcmp(a, "--half-max") == 0) {
+			p->half_max = 1, takes = 0;
 		} else if (!val) {
 			rc = sl_err_set(EINVAL, "%s wants a value", a);
 		} else if ((rc = parse_one(a, val, o, p)) == -ENOENT) {
@@ -574,7 +581,7 @@ static int draw_plots(const char *dir)
 
 static void print_table(FILE *f, const struct cb_row *rows, unsigned n)
 {
-	fprintf(f, "\n%-9s %-8s %-8s %6s %-6s %-6s %10s %8s %9s %9s %9s %8s %8s %6s %7s %5s %s\n",
+	fprintf(f, "\n%-9s %-8s %-8s %6s %-6s %-13s %10s %8s %9s %9s %9s %8s %8s %6s %7s %5s %s\n",
 		"transport", "acks", "level", "bytes", "data", "mode", "records/s", "MB/s",
 		"c.p50 us", "c.p99 us", "c.p999us", "lag p50", "lag p99", "ratio", "CPUs/GB", "rtx",
 		"check");
@@ -582,9 +589,13 @@ static void print_table(FILE *f, const struct cb_row *rows, unsigned n)
 		const struct cb_row *w = &rows[i];
 		char buf[16];
 		const char *acks = sl_acks_name(w->acks, buf, sizeof(buf));
-		fprintf(f, "%-9s %-8s %-8s %6u %-6s %-6s ", sl_cluster_net_name(w->net), acks,
-			sl_ack_level_name(w->level), w->size, sl_wl_kind_name(w->data),
-			w->mode == SL_CLUSTER_OPEN ? "open" : "closed");
+		char mode[32];
+
+		snprintf(mode, sizeof(mode),
+			 w->mode == SL_CLUSTER_OPEN ? "open %llu/s" : "closed %llu",
+			 (unsigned long long)w->load);
+		fprintf(f, "%-9s %-8s %-8s %6u %-6s %-13s ", sl_cluster_net_name(w->net), acks,
+			sl_ack_level_name(w->level), w->size, sl_wl_kind_name(w->data), mode);
 		if (w->failed) {
 			fprintf(f, "%s\n", "(run failed: see above)");
 			continue;
@@ -605,6 +616,7 @@ struct cb_state {
 	double lz4[LIST_MAX][LIST_MAX]; /* [data][size] */
 	struct cb_row rows[RUNS_MAX];
 	unsigned n_rows, total;
+	uint64_t rate; /* --rate, restored after a --half-max run */
 	FILE *jsonl;
 };
 
@@ -647,7 +659,8 @@ static int one_run(struct cb_state *s, struct sl_cluster_opts *o, unsigned d, un
 			     .level = o->policy.level,
 			     .size = o->record_bytes,
 			     .data = o->data,
-			     .mode = o->mode};
+			     .mode = o->mode,
+			     .load = o->mode == SL_CLUSTER_OPEN ? o->rate : o->inflight};
 	fprintf(stderr, "cluster: run %u/%u: %s, acks=%s at %s, %u-byte %s records, %s loop\n",
 		s->n_rows, s->total, sl_cluster_net_name(o->net), acks,
 		sl_ack_level_name(o->policy.level), o->record_bytes, sl_wl_kind_name(o->data),
@@ -696,7 +709,40 @@ static unsigned plan_runs(const struct cb_plan *p)
 
 	for (unsigned a = 0; a < p->n_acks; a++)
 		n += p->acks[a] == 0 ? 1 : p->n_levels;
-	return n * p->n_nets * p->n_data * p->n_sizes * p->n_modes;
+	n *= p->n_nets * p->n_data * p->n_sizes;
+	for (unsigned m = 0, modes = 0;; m++) {
+		if (m == p->n_modes)
+			return n * modes;
+		modes += p->half_max && p->modes[m] == SL_CLUSTER_CLOSED ? 2 : 1;
+	}
+}
+
+/* --half-max: the closed-loop run just made found the maximum; run the same
+ * open loop at half of it (the lag target is stated there). */
+static int run_half(struct cb_state *s, struct sl_cluster_opts *o, unsigned d, unsigned z)
+{
+	const struct cb_row *w = &s->rows[s->n_rows - 1];
+	uint64_t rate = (uint64_t)(w->rps / 2);
+	int rc;
+
+	if (w->failed || rate == 0) {
+		s->rows[s->n_rows++] = (struct cb_row){.net = o->net,
+						       .acks = o->policy.acks,
+						       .level = o->policy.level,
+						       .size = o->record_bytes,
+						       .data = o->data,
+						       .mode = SL_CLUSTER_OPEN,
+						       .load = rate,
+						       .failed = 1};
+		fprintf(stderr, "shipbench cluster: no maximum to halve: the closed loop failed\n");
+		return -EIO;
+	}
+	o->mode = SL_CLUSTER_OPEN;
+	o->rate = rate;
+	rc = one_run(s, o, d, z);
+	o->mode = SL_CLUSTER_CLOSED;
+	o->rate = s->rate;
+	return rc;
 }
 
 static int run_plan(struct cb_state *s, struct sl_cluster_opts *o)
@@ -719,6 +765,9 @@ static int run_plan(struct cb_state *s, struct sl_cluster_opts *o)
 							o->policy.acks = p->acks[a];
 							o->policy.level = p->levels[v];
 							failed |= one_run(s, o, d, z) < 0;
+							if (p->half_max &&
+							    o->mode == SL_CLUSTER_CLOSED)
+								failed |= run_half(s, o, d, z) < 0;
 						}
 	return failed;
 }
@@ -759,6 +808,7 @@ int bench_cluster_main(const struct bench_common *c, int argc, char **argv)
 	sl_cluster_opts_defaults(&o);
 	s.c = c;
 	s.p = &p;
+	s.rate = o.rate;
 	s.total = plan_runs(&p);
 	if (s.total > RUNS_MAX) {
 		fprintf(stderr, "shipbench cluster: %u runs; at most %d\n", s.total, RUNS_MAX);
