@@ -26,8 +26,10 @@ for n in 1 2 3; do
 	IT_TRANSPORT[$n]="kind = dpdk
 $(it_eal "$n" "net_af_packet0,iface=eth$n,framecnt=4096")"
 done
+seed=${SEED:-$$}
+say "switch seed $seed (SEED=$seed repeats its faults)"
 ip netns exec "$sw" "$IMPAIR" --loss 5 --dup 5 --reorder 5 --delay-us 500 \
-	--seed "${SEED:-$$}" --seconds $((WAIT + 120)) peth1 peth2 peth3 >"$dir/impair.out" 2>&1 &
+	--seed "$seed" --seconds $((WAIT + 120)) peth1 peth2 peth3 >"$dir/impair.out" 2>&1 &
 impair_pid=$!
 it_helper "$impair_pid"
 for n in 1 2 3; do it_config "$n"; done
