@@ -62,6 +62,14 @@ static uint32_t fixed_body_len(uint8_t type)
 		return SL_FRAME_NAK_BODY;
 	case SL_FRAME_HEARTBEAT:
 		return SL_FRAME_HB_BODY;
+	case SL_FRAME_VOTE_REQ:
+		return SL_FRAME_VREQ_BODY;
+	case SL_FRAME_VOTE:
+		return SL_FRAME_VOTE_BODY;
+	case SL_FRAME_EPOCH_REQ:
+		return SL_FRAME_EREQ_BODY;
+	case SL_FRAME_EPOCH_END:
+		return SL_FRAME_EEND_BODY;
 	default:
 		return 0;
 	}
@@ -69,7 +77,7 @@ static uint32_t fixed_body_len(uint8_t type)
 
 static int type_known(uint8_t type)
 {
-	return type >= SL_FRAME_DATA && type <= SL_FRAME_HEARTBEAT;
+	return type >= SL_FRAME_DATA && type <= SL_FRAME_EPOCH_END;
 }
 
 const char *sl_frame_type_name(uint8_t type)
@@ -83,6 +91,14 @@ const char *sl_frame_type_name(uint8_t type)
 		return "NAK";
 	case SL_FRAME_HEARTBEAT:
 		return "HEARTBEAT";
+	case SL_FRAME_VOTE_REQ:
+		return "VOTE_REQ";
+	case SL_FRAME_VOTE:
+		return "VOTE";
+	case SL_FRAME_EPOCH_REQ:
+		return "EPOCH_REQ";
+	case SL_FRAME_EPOCH_END:
+		return "EPOCH_END";
 	default:
 		return "unknown";
 	}
@@ -151,12 +167,57 @@ static int check_data(const struct sl_frame_data *d)
 /* Field relations the header alone cannot show. */
 static int check_body(const struct sl_frame *f)
 {
-	if (f->hdr.type == SL_FRAME_DATA)
+	switch (f->hdr.type) {
+	case SL_FRAME_DATA:
 		return check_data(&f->data);
-	if (f->hdr.type == SL_FRAME_NAK && f->nak.from_pos >= f->nak.to_pos)
-		return sl_err_set(EBADMSG, "frame NAK: from_pos %llu not below to_pos %llu",
-				  (unsigned long long)f->nak.from_pos,
-				  (unsigned long long)f->nak.to_pos);
+	case SL_FRAME_NAK:
+		if (f->nak.from_pos >= f->nak.to_pos)
+			return sl_err_set(EBADMSG, "frame NAK: from_pos %llu not below to_pos %llu",
+					  (unsigned long long)f->nak.from_pos,
+					  (unsigned long long)f->nak.to_pos);
+		return 0;
+	case SL_FRAME_VOTE_REQ:
+		if (f->vreq.flags & ~SL_VOTE_F_KNOWN)
+			return sl_err_set(EBADMSG,
+					  "frame VOTE_REQ: unknown flags 0x%x (known 0x%x)",
+					  f->vreq.flags, SL_VOTE_F_KNOWN);
+		return 0;
+	case SL_FRAME_VOTE:
+		if (f->vote.granted > 1)
+			return sl_err_set(EBADMSG, "frame VOTE: granted %u, must be 0 or 1",
+					  f->vote.granted);
+		return 0;
+	case SL_FRAME_EPOCH_END:
+		if (f->eend.end_lsn == 0)
+			return sl_err_set(EBADMSG, "frame EPOCH_END: end_lsn 0 (LSNs start at 1)");
+		return 0;
+	default:
+		return 0;
+	}
+}
+
+/* Reserved u32 fields (VOTE_REQ, VOTE, EPOCH_END) must be zero, so every
+ * accepted frame re-encodes to the same bytes. `b` is the body. */
+static int check_reserved(const uint8_t *b, const struct sl_frame_hdr *h)
+{
+	size_t off;
+
+	switch (h->type) {
+	case SL_FRAME_VOTE_REQ:
+		off = 28;
+		break;
+	case SL_FRAME_VOTE:
+		off = 4;
+		break;
+	case SL_FRAME_EPOCH_END:
+		off = 28;
+		break;
+	default:
+		return 0;
+	}
+	if (sl_le32_get(b + off) != 0)
+		return sl_err_set(EBADMSG, "frame %s: reserved field at body offset %zu is 0x%08x",
+				  sl_frame_type_name(h->type), off, sl_le32_get(b + off));
 	return 0;
 }
 
@@ -199,6 +260,37 @@ static void put_status(uint8_t *b, const struct sl_frame_status *s)
 		sl_le64_put(b + 8 * i, v[i]);
 }
 
+/* VOTE_REQ, VOTE, EPOCH_REQ, EPOCH_END; reserved fields written as zero. */
+static void put_election_body(uint8_t *b, const struct sl_frame *f)
+{
+	switch (f->hdr.type) {
+	case SL_FRAME_VOTE_REQ:
+		sl_le64_put(b, f->vreq.last_epoch);
+		sl_le64_put(b + 8, f->vreq.last_pos);
+		sl_le64_put(b + 16, f->vreq.last_lsn);
+		sl_le32_put(b + 24, f->vreq.flags);
+		sl_le32_put(b + 28, 0);
+		break;
+	case SL_FRAME_VOTE:
+		sl_le32_put(b, f->vote.granted);
+		sl_le32_put(b + 4, 0);
+		sl_le64_put(b + 8, f->vote.last_epoch);
+		sl_le64_put(b + 16, f->vote.last_pos);
+		break;
+	case SL_FRAME_EPOCH_REQ:
+		sl_le64_put(b, f->ereq.epoch);
+		sl_le64_put(b + 8, f->ereq.log_end);
+		break;
+	case SL_FRAME_EPOCH_END:
+		sl_le64_put(b, f->eend.epoch);
+		sl_le64_put(b + 8, f->eend.end_pos);
+		sl_le64_put(b + 16, f->eend.end_lsn);
+		sl_le32_put(b + 24, f->eend.end_crc);
+		sl_le32_put(b + 28, 0);
+		break;
+	}
+}
+
 static void put_body(uint8_t *b, const struct sl_frame *f)
 {
 	switch (f->hdr.type) {
@@ -217,6 +309,9 @@ static void put_body(uint8_t *b, const struct sl_frame *f)
 		sl_le64_put(b, f->hb.leader_end);
 		sl_le64_put(b + 8, f->hb.commit_pos);
 		sl_le64_put(b + 16, f->hb.leader_ts);
+		break;
+	default:
+		put_election_body(b, f);
 		break;
 	}
 }
@@ -338,6 +433,33 @@ static void get_status(const uint8_t *b, struct sl_frame_status *s)
 		*v[i] = sl_le64_get(b + 8 * i);
 }
 
+static void parse_election_body(const uint8_t *b, struct sl_frame *f)
+{
+	switch (f->hdr.type) {
+	case SL_FRAME_VOTE_REQ:
+		f->vreq.last_epoch = sl_le64_get(b);
+		f->vreq.last_pos = sl_le64_get(b + 8);
+		f->vreq.last_lsn = sl_le64_get(b + 16);
+		f->vreq.flags = sl_le32_get(b + 24);
+		break;
+	case SL_FRAME_VOTE:
+		f->vote.granted = sl_le32_get(b);
+		f->vote.last_epoch = sl_le64_get(b + 8);
+		f->vote.last_pos = sl_le64_get(b + 16);
+		break;
+	case SL_FRAME_EPOCH_REQ:
+		f->ereq.epoch = sl_le64_get(b);
+		f->ereq.log_end = sl_le64_get(b + 8);
+		break;
+	case SL_FRAME_EPOCH_END:
+		f->eend.epoch = sl_le64_get(b);
+		f->eend.end_pos = sl_le64_get(b + 8);
+		f->eend.end_lsn = sl_le64_get(b + 16);
+		f->eend.end_crc = sl_le32_get(b + 24);
+		break;
+	}
+}
+
 /* The body's fields into f; lengths already checked against hdr.body_len. */
 static void parse_body(const uint8_t *b, struct sl_frame *f)
 {
@@ -362,6 +484,9 @@ static void parse_body(const uint8_t *b, struct sl_frame *f)
 		f->hb.leader_end = sl_le64_get(b);
 		f->hb.commit_pos = sl_le64_get(b + 8);
 		f->hb.leader_ts = sl_le64_get(b + 16);
+		break;
+	default:
+		parse_election_body(b, f);
 		break;
 	}
 }
@@ -405,6 +530,8 @@ int sl_frame_decode(const uint8_t *buf, size_t len, struct sl_frame *out)
 				  sl_frame_type_name(f.hdr.type), len, want);
 	parse_body(buf + SL_FRAME_HDR, &f);
 	rc = check_body(&f);
+	if (rc == 0)
+		rc = check_reserved(buf + SL_FRAME_HDR, &f.hdr);
 	if (rc == 0)
 		rc = check_crc(buf, &f.hdr);
 	if (rc < 0)

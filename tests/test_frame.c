@@ -137,6 +137,51 @@ static struct sl_frame make_hb(uint16_t flags)
 	return f;
 }
 
+static struct sl_frame make_vreq(uint16_t flags)
+{
+	struct sl_frame f;
+
+	fill_hdr(&f, SL_FRAME_VOTE_REQ, flags);
+	f.vreq.last_epoch = pat(6);
+	f.vreq.last_pos = pat(7);
+	f.vreq.last_lsn = pat(8);
+	f.vreq.flags = SL_VOTE_F_TRANSFER;
+	return f;
+}
+
+static struct sl_frame make_vote(uint16_t flags)
+{
+	struct sl_frame f;
+
+	fill_hdr(&f, SL_FRAME_VOTE, flags);
+	f.vote.granted = 1;
+	f.vote.last_epoch = pat(6);
+	f.vote.last_pos = pat(7);
+	return f;
+}
+
+static struct sl_frame make_ereq(uint16_t flags)
+{
+	struct sl_frame f;
+
+	fill_hdr(&f, SL_FRAME_EPOCH_REQ, flags);
+	f.ereq.epoch = pat(6);
+	f.ereq.log_end = pat(7);
+	return f;
+}
+
+static struct sl_frame make_eend(uint16_t flags)
+{
+	struct sl_frame f;
+
+	fill_hdr(&f, SL_FRAME_EPOCH_END, flags);
+	f.eend.epoch = pat(6);
+	f.eend.end_pos = pat(7);
+	f.eend.end_lsn = pat(8);
+	f.eend.end_crc = (uint32_t)pat(9);
+	return f;
+}
+
 /* Every type, with and without a MAC; DATA small enough to flip every bit. */
 static int sample(unsigned i, struct sl_frame *f)
 {
@@ -154,6 +199,18 @@ static int sample(unsigned i, struct sl_frame *f)
 		return 1;
 	case 3:
 		*f = make_hb(flags);
+		return 1;
+	case 4:
+		*f = make_vreq(flags);
+		return 1;
+	case 5:
+		*f = make_vote(flags);
+		return 1;
+	case 6:
+		*f = make_ereq(flags);
+		return 1;
+	case 7:
+		*f = make_eend(flags);
 		return 1;
 	default:
 		return 0;
@@ -290,6 +347,120 @@ static void roundtrip_hb(void **state)
 	assert_int_equal(g.hb.leader_end, f.hb.leader_end);
 	assert_int_equal(g.hb.commit_pos, f.hb.commit_pos);
 	assert_int_equal(g.hb.leader_ts, f.hb.leader_ts);
+}
+
+/* The election and repair frames: sizes, every field back, and each body
+ * at the offsets frame.h documents (reserved fields zero). */
+static void roundtrip_election_frames(void **state)
+{
+	struct sl_frame f, g;
+	int n;
+
+	(void)state;
+	f = make_vreq(0);
+	n = encode_ok(&f, buf);
+	assert_int_equal(n, SL_FRAME_HDR + SL_FRAME_VREQ_BODY);
+	assert_int_equal(buf[5], 5);
+	assert_int_equal(rd64(buf + 64), f.vreq.last_epoch);
+	assert_int_equal(rd64(buf + 72), f.vreq.last_pos);
+	assert_int_equal(rd64(buf + 80), f.vreq.last_lsn);
+	assert_int_equal(rd32(buf + 88), SL_VOTE_F_TRANSFER);
+	assert_int_equal(rd32(buf + 92), 0);
+	memset(&g, 0xa5, sizeof(g));
+	assert_decode_ok(buf, (size_t)n, &g);
+	assert_hdr_equal(&g.hdr, &f.hdr);
+	assert_int_equal(g.vreq.last_epoch, f.vreq.last_epoch);
+	assert_int_equal(g.vreq.last_pos, f.vreq.last_pos);
+	assert_int_equal(g.vreq.last_lsn, f.vreq.last_lsn);
+	assert_int_equal(g.vreq.flags, f.vreq.flags);
+
+	f = make_vote(0);
+	n = encode_ok(&f, buf);
+	assert_int_equal(n, SL_FRAME_HDR + SL_FRAME_VOTE_BODY);
+	assert_int_equal(buf[5], 6);
+	assert_int_equal(rd32(buf + 64), 1);
+	assert_int_equal(rd32(buf + 68), 0);
+	assert_int_equal(rd64(buf + 72), f.vote.last_epoch);
+	assert_int_equal(rd64(buf + 80), f.vote.last_pos);
+	assert_decode_ok(buf, (size_t)n, &g);
+	assert_hdr_equal(&g.hdr, &f.hdr);
+	assert_int_equal(g.vote.granted, 1);
+	assert_int_equal(g.vote.last_epoch, f.vote.last_epoch);
+	assert_int_equal(g.vote.last_pos, f.vote.last_pos);
+
+	f = make_ereq(0);
+	n = encode_ok(&f, buf);
+	assert_int_equal(n, SL_FRAME_HDR + SL_FRAME_EREQ_BODY);
+	assert_int_equal(buf[5], 7);
+	assert_int_equal(rd64(buf + 64), f.ereq.epoch);
+	assert_int_equal(rd64(buf + 72), f.ereq.log_end);
+	assert_decode_ok(buf, (size_t)n, &g);
+	assert_int_equal(g.ereq.epoch, f.ereq.epoch);
+	assert_int_equal(g.ereq.log_end, f.ereq.log_end);
+
+	f = make_eend(0);
+	n = encode_ok(&f, buf);
+	assert_int_equal(n, SL_FRAME_HDR + SL_FRAME_EEND_BODY);
+	assert_int_equal(buf[5], 8);
+	assert_int_equal(rd64(buf + 64), f.eend.epoch);
+	assert_int_equal(rd64(buf + 72), f.eend.end_pos);
+	assert_int_equal(rd64(buf + 80), f.eend.end_lsn);
+	assert_int_equal(rd32(buf + 88), f.eend.end_crc);
+	assert_int_equal(rd32(buf + 92), 0);
+	assert_decode_ok(buf, (size_t)n, &g);
+	assert_int_equal(g.eend.epoch, f.eend.epoch);
+	assert_int_equal(g.eend.end_pos, f.eend.end_pos);
+	assert_int_equal(g.eend.end_lsn, f.eend.end_lsn);
+	assert_int_equal(g.eend.end_crc, f.eend.end_crc);
+}
+
+/* Field values decode refuses even with a right CRC, and encode refuses to
+ * build: unknown VOTE_REQ flags, granted other than 0/1, end_lsn 0; and a
+ * reserved field that is not zero (which only bytes can carry). */
+static void rejects_bad_election_fields(void **state)
+{
+	struct sl_frame f;
+	int n;
+
+	(void)state;
+	f = make_vreq(0);
+	n = encode_ok(&f, buf);
+	wr32(buf + 88, 0x2);
+	refix_crc(buf, (size_t)n, 0);
+	assert_decode_err(buf, (size_t)n, -EBADMSG, "flags");
+	f.vreq.flags = 0x80000000u;
+	assert_int_equal(sl_frame_encode(&f, buf, BUF_CAP), -EINVAL);
+	f = make_vreq(0);
+	n = encode_ok(&f, buf);
+	wr32(buf + 92, 1);
+	refix_crc(buf, (size_t)n, 0);
+	assert_decode_err(buf, (size_t)n, -EBADMSG, "reserved");
+
+	f = make_vote(0);
+	n = encode_ok(&f, buf);
+	wr32(buf + 64, 2);
+	refix_crc(buf, (size_t)n, 0);
+	assert_decode_err(buf, (size_t)n, -EBADMSG, "granted");
+	f.vote.granted = 7;
+	assert_int_equal(sl_frame_encode(&f, buf, BUF_CAP), -EINVAL);
+	f = make_vote(0);
+	n = encode_ok(&f, buf);
+	wr32(buf + 68, 0x100);
+	refix_crc(buf, (size_t)n, 0);
+	assert_decode_err(buf, (size_t)n, -EBADMSG, "reserved");
+
+	f = make_eend(0);
+	n = encode_ok(&f, buf);
+	wr64(buf + 80, 0);
+	refix_crc(buf, (size_t)n, 0);
+	assert_decode_err(buf, (size_t)n, -EBADMSG, "end_lsn");
+	f.eend.end_lsn = 0;
+	assert_int_equal(sl_frame_encode(&f, buf, BUF_CAP), -EINVAL);
+	f = make_eend(0);
+	n = encode_ok(&f, buf);
+	wr32(buf + 92, 0xffffffffu);
+	refix_crc(buf, (size_t)n, 0);
+	assert_decode_err(buf, (size_t)n, -EBADMSG, "reserved");
 }
 
 /* Offsets straight from frame.h's table, so a self-consistent but wrong
@@ -484,7 +655,7 @@ static void encode_errors(void **state)
 	f = make_hb(0);
 	f.hdr.type = 0;
 	assert_int_equal(sl_frame_encode(&f, buf, BUF_CAP), -EINVAL);
-	f.hdr.type = 5;
+	f.hdr.type = SL_FRAME_EPOCH_END + 1;
 	assert_int_equal(sl_frame_encode(&f, buf, BUF_CAP), -EINVAL);
 	f = make_hb(0x0002);
 	assert_int_equal(sl_frame_encode(&f, buf, BUF_CAP), -EINVAL);
@@ -544,7 +715,7 @@ static void rejects_every_bit_flip(void **state)
 
 static void rejects_bad_magic_version_type_flags(void **state)
 {
-	static const uint8_t bad_types[] = {0, 5, 6, 0x80, 0xff};
+	static const uint8_t bad_types[] = {0, 9, 10, 0x80, 0xff};
 	static const uint16_t bad_flags[] = {0x0002, 0x0004, 0x0100, 0x8000, 0xffff, 0xfffe};
 	struct sl_frame f = make_hb(0);
 	int n;
@@ -604,7 +775,8 @@ static void rejects_body_len_lies(void **state)
 		}
 		/* Another type's body length. */
 		memcpy(buf2, buf, (size_t)n);
-		wr32(buf2 + 56, f.hdr.type == SL_FRAME_NAK ? SL_FRAME_HB_BODY : SL_FRAME_NAK_BODY);
+		wr32(buf2 + 56,
+		     rd32(buf + 56) == SL_FRAME_NAK_BODY ? SL_FRAME_HB_BODY : SL_FRAME_NAK_BODY);
 		refix_crc(buf2, SL_FRAME_HDR + rd32(buf2 + 56), 0);
 		assert_decode_err(buf2, SL_FRAME_HDR + rd32(buf2 + 56), -EBADMSG, "body_len");
 	}
@@ -779,6 +951,10 @@ static void type_names(void **state)
 	assert_string_equal(sl_frame_type_name(SL_FRAME_STATUS), "STATUS");
 	assert_string_equal(sl_frame_type_name(SL_FRAME_NAK), "NAK");
 	assert_string_equal(sl_frame_type_name(SL_FRAME_HEARTBEAT), "HEARTBEAT");
+	assert_string_equal(sl_frame_type_name(SL_FRAME_VOTE_REQ), "VOTE_REQ");
+	assert_string_equal(sl_frame_type_name(SL_FRAME_VOTE), "VOTE");
+	assert_string_equal(sl_frame_type_name(SL_FRAME_EPOCH_REQ), "EPOCH_REQ");
+	assert_string_equal(sl_frame_type_name(SL_FRAME_EPOCH_END), "EPOCH_END");
 	assert_string_equal(sl_frame_type_name(0), "unknown");
 	assert_string_equal(sl_frame_type_name(99), "unknown");
 }
@@ -790,6 +966,8 @@ int main(void)
 	    cmocka_unit_test(roundtrip_status),
 	    cmocka_unit_test(roundtrip_nak),
 	    cmocka_unit_test(roundtrip_hb),
+	    cmocka_unit_test(roundtrip_election_frames),
+	    cmocka_unit_test(rejects_bad_election_fields),
 	    cmocka_unit_test(layout_matches_header_doc),
 	    cmocka_unit_test(roundtrip_data_sizes),
 	    cmocka_unit_test(frag_max_numbers),

@@ -1,6 +1,7 @@
 /* Protocol frames: the messages replicas exchange (DATA, STATUS, NAK,
- * HEARTBEAT). Fixed little-endian layouts, a CRC32C over every frame and room
- * for a keyed MAC. Encoding and bounds-checked decoding only; pure code. */
+ * HEARTBEAT; VOTE_REQ and VOTE for elections; EPOCH_REQ and EPOCH_END for
+ * divergence repair after a failover). Fixed little-endian layouts, a CRC32C over every frame and
+ * room for a keyed MAC. Encoding and bounds-checked decoding only; pure code. */
 #ifndef SHIPLOG_FRAME_H
 #define SHIPLOG_FRAME_H
 
@@ -26,7 +27,15 @@ enum sl_frame_type {
 	SL_FRAME_STATUS = 2,
 	SL_FRAME_NAK = 3,
 	SL_FRAME_HEARTBEAT = 4,
+	SL_FRAME_VOTE_REQ = 5,	/* a candidate asks for a vote in the header's epoch */
+	SL_FRAME_VOTE = 6,	/* the answer, in the epoch asked for */
+	SL_FRAME_EPOCH_REQ = 7, /* a follower asks where an epoch ends in the leader's log */
+	SL_FRAME_EPOCH_END = 8, /* the leader's answer */
 };
+
+#define SL_VOTE_F_TRANSFER 0x1u /* VOTE_REQ: the leader hands over; voters need not */
+				/* have lost their leader to grant it */
+#define SL_VOTE_F_KNOWN SL_VOTE_F_TRANSFER
 
 /*
  * Common header (64 bytes, little-endian):
@@ -43,11 +52,22 @@ enum sl_frame_type {
  *             echo_durable_ts u64 | echo_applied_ts u64 | status_ts u64
  *   NAK       (16): from_pos u64 | to_pos u64 (half-open range missing)
  *   HEARTBEAT (24): leader_end u64 | commit_pos u64 | leader_ts u64
+ *   VOTE_REQ  (32): last_epoch u64 | last_pos u64 | last_lsn u64 | flags u32 |
+ *             reserved u32 (zero)
+ *   VOTE      (24): granted u32 (0 or 1) | reserved u32 (zero) | last_epoch u64 |
+ *             last_pos u64
+ *   EPOCH_REQ (16): epoch u64 | log_end u64
+ *   EPOCH_END (32): epoch u64 | end_pos u64 | end_lsn u64 (>= 1) | end_crc u32 |
+ *             reserved u32 (zero)
  */
 #define SL_FRAME_DATA_SUB    32
 #define SL_FRAME_STATUS_BODY 72
 #define SL_FRAME_NAK_BODY    16
 #define SL_FRAME_HB_BODY     24
+#define SL_FRAME_VREQ_BODY   32
+#define SL_FRAME_VOTE_BODY   24
+#define SL_FRAME_EREQ_BODY   16
+#define SL_FRAME_EEND_BODY   32
 /* Header + DATA sub-header: what sl_frame_encode_prefix writes. */
 #define SL_FRAME_DATA_PREFIX (SL_FRAME_HDR + SL_FRAME_DATA_SUB)
 /* Largest batch_len a DATA frame may announce: a batch header plus a stored
@@ -99,6 +119,36 @@ struct sl_frame_hb {
 	uint64_t leader_ts;
 };
 
+/* A candidate's log, for the voter's up-to-date check (last epoch, then
+ * last position). */
+struct sl_frame_vote_req {
+	uint64_t last_epoch; /* epoch of the last batch in the candidate's log */
+	uint64_t last_pos;   /* end of the candidate's log */
+	uint64_t last_lsn;   /* last LSN in it (informational) */
+	uint32_t flags;	     /* SL_VOTE_F_* */
+};
+
+struct sl_frame_vote {
+	uint32_t granted;	       /* 0 or 1 */
+	uint64_t last_epoch, last_pos; /* the voter's log (informational) */
+};
+
+/* Kafka's OffsetsForLeaderEpoch: where does `epoch` end in your log? */
+struct sl_frame_epoch_req {
+	uint64_t epoch;	  /* the last epoch in the follower's log */
+	uint64_t log_end; /* the follower's log end (informational) */
+};
+
+/* The largest epoch <= the one asked for in the leader's log, and where it
+ * ends there: the start of the next epoch (or the log end), with the LSN
+ * that follows and the header CRC of the batch that ends there (0 at 0). */
+struct sl_frame_epoch_end {
+	uint64_t epoch; /* 0: the leader holds no epoch that old */
+	uint64_t end_pos;
+	uint64_t end_lsn;
+	uint32_t end_crc;
+};
+
 /* A decoded frame; the body union member matching hdr.type is valid. */
 struct sl_frame {
 	struct sl_frame_hdr hdr;
@@ -107,6 +157,10 @@ struct sl_frame {
 		struct sl_frame_status status;
 		struct sl_frame_nak nak;
 		struct sl_frame_hb hb;
+		struct sl_frame_vote_req vreq;
+		struct sl_frame_vote vote;
+		struct sl_frame_epoch_req ereq;
+		struct sl_frame_epoch_end eend;
 	};
 };
 
@@ -138,7 +192,8 @@ int sl_frame_encode_prefix(const struct sl_frame *f, uint8_t *out, size_t cap);
 /* Decode untrusted bytes: magic, version, type, flags, exact body length for
  * the type, total length == what arrived, DATA fragment bounds (0 < frag_len,
  * frag_off + frag_len <= batch_len <= SL_FRAME_BATCH_MAX), NAK from < to,
- * then the CRC. Does not check cluster/epoch/receiver, nor the MAC: that is
+ * VOTE_REQ flags known, VOTE granted 0 or 1, EPOCH_END end_lsn >= 1, reserved
+ * fields zero, then the CRC. Does not check cluster/epoch/receiver, nor the MAC: that is
  * the protocol's and the transport's job. DATA's frag points into buf.
  * `*f` is written only on success. Returns 0 or
  *   -EPROTO   unknown version, type or flag bits (a peer we cannot speak to)
@@ -154,7 +209,8 @@ int sl_frame_decode(const uint8_t *buf, size_t len, struct sl_frame *f);
  * or the frame has no MAC flag. */
 void sl_frame_mac_region(const uint8_t *buf, size_t len, size_t *covered);
 
-/* "DATA", "STATUS", "NAK", "HEARTBEAT", or "unknown". */
+/* "DATA", "STATUS", "NAK", "HEARTBEAT", "VOTE_REQ", "VOTE", "EPOCH_REQ",
+ * "EPOCH_END", or "unknown". */
 const char *sl_frame_type_name(uint8_t type);
 
 #endif

@@ -64,7 +64,8 @@ static uint64_t take(const uint8_t **p, size_t *left, size_t n)
 	return v;
 }
 
-/* The fixed-size bodies: up to nine u64s, STATUS being the largest. */
+/* The fixed-size bodies: up to nine u64s, STATUS being the largest. Small
+ * values dominate the fields with a narrow valid range (flags, granted). */
 static void build_fixed(const uint8_t *p, size_t left, struct sl_frame *f)
 {
 	uint64_t v[9];
@@ -72,6 +73,18 @@ static void build_fixed(const uint8_t *p, size_t left, struct sl_frame *f)
 	for (size_t i = 0; i < 9; i++)
 		v[i] = take(&p, &left, 8);
 	switch (f->hdr.type) {
+	case SL_FRAME_VOTE_REQ:
+		f->vreq = (struct sl_frame_vote_req){v[0], v[1], v[2], (uint32_t)(v[3] % 3)};
+		break;
+	case SL_FRAME_VOTE:
+		f->vote = (struct sl_frame_vote){(uint32_t)(v[0] % 3), v[1], v[2]};
+		break;
+	case SL_FRAME_EPOCH_REQ:
+		f->ereq = (struct sl_frame_epoch_req){v[0], v[1]};
+		break;
+	case SL_FRAME_EPOCH_END:
+		f->eend = (struct sl_frame_epoch_end){v[0], v[1], v[2] % 4, (uint32_t)v[3]};
+		break;
 	case SL_FRAME_STATUS:
 		f->status =
 		    (struct sl_frame_status){v[0], v[1], v[2], v[3], v[4], v[5], v[6], v[7], v[8]};
@@ -90,7 +103,7 @@ static void build_fixed(const uint8_t *p, size_t left, struct sl_frame *f)
 static void build(const uint8_t *p, size_t left, struct sl_frame *f)
 {
 	memset(f, 0, sizeof(*f));
-	f->hdr.type = (uint8_t)(take(&p, &left, 1) % 6);
+	f->hdr.type = (uint8_t)(take(&p, &left, 1) % 10);
 	f->hdr.flags = (uint16_t)take(&p, &left, 1) & 0x3;
 	for (size_t i = 0; i < sizeof(f->hdr.cluster_id); i++)
 		f->hdr.cluster_id[i] = (uint8_t)take(&p, &left, 1);
@@ -131,6 +144,19 @@ static void check_fields_equal(const struct sl_frame *a, const struct sl_frame *
 		CHECK(memcmp(&a->status, &b->status, sizeof(a->status)) == 0);
 	} else if (a->hdr.type == SL_FRAME_NAK) {
 		CHECK(memcmp(&a->nak, &b->nak, sizeof(a->nak)) == 0);
+	} else if (a->hdr.type == SL_FRAME_VOTE_REQ) {
+		CHECK(a->vreq.last_epoch == b->vreq.last_epoch);
+		CHECK(a->vreq.last_pos == b->vreq.last_pos);
+		CHECK(a->vreq.last_lsn == b->vreq.last_lsn && a->vreq.flags == b->vreq.flags);
+	} else if (a->hdr.type == SL_FRAME_VOTE) {
+		CHECK(a->vote.granted == b->vote.granted);
+		CHECK(a->vote.last_epoch == b->vote.last_epoch);
+		CHECK(a->vote.last_pos == b->vote.last_pos);
+	} else if (a->hdr.type == SL_FRAME_EPOCH_REQ) {
+		CHECK(a->ereq.epoch == b->ereq.epoch && a->ereq.log_end == b->ereq.log_end);
+	} else if (a->hdr.type == SL_FRAME_EPOCH_END) {
+		CHECK(a->eend.epoch == b->eend.epoch && a->eend.end_pos == b->eend.end_pos);
+		CHECK(a->eend.end_lsn == b->eend.end_lsn && a->eend.end_crc == b->eend.end_crc);
 	} else {
 		CHECK(memcmp(&a->hb, &b->hb, sizeof(a->hb)) == 0);
 	}

@@ -113,6 +113,19 @@ static struct replay_seed fixed_seed(uint8_t type, uint16_t flags, uint64_t s)
 	case SL_FRAME_NAK:
 		f.nak = (struct sl_frame_nak){4096 * s, 4096 * s + 1};
 		break;
+	case SL_FRAME_VOTE_REQ:
+		f.vreq = (struct sl_frame_vote_req){3 + s, 4096 * s, 77 * s, SL_VOTE_F_TRANSFER};
+		break;
+	case SL_FRAME_VOTE:
+		f.vote = (struct sl_frame_vote){1, 2 + s, 4096 * s};
+		break;
+	case SL_FRAME_EPOCH_REQ:
+		f.ereq = (struct sl_frame_epoch_req){2 + s, 8192 * s};
+		break;
+	case SL_FRAME_EPOCH_END:
+		f.eend =
+		    (struct sl_frame_epoch_end){2 + s, 4096 * s, 33 * s, (uint32_t)replay_rand()};
+		break;
 	default:
 		f.hb = (struct sl_frame_hb){4096 * s, 2048 * s, replay_rand()};
 		break;
@@ -137,6 +150,10 @@ static size_t make_seeds(struct replay_seed *s)
 		s[n++] = fixed_seed(SL_FRAME_STATUS, mac, 6);
 		s[n++] = fixed_seed(SL_FRAME_NAK, mac, 7);
 		s[n++] = fixed_seed(SL_FRAME_HEARTBEAT, mac, 8);
+		s[n++] = fixed_seed(SL_FRAME_VOTE_REQ, mac, 9);
+		s[n++] = fixed_seed(SL_FRAME_VOTE, mac, 10);
+		s[n++] = fixed_seed(SL_FRAME_EPOCH_REQ, mac, 11);
+		s[n++] = fixed_seed(SL_FRAME_EPOCH_END, mac, 12);
 	}
 	return n;
 }
@@ -213,11 +230,42 @@ static void nak_patches(const struct replay_seed *s, uint8_t *w)
 	memcpy(w, s->buf, s->len);
 }
 
+/* The election frames' narrow fields (VOTE_REQ flags, VOTE granted and
+ * flags, EPOCH_END end_lsn) and reserved words at edge values, CRC refixed. */
+static void election_patches(const struct replay_seed *s, uint8_t *w)
+{
+	static const uint32_t vals[] = {0, 1, 2, 3, 0x80000000u, 0xffffffffu};
+	size_t off[2];
+
+	switch (s->buf[5]) {
+	case SL_FRAME_VOTE_REQ:
+		off[0] = 88, off[1] = 92;
+		break;
+	case SL_FRAME_VOTE:
+		off[0] = 64, off[1] = 68;
+		break;
+	case SL_FRAME_EPOCH_END:
+		off[0] = 80, off[1] = 92;
+		break;
+	default:
+		return;
+	}
+	for (size_t k = 0; k < 2; k++)
+		for (size_t i = 0; i < sizeof(vals) / sizeof(vals[0]); i++) {
+			memcpy(w, s->buf, s->len);
+			replay_wr32(w + off[k], vals[i]);
+			refix(w, s->len);
+			replay_run(w, s->len);
+		}
+	memcpy(w, s->buf, s->len);
+}
+
 static void patches(const struct replay_seed *s, uint8_t *w)
 {
 	length_patches(s, w);
 	format_patches(s, w);
 	nak_patches(s, w);
+	election_patches(s, w);
 }
 
 static int accepts(const struct replay_seed *s)
