@@ -30,6 +30,24 @@ int sl_quorum_required(const struct sl_ack_policy *p, unsigned n_nodes)
 	return (int)need;
 }
 
+int sl_quorum_votes(const struct sl_ack_policy *p, unsigned n_nodes)
+{
+	struct sl_ack_policy clean = *p;
+	int req, w, votes;
+
+	clean.debug_undercount = 0; /* the commit switch must not move elections */
+	req = sl_quorum_required(&clean, n_nodes);
+	if (req < 0)
+		return req;
+	w = req + (p->local_none ? 0 : 1);
+	votes = (int)n_nodes - w + 1;
+	if (votes > (int)n_nodes)
+		votes = (int)n_nodes;
+	if (p->debug_undervote && votes > 1)
+		votes--;
+	return votes;
+}
+
 /* The k-th highest of n values (1 <= k <= n), without modifying them:
  * keep the top k in best[], sorted descending, by insertion. */
 static uint64_t kth_highest(const uint64_t *v, unsigned n, unsigned k)

@@ -124,6 +124,49 @@ static void undercount_switch(void **state)
 	assert_int_equal(sl_quorum_required(&p, 3), 0);
 }
 
+/* Election quorum: N - W + 1 with W = acks + 1 (acks + 0 with local_none),
+ * and the property it exists for: any election quorum meets any set of W
+ * nodes that acknowledged a commit. */
+static void vote_counts(void **state)
+{
+	struct sl_ack_policy p = {0};
+
+	(void)state;
+	p.acks = SL_ACKS_ALL;
+	assert_int_equal(sl_quorum_votes(&p, 5), 1);
+	p.acks = 0;
+	assert_int_equal(sl_quorum_votes(&p, 5), 5);
+	p.acks = 1;
+	assert_int_equal(sl_quorum_votes(&p, 3), 2);
+	p.acks = SL_ACKS_MAJORITY;
+	assert_int_equal(sl_quorum_votes(&p, 3), 2);
+	assert_int_equal(sl_quorum_votes(&p, 4), 2);
+	assert_int_equal(sl_quorum_votes(&p, 5), 3);
+	p.local_none = 1;
+	assert_int_equal(sl_quorum_votes(&p, 5), 4); /* W = 2 followers */
+	p.acks = 0;
+	assert_int_equal(sl_quorum_votes(&p, 3), 3); /* nothing held: capped at N */
+	p = (struct sl_ack_policy){.acks = 1, .debug_undercount = 1};
+	assert_int_equal(sl_quorum_votes(&p, 3), 2); /* the commit switch moves nothing */
+	p.debug_undervote = 1;
+	assert_int_equal(sl_quorum_votes(&p, 3), 1);
+	p = (struct sl_ack_policy){.acks = 3};
+	assert_int_equal(sl_quorum_votes(&p, 3), -EINVAL);
+
+	for (unsigned n = 1; n <= 7; n++)
+		for (int acks = 0; acks < (int)n; acks++)
+			for (int ln = 0; ln <= 1; ln++) {
+				int w, q;
+
+				p = (struct sl_ack_policy){.acks = acks, .local_none = ln};
+				q = sl_quorum_votes(&p, n);
+				w = acks + !ln;
+				assert_true(q >= 1 && q <= (int)n);
+				if (w >= 1)
+					assert_true(q + w > (int)n); /* quorums intersect */
+			}
+}
+
 static void parsing(void **state)
 {
 	int acks;
@@ -153,7 +196,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(required_counts), cmocka_unit_test(commit_matches_reference),
 	    cmocka_unit_test(exact_cases),     cmocka_unit_test(undercount_switch),
-	    cmocka_unit_test(parsing),
+	    cmocka_unit_test(vote_counts),     cmocka_unit_test(parsing),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

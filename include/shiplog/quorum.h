@@ -28,12 +28,21 @@ struct sl_ack_policy {
 	enum sl_on_timeout on_timeout;
 	int local_none;	      /* 1: the leader's own durability does not count */
 	int debug_undercount; /* test switch: require one acknowledgement too few */
+	int debug_undervote;  /* test switch: elect with one vote too few */
 };
 
 /* Followers whose acknowledgement a commit needs for `n_nodes` nodes, or
  * -EINVAL (with a message) when the policy cannot be met, e.g. acks=3 with
  * two followers. Majority: W = floor(N/2)+1 nodes including the leader. */
 int sl_quorum_required(const struct sl_ack_policy *p, unsigned n_nodes);
+
+/* Votes a candidate needs, itself included: N - W + 1, where W is the ack
+ * quorum counting the leader (required followers + 1, or + 0 with
+ * local_none, whose own copy does not count), so every election quorum
+ * meets every set of nodes that acknowledged a commit. At most N (acks=0
+ * with local_none guarantees no copy at all); -EINVAL as for
+ * sl_quorum_required. acks=all: 1; acks=0: N (every node must vote). */
+int sl_quorum_votes(const struct sl_ack_policy *p, unsigned n_nodes);
 
 /* The commit position: min(leader_durable (unless local_none), the
  * `required`-th highest of follower positions), never beyond leader_end.
