@@ -186,6 +186,9 @@ static int check_body(const struct sl_frame *f)
 		if (f->vote.granted > 1)
 			return sl_err_set(EBADMSG, "frame VOTE: granted %u, must be 0 or 1",
 					  f->vote.granted);
+		if (f->vote.flags & ~SL_VOTE_F_PRE)
+			return sl_err_set(EBADMSG, "frame VOTE: flags 0x%x (known 0x%x)",
+					  f->vote.flags, SL_VOTE_F_PRE);
 		return 0;
 	case SL_FRAME_EPOCH_END:
 		if (f->eend.end_lsn == 0)
@@ -196,7 +199,7 @@ static int check_body(const struct sl_frame *f)
 	}
 }
 
-/* Reserved u32 fields (VOTE_REQ, VOTE, EPOCH_END) must be zero, so every
+/* Reserved u32 fields (VOTE_REQ, EPOCH_END) must be zero, so every
  * accepted frame re-encodes to the same bytes. `b` is the body. */
 static int check_reserved(const uint8_t *b, const struct sl_frame_hdr *h)
 {
@@ -205,9 +208,6 @@ static int check_reserved(const uint8_t *b, const struct sl_frame_hdr *h)
 	switch (h->type) {
 	case SL_FRAME_VOTE_REQ:
 		off = 28;
-		break;
-	case SL_FRAME_VOTE:
-		off = 4;
 		break;
 	case SL_FRAME_EPOCH_END:
 		off = 28;
@@ -273,7 +273,7 @@ static void put_election_body(uint8_t *b, const struct sl_frame *f)
 		break;
 	case SL_FRAME_VOTE:
 		sl_le32_put(b, f->vote.granted);
-		sl_le32_put(b + 4, 0);
+		sl_le32_put(b + 4, f->vote.flags);
 		sl_le64_put(b + 8, f->vote.last_epoch);
 		sl_le64_put(b + 16, f->vote.last_pos);
 		break;
@@ -444,6 +444,7 @@ static void parse_election_body(const uint8_t *b, struct sl_frame *f)
 		break;
 	case SL_FRAME_VOTE:
 		f->vote.granted = sl_le32_get(b);
+		f->vote.flags = sl_le32_get(b + 4);
 		f->vote.last_epoch = sl_le64_get(b + 8);
 		f->vote.last_pos = sl_le64_get(b + 16);
 		break;

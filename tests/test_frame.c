@@ -155,6 +155,7 @@ static struct sl_frame make_vote(uint16_t flags)
 
 	fill_hdr(&f, SL_FRAME_VOTE, flags);
 	f.vote.granted = 1;
+	f.vote.flags = SL_VOTE_F_PRE;
 	f.vote.last_epoch = pat(6);
 	f.vote.last_pos = pat(7);
 	return f;
@@ -379,12 +380,13 @@ static void roundtrip_election_frames(void **state)
 	assert_int_equal(n, SL_FRAME_HDR + SL_FRAME_VOTE_BODY);
 	assert_int_equal(buf[5], 6);
 	assert_int_equal(rd32(buf + 64), 1);
-	assert_int_equal(rd32(buf + 68), 0);
+	assert_int_equal(rd32(buf + 68), SL_VOTE_F_PRE);
 	assert_int_equal(rd64(buf + 72), f.vote.last_epoch);
 	assert_int_equal(rd64(buf + 80), f.vote.last_pos);
 	assert_decode_ok(buf, (size_t)n, &g);
 	assert_hdr_equal(&g.hdr, &f.hdr);
 	assert_int_equal(g.vote.granted, 1);
+	assert_int_equal(g.vote.flags, SL_VOTE_F_PRE);
 	assert_int_equal(g.vote.last_epoch, f.vote.last_epoch);
 	assert_int_equal(g.vote.last_pos, f.vote.last_pos);
 
@@ -425,7 +427,7 @@ static void rejects_bad_election_fields(void **state)
 	(void)state;
 	f = make_vreq(0);
 	n = encode_ok(&f, buf);
-	wr32(buf + 88, 0x2);
+	wr32(buf + 88, 0x4);
 	refix_crc(buf, (size_t)n, 0);
 	assert_decode_err(buf, (size_t)n, -EBADMSG, "flags");
 	f.vreq.flags = 0x80000000u;
@@ -445,9 +447,11 @@ static void rejects_bad_election_fields(void **state)
 	assert_int_equal(sl_frame_encode(&f, buf, BUF_CAP), -EINVAL);
 	f = make_vote(0);
 	n = encode_ok(&f, buf);
-	wr32(buf + 68, 0x100);
+	wr32(buf + 68, SL_VOTE_F_TRANSFER);
 	refix_crc(buf, (size_t)n, 0);
-	assert_decode_err(buf, (size_t)n, -EBADMSG, "reserved");
+	assert_decode_err(buf, (size_t)n, -EBADMSG, "flags");
+	f.vote.flags = 0x100;
+	assert_int_equal(sl_frame_encode(&f, buf, BUF_CAP), -EINVAL);
 
 	f = make_eend(0);
 	n = encode_ok(&f, buf);

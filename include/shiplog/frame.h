@@ -33,9 +33,12 @@ enum sl_frame_type {
 	SL_FRAME_EPOCH_END = 8, /* the leader's answer */
 };
 
-#define SL_VOTE_F_TRANSFER 0x1u /* VOTE_REQ: the leader hands over; voters need not */
-				/* have lost their leader to grant it */
-#define SL_VOTE_F_KNOWN SL_VOTE_F_TRANSFER
+/* VOTE_REQ and VOTE flags. TRANSFER: the leader hands over, so voters need
+ * not have lost their leader to grant it. PRE: a pre-vote ("would you vote
+ * for me?"), which changes no state and is answered at any epoch. */
+#define SL_VOTE_F_TRANSFER 0x1u
+#define SL_VOTE_F_PRE	   0x2u
+#define SL_VOTE_F_KNOWN	   (SL_VOTE_F_TRANSFER | SL_VOTE_F_PRE)
 
 /*
  * Common header (64 bytes, little-endian):
@@ -54,7 +57,7 @@ enum sl_frame_type {
  *   HEARTBEAT (24): leader_end u64 | commit_pos u64 | leader_ts u64
  *   VOTE_REQ  (32): last_epoch u64 | last_pos u64 | last_lsn u64 | flags u32 |
  *             reserved u32 (zero)
- *   VOTE      (24): granted u32 (0 or 1) | reserved u32 (zero) | last_epoch u64 |
+ *   VOTE      (24): granted u32 (0 or 1) | flags u32 (PRE only) | last_epoch u64 |
  *             last_pos u64
  *   EPOCH_REQ (16): epoch u64 | log_end u64
  *   EPOCH_END (32): epoch u64 | end_pos u64 | end_lsn u64 (>= 1) | end_crc u32 |
@@ -130,6 +133,7 @@ struct sl_frame_vote_req {
 
 struct sl_frame_vote {
 	uint32_t granted;	       /* 0 or 1 */
+	uint32_t flags;		       /* SL_VOTE_F_PRE: the answer to a pre-vote */
 	uint64_t last_epoch, last_pos; /* the voter's log (informational) */
 };
 
@@ -192,9 +196,10 @@ int sl_frame_encode_prefix(const struct sl_frame *f, uint8_t *out, size_t cap);
 /* Decode untrusted bytes: magic, version, type, flags, exact body length for
  * the type, total length == what arrived, DATA fragment bounds (0 < frag_len,
  * frag_off + frag_len <= batch_len <= SL_FRAME_BATCH_MAX), NAK from < to,
- * VOTE_REQ flags known, VOTE granted 0 or 1, EPOCH_END end_lsn >= 1, reserved
- * fields zero, then the CRC. Does not check cluster/epoch/receiver, nor the MAC: that is
- * the protocol's and the transport's job. DATA's frag points into buf.
+ * VOTE_REQ flags known, VOTE granted 0 or 1 and flags PRE at most, EPOCH_END
+ * end_lsn >= 1, reserved fields zero, then the CRC. Does not check
+ * cluster/epoch/receiver, nor the MAC: that is the protocol's and the
+ * transport's job. DATA's frag points into buf.
  * `*f` is written only on success. Returns 0 or
  *   -EPROTO   unknown version, type or flag bits (a peer we cannot speak to)
  *   -EMSGSIZE a fragment or batch_len over its limit

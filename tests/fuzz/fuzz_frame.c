@@ -74,10 +74,11 @@ static void build_fixed(const uint8_t *p, size_t left, struct sl_frame *f)
 		v[i] = take(&p, &left, 8);
 	switch (f->hdr.type) {
 	case SL_FRAME_VOTE_REQ:
-		f->vreq = (struct sl_frame_vote_req){v[0], v[1], v[2], (uint32_t)(v[3] % 3)};
+		f->vreq = (struct sl_frame_vote_req){v[0], v[1], v[2], (uint32_t)(v[3] % 5)};
 		break;
 	case SL_FRAME_VOTE:
-		f->vote = (struct sl_frame_vote){(uint32_t)(v[0] % 3), v[1], v[2]};
+		f->vote = (struct sl_frame_vote){(uint32_t)(v[0] % 3), (uint32_t)(v[0] >> 8) % 4,
+						 v[1], v[2]};
 		break;
 	case SL_FRAME_EPOCH_REQ:
 		f->ereq = (struct sl_frame_epoch_req){v[0], v[1]};
@@ -149,7 +150,7 @@ static void check_fields_equal(const struct sl_frame *a, const struct sl_frame *
 		CHECK(a->vreq.last_pos == b->vreq.last_pos);
 		CHECK(a->vreq.last_lsn == b->vreq.last_lsn && a->vreq.flags == b->vreq.flags);
 	} else if (a->hdr.type == SL_FRAME_VOTE) {
-		CHECK(a->vote.granted == b->vote.granted);
+		CHECK(a->vote.granted == b->vote.granted && a->vote.flags == b->vote.flags);
 		CHECK(a->vote.last_epoch == b->vote.last_epoch);
 		CHECK(a->vote.last_pos == b->vote.last_pos);
 	} else if (a->hdr.type == SL_FRAME_EPOCH_REQ) {

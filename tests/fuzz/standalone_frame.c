@@ -117,7 +117,7 @@ static struct replay_seed fixed_seed(uint8_t type, uint16_t flags, uint64_t s)
 		f.vreq = (struct sl_frame_vote_req){3 + s, 4096 * s, 77 * s, SL_VOTE_F_TRANSFER};
 		break;
 	case SL_FRAME_VOTE:
-		f.vote = (struct sl_frame_vote){1, 2 + s, 4096 * s};
+		f.vote = (struct sl_frame_vote){1, SL_VOTE_F_PRE, 2 + s, 4096 * s};
 		break;
 	case SL_FRAME_EPOCH_REQ:
 		f.ereq = (struct sl_frame_epoch_req){2 + s, 8192 * s};
@@ -234,7 +234,7 @@ static void nak_patches(const struct replay_seed *s, uint8_t *w)
  * flags, EPOCH_END end_lsn) and reserved words at edge values, CRC refixed. */
 static void election_patches(const struct replay_seed *s, uint8_t *w)
 {
-	static const uint32_t vals[] = {0, 1, 2, 3, 0x80000000u, 0xffffffffu};
+	static const uint32_t vals[] = {0, 1, 2, 3, 4, 0x80000000u, 0xffffffffu};
 	size_t off[2];
 
 	switch (s->buf[5]) {
