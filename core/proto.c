@@ -33,6 +33,8 @@ void sl_proto_config_defaults(struct sl_proto_config *c)
 		c->send_budget = 256;
 	if (!c->limits.max_raw_bytes)
 		c->limits = sl_batch_default_limits;
+	if (!c->election_timeout_ns)
+		c->election_timeout_ns = SL_PROTO_ELECTION_TIMEOUT_DEFAULT;
 }
 
 /* ---- batch descriptor FIFO ---- */
@@ -102,6 +104,7 @@ static int check_config(const struct sl_proto_config *c)
 		found |= c->node_ids[i] == c->node_id;
 		leader |= c->node_ids[i] == c->leader_id;
 	}
+	leader |= c->elect && c->leader_id == 0; /* joins a running cluster */
 	if (!found || !leader)
 		return sl_err_set(EINVAL, "node %u or leader %u is not in the cluster", c->node_id,
 				  c->leader_id);
@@ -122,8 +125,14 @@ static int alloc_memory(struct sl_proto *p)
 	uint64_t cap = p->role == SL_ROLE_LEADER ? p->cfg.window_bytes : p->cfg.rcv_window_bytes;
 	uint32_t min_batch = SL_BATCH_HDR_SIZE;
 
+	if (p->cfg.elect) /* either role, one ring; a follower offers its window */
+		cap = p->cfg.window_bytes > p->cfg.rcv_window_bytes ? p->cfg.window_bytes
+								    : p->cfg.rcv_window_bytes;
 	if (cap < 4ull * p->enc_cap)
 		cap = 4ull * p->enc_cap;
+	p->el.rcv_cap = p->cfg.elect ? p->cfg.rcv_window_bytes : cap;
+	if (p->el.rcv_cap < 4ull * p->enc_cap)
+		p->el.rcv_cap = 4ull * p->enc_cap;
 	p->ring.cap = cap;
 	p->ring.slack = p->enc_cap;
 	p->ring.buf = malloc(cap + p->enc_cap);
@@ -157,7 +166,13 @@ int sl_proto_create(struct sl_proto **out, const struct sl_proto_config *c,
 		return sl_err_wrap(rc, "protocol config");
 	}
 	p->ops = *ops;
+	if (p->cfg.elect && (!ops->persist || !ops->truncate)) {
+		free(p);
+		return sl_err_set(EINVAL, "protocol config: elections need the persist and "
+					  "truncate ops");
+	}
 	p->role = c->node_id == c->leader_id ? SL_ROLE_LEADER : SL_ROLE_FOLLOWER;
+	p->el.synced = 1;
 	p->frag_unit = sl_frame_frag_max(p->cfg.mtu, 0);
 	p->raw_cap = p->cfg.batch_bytes > p->cfg.limits.max_record_bytes + SL_REC_PREFIX
 			 ? p->cfg.batch_bytes
@@ -171,7 +186,10 @@ int sl_proto_create(struct sl_proto **out, const struct sl_proto_config *c,
 	p->durable_pos = log->durable_pos;
 	if ((rc = alloc_memory(p)))
 		goto err_free;
-	rc = p->role == SL_ROLE_LEADER ? sl_leader_init(p) : sl_follower_init(p, log);
+	if (p->cfg.elect)
+		rc = sl_role_init(p, log);
+	else
+		rc = p->role == SL_ROLE_LEADER ? sl_leader_init(p) : sl_follower_init(p, log);
 	if (rc)
 		goto err_free;
 	*out = p;
@@ -233,17 +251,25 @@ static int known_node(const struct sl_proto *p, uint32_t id)
 }
 
 /* Cluster, stream, receiver and epoch checks: rule 5 of the design, no
- * frame from another cluster or an older epoch changes any state. */
-static int admit(struct sl_proto *p, const struct sl_frame_hdr *h)
+ * frame from another cluster or an older epoch changes any state. With
+ * elections a pre-vote carries no epoch promise and passes at any epoch, and
+ * a deposed leader's frame is answered so that it learns (elect.c). */
+static int admit(struct sl_proto *p, const struct sl_frame *f, uint64_t now)
 {
+	const struct sl_frame_hdr *h = &f->hdr;
+
 	if (memcmp(h->cluster_id, p->cfg.cluster_id, sizeof(h->cluster_id)) != 0 ||
 	    h->stream_id != p->cfg.stream_id || h->receiver != p->cfg.node_id ||
 	    !known_node(p, h->sender) || h->sender == p->cfg.node_id) {
 		p->frames_foreign++;
 		return 0;
 	}
-	if (h->epoch != p->cfg.epoch) {
+	if (p->el.on && sl_elect_is_pre(f))
+		return 1;
+	if (h->epoch < p->cfg.epoch || (h->epoch > p->cfg.epoch && !p->el.on)) {
 		p->frames_stale++;
+		if (p->el.on)
+			sl_elect_fence(p, f, now);
 		return 0;
 	}
 	return 1;
@@ -258,9 +284,19 @@ void sl_proto_on_frame(struct sl_proto *p, const uint8_t *buf, size_t len, uint6
 		p->frames_bad++;
 		return;
 	}
-	if (!admit(p, &f.hdr) || p->failed)
+	if (p->failed || !admit(p, &f, now))
 		return;
-	if (p->role == SL_ROLE_LEADER && f.hdr.type == SL_FRAME_STATUS)
+	if (p->el.on && !sl_elect_admit(p, &f, now))
+		return;
+	if (f.hdr.type == SL_FRAME_VOTE_REQ && p->el.on)
+		sl_elect_on_vote_req(p, &f, now);
+	else if (f.hdr.type == SL_FRAME_VOTE && p->el.on)
+		sl_elect_on_vote(p, &f, now);
+	else if (p->role == SL_ROLE_LEADER && f.hdr.type == SL_FRAME_EPOCH_REQ && p->el.on)
+		sl_diverge_on_req(p, &f, now);
+	else if (p->role == SL_ROLE_CANDIDATE)
+		; /* only votes matter while standing */
+	else if (p->role == SL_ROLE_LEADER && f.hdr.type == SL_FRAME_STATUS)
 		sl_leader_on_status(p, &f, now);
 	else if (p->role == SL_ROLE_LEADER && f.hdr.type == SL_FRAME_NAK)
 		sl_leader_on_nak(p, &f, now);
@@ -270,8 +306,16 @@ void sl_proto_on_frame(struct sl_proto *p, const uint8_t *buf, size_t len, uint6
 		sl_follower_on_data(p, &f, now);
 	else if (p->role == SL_ROLE_FOLLOWER && f.hdr.type == SL_FRAME_HEARTBEAT)
 		sl_follower_on_heartbeat(p, &f, now);
+	else if (p->role == SL_ROLE_FOLLOWER && f.hdr.type == SL_FRAME_EPOCH_END && p->el.on)
+		sl_diverge_on_end(p, &f, now);
 	else
 		p->frames_bad++;
+}
+
+void sl_proto_on_persisted(struct sl_proto *p, uint64_t epoch, uint32_t voted_for, uint64_t now)
+{
+	if (!p->failed && p->el.on)
+		sl_elect_on_persisted(p, epoch, voted_for, now);
 }
 
 void sl_proto_on_durable(struct sl_proto *p, uint64_t durable_pos, uint64_t now)
@@ -282,7 +326,7 @@ void sl_proto_on_durable(struct sl_proto *p, uint64_t durable_pos, uint64_t now)
 	p->durable_pos = durable_pos;
 	if (p->role == SL_ROLE_LEADER)
 		sl_leader_on_durable(p, now);
-	else
+	else if (p->role == SL_ROLE_FOLLOWER)
 		sl_follower_on_durable(p, now);
 }
 
@@ -301,17 +345,29 @@ void sl_proto_tick(struct sl_proto *p, uint64_t now)
 {
 	if (p->failed)
 		return;
+	if (p->el.on)
+		sl_elect_tick(p, now);
+	if (p->failed)
+		return;
 	if (p->role == SL_ROLE_LEADER)
 		sl_leader_tick(p, now);
-	else
+	else if (p->role == SL_ROLE_FOLLOWER)
 		sl_follower_tick(p, now);
 }
 
 uint64_t sl_proto_next_timer(const struct sl_proto *p)
 {
+	uint64_t t = UINT64_MAX, e;
+
 	if (p->failed)
 		return UINT64_MAX;
-	return p->role == SL_ROLE_LEADER ? sl_leader_next_timer(p) : sl_follower_next_timer(p);
+	if (p->role == SL_ROLE_LEADER)
+		t = sl_leader_next_timer(p);
+	else if (p->role == SL_ROLE_FOLLOWER)
+		t = sl_follower_next_timer(p);
+	if (p->el.on && (e = sl_elect_next_timer(p)) < t)
+		t = e;
+	return t;
 }
 
 static void peer_status(const struct sl_proto *p, const struct sl_peer *peer,
@@ -351,6 +407,7 @@ void sl_proto_get_status(const struct sl_proto *p, struct sl_proto_status *s)
 	s->node_id = p->cfg.node_id;
 	s->leader_id = p->cfg.leader_id;
 	s->epoch = p->cfg.epoch;
+	s->last_epoch = p->last_epoch;
 	s->next_lsn = p->next_lsn;
 	s->log_end = p->log_end;
 	s->durable_pos = p->durable_pos;
@@ -372,7 +429,14 @@ void sl_proto_get_status(const struct sl_proto *p, struct sl_proto_status *s)
 	s->naks_received = p->naks_received;
 	s->retransmits = p->retransmits;
 	s->tlps = p->tlps;
-	s->n_peers = p->n_peers;
+	s->elections = p->el.elections;
+	s->elections_won = p->el.elections_won;
+	s->step_downs = p->el.step_downs;
+	s->votes_granted = p->el.votes_granted;
+	s->truncations = p->el.truncations;
+	s->truncated_bytes = p->el.truncated_bytes;
+	s->synced = p->el.synced;
+	s->n_peers = p->role == SL_ROLE_LEADER ? p->n_peers : 0;
 	for (uint32_t i = 0; i < p->n_peers; i++)
 		peer_status(p, &p->peers[i], &s->peers[i]);
 }

@@ -39,7 +39,7 @@ int sl_follower_init(struct sl_proto *p, const struct sl_log_state *log)
 
 static uint64_t window_end(const struct sl_proto *p)
 {
-	return sl_proto_ring_base(p) + p->ring.cap;
+	return sl_proto_ring_base(p) + p->el.rcv_cap - p->el.reserve;
 }
 
 static void send_status(struct sl_proto *p, uint64_t now)
@@ -173,6 +173,13 @@ static void release(struct sl_proto *p)
 {
 	uint64_t keep = p->delivered_pos < p->durable_pos ? p->delivered_pos : p->durable_pos;
 
+	if (keep > p->safe_pos) /* a deposed leader's own, uncommitted batches */
+		keep = p->safe_pos;
+	/* Deliveries may wait for a new leader's first batch, which may lie past
+	 * our window: durable batches then leave the ring (delivery reads them
+	 * back from storage) rather than stall it. */
+	if (p->el.on && p->log_end - sl_proto_ring_base(p) > p->el.rcv_cap / 2)
+		keep = p->durable_pos;
 	while (p->bq.n > 0) {
 		const struct sl_bdesc *d = sl_bq_at(&p->bq, 0);
 
@@ -252,6 +259,11 @@ static void deliver(struct sl_proto *p)
 	p->delivering = 0;
 }
 
+void sl_follower_deliver(struct sl_proto *p)
+{
+	deliver(p);
+}
+
 /* ---- receiving ---- */
 
 static int batch_fits_chain(const struct sl_proto *p, const struct sl_batch_hdr *h)
@@ -281,7 +293,8 @@ static void advance(struct sl_proto *p)
 {
 	struct sl_slot *s;
 
-	while ((s = slot_at(p, p->log_end)) && s->got == s->len && p->bq.n < p->bq.cap) {
+	while ((s = slot_at(p, p->log_end)) && s->got == s->len &&
+	       p->bq.n + !!p->el.reserve < p->bq.cap) {
 		uint8_t *b = sl_ring_at(&p->ring, s->pos);
 		struct sl_batch_hdr h;
 		struct sl_bdesc d;
@@ -300,6 +313,8 @@ static void advance(struct sl_proto *p)
 		sl_bq_push(&p->bq, &d);
 		p->log_end += d.len;
 		p->next_lsn += h.record_count;
+		if (h.epoch != p->last_epoch && p->el.on)
+			sl_epoch_map_note(&p->el.map, h.epoch, h.position, h.base_lsn, h.prev_crc);
 		p->last_crc = h.hdr_crc;
 		p->last_epoch = h.epoch;
 		p->echo_recv_ts = h.leader_ts_ns;
@@ -342,6 +357,8 @@ static struct sl_slot *slot_for(struct sl_proto *p, uint64_t pos, uint32_t len)
 
 static void learn(struct sl_proto *p, uint64_t safe, uint64_t leader_end)
 {
+	if (!p->el.synced)
+		return; /* positions in a log ours may not agree with yet */
 	if (safe > p->safe_pos)
 		p->safe_pos = p->commit_pos = safe;
 	if (leader_end > p->leader_end)
@@ -354,6 +371,8 @@ static void after_event(struct sl_proto *p, uint64_t now)
 		return;
 	deliver(p);
 	release(p);
+	if (!p->el.synced)
+		return; /* divergence repair first (diverge.c) */
 	check_gap(p, now);
 	if (p->status_dirty && !p->failed)
 		send_status(p, now);
@@ -401,6 +420,8 @@ void sl_follower_on_data(struct sl_proto *p, const struct sl_frame *f, uint64_t 
 		p->frames_bad++;
 		return;
 	}
+	if (!p->el.synced)
+		return; /* NAKed again once the logs are known to agree */
 	learn(p, d->commit_pos, 0);
 	place_fragment(p, d);
 	after_event(p, now);

@@ -1,5 +1,8 @@
 /* Internal state of the protocol state machine, shared by proto.c (common
- * parts, frame dispatch), proto_leader.c and proto_follower.c. */
+ * parts, frame dispatch), proto_leader.c, proto_follower.c, and for
+ * failover elect.c (elections, fencing), diverge.c (divergence repair) and
+ * proto_role.c (role changes and truncation: their narrow way into the
+ * replication state). */
 #ifndef SHIPLOG_PROTO_INT_H
 #define SHIPLOG_PROTO_INT_H
 
@@ -75,6 +78,49 @@ struct sl_applied_ent {
 	uint64_t last_lsn, end, ts;
 };
 
+/* Elections, fencing and divergence repair (elect.c, diverge.c). */
+struct sl_elect {
+	int on;
+	uint64_t rng;
+	uint32_t votes_needed;
+	uint32_t lease_need; /* leader: followers that must answer within a timeout */
+	uint64_t boot_epoch; /* the configured epoch, led by boot_leader */
+	uint32_t boot_leader;
+	uint32_t rank;		 /* this node's place among the sorted node ids */
+	int arm;		 /* timers start at the first tick (the time is unknown before) */
+	uint64_t timeout;	 /* drawn in [t, 2t) for this term */
+	uint64_t deadline;	 /* follower or candidate: stand at, UINT64_MAX never */
+	uint64_t last_leader_ns; /* last frame from the leader: stickiness */
+	uint32_t votes;		 /* candidate: granted, one bit per node index */
+	uint64_t vreq_at;	 /* candidate or pre-voter: (re)send VOTE_REQs at */
+	int prevoting;		 /* follower: asking for pre-votes */
+	uint32_t pre_votes;	 /* pre-votes granted, one bit per node index */
+	uint64_t pre_epoch;	 /* highest epoch heard in answers: stand above it */
+	uint64_t fenced_at[SL_NODES_MAX]; /* last reply to node i's stale frames */
+	uint64_t heard[SL_NODES_MAX];	  /* leader: last frame of this epoch from node i */
+	uint64_t lease_at;		  /* leader: next check that followers still answer */
+	/* The promise and the vote, in memory and as persisted. */
+	uint64_t voted_epoch;
+	uint32_t voted_for;
+	uint64_t dur_epoch, want_epoch, fly_epoch;
+	uint32_t dur_vote, want_vote, fly_vote;
+	int flying;
+	uint32_t grant_to; /* a granted vote to send once persisted (node id) */
+	/* Divergence repair (follower). */
+	int synced;
+	uint64_t asked;	 /* epoch of the last EPOCH_REQ */
+	uint64_t ask_at; /* resend it at */
+	/* Leader: commits and deliveries wait for the first batch of its epoch. */
+	uint64_t floor;
+	int barrier_due;
+	uint32_t reserve; /* follower ring bytes kept free for a barrier */
+	uint64_t rcv_cap; /* the part of the ring a follower offers (ring.cap, or
+			   * the receive window when the ring also fits a leader's) */
+	struct sl_epoch_map map;
+	uint64_t elections, elections_won, step_downs, votes_granted;
+	uint64_t truncations, truncated_bytes;
+};
+
 struct sl_proto {
 	struct sl_proto_config cfg;
 	struct sl_proto_ops ops;
@@ -125,6 +171,8 @@ struct sl_proto {
 	/* Counters. */
 	uint64_t frames_in, frames_out, frames_bad, frames_foreign, frames_stale;
 	uint64_t dup_fragments, naks_sent, naks_received, retransmits, tlps;
+
+	struct sl_elect el;
 };
 
 /* proto.c */
@@ -148,6 +196,8 @@ void sl_leader_on_durable(struct sl_proto *p, uint64_t now);
 void sl_leader_tick(struct sl_proto *p, uint64_t now);
 uint64_t sl_leader_next_timer(const struct sl_proto *p);
 
+int sl_leader_seal_barrier(struct sl_proto *p, uint64_t now);
+
 /* proto_follower.c */
 int sl_follower_init(struct sl_proto *p, const struct sl_log_state *log);
 void sl_follower_on_data(struct sl_proto *p, const struct sl_frame *f, uint64_t now);
@@ -156,5 +206,34 @@ void sl_follower_on_durable(struct sl_proto *p, uint64_t now);
 void sl_follower_on_applied(struct sl_proto *p, uint64_t lsn, uint64_t now);
 void sl_follower_tick(struct sl_proto *p, uint64_t now);
 uint64_t sl_follower_next_timer(const struct sl_proto *p);
+void sl_follower_deliver(struct sl_proto *p);
+
+/* proto_role.c: the narrow interface elections use to change roles and cut
+ * the log, and the set-up of a node that may take either role. */
+int sl_role_init(struct sl_proto *p, const struct sl_log_state *log);
+void sl_role_leader(struct sl_proto *p, uint64_t now);
+void sl_role_follower(struct sl_proto *p, uint32_t leader_id, uint64_t now);
+void sl_role_candidate(struct sl_proto *p, uint64_t epoch);
+int sl_role_truncate(struct sl_proto *p, uint64_t pos, uint64_t lsn, uint32_t crc);
+uint64_t sl_role_lsn_at(const struct sl_proto *p, uint64_t pos);
+
+/* elect.c */
+int sl_elect_init(struct sl_proto *p, const struct sl_log_state *log);
+int sl_elect_boot(struct sl_proto *p);
+int sl_elect_admit(struct sl_proto *p, const struct sl_frame *f, uint64_t now);
+void sl_elect_on_vote_req(struct sl_proto *p, const struct sl_frame *f, uint64_t now);
+void sl_elect_on_vote(struct sl_proto *p, const struct sl_frame *f, uint64_t now);
+void sl_elect_on_persisted(struct sl_proto *p, uint64_t epoch, uint32_t vote, uint64_t now);
+int sl_elect_is_pre(const struct sl_frame *f);
+void sl_elect_fence(struct sl_proto *p, const struct sl_frame *f, uint64_t now);
+void sl_elect_tick(struct sl_proto *p, uint64_t now);
+uint64_t sl_elect_next_timer(const struct sl_proto *p);
+uint32_t sl_elect_owner(const struct sl_proto *p, uint64_t epoch);
+
+/* diverge.c */
+void sl_diverge_start(struct sl_proto *p, uint64_t now);
+void sl_diverge_on_req(struct sl_proto *p, const struct sl_frame *f, uint64_t now);
+void sl_diverge_on_end(struct sl_proto *p, const struct sl_frame *f, uint64_t now);
+void sl_diverge_tick(struct sl_proto *p, uint64_t now);
 
 #endif

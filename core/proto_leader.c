@@ -130,6 +130,9 @@ static int make_room(struct sl_proto *p, uint64_t need)
 {
 	uint64_t freeable = p->commit_pos < p->durable_pos ? p->commit_pos : p->durable_pos;
 
+	if (p->el.on && p->delivered_pos < freeable) /* an inherited tail to deliver */
+		freeable = p->delivered_pos;
+
 	while (p->log_end + need - sl_proto_ring_base(p) > p->ring.cap || p->bq.n == p->bq.cap) {
 		const struct sl_bdesc *d;
 
@@ -142,6 +145,22 @@ static int make_room(struct sl_proto *p, uint64_t need)
 		sl_bq_pop(&p->bq);
 	}
 	return 0;
+}
+
+/* With elections: the epoch map learns of a new epoch, the engine has what
+ * it appended (it is caught up: appends wait for that), and the first batch
+ * of an epoch is the floor commits wait for. */
+static void sealed_by_elected(struct sl_proto *p, const struct sl_bdesc *d, uint32_t prev_crc)
+{
+	sl_epoch_map_note(&p->el.map, p->cfg.epoch, d->pos, d->base_lsn, prev_crc);
+	if (p->delivered_pos == d->pos) {
+		p->delivered_pos = p->log_end;
+		p->delivered_lsn = p->next_lsn - 1;
+	}
+	if (p->el.barrier_due) {
+		p->el.barrier_due = 0;
+		p->el.floor = p->log_end;
+	}
 }
 
 static int seal(struct sl_proto *p, uint64_t now)
@@ -159,7 +178,7 @@ static int seal(struct sl_proto *p, uint64_t now)
 	uint8_t *out;
 	int len, rc;
 
-	if (p->builder.count == 0)
+	if (p->builder.count == 0 && !p->el.barrier_due)
 		return 0;
 	if ((rc = make_room(p, need))) {
 		/* Retried when commits free the window, not by the linger timer. */
@@ -184,6 +203,8 @@ static int seal(struct sl_proto *p, uint64_t now)
 	p->next_lsn += p->builder.count;
 	p->last_crc = h.hdr_crc;
 	p->last_epoch = h.epoch;
+	if (p->el.on)
+		sealed_by_elected(p, &d, h.prev_crc);
 	sl_batch_builder_reset(&p->builder);
 	p->open_ts = 0;
 	rc = p->ops.write(p->ops.ctx, out, (size_t)len, d.pos);
@@ -200,10 +221,14 @@ int64_t sl_proto_append(struct sl_proto *p, const void *rec, uint32_t len, uint6
 	int rc;
 
 	if (p->role != SL_ROLE_LEADER)
-		return sl_err_set(EPERM, "node %u is not the leader (node %u is)", p->cfg.node_id,
-				  p->cfg.leader_id);
+		return sl_err_set(EPERM, "node %u is not the leader (node %u is, 0: unknown)",
+				  p->cfg.node_id, p->cfg.leader_id);
 	if (p->failed)
 		return p->failed;
+	/* A new leader first seals its epoch's first batch, then commits and
+	 * delivers what it inherited. */
+	if (p->el.on && (p->delivered_pos < p->log_end || p->el.floor == UINT64_MAX))
+		return -EAGAIN;
 	if (len > p->cfg.limits.max_record_bytes)
 		return sl_err_set(EMSGSIZE, "record of %u bytes over the limit %u", len,
 				  p->cfg.limits.max_record_bytes);
@@ -217,6 +242,13 @@ int64_t sl_proto_append(struct sl_proto *p, const void *rec, uint32_t len, uint6
 	if (p->builder.len >= p->cfg.batch_bytes)
 		seal(p, now); /* -EAGAIN keeps the batch open; the next call retries */
 	return (int64_t)(p->next_lsn + p->builder.count - 1);
+}
+
+/* A new leader's first batch, in its epoch: empty, or the open batch. */
+int sl_leader_seal_barrier(struct sl_proto *p, uint64_t now)
+{
+	p->el.barrier_due = 1;
+	return seal(p, now);
 }
 
 int sl_proto_flush(struct sl_proto *p, uint64_t now)
@@ -283,6 +315,9 @@ static void recompute_commit(struct sl_proto *p, uint64_t now)
 	uint64_t c = p->degraded ? quorum_at(p, l, 0) : quorum;
 	uint64_t safe;
 
+	if (c < p->el.floor) /* a new leader commits nothing before its own first batch */
+		c = p->commit_pos;
+
 	if (p->degraded && quorum >= p->degrade_mark)
 		p->degraded = 0; /* the acks came back for what we committed alone */
 	if (c > p->commit_pos) {
@@ -296,12 +331,16 @@ static void recompute_commit(struct sl_proto *p, uint64_t now)
 	safe = l == SL_ACK_APPLIED
 		   ? quorum_at(p, SL_ACK_DURABLE, p->degraded ? 0 : (unsigned)p->required)
 		   : p->commit_pos;
+	if (safe < p->el.floor)
+		safe = p->safe_pos;
 	if (safe < p->commit_pos)
 		safe = p->commit_pos;
 	if (safe > p->safe_pos) {
 		p->safe_pos = safe;
 		tell_safe(p, now);
 	}
+	if (p->delivered_pos < p->el.floor)
+		sl_follower_deliver(p); /* the tail a new leader inherited */
 }
 
 /* A batch that could not be sealed for lack of window goes out as soon as

@@ -117,9 +117,11 @@ static void bounded(void **state)
 
 /* KIP-279's case, worked through: follower holds epochs 1 and 3 (3 from a
  * leader whose entries never committed), the new leader 1, 2 and 4. The
- * follower asks about 3, hears "2 ends at 250", cuts at min(250, where 2
- * ends in its own log = where its 3 starts = 180), and its last epoch is now
- * 1, not 2: it asks again and cuts at where 1 ends in the leader's log. */
+ * follower asks about 3 and hears "2 ends at 250". It holds no 2: its
+ * largest epoch up to 2 is 1, which ends where its 3 starts (180); what
+ * follows is of epochs the leader never had, so it cuts there (not at 250,
+ * which may not even be a batch boundary of its log) and asks about 1; the
+ * answer, "1 ends at 120", it holds too: it cuts at min(120, 180). */
 static void divergence_rounds(void **state)
 {
 	struct sl_epoch_map f, l;
@@ -139,16 +141,22 @@ static void divergence_rounds(void **state)
 	assert_int_equal(lb.epoch, 2);
 	assert_int_equal(lb.pos, 250);
 	sl_epoch_map_end_of(&f, lb.epoch, 300, 15, 0xff, &fb);
+	assert_int_equal(fb.epoch, 1); /* it holds no 2 */
 	assert_int_equal(fb.pos, 180);
-	cut = lb.pos < fb.pos ? lb.pos : fb.pos;
-	sl_epoch_map_truncate(&f, cut);
-	assert_int_equal(sl_epoch_map_last(&f), 1); /* not the epoch asked about: again */
+	assert_int_equal(fb.lsn, 10);
+	assert_int_equal(fb.crc, 0xf3);
+	sl_epoch_map_truncate(&f, fb.pos);
+	assert_int_equal(sl_epoch_map_last(&f), 1);
 
 	sl_epoch_map_end_of(&l, sl_epoch_map_last(&f), 400, 20, 0xcc, &lb);
 	assert_int_equal(lb.epoch, 1);
 	assert_int_equal(lb.pos, 120);
 	assert_int_equal(lb.lsn, 7);
 	assert_int_equal(lb.crc, 0xc2);
+	sl_epoch_map_end_of(&f, lb.epoch, 180, 10, 0xf3, &fb);
+	assert_int_equal(fb.epoch, 1); /* held by both: the shorter end */
+	cut = lb.pos < fb.pos ? lb.pos : fb.pos;
+	assert_int_equal(cut, 120);
 }
 
 int main(void)

@@ -1,8 +1,10 @@
 /* The replication protocol of one stream on one node, as a pure state
  * machine. It consumes events (append, frame received, storage progress,
- * engine applied, timer tick with the time) and acts through the callbacks of
- * struct sl_proto_ops (write a batch, send a frame, deliver records, report a
- * commit). No syscalls, no clock reads, no allocation after sl_proto_create. */
+ * engine applied, election state persisted, timer tick with the time) and
+ * acts through the callbacks of struct sl_proto_ops (write a batch, send a
+ * frame, deliver records, report a commit; with elections, persist a vote,
+ * cut the log). No syscalls, no clock reads, no allocation after
+ * sl_proto_create. Elections and failover: docs/failover.md. */
 #ifndef SHIPLOG_PROTO_H
 #define SHIPLOG_PROTO_H
 
@@ -10,6 +12,7 @@
 #include <stdint.h>
 
 #include "shiplog/batch.h"
+#include "shiplog/epoch.h"
 #include "shiplog/quorum.h"
 
 struct sl_proto;
@@ -17,7 +20,12 @@ struct sl_proto;
 enum sl_role {
 	SL_ROLE_LEADER = 1,
 	SL_ROLE_FOLLOWER = 2,
+	SL_ROLE_CANDIDATE = 3, /* standing for election (elections only) */
 };
+
+/* The election timeout a LAN suits (heartbeats every 10 ms): a follower that
+ * hears no leader for a random time in [t, 2t) stands for election. */
+#define SL_PROTO_ELECTION_TIMEOUT_DEFAULT 150000000ull
 
 struct sl_proto_config {
 	uint8_t cluster_id[16];
@@ -25,8 +33,9 @@ struct sl_proto_config {
 	uint32_t node_id;		 /* this node */
 	uint32_t n_nodes;		 /* 1..SL_NODES_MAX */
 	uint32_t node_ids[SL_NODES_MAX]; /* every node, this one included */
-	uint32_t leader_id;
-	uint64_t epoch;
+	uint32_t leader_id; /* the leader; with elections the first one of a new cluster,
+			     * or 0 for a node (re)built to join a running one */
+	uint64_t epoch;	    /* its epoch */
 	struct sl_ack_policy policy;
 	uint32_t mtu;		   /* frames fit in this MTU (default 1500) */
 	uint32_t batch_bytes;	   /* close a batch at this many raw bytes (64 KiB) */
@@ -39,6 +48,10 @@ struct sl_proto_config {
 	uint64_t tlp_ns;	   /* tail-loss probe after this long without progress (2 ms) */
 	uint32_t send_budget;	   /* max frames one event may send to one peer (256) */
 	struct sl_batch_limits limits;
+	/* Elections (docs/failover.md). 0: leader_id leads for good. */
+	int elect;
+	uint64_t election_timeout_ns; /* SL_PROTO_ELECTION_TIMEOUT_DEFAULT */
+	uint64_t rng_seed;	      /* randomizes election timeouts (mixed with node_id) */
 };
 
 /* Fill defaults for every zero field of `c` (sizes, timers, limits). */
@@ -52,6 +65,12 @@ struct sl_log_state {
 	uint64_t durable_pos; /* == next_pos after recovery */
 	uint64_t applied_lsn; /* the engine's applied LSN (followers), 0 if none */
 	uint64_t applied_pos; /* end position of the batch holding applied_lsn */
+	/* Elections: what the superblock holds, and the log's epoch map (rebuilt
+	 * from the batch headers by recovery; required when the log is not empty). */
+	uint64_t current_epoch; /* highest epoch persisted, 0 none */
+	uint64_t voted_epoch;	/* the epoch of the persisted vote */
+	uint32_t voted_for;	/* node voted for in voted_epoch, 0 none */
+	const struct sl_epoch_map *epochs;
 };
 
 /* The world, as the protocol sees it. Every callback returns 0 or -errno;
@@ -71,6 +90,16 @@ struct sl_proto_ops {
 			size_t raw_len);
 	/* The commit LSN moved forward (leader). */
 	void (*commit)(void *ctx, uint64_t commit_lsn, uint64_t commit_pos);
+	/* Elections only (required then). Make (epoch, voted_for) durable, then
+	 * call sl_proto_on_persisted; one at a time. */
+	int (*persist)(void *ctx, uint64_t epoch, uint32_t voted_for);
+	/* Cut the log at `pos`, a batch boundary (LSNs from `lsn` on are gone),
+	 * durably before returning; the engine forgets what it holds from `lsn`
+	 * on (records a deposed leader accepted: never committed). pos may be
+	 * the log end: only the engine has something to forget. */
+	int (*truncate)(void *ctx, uint64_t pos, uint64_t lsn);
+	/* Optional: the role or epoch changed (leader_id 0: not known yet). */
+	void (*role)(void *ctx, enum sl_role role, uint64_t epoch, uint32_t leader_id);
 };
 
 int sl_proto_create(struct sl_proto **out, const struct sl_proto_config *c,
@@ -78,13 +107,15 @@ int sl_proto_create(struct sl_proto **out, const struct sl_proto_config *c,
 void sl_proto_destroy(struct sl_proto *p);
 
 /* Leader: add one record; returns its LSN, -EAGAIN when the window is full
- * (retry after progress), -EPERM on a follower, -EMSGSIZE when too large. */
+ * or a new leader is still committing what it inherited (retry after
+ * progress), -EPERM on a follower or candidate, -EMSGSIZE when too large. */
 int64_t sl_proto_append(struct sl_proto *p, const void *rec, uint32_t len, uint64_t now);
 /* Leader: close the open batch now instead of waiting for linger. */
 int sl_proto_flush(struct sl_proto *p, uint64_t now);
 
 /* A frame arrived. Frames that fail decoding, name another cluster or
- * stream, another receiver, or a lower epoch are counted and ignored. */
+ * stream, another receiver, or a lower epoch are counted and ignored. With
+ * elections a higher epoch fences this node: a leader steps down. */
 void sl_proto_on_frame(struct sl_proto *p, const uint8_t *frame, size_t len, uint64_t now);
 
 /* Storage made everything below `durable_pos` durable. */
@@ -92,10 +123,14 @@ void sl_proto_on_durable(struct sl_proto *p, uint64_t durable_pos, uint64_t now)
 /* Storage failed (write or fsync): the node stops acknowledging for good. */
 void sl_proto_on_storage_error(struct sl_proto *p, int err);
 
+/* Elections: the persist op finished writing (epoch, voted_for). */
+void sl_proto_on_persisted(struct sl_proto *p, uint64_t epoch, uint32_t voted_for, uint64_t now);
+
 /* The engine applied every record up to `lsn` (drives ack_level=applied). */
 void sl_proto_on_applied(struct sl_proto *p, uint64_t lsn, uint64_t now);
 
-/* Timers: linger, heartbeats, NAKs, tail-loss probes, ack timeout. Call at
+/* Timers: linger, heartbeats, NAKs, tail-loss probes, ack timeout, election
+ * timeouts. Call at
  * least every `sl_proto_next_timer(p) - now` ns. */
 void sl_proto_tick(struct sl_proto *p, uint64_t now);
 uint64_t sl_proto_next_timer(const struct sl_proto *p);
@@ -115,10 +150,11 @@ struct sl_peer_status {
 
 struct sl_proto_status {
 	enum sl_role role;
-	uint32_t node_id, leader_id;
+	uint32_t node_id, leader_id; /* leader_id 0: not known (elections) */
 	uint64_t epoch;
-	uint64_t next_lsn; /* next LSN this node expects to append/receive */
-	uint64_t log_end;  /* end position of complete batches held */
+	uint64_t last_epoch; /* epoch of the last batch in this node's log */
+	uint64_t next_lsn;   /* next LSN this node expects to append/receive */
+	uint64_t log_end;    /* end position of complete batches held */
 	uint64_t durable_pos;
 	uint64_t commit_pos, commit_lsn;
 	uint64_t safe_pos;	/* quorum-durable: what followers may deliver */
@@ -129,6 +165,10 @@ struct sl_proto_status {
 	int failed;		   /* negative errno once storage failed */
 	uint64_t frames_in, frames_out, frames_bad, frames_foreign, frames_stale;
 	uint64_t dup_fragments, naks_sent, naks_received, retransmits, tlps;
+	/* Elections: stood, won, stepped down as leader; divergence repairs. */
+	uint64_t elections, elections_won, step_downs, votes_granted;
+	uint64_t truncations, truncated_bytes;
+	int synced; /* follower: its log is known to agree with the leader's */
 	uint32_t n_peers;
 	struct sl_peer_status peers[SL_NODES_MAX];
 };
