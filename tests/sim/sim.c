@@ -33,8 +33,11 @@ struct opts {
 	enum sl_on_timeout on_timeout;
 	int on_timeout_set;
 	int faults;	  /* -1: derive a mix, else an SL_SIM_FAULT_* mask */
+	int elect;	  /* -1: derive, else 0 or 1 */
 	uint32_t records; /* 0: derive */
 	int broken;
+	int broken_election;
+	int trust_votes;
 	int expect;
 	int quiet;
 	int trace;
@@ -45,9 +48,10 @@ struct opts {
 static const char usage[] =
     "usage: shiplog-sim [options]\n"
     "Deterministic simulation of a shiplog cluster: N nodes in one process on a\n"
-    "virtual clock, node 1 the static leader, a simulated network, disks and\n"
-    "engines, a workload on the leader and random faults; invariants checked\n"
-    "after every event. Each seed prints one line: the seed, every option it\n"
+    "virtual clock, node 1 the first leader (with elections, whoever wins later),\n"
+    "a simulated network, disks, superblocks and engines, a workload on the\n"
+    "leader and random faults; invariants checked after every event. Each seed prints one line: "
+    "the seed, every option it\n"
     "derived, and the result. A violation prints its invariant letter, node,\n"
     "position/LSN, seed and the last 64 events. commit_us=p50/p99 is the\n"
     "virtual time from append to commit.\n"
@@ -61,31 +65,46 @@ static const char usage[] =
     "                    cluster then has at least A+1 nodes)\n"
     "  --ack-level L     received, durable or applied (default: derived)\n"
     "  --on-timeout T    block or degrade (default: derived)\n"
-    "  --faults F        none, net, disk or all: exactly these fault kinds in every\n"
-    "                    run (default: each seed derives a mix of them); net = loss,\n"
-    "                    duplication, reordering, delays, partitions and forged\n"
-    "                    frames; disk = follower crashes with torn writes, slow\n"
-    "                    syncs and storage errors\n"
+    "  --faults F        none, net, disk, failover or all: exactly these fault kinds\n"
+    "                    in every run (default: each seed derives a mix of them);\n"
+    "                    net = loss, duplication, reordering, delays, partitions and\n"
+    "                    forged frames; disk = crashes with torn writes, slow syncs\n"
+    "                    and storage errors (of followers only, unless failover);\n"
+    "                    failover = leader crashes, quick double failovers, leader\n"
+    "                    pauses, crashes of candidates, power losses (needs\n"
+    "                    elections)\n"
+    "  --elect on|off    elections and failover (default: derived, on in 7 of 8\n"
+    "                    seeds); off: node 1 leads for good\n"
     "  --records N       records the workload appends (default: derived, 30..800)\n"
     "  --broken-quorum   set policy.debug_undercount (the protocol requires one ack\n"
     "                    too few): the run must catch it\n"
-    "  --expect-violation  exit 0 only if some seed violated invariant (a) or (d)\n"
+    "  --broken-election set policy.debug_undervote (elections need one vote too\n"
+    "                    few): the run must catch it (implies elections)\n"
+    "  --trust-votes     do not count the votes of each elected leader (check V):\n"
+    "                    only the data invariants can then catch a bad election\n"
+    "  --expect-violation  exit 0 only if some seed violated invariant (a), (d) or V\n"
     "  --max-events N    events per run before it counts as incomplete (5000000)\n"
     "  --quiet           print only failing runs and the summary\n"
     "  --trace           print every event as it happens (to study one seed)\n"
     "  --help            this text\n"
     "\n"
-    "Invariants: (a) committed records held as the policy promises; (b) replicas\n"
-    "byte-identical; (c) each record delivered exactly once, in order, once safe;\n"
-    "(d) commit never beyond what the policy acknowledged; (e) forged frames\n"
-    "change nothing. Also F bad frame, W out-of-order log write/read, R restart\n"
-    "failed, T stuck timer, P protocol API misbehaved, L liveness: everything\n"
-    "appended must be committed and delivered within 10 s of virtual time after\n"
-    "the faults heal. A run that exhausts --max-events is reported INCOMPLETE\n"
-    "and does not fail.\n"
+    "Invariants: (a) committed records held as the policy promises, and never lost\n"
+    "or changed across failovers while failures stay within what the policy\n"
+    "tolerates (W nodes keep them); (b) replicas byte-identical; (c) each record\n"
+    "delivered exactly once, in order, once committed; (d) commit never beyond what\n"
+    "the policy acknowledged; (e) forged frames change nothing; (f) at most one\n"
+    "leader is elected, and commits, in any epoch. Also V votes (persisted before\n"
+    "sent, one per epoch, enough for every leader), F bad frame, W out-of-order log\n"
+    "write/read/cut, R restart failed, T stuck timer, P protocol API misbehaved, L\n"
+    "liveness: a leader must hold every record committed and every node deliver\n"
+    "them within 10 s of virtual time after the faults heal. A run that exhausts\n"
+    "--max-events is reported INCOMPLETE and does not fail. beyond=1 marks a run\n"
+    "whose failures went past what its policy tolerates (e.g. ack_level=received\n"
+    "and a crash losing acknowledged data): its committed log may then be\n"
+    "rewritten, which is counted, not failed.\n"
     "\n"
     "Exit status: 0 when no run failed (with --expect-violation: when some run\n"
-    "violated (a) or (d)), 1 otherwise, 2 on a usage error.\n";
+    "violated (a), (d) or V), 1 otherwise, 2 on a usage error.\n";
 
 /* ---- parsing ---- */
 
@@ -104,11 +123,13 @@ static int parse_u64(const char *s, uint64_t *out)
 
 static int parse_faults(const char *s, int *out)
 {
-	static const char *const names[] = {"none", "net", "disk", "all"};
+	static const char *const names[] = {"none", "net", "disk", "failover", "all"};
+	static const int masks[] = {0, SL_SIM_FAULT_NET, SL_SIM_FAULT_DISK, SL_SIM_FAULT_FAILOVER,
+				    SL_SIM_FAULT_NET | SL_SIM_FAULT_DISK | SL_SIM_FAULT_FAILOVER};
 
-	for (int i = 0; i < 4; i++)
+	for (int i = 0; i < 5; i++)
 		if (strcmp(s, names[i]) == 0) {
-			*out = i; /* none 0, net 1, disk 2, all 3: the mask */
+			*out = masks[i];
 			return 0;
 		}
 	return -EINVAL;
@@ -158,6 +179,12 @@ static int parse_value(struct opts *o, int c, const char *arg)
 		return -EINVAL;
 	case 'f':
 		return parse_faults(arg, &o->faults);
+	case 'e':
+		if (strcmp(arg, "on") == 0 || strcmp(arg, "off") == 0) {
+			o->elect = arg[1] == 'n';
+			return 0;
+		}
+		return -EINVAL;
 	case 'r':
 		if (parse_u64(arg, &v) || v < 1 || v > SL_SIM_RECORDS_MAX)
 			return -EINVAL;
@@ -188,9 +215,12 @@ static int parse_args(int argc, char **argv, struct opts *o)
 	    {"ack-level", required_argument, NULL, 'l'},
 	    {"on-timeout", required_argument, NULL, 't'},
 	    {"faults", required_argument, NULL, 'f'},
+	    {"elect", required_argument, NULL, 'e'},
 	    {"records", required_argument, NULL, 'r'},
 	    {"max-events", required_argument, NULL, 'E'},
 	    {"broken-quorum", no_argument, NULL, 'B'},
+	    {"broken-election", no_argument, NULL, 'b'},
+	    {"trust-votes", no_argument, NULL, 'V'},
 	    {"expect-violation", no_argument, NULL, 'X'},
 	    {"quiet", no_argument, NULL, 'q'},
 	    {"trace", no_argument, NULL, 'T'},
@@ -199,7 +229,7 @@ static int parse_args(int argc, char **argv, struct opts *o)
 	};
 	int c;
 
-	*o = (struct opts){.seed = 1, .seeds = 1, .faults = -1, .max_events = 5000000};
+	*o = (struct opts){.seed = 1, .seeds = 1, .faults = -1, .elect = -1, .max_events = 5000000};
 	while ((c = getopt_long(argc, argv, "", lo, NULL)) != -1) {
 		switch (c) {
 		case 'h':
@@ -208,6 +238,14 @@ static int parse_args(int argc, char **argv, struct opts *o)
 		case 'B':
 			o->broken = 1;
 			note_replay(o, "broken-quorum", NULL);
+			continue;
+		case 'b':
+			o->broken_election = 1;
+			note_replay(o, "broken-election", NULL);
+			continue;
+		case 'V':
+			o->trust_votes = 1;
+			note_replay(o, "trust-votes", NULL);
 			continue;
 		case 'X':
 			o->expect = 1;
@@ -288,6 +326,7 @@ static void derive_policy(const struct opts *o, uint64_t *rng, struct sl_sim_par
 	    .on_timeout = o->on_timeout_set ? o->on_timeout : (enum sl_on_timeout)ot,
 	    .local_none = local_none,
 	    .debug_undercount = o->broken,
+	    .debug_undervote = o->broken_election,
 	};
 }
 
@@ -323,11 +362,42 @@ static void derive_shape(const struct opts *o, uint64_t *rng, struct sl_sim_para
 	p->disk_tail_ns = sl_sim_range(rng, 100 * US, 5 * MS);
 }
 
+/* Elections in 7 seeds of 8; their timeout a few heartbeats (at least
+ * 2 ms); failover faults in half the seeds that have elections. */
+static void derive_elect(const struct opts *o, uint64_t *rng, struct sl_sim_params *p)
+{
+	int elect = sl_sim_below(rng, 8) != 0;
+	uint64_t mult = sl_sim_range(rng, 3, 8);
+
+	p->elect = o->broken_election ? 1 : o->elect >= 0 ? o->elect : elect;
+	p->election_timeout_ns = p->heartbeat_ns * mult > 2 * MS ? p->heartbeat_ns * mult : 2 * MS;
+	p->pause_max_ns = 5 * p->election_timeout_ns;
+}
+
 static void derive_faults(const struct opts *o, uint64_t *rng, struct sl_sim_params *p)
 {
 	unsigned mix = faults_of(sl_rng_next(rng));
+	int failover = sl_sim_below(rng, 2) == 0;
+	uint64_t t = p->election_timeout_ns;
 
+	if (failover && p->elect)
+		mix |= SL_SIM_FAULT_FAILOVER;
 	p->faults = o->faults >= 0 ? (unsigned)o->faults : mix;
+	if (!p->elect)
+		p->faults &= ~SL_SIM_FAULT_FAILOVER;
+	p->leader_crashes = (uint32_t)sl_sim_range(rng, 0, 3);
+	p->double_failovers = (uint32_t)sl_sim_range(rng, 0, 1);
+	p->pauses = (uint32_t)sl_sim_range(rng, 0, 2);
+	p->candidate_crashes = (uint32_t)sl_sim_range(rng, 0, 2);
+	p->power_losses = sl_sim_below(rng, 4) == 0;
+	/* Room for elections to happen inside the fault phase. */
+	if (p->faults & SL_SIM_FAULT_FAILOVER)
+		p->fault_ns += sl_sim_range(rng, 4 * t, 30 * t);
+	else
+		sl_rng_next(rng);
+	if (!(p->faults & SL_SIM_FAULT_FAILOVER))
+		p->leader_crashes = p->double_failovers = p->pauses = p->candidate_crashes =
+		    p->power_losses = 0;
 	p->crashes = (uint32_t)sl_sim_range(rng, 1, 6);
 	p->partitions = (uint32_t)sl_sim_range(rng, 1, 4);
 	p->storage_errors = sl_sim_below(rng, 3) == 0 ? (uint32_t)sl_sim_range(rng, 1, 2) : 0;
@@ -352,8 +422,10 @@ static void derive(const struct opts *o, uint64_t seed, uint64_t *rng, struct sl
 	p->nodes = o->nodes ? o->nodes : (unsigned)nodes;
 	derive_policy(o, rng, p);
 	derive_shape(o, rng, p);
+	derive_elect(o, rng, p);
 	derive_faults(o, rng, p);
 	p->heal_budget_ns = 10000 * MS;
+	p->trust_votes = o->trust_votes;
 	p->max_events = o->max_events;
 	p->trace = o->trace;
 }
@@ -362,9 +434,11 @@ static void derive(const struct opts *o, uint64_t seed, uint64_t *rng, struct sl
 
 static const char *faults_name(unsigned f)
 {
-	static const char *const names[] = {"none", "net", "disk", "net+disk"};
+	static const char *const names[] = {
+	    "none",	"net",		"disk",		 "net+disk",
+	    "failover", "net+failover", "disk+failover", "net+disk+failover"};
 
-	return names[f & 3];
+	return names[f & 7];
 }
 
 /* One line, in three parts: policy and shape, timings, faults. */
@@ -373,12 +447,13 @@ static void print_params(const struct sl_sim_params *p)
 	char acks[16];
 
 	printf("seed=%" PRIu64 " nodes=%u acks=%s level=%s on_timeout=%s timeout_ms=%.3f "
-	       "local=%s%s faults=%s records=%u wl=%s mtu=%u batch=%u",
+	       "local=%s%s%s faults=%s records=%u wl=%s mtu=%u batch=%u",
 	       p->seed, p->nodes, sl_acks_name(p->policy.acks, acks, sizeof(acks)),
 	       sl_ack_level_name(p->policy.level),
 	       p->policy.on_timeout == SL_ON_TIMEOUT_BLOCK ? "block" : "degrade",
 	       (double)p->policy.timeout_ns / MS, p->policy.local_none ? "none" : "durable",
-	       p->policy.debug_undercount ? " BROKEN-QUORUM" : "", faults_name(p->faults),
+	       p->policy.debug_undercount ? " BROKEN-QUORUM" : "",
+	       p->policy.debug_undervote ? " BROKEN-ELECTION" : "", faults_name(p->faults),
 	       p->records, sl_wl_kind_name(p->wl_kind), p->mtu, p->batch_bytes);
 	printf(" linger_us=%" PRIu64 " hb_us=%" PRIu64 " nak_us=%" PRIu64 "/%" PRIu64
 	       " tlp_us=%" PRIu64 " budget=%u window_k=%" PRIu64 " rcv_window_k=%" PRIu64
@@ -392,6 +467,10 @@ static void print_params(const struct sl_sim_params *p)
 	       " loss_max_ppm=%u dup_max_ppm=%u forge_ppm=%u",
 	       p->fault_ns / MS, p->crashes, p->down_max_ns / MS, p->partitions, p->storage_errors,
 	       p->loss_ppm, p->dup_ppm, p->forge_ppm);
+	printf(" elect=%s election_ms=%.1f leader_crashes=%u double_failovers=%u pauses=%u"
+	       " candidate_crashes=%u power_losses=%u",
+	       p->elect ? "on" : "off", (double)p->election_timeout_ns / MS, p->leader_crashes,
+	       p->double_failovers, p->pauses, p->candidate_crashes, p->power_losses);
 }
 
 static void print_result(const struct sl_sim_result *r)
@@ -411,6 +490,11 @@ static void print_result(const struct sl_sim_result *r)
 	       r->crashes, r->storage_errors, r->eagain, r->degrade_events);
 	printf(" naks=%" PRIu64 " rexmit=%" PRIu64 " tlps=%" PRIu64 " catchup=%" PRIu64, r->naks,
 	       r->retransmits, r->tlps, r->catchup);
+	printf(" elections=%" PRIu64 " leaders=%" PRIu64 " step_downs=%" PRIu64
+	       " truncations=%" PRIu64 "/%" PRIu64 "B beyond=%d rewritten=%" PRIu64
+	       " rebuilds=%" PRIu64,
+	       r->elections, r->leader_changes, r->step_downs, r->truncations, r->truncated_bytes,
+	       r->beyond, r->rewritten, r->rebuilds);
 	printf(" commit_us=%" PRIu64 "/%" PRIu64 " events=%" PRIu64 " vtime_ms=%.1f\n",
 	       r->commit_p50_ns / US, r->commit_p99_ns / US, r->events, (double)r->vtime_ns / MS);
 }
@@ -419,6 +503,7 @@ static void print_result(const struct sl_sim_result *r)
 
 struct tally {
 	uint64_t runs, failed, incomplete, committed, expected_hits;
+	uint64_t elect_runs, failover_runs, leader_changes, truncations, beyond;
 	uint64_t first_failed[8];
 };
 
@@ -447,13 +532,18 @@ static int run_seed(struct sl_sim *sim, const struct opts *o, uint64_t seed, str
 	}
 	t->runs++;
 	t->committed += r.committed;
+	t->elect_runs += p.elect != 0;
+	t->failover_runs += (p.faults & SL_SIM_FAULT_FAILOVER) != 0;
+	t->leader_changes += r.leader_changes;
+	t->truncations += r.truncations;
+	t->beyond += r.beyond != 0;
 	if (r.outcome == SL_SIM_INCOMPLETE)
 		t->incomplete++;
 	if (r.outcome == SL_SIM_VIOLATION) {
 		if (t->failed < 8)
 			t->first_failed[t->failed] = seed;
 		t->failed++;
-		t->expected_hits += r.letter == 'a' || r.letter == 'd';
+		t->expected_hits += r.letter == 'a' || r.letter == 'd' || r.letter == 'V';
 	}
 	if (!o->quiet || r.outcome != SL_SIM_OK) {
 		print_params(&p);
@@ -466,9 +556,12 @@ static int run_seed(struct sl_sim *sim, const struct opts *o, uint64_t seed, str
 
 static void summary(const struct opts *o, const struct tally *t, double secs)
 {
-	printf("shiplog-sim: %" PRIu64 " seeds, %" PRIu64 " failed, %" PRIu64
-	       " incomplete, %" PRIu64 " records committed, %.1f s (%.0f seeds/min)",
-	       t->runs, t->failed, t->incomplete, t->committed, secs,
+	printf("shiplog-sim: %" PRIu64 " seeds (%" PRIu64 " with elections, %" PRIu64
+	       " with failover faults), %" PRIu64 " failed, %" PRIu64 " incomplete, %" PRIu64
+	       " records committed, %" PRIu64 " leaders elected, %" PRIu64 " logs cut, %" PRIu64
+	       " runs beyond tolerance, %.1f s (%.0f seeds/min)",
+	       t->runs, t->elect_runs, t->failover_runs, t->failed, t->incomplete, t->committed,
+	       t->leader_changes, t->truncations, t->beyond, secs,
 	       secs > 0 ? (double)t->runs * 60 / secs : 0.0);
 	if (t->failed) {
 		printf("; failing seeds:");
@@ -479,7 +572,7 @@ static void summary(const struct opts *o, const struct tally *t, double secs)
 	}
 	printf("\n");
 	if (o->expect)
-		printf("shiplog-sim: --expect-violation: %" PRIu64 " runs violated (a) or (d)\n",
+		printf("shiplog-sim: --expect-violation: %" PRIu64 " runs violated (a), (d) or V\n",
 		       t->expected_hits);
 }
 

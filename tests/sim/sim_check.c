@@ -234,12 +234,18 @@ const char *sl_sim_status_diff(const struct sl_proto_status *a, const struct sl_
 	DIFF(degrade_events);
 	DIFF(blocked_since_ns);
 	DIFF(failed);
-	DIFF(frames_out);
 	DIFF(dup_fragments);
 	DIFF(naks_sent);
 	DIFF(naks_received);
 	DIFF(retransmits);
 	DIFF(tlps);
+	DIFF(last_epoch);
+	DIFF(elections);
+	DIFF(elections_won);
+	DIFF(step_downs);
+	DIFF(votes_granted);
+	DIFF(truncations);
+	DIFF(synced);
 	DIFF(n_peers);
 	for (uint32_t i = 0; i < a->n_peers && i < SL_NODES_MAX; i++) {
 		const char *d = peer_diff(&a->peers[i], &b->peers[i]);

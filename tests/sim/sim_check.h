@@ -5,7 +5,10 @@
  * the reporting of violations.
  *
  * Violation letters: a-e are the invariants of the brief (DESIGN.md rules
- * 1-5); the simulator adds
+ * 1-5), f its rule 6 (at most one leader commits, or is elected, in any
+ * epoch); the simulator adds
+ *   V  votes: one sent before it was persisted, two granted in one epoch,
+ *      or a leader elected without the votes the policy demands
  *   F  a frame the protocol sent is malformed or misaddressed
  *   W  the protocol wrote or read its log out of order (not an append at the
  *      end, or a batch that does not chain)
@@ -90,7 +93,8 @@ uint64_t sl_sim_quorum(int local_none, uint64_t leader_end, uint64_t leader_dura
 
 /* NULL when two snapshots of one node agree on everything but the frame
  * counters a rejected frame may bump (frames_in, frames_bad,
- * frames_foreign, frames_stale); otherwise the name of a field that differs. */
+ * frames_foreign, frames_stale, and frames_out: a stale leader's frame is
+ * answered); otherwise the name of a field that differs. */
 const char *sl_sim_status_diff(const struct sl_proto_status *a, const struct sl_proto_status *b);
 
 #endif

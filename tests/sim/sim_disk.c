@@ -49,6 +49,8 @@ static void index_add(struct sl_sim_disk *d, const struct sl_batch_hdr *h, uint3
 	r->len = len;
 	r->count = h->record_count;
 	r->hdr_crc = h->hdr_crc;
+	r->prev_crc = h->prev_crc;
+	r->epoch = h->epoch;
 	d->next_lsn = h->base_lsn + h->record_count;
 	d->last_crc = h->hdr_crc;
 }
@@ -248,4 +250,52 @@ uint64_t sl_sim_disk_lsn_end(const struct sl_sim_disk *d, uint64_t lsn)
 	if (lo == d->n_idx)
 		return UINT64_MAX;
 	return d->idx[lo].pos + d->idx[lo].len;
+}
+
+int sl_sim_disk_truncate(struct sl_sim_disk *d, uint64_t pos)
+{
+	uint32_t n = d->n_idx;
+
+	while (n > 0 && d->idx[n - 1].pos >= pos)
+		n--;
+	if (pos > d->end || (n > 0 && d->idx[n - 1].pos + d->idx[n - 1].len != pos) ||
+	    (n == 0 && pos != 0))
+		return -EINVAL;
+	d->n_idx = n;
+	d->end = pos;
+	if (d->durable > pos)
+		d->durable = pos;
+	d->next_lsn = n ? d->idx[n - 1].base_lsn + d->idx[n - 1].count : 1;
+	d->last_crc = n ? d->idx[n - 1].hdr_crc : 0;
+	while (d->pend_n > 0 && d->pend[(d->pend_head + d->pend_n - 1) % d->pend_cap].end > pos)
+		d->pend_n--;
+	return 0;
+}
+
+int64_t sl_sim_disk_crc_at_end(const struct sl_sim_disk *d, uint64_t pos)
+{
+	uint32_t lo = 0, hi = d->n_idx;
+
+	if (pos == 0)
+		return 0;
+	while (lo < hi) { /* first batch ending at or after pos */
+		uint32_t mid = lo + (hi - lo) / 2;
+
+		if (d->idx[mid].pos + d->idx[mid].len < pos)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	if (lo < d->n_idx && d->idx[lo].pos + d->idx[lo].len == pos)
+		return d->idx[lo].hdr_crc;
+	return -1;
+}
+
+void sl_sim_disk_epochs(const struct sl_sim_disk *d, struct sl_epoch_map *m)
+{
+	sl_epoch_map_reset(m);
+	for (uint32_t i = 0; i < d->n_idx; i++)
+		if (i == 0 || d->idx[i].epoch != d->idx[i - 1].epoch)
+			sl_epoch_map_note(m, d->idx[i].epoch, d->idx[i].pos, d->idx[i].base_lsn,
+					  d->idx[i].prev_crc);
 }

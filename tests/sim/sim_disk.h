@@ -12,6 +12,7 @@
 #include <stdint.h>
 
 #include "shiplog/batch.h"
+#include "shiplog/epoch.h"
 
 /* One batch of the log, as the index knows it. */
 struct sl_sim_bref {
@@ -20,6 +21,8 @@ struct sl_sim_bref {
 	uint32_t len;
 	uint32_t count;
 	uint32_t hdr_crc;
+	uint32_t prev_crc;
+	uint64_t epoch;
 };
 
 /* A write waiting for its sync to complete. */
@@ -103,6 +106,19 @@ void sl_sim_disk_recover(struct sl_sim_disk *d, struct sl_sim_recovered *out);
 /* Copy the whole batch at `pos` into buf. Its length, or -ENOENT when no
  * batch starts at pos, -ENOSPC when cap is too small. */
 int sl_sim_disk_read(const struct sl_sim_disk *d, uint64_t pos, uint8_t *buf, size_t cap);
+
+/* Cut the log at `pos`, a batch boundary (or 0): everything after it is
+ * gone, durably (the real store waits for what is in flight, then zeroes
+ * and syncs); pending syncs of the cut bytes are forgotten. 0, or -EINVAL
+ * when pos is not a boundary of the log. */
+int sl_sim_disk_truncate(struct sl_sim_disk *d, uint64_t pos);
+
+/* Header CRC of the batch that ends at `pos`: 0 for pos 0, -1 when no
+ * batch of the log ends there. */
+int64_t sl_sim_disk_crc_at_end(const struct sl_sim_disk *d, uint64_t pos);
+
+/* The log's epoch map, as recovery rebuilds it from the batch headers. */
+void sl_sim_disk_epochs(const struct sl_sim_disk *d, struct sl_epoch_map *m);
 
 /* Index of the batch that starts at pos, or -1. */
 int64_t sl_sim_disk_find(const struct sl_sim_disk *d, uint64_t pos);

@@ -8,16 +8,23 @@
 #include <stdint.h>
 
 enum sl_sim_ev_type {
-	SL_SIM_EV_FRAME = 1,   /* a frame arrives at `node` from `from` */
-	SL_SIM_EV_DURABLE,     /* the node's disk finished syncing its oldest writes */
-	SL_SIM_EV_APPLIED,     /* the node's engine acknowledges what it applied */
-	SL_SIM_EV_APPEND,      /* the workload appends on the leader */
-	SL_SIM_EV_CRASH,       /* the node's process dies */
-	SL_SIM_EV_RESTART,     /* the node's process starts again */
-	SL_SIM_EV_PART_START,  /* a partition begins (arg: partition index) */
-	SL_SIM_EV_PART_HEAL,   /* that partition heals */
-	SL_SIM_EV_STORAGE_ERR, /* the node's next fsync fails */
-	SL_SIM_EV_HEAL_ALL,    /* end of the fault phase: heal everything */
+	SL_SIM_EV_FRAME = 1,	   /* a frame arrives at `node` from `from` */
+	SL_SIM_EV_DURABLE,	   /* the node's disk finished syncing its oldest writes */
+	SL_SIM_EV_APPLIED,	   /* the node's engine acknowledges what it applied */
+	SL_SIM_EV_APPEND,	   /* the workload appends on the leader */
+	SL_SIM_EV_CRASH,	   /* the node's process dies */
+	SL_SIM_EV_RESTART,	   /* the node's process starts again */
+	SL_SIM_EV_PART_START,	   /* a partition begins (arg: partition index) */
+	SL_SIM_EV_PART_HEAL,	   /* that partition heals */
+	SL_SIM_EV_STORAGE_ERR,	   /* the node's next fsync fails */
+	SL_SIM_EV_HEAL_ALL,	   /* end of the fault phase: heal everything */
+	SL_SIM_EV_PERSISTED,	   /* the node's superblock write finished */
+	SL_SIM_EV_CRASH_LEADER,	   /* the current leader's process dies */
+	SL_SIM_EV_CRASH_CANDIDATE, /* a node standing for election dies */
+	SL_SIM_EV_CRASH_ALL,	   /* power loss: every node dies (arg: restart spread) */
+	SL_SIM_EV_PAUSE,	   /* the current leader stops (SIGSTOP) for `arg` ns */
+	SL_SIM_EV_RESUME,	   /* and continues */
+	SL_SIM_EV_REBUILD,	   /* the operator rebuilds a node whose log diverged */
 	SL_SIM_EV_TYPES
 };
 

@@ -191,7 +191,11 @@ static int forge_field(enum sl_sim_forge kind, struct sl_frame *f, uint64_t *rng
 		f->hdr.stream_id ^= sl_sim_range(rng, 1, UINT64_MAX);
 		return 0;
 	case SL_SIM_FORGE_EPOCH:
-		if (f->hdr.epoch == 0)
+		/* Pre-votes carry no epoch promise: a lower epoch makes them no
+		 * stale frame, and they are answered (changing nothing) anyway. */
+		if (f->hdr.epoch == 0 ||
+		    (f->hdr.type == SL_FRAME_VOTE_REQ && (f->vreq.flags & SL_VOTE_F_PRE)) ||
+		    (f->hdr.type == SL_FRAME_VOTE && (f->vote.flags & SL_VOTE_F_PRE)))
 			return -EINVAL;
 		f->hdr.epoch = sl_sim_below(rng, f->hdr.epoch);
 		return 0;

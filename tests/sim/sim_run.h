@@ -1,7 +1,8 @@
-/* One simulated run: N shiplog nodes (node 1 the static leader) driven
- * through include/shiplog/proto.h by a virtual clock, a simulated network,
- * disks and engines, a workload on the leader and a fault plan, with every
- * invariant checked after every event. See sim.c for the command line. */
+/* One simulated run: N shiplog nodes (node 1 the first leader; with
+ * elections, whoever wins later) driven through include/shiplog/proto.h by a
+ * virtual clock, a simulated network, disks, superblocks and engines, a
+ * workload on the leader and a fault plan, with every invariant checked
+ * after every event. See sim.c for the command line. */
 #ifndef SHIPLOG_SIM_RUN_H
 #define SHIPLOG_SIM_RUN_H
 
@@ -12,6 +13,9 @@
 
 #define SL_SIM_FAULT_NET  1u /* loss, dup, reorder, delays, partitions, forged frames */
 #define SL_SIM_FAULT_DISK 2u /* crashes, torn writes, slow syncs, storage errors */
+/* Leader crashes, quick double failovers, leader pauses, crashes of
+ * candidates, power losses (every node at once); needs elections. */
+#define SL_SIM_FAULT_FAILOVER 4u
 
 #define SL_SIM_RECORDS_MAX 100000
 #define SL_SIM_REC_MAX	   4096 /* largest record the workload appends */
@@ -40,8 +44,13 @@ struct sl_sim_params {
 	uint32_t crashes, partitions, storage_errors;
 	uint32_t loss_ppm, dup_ppm, forge_ppm; /* per-link maxima / forging rate */
 	uint64_t down_max_ns;		       /* a crashed follower restarts within this */
+	int elect;			       /* elections on (else node 1 leads for good) */
+	uint64_t election_timeout_ns;
+	uint32_t leader_crashes, double_failovers, pauses, power_losses, candidate_crashes;
+	uint64_t pause_max_ns;
 	uint64_t max_events;
-	int trace; /* print every event as it happens */
+	int trace;	 /* print every event as it happens */
+	int trust_votes; /* skip counting an elected leader's votes (check V) */
 };
 
 enum sl_sim_outcome {
@@ -59,6 +68,12 @@ struct sl_sim_result {
 	uint64_t naks, retransmits, tlps, catchup; /* the leader's counters */
 	uint64_t events, vtime_ns;
 	uint64_t commit_p50_ns, commit_p99_ns; /* append to commit, virtual time */
+	uint64_t elections, leader_changes, step_downs, truncations, truncated_bytes;
+	uint64_t pauses;
+	int beyond;	      /* failures went beyond what the policy tolerates */
+	uint64_t rewritten;   /* of them: committed log replaced (allowed then) */
+	uint64_t rebuilds;    /* nodes whose log left the leader's below their commit */
+	uint64_t truth_bytes; /* committed log at the end */
 };
 
 struct sl_sim;

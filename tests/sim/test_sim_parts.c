@@ -17,6 +17,7 @@
 #include "sim_heap.h"
 #include "sim_net.h"
 #include "sim_rng.h"
+#include "sim_set.h"
 
 /* ---- heap ---- */
 
@@ -256,6 +257,49 @@ static void disk_crash_recover(void **state)
 		assert_true(seen[k] > 0); /* every kind of tear happened */
 }
 
+/* Truncation at a boundary: the chain continues from the cut, pending
+ * syncs of the cut bytes are gone, the durable prefix shrinks with it; not
+ * at a boundary: refused. CRCs at batch ends and the epoch map. */
+static void disk_truncate_and_lookups(void **state)
+{
+	struct sl_sim_disk d;
+	struct sl_epoch_map m;
+
+	(void)state;
+	make_chain();
+	assert_int_equal(sl_sim_disk_init(&d, 1 << 16, 64, 64, NULL), 0);
+	disk_write_all(&d, 6, 0);
+	sl_sim_disk_sync(&d, 20); /* 3 durable */
+	assert_int_equal(sl_sim_disk_crc_at_end(&d, 0), 0);
+	assert_int_equal(sl_sim_disk_crc_at_end(&d, chain_end(2)), (int64_t)d.idx[1].hdr_crc);
+	assert_int_equal(sl_sim_disk_crc_at_end(&d, chain_end(6)), (int64_t)d.idx[5].hdr_crc);
+	assert_int_equal(sl_sim_disk_crc_at_end(&d, chain_end(2) + 1), -1);
+	assert_int_equal(sl_sim_disk_crc_at_end(&d, chain_end(6) + 1), -1);
+	sl_sim_disk_epochs(&d, &m);
+	assert_int_equal(m.n, 1);
+	assert_int_equal(m.e[0].epoch, 3);
+	assert_int_equal(m.e[0].pos, 0);
+	assert_int_equal(m.e[0].lsn, 1);
+
+	assert_int_equal(sl_sim_disk_truncate(&d, chain_end(4) + 1), -EINVAL);
+	assert_int_equal(sl_sim_disk_truncate(&d, chain_end(7)), -EINVAL);
+	assert_int_equal(sl_sim_disk_truncate(&d, chain_end(4)), 0);
+	assert_int_equal(d.end, chain_end(4));
+	assert_int_equal(d.durable, chain_end(3));
+	assert_int_equal(d.pend_n, 1); /* batch 3's sync, not 4's and 5's */
+	assert_int_equal(d.next_lsn, 8);
+	assert_int_equal(sl_sim_disk_write(&d, chain_end(4), enc[4], (size_t)enc_len[4], 0), 0);
+	assert_int_equal(sl_sim_disk_truncate(&d, chain_end(2)), 0);
+	assert_int_equal(d.durable, chain_end(2));
+	assert_int_equal(d.pend_n, 0);
+	assert_int_equal(sl_sim_disk_write(&d, chain_end(2), enc[2], (size_t)enc_len[2], 0), 0);
+	assert_int_equal(sl_sim_disk_truncate(&d, 0), 0);
+	assert_int_equal(d.n_idx, 0);
+	assert_int_equal(d.next_lsn, 1);
+	assert_int_equal(sl_sim_disk_write(&d, 0, enc[0], (size_t)enc_len[0], 0), 0);
+	sl_sim_disk_destroy(&d);
+}
+
 static void disk_drop_pending_is_volatile(void **state)
 {
 	struct sl_sim_disk d;
@@ -407,12 +451,32 @@ static void status_diff_ignores_frame_counters(void **state)
 	b.frames_bad = 1;
 	b.frames_foreign = 2;
 	b.frames_stale = 3;
+	b.frames_out = 4;
 	assert_null(sl_sim_status_diff(&a, &b));
 	b.peers[1].durable_pos = 8;
 	assert_string_equal(sl_sim_status_diff(&a, &b), "peers[].durable_pos");
 	b = a;
 	b.commit_pos = 1;
 	assert_string_equal(sl_sim_status_diff(&a, &b), "commit_pos");
+}
+
+static void set_grows_and_finds(void **state)
+{
+	struct sl_sim_set set;
+
+	(void)state;
+	assert_int_equal(sl_sim_set_init(&set, 4), 0);
+	for (uint64_t i = 0; i < 5000; i++)
+		assert_int_equal(sl_sim_set_add(&set, i * 7, i ^ 0x55), 0);
+	assert_int_equal(sl_sim_set_add(&set, 7, 1 ^ 0x55), 0); /* already there */
+	assert_int_equal(set.n, 5000);
+	for (uint64_t i = 0; i < 5000; i++) {
+		assert_true(sl_sim_set_has(&set, i * 7, i ^ 0x55));
+		assert_false(sl_sim_set_has(&set, i * 7, i ^ 0x56));
+	}
+	sl_sim_set_clear(&set);
+	assert_false(sl_sim_set_has(&set, 7, 1 ^ 0x55));
+	sl_sim_set_destroy(&set);
 }
 
 static void records_table(void **state)
@@ -448,11 +512,13 @@ int main(void)
 	    cmocka_unit_test(disk_refuses_bad_writes),
 	    cmocka_unit_test(disk_read_and_lookups),
 	    cmocka_unit_test(disk_crash_recover),
+	    cmocka_unit_test(disk_truncate_and_lookups),
 	    cmocka_unit_test(disk_drop_pending_is_volatile),
 	    cmocka_unit_test(net_forges_one_field),
 	    cmocka_unit_test(net_partitions_and_heal),
 	    cmocka_unit_test(quorum_independent),
 	    cmocka_unit_test(status_diff_ignores_frame_counters),
+	    cmocka_unit_test(set_grows_and_finds),
 	    cmocka_unit_test(records_table),
 	};
 
