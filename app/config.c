@@ -862,6 +862,10 @@ static int check_nodes(struct parse *p)
 	}
 	if (sl_quorum_required(&n->proto.policy, n->proto.n_nodes) < 0)
 		return wrap_at(p, -EINVAL, line_of(p, K_ACKS), K_ACKS, NULL);
+	if (n->proto.policy.acks == 0 && n->proto.policy.local_none)
+		return fail_at(p, line_of(p, K_LOCAL), K_LOCAL, NULL,
+			       "none with acks=0 commits records that no node has made "
+			       "durable or even received: any failure may lose them");
 	return 0;
 }
 
@@ -938,6 +942,61 @@ static int finish(struct parse *p)
 	n->store.stream_id = n->proto.stream_id;
 	n->store.limits = n->proto.limits;
 	return 0;
+}
+
+/* ---- what the policy survives ---------------------------------------------- */
+
+static int warn(char out[][SL_CONFIG_WARN_MAX], int n, int max, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+static int warn(char out[][SL_CONFIG_WARN_MAX], int n, int max, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (n >= max)
+		return n;
+	va_start(ap, fmt);
+	vsnprintf(out[n], SL_CONFIG_WARN_MAX, fmt, ap);
+	va_end(ap);
+	return n + 1;
+}
+
+int sl_config_warnings(const struct sl_config *c, char out[][SL_CONFIG_WARN_MAX], int max)
+{
+	const struct sl_proto_config *pc = &c->node.proto;
+	const struct sl_ack_policy *pol = &pc->policy;
+	int req = sl_quorum_required(pol, pc->n_nodes);
+	int votes = sl_quorum_votes(pol, pc->n_nodes);
+	unsigned followers = pc->n_nodes - 1;
+	int n = 0;
+
+	if (req < 0 || votes < 0)
+		return 0; /* refused at load */
+	if (pc->n_nodes == 1)
+		return warn(out, n, max, "[peer.N]: a single node: any failure stops the stream");
+	if (votes == (int)pc->n_nodes)
+		n = warn(out, n, max,
+			 "[stream] acks: an election needs all %u nodes' votes (N - W + 1 = %d): a "
+			 "failed leader cannot be replaced, and what it committed may be "
+			 "nowhere else",
+			 pc->n_nodes, votes);
+	if ((unsigned)req == followers && pol->on_timeout == SL_ON_TIMEOUT_BLOCK)
+		n = warn(out, n, max,
+			 "[stream] acks: every follower must acknowledge: one failed follower "
+			 "stops every commit (on_timeout = block)");
+	if (req > 0 && pol->on_timeout == SL_ON_TIMEOUT_DEGRADE)
+		n = warn(out, n, max,
+			 "[stream] on_timeout: degrade: a degraded leader commits alone; if "
+			 "it then fails, a new leader may be elected without those records");
+	if (req > 0 && pol->level == SL_ACK_RECEIVED)
+		n = warn(out, n, max,
+			 "[stream] ack_level: received: a follower that crashes loses what it "
+			 "acknowledged; with a leader failure, committed records may be lost");
+	if (pol->local_none)
+		n = warn(out, n, max,
+			 "[stream] local: none: a leader that crashes loses the commits it had "
+			 "not synced; with a follower failure, committed records may be lost");
+	return n;
 }
 
 static void set_defaults(struct sl_config *c)

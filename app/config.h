@@ -51,6 +51,14 @@ int sl_config_parse(const char *path, const char *text, size_t len, unsigned fla
 
 void sl_config_free(struct sl_config *c);
 
+/* What the ack policy cannot survive (docs/configuration.md, "What a policy
+ * survives"): one line per risk a single failure brings (a leader that cannot
+ * be replaced, commits that stop, committed records that may be lost), each
+ * naming the keys at fault, up to `max` into out[]. Returns the count. The
+ * policy nothing survives, acks=0 with local=none, is refused at load. */
+#define SL_CONFIG_WARN_MAX 256
+int sl_config_warnings(const struct sl_config *c, char out[][SL_CONFIG_WARN_MAX], int max);
+
 /* Value parsers shared with the command-line tools. 0 or -EINVAL (with a
  * message naming the value). Sizes take K/M/G (binary) with optional "iB";
  * durations take ns, us, ms, s or m ("0" may stand alone). */

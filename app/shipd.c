@@ -514,6 +514,20 @@ static int serve(struct shipd *d)
 	return rc;
 }
 
+/* What the policy cannot survive: on stdout for --check, logged otherwise. */
+static void print_risks(const struct sl_config *c, int check)
+{
+	char w[8][SL_CONFIG_WARN_MAX];
+	int n = sl_config_warnings(c, w, 8);
+
+	for (int i = 0; i < n; i++) {
+		if (check)
+			printf("%s: warning: %s\n", c->path, w[i]);
+		else
+			sl_warn("shipd: %s: %s", c->path, w[i]);
+	}
+}
+
 int main(int argc, char **argv)
 {
 	struct shipd d = {0};
@@ -534,9 +548,11 @@ int main(int argc, char **argv)
 
 		describe(d.cfg, what, sizeof(what));
 		printf("%s: ok: %s\n", d.cfg->path, what);
+		print_risks(d.cfg, 1);
 		sl_config_free(d.cfg);
 		return 0;
 	}
+	print_risks(d.cfg, 0);
 	if (d.o.generate && !d.leader) {
 		fprintf(stderr,
 			"shipd: --generate: node %" PRIu32 " is not the leader (%" PRIu32 ")\n",

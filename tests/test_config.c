@@ -741,6 +741,41 @@ static void test_impossible_policy(void **state)
 	sl_config_free(c);
 }
 
+/* What a policy survives: nothing to say for the default; each risk of a
+ * single failure named once; and acks=0 with local=none refused. */
+static int warnings_for(struct fx *f, const char *stream, char w[][SL_CONFIG_WARN_MAX])
+{
+	struct sl_config *c;
+	int n;
+
+	write_cfg(f, 0, NULL, stream);
+	c = loaded(f);
+	n = sl_config_warnings(c, w, 8);
+	sl_config_free(c);
+	return n;
+}
+
+static void test_policy_warnings(void **state)
+{
+	struct fx *f = *state;
+	char w[8][SL_CONFIG_WARN_MAX];
+
+	assert_int_equal(warnings_for(f, "[stream]\nacks = majority\n", w), 0);
+	assert_int_equal(warnings_for(f, "[stream]\nacks = 0\n", w), 1);
+	assert_non_null(strstr(w[0], "all 3 nodes' votes"));
+	assert_int_equal(warnings_for(f, "[stream]\nacks = all\n", w), 1);
+	assert_non_null(strstr(w[0], "one failed follower stops every commit"));
+	assert_int_equal(warnings_for(f, "[stream]\nacks = all\non_timeout = degrade\n", w), 1);
+	assert_non_null(strstr(w[0], "[stream] on_timeout"));
+	assert_int_equal(warnings_for(f, "[stream]\nack_level = received\n", w), 1);
+	assert_non_null(strstr(w[0], "[stream] ack_level"));
+	assert_int_equal(warnings_for(f, "[stream]\nacks = 2\nlocal = none\n", w), 2);
+	assert_non_null(strstr(w[0], "one failed follower"));
+	assert_non_null(strstr(w[1], "[stream] local"));
+	write_cfg(f, 0, NULL, "[stream]\nacks = 0\nlocal = none\n");
+	refused(f, BASE_N + 3, "[stream] local", "no node has made durable");
+}
+
 static void test_mtu_range(void **state)
 {
 	struct fx *f = *state;
@@ -838,6 +873,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_log_dir, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_log_dir_unwritable, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_impossible_policy, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_policy_warnings, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_mtu_range, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_sizes_that_do_not_fit, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_control_socket_too_long, setup, teardown),
