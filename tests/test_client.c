@@ -35,6 +35,11 @@
 
 static const char *shipd_bin, *shipctl_bin;
 
+/* What a failed test leaves (cmocka jumps out of it): the teardown kills
+ * these shipd processes and removes the directory. */
+static pid_t live_pid[NODES_MAX + 1];
+static char live_dir[PATH_MAX];
+
 struct tc {
 	char *dir;
 	unsigned n;
@@ -64,6 +69,7 @@ static void tc_init(struct tc *c, unsigned n, const char *stream, const char *cl
 {
 	memset(c, 0, sizeof(*c));
 	c->dir = th_mkdtemp("client");
+	snprintf(live_dir, sizeof(live_dir), "%s", c->dir);
 	c->n = n;
 	assert_int_equal(sl_cluster_free_ports(c->ports, n), 0);
 	for (unsigned id = 1; id <= n; id++) {
@@ -109,7 +115,7 @@ static void tc_start(struct tc *c, unsigned id)
 		execl(shipd_bin, shipd_bin, "-c", c->ini[id], (char *)NULL);
 		_exit(127);
 	}
-	c->pid[id] = pid;
+	c->pid[id] = live_pid[id] = pid;
 }
 
 static void tc_kill(struct tc *c, unsigned id, int sig)
@@ -121,7 +127,7 @@ static void tc_kill(struct tc *c, unsigned id, int sig)
 		int st;
 
 		waitpid(c->pid[id], &st, 0);
-		c->pid[id] = 0;
+		c->pid[id] = live_pid[id] = 0;
 	}
 }
 
@@ -134,6 +140,22 @@ static void tc_destroy(struct tc *c)
 	}
 	th_rmrf(c->dir);
 	free(c->dir);
+	live_dir[0] = '\0';
+}
+
+static int teardown(void **state)
+{
+	(void)state;
+	for (unsigned id = 1; id <= NODES_MAX; id++)
+		if (live_pid[id] > 0) {
+			kill(live_pid[id], SIGKILL);
+			waitpid(live_pid[id], NULL, 0);
+			live_pid[id] = 0;
+		}
+	if (live_dir[0])
+		th_rmrf(live_dir);
+	live_dir[0] = '\0';
+	return 0;
 }
 
 static struct sl_client *open_as(const char *sock, int consumer, uint64_t applied, int expect)
@@ -740,11 +762,15 @@ static void test_no_reconnect(void **state)
 int main(int argc, char **argv)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(test_open_misuse),	       cmocka_unit_test(test_leader_api),
-	    cmocka_unit_test(test_follower_consume),   cmocka_unit_test(test_backpressure),
-	    cmocka_unit_test(test_client_killed),      cmocka_unit_test(test_shipd_killed),
-	    cmocka_unit_test(test_vector_consecutive), cmocka_unit_test(test_no_reconnect),
-	    cmocka_unit_test(test_applied_kept),
+	    cmocka_unit_test_teardown(test_open_misuse, teardown),
+	    cmocka_unit_test_teardown(test_leader_api, teardown),
+	    cmocka_unit_test_teardown(test_follower_consume, teardown),
+	    cmocka_unit_test_teardown(test_backpressure, teardown),
+	    cmocka_unit_test_teardown(test_client_killed, teardown),
+	    cmocka_unit_test_teardown(test_shipd_killed, teardown),
+	    cmocka_unit_test_teardown(test_vector_consecutive, teardown),
+	    cmocka_unit_test_teardown(test_no_reconnect, teardown),
+	    cmocka_unit_test_teardown(test_applied_kept, teardown),
 	};
 
 	if (argc < 3) {
