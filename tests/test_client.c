@@ -152,8 +152,15 @@ static int teardown(void **state)
 			waitpid(live_pid[id], NULL, 0);
 			live_pid[id] = 0;
 		}
-	if (live_dir[0])
+	if (live_dir[0]) {
+		char cmd[PATH_MAX + 128];
+
+		/* the test failed: show what the nodes logged */
+		snprintf(cmd, sizeof(cmd), "tail -n 20 %s/n*.log >&2", live_dir);
+		if (system(cmd) != 0)
+			fprintf(stderr, "(no node logs)\n");
 		th_rmrf(live_dir);
+	}
 	live_dir[0] = '\0';
 	return 0;
 }
