@@ -667,7 +667,7 @@ static int workload(struct sl_cluster *c, struct cl_node *cn, uint64_t *appended
 			goto out;
 		atomic_store_explicit(&c->appended_pub, appended, memory_order_relaxed);
 		/* Nothing more may go now: the engine would wait, so seal. */
-		if ((rc = sl_node_flush(cn->node)) < 0 && rc != -EAGAIN)
+		if (!c->o.seal_by_linger && (rc = sl_node_flush(cn->node)) < 0 && rc != -EAGAIN)
 			goto out; /* -EAGAIN: window full, the batch seals once it has room */
 		if ((rc = sl_node_poll(cn->node)) < 0)
 			goto out;

@@ -65,6 +65,7 @@ struct cb_plan {
 	const char *plot_dir;
 	int matrix;
 	int half_max; /* each closed-loop run followed by an open loop at half its rate */
+	int seal;     /* 0 auto (linger in open loop), 1 idle, 2 linger */
 };
 
 struct cb_disk {
@@ -93,7 +94,7 @@ static void usage(FILE *f)
 		"                        [--record-bytes LIST] [--data LIST] [--mode LIST]\n"
 		"                        [--matrix] [--half-max] [--rate N] [--inflight N]\n"
 		"                        [--clients N] [--warmup S] [--nodes N]\n"
-		"                        [--batch-bytes N] [--linger-us N]\n"
+		"                        [--batch-bytes N] [--linger-us N] [--seal S]\n"
 		"                        [--idle spin|yield|backoff] [--plot DIR]\n"
 		"                        [--check-records] [--keep]\n"
 		"Runs every combination of the lists (comma-separated) one after the other,\n"
@@ -128,6 +129,11 @@ static void usage(FILE *f)
 		"  --batch-bytes N   close a batch at this many raw bytes (default 65536)\n"
 		"  --linger-us N     or this long after its first record (default 100)\n"
 		"  --idle I          node idle strategy (default backoff)\n"
+		"  --seal S          idle: seal the open batch whenever no record may go now, as\n"
+		"                    an engine about to wait would; linger: leave it to\n"
+		"                    --batch-bytes and --linger-us, as an engine that does not\n"
+		"                    wait; auto (default): idle in closed loop, linger in open\n"
+		"                    loop (its records go on schedule, nobody waits)\n"
 		"  --plot DIR        write each run's commit-latency CDF and follower lag over\n"
 		"                    time (CSV) and results.jsonl into DIR, then draw the PNG\n"
 		"                    plots with %s (python3-matplotlib)\n"
@@ -245,6 +251,15 @@ static int parse_one(const char *a, const char *val, struct sl_cluster_opts *o, 
 		return parse_seconds(a, val, &o->warmup);
 	if (strcmp(a, "--idle") == 0)
 		return sl_idle_parse(val, &o->idle);
+	if (strcmp(a, "--seal") == 0) {
+		if (strcmp(val, "auto") == 0)
+			p->seal = 0;
+		else if (strcmp(val, "idle") == 0 || strcmp(val, "linger") == 0)
+			p->seal = strcmp(val, "linger") == 0 ? 2 : 1;
+		else
+			return sl_err_set(EINVAL, "--seal is auto, idle or linger, got '%s'", val);
+		return 0;
+	}
 	if (strcmp(a, "--inflight") == 0) {
 		rc = bench_parse_u64(a, val, 1, 1u << 19, &v);
 		o->inflight = (uint32_t)v;
@@ -482,6 +497,7 @@ static void print_json(const struct sl_cluster_opts *o, const struct sl_cluster_
 	bench_json_int(&j, "rate", o->mode == SL_CLUSTER_OPEN ? (long long)o->rate : 0);
 	bench_json_int(&j, "inflight", o->mode == SL_CLUSTER_OPEN ? 0 : o->inflight);
 	bench_json_int(&j, "clients", o->clients);
+	bench_json_str(&j, "seal", o->seal_by_linger ? "linger" : "idle");
 	bench_json_num(&j, "seconds", r->seconds);
 	bench_json_num(&j, "records_per_s", w->rps);
 	bench_json_num(&j, "mb_s", w->mb_s);
@@ -676,6 +692,7 @@ static int one_run(struct cb_state *s, struct sl_cluster_opts *o, unsigned d, un
 			printf(", %u in flight", o->inflight);
 		printf(o->clients ? ", %u client threads\n" : "\n", o->clients);
 	}
+	o->seal_by_linger = s->p->seal ? s->p->seal == 2 : o->mode == SL_CLUSTER_OPEN;
 	if (o->net < NETS && s->rtt_rc[o->net] < 0) {
 		w->failed = 1;
 		fprintf(stderr, "shipbench cluster: skipping the run: no %s round trip\n",

@@ -12,6 +12,8 @@
  * due yet), the leader seals its open batch at once, as an engine about to
  * wait would, instead of waiting for the linger timer. Batches therefore
  * grow with the backlog, and a lone record does not pay the linger time.
+ * With seal_by_linger the batcher alone seals (batch_bytes or linger_us),
+ * as for an engine that does not wait on its appends.
  *
  * Shared by `shipbench cluster`, shiplog-demo and tests/test_node.c. */
 #ifndef SHIPLOG_CLUSTER_H
@@ -70,7 +72,11 @@ struct sl_cluster_opts {
 	const char *base_dir; /* where the run's directory goes (default /var/tmp) */
 	int keep;	      /* keep the run's directory */
 	int check_records;    /* followers compare every delivered record's bytes */
-	int progress;	      /* a line on stderr every second */
+	/* Leave sealing to the batcher (batch_bytes or linger) instead of sealing
+	 * whenever no record may go now: an engine that pipelines its appends
+	 * rather than waiting on each (see the header comment). */
+	int seal_by_linger;
+	int progress; /* a line on stderr every second */
 	/* Test hook: after the leader has appended restart_at records, follower
 	 * node `restart_node` (2..nodes) is closed, stays down restart_down_ms,
 	 * and is reopened on its recovered log with its engine's applied LSN. */
