@@ -123,7 +123,7 @@ def lag_over_time(d, runs, title):
     fig.suptitle(title)
     fig.tight_layout()
     out = os.path.join(d, "lag_over_time.png")
-    fig.savefig(out, dpi=110)
+    fig.savefig(out, dpi=80)  # dense lines: a larger image adds bytes, not detail
     plt.close(fig)
     return out
 
