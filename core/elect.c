@@ -405,6 +405,24 @@ void sl_elect_fence(struct sl_proto *p, const struct sl_frame *f, uint64_t now)
 	send_vote(p, f->hdr.sender, 0, 0);
 }
 
+/* A new leader sends from its log end, not knowing where its followers
+ * are; the first STATUS of each tells it, and live sending starts over
+ * from there (NAKs alone would repair a long gap a few fragments at a time). */
+static void first_status(struct sl_proto *p, const struct sl_frame *f)
+{
+	for (uint32_t i = 0; i < p->n_peers; i++) {
+		struct sl_peer *peer = &p->peers[i];
+
+		if (peer->id != f->hdr.sender || !(p->el.fresh >> i & 1))
+			continue;
+		p->el.fresh &= ~(1u << i);
+		if (f->status.received_pos < peer->sent_end) {
+			peer->sent_end = f->status.received_pos;
+			peer->frag_next = 0;
+		}
+	}
+}
+
 /* Epoch rules for an admitted frame (cluster, receiver and lower epochs
  * already checked). 1: dispatch it, 0: it is consumed or dropped. */
 int sl_elect_admit(struct sl_proto *p, const struct sl_frame *f, uint64_t now)
@@ -447,8 +465,11 @@ int sl_elect_admit(struct sl_proto *p, const struct sl_frame *f, uint64_t now)
 	}
 	if (sl_elect_owner(p, epoch) != p->cfg.node_id)
 		return 0; /* meant for this epoch's leader, which we are not */
-	if (p->role == SL_ROLE_LEADER && (idx = node_index(p, from)) >= 0)
+	if (p->role == SL_ROLE_LEADER && (idx = node_index(p, from)) >= 0) {
 		p->el.heard[idx] = now;
+		if (f->hdr.type == SL_FRAME_STATUS && p->el.fresh)
+			first_status(p, f);
+	}
 	return 1;
 }
 

@@ -98,7 +98,8 @@ struct sl_elect {
 	uint64_t pre_epoch;	 /* highest epoch heard in answers: stand above it */
 	uint64_t fenced_at[SL_NODES_MAX]; /* last reply to node i's stale frames */
 	uint64_t heard[SL_NODES_MAX];	  /* leader: last frame of this epoch from node i */
-	uint64_t lease_at;		  /* leader: next check that followers still answer */
+	uint64_t lease_at;	      /* leader: next check that followers still answer */
+	uint32_t fresh;		      /* leader: peers (bit per index) not heard in this epoch yet */
 	/* The promise and the vote, in memory and as persisted. */
 	uint64_t voted_epoch;
 	uint32_t voted_for;

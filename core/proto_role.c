@@ -150,6 +150,7 @@ void sl_role_leader(struct sl_proto *p, uint64_t now)
 	p->degrade_mark = p->blocked_since = 0;
 	for (uint32_t i = 0; i < p->n_peers; i++)
 		reset_peer(&p->peers[i], p, now);
+	p->el.fresh = (1u << p->n_peers) - 1;
 	for (uint32_t i = 0; i < SL_NODES_MAX; i++)
 		p->el.heard[i] = now;
 	p->el.lease_at = now + p->cfg.election_timeout_ns;

@@ -1014,7 +1014,8 @@ static void note_frame(struct sim_node *n, unsigned from, const struct sl_frame 
 		a[SL_ACK_DURABLE] = a[1] > f->status.durable_pos ? a[1] : f->status.durable_pos;
 		a[SL_ACK_APPLIED] = a[2] > f->status.applied_pos ? a[2] : f->status.applied_pos;
 	}
-	if (f->hdr.type == SL_FRAME_VOTE && f->vote.granted && !f->vote.flags) {
+	if (f->hdr.type == SL_FRAME_VOTE && f->vote.granted && !f->vote.flags &&
+	    f->hdr.epoch >= n->votes_epoch) { /* a late vote of an older epoch counts for none */
 		if (n->votes_epoch != f->hdr.epoch) {
 			n->votes_epoch = f->hdr.epoch;
 			n->votes_from = 0;
