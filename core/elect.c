@@ -185,10 +185,13 @@ static void send_vote_reqs(struct sl_proto *p, uint64_t now)
 
 		if (id == p->cfg.node_id || (got >> i & 1))
 			continue;
-		f.vreq = (struct sl_frame_vote_req){.last_epoch = p->last_epoch,
-						    .last_pos = p->log_end,
-						    .last_lsn = p->next_lsn - 1,
-						    .flags = p->el.prevoting ? SL_VOTE_F_PRE : 0};
+		f.vreq =
+		    (struct sl_frame_vote_req){.last_epoch = p->last_epoch,
+					       .last_pos = p->log_end,
+					       .last_lsn = p->next_lsn - 1,
+					       .flags = p->el.prevoting	    ? SL_VOTE_F_PRE
+							: p->el.transferred ? SL_VOTE_F_TRANSFER
+									    : 0};
 		sl_proto_send(p, id, seq_to(p, id), &f);
 	}
 	p->el.vreq_at = now + p->cfg.heartbeat_ns;
@@ -214,6 +217,7 @@ static void stand(struct sl_proto *p, uint64_t now)
 		p->cfg.epoch = e->pre_epoch;
 	epoch = next_epoch(p);
 	e->prevoting = 0;
+	e->transferred = 0;
 	e->elections++;
 	sl_role_candidate(p, epoch);
 	e->voted_epoch = epoch;
@@ -352,6 +356,59 @@ void sl_elect_on_persisted(struct sl_proto *p, uint64_t epoch, uint32_t vote, ui
 	}
 }
 
+/* ---- handing over ---- */
+
+int sl_proto_transfer(struct sl_proto *p, uint32_t target, uint64_t now)
+{
+	int idx = node_index(p, target);
+
+	if (!p->el.on || p->role != SL_ROLE_LEADER || p->failed)
+		return sl_err_set(EPERM, "node %u is not the leader", p->cfg.node_id);
+	if (idx < 0 || target == p->cfg.node_id)
+		return sl_err_set(EINVAL, "cannot hand over to node %u", target);
+	p->el.transfer_to = target;
+	p->el.transfer_until = now + p->cfg.election_timeout_ns;
+	sl_proto_flush(p, now); /* the open batch must reach the target too */
+	return 0;
+}
+
+int sl_proto_stepdown(struct sl_proto *p, uint64_t now)
+{
+	if (!p->el.on || p->role != SL_ROLE_LEADER || p->failed)
+		return sl_err_set(EPERM, "node %u is not the leader", p->cfg.node_id);
+	p->el.transfer_to = 0;
+	sl_role_follower(p, 0, now);
+	p->el.deadline = now + 2 * p->cfg.election_timeout_ns; /* the others first */
+	return 0;
+}
+
+/* The target holds the whole log (`received` from its STATUS): tell it to
+ * stand, and step down. */
+static void try_transfer(struct sl_proto *p, uint64_t received, uint64_t now)
+{
+	struct sl_frame f = {.hdr.type = SL_FRAME_ELECT_NOW};
+	uint32_t to = p->el.transfer_to;
+
+	if (p->builder.count > 0 && sl_proto_flush(p, now) < 0)
+		return;
+	if (p->builder.count > 0 || received < p->log_end)
+		return;
+	f.enow = (struct sl_frame_elect_now){.log_end = p->log_end, .commit_pos = p->commit_pos};
+	sl_proto_send(p, to, seq_to(p, to), &f);
+	sl_proto_stepdown(p, now);
+}
+
+/* A follower told by its leader to stand: at once, no pre-vote, and with
+ * TRANSFER so that voters still hearing that leader grant it. */
+void sl_elect_on_elect_now(struct sl_proto *p, const struct sl_frame *f, uint64_t now)
+{
+	(void)f;
+	if (p->role != SL_ROLE_FOLLOWER)
+		return;
+	stand(p, now);
+	p->el.transferred = 1;
+}
+
 /* ---- fencing ---- */
 
 static uint32_t answering(const struct sl_proto *p, uint64_t now)
@@ -383,7 +440,8 @@ static void adopt(struct sl_proto *p, uint64_t epoch, uint32_t leader, uint64_t 
 
 static int from_leader(uint8_t type)
 {
-	return type == SL_FRAME_DATA || type == SL_FRAME_HEARTBEAT || type == SL_FRAME_EPOCH_END;
+	return type == SL_FRAME_DATA || type == SL_FRAME_HEARTBEAT || type == SL_FRAME_EPOCH_END ||
+	       type == SL_FRAME_ELECT_NOW;
 }
 
 int sl_elect_is_pre(const struct sl_frame *f)
@@ -469,6 +527,10 @@ int sl_elect_admit(struct sl_proto *p, const struct sl_frame *f, uint64_t now)
 		p->el.heard[idx] = now;
 		if (f->hdr.type == SL_FRAME_STATUS && p->el.fresh)
 			first_status(p, f);
+		if (f->hdr.type == SL_FRAME_STATUS && p->el.transfer_to == from) {
+			try_transfer(p, f->status.received_pos, now);
+			return p->role == SL_ROLE_LEADER;
+		}
 	}
 	return 1;
 }
@@ -491,6 +553,14 @@ static void leader_tick(struct sl_proto *p, uint64_t now)
 
 	if (e->barrier_due)
 		sl_leader_seal_barrier(p, now); /* -EAGAIN: the window is full, retried */
+	if (e->transfer_to && now >= e->transfer_until)
+		e->transfer_to = 0; /* the target did not catch up: give up */
+	for (uint32_t i = 0; e->transfer_to && i < p->n_peers; i++)
+		if (p->peers[i].id == e->transfer_to) {
+			try_transfer(p, p->peers[i].received, now);
+			if (p->role != SL_ROLE_LEADER)
+				return;
+		}
 	if (p->delivered_pos < e->floor)
 		sl_follower_deliver(p);
 	if (now >= e->lease_at) {

@@ -70,6 +70,8 @@ static uint32_t fixed_body_len(uint8_t type)
 		return SL_FRAME_EREQ_BODY;
 	case SL_FRAME_EPOCH_END:
 		return SL_FRAME_EEND_BODY;
+	case SL_FRAME_ELECT_NOW:
+		return SL_FRAME_ENOW_BODY;
 	default:
 		return 0;
 	}
@@ -77,7 +79,7 @@ static uint32_t fixed_body_len(uint8_t type)
 
 static int type_known(uint8_t type)
 {
-	return type >= SL_FRAME_DATA && type <= SL_FRAME_EPOCH_END;
+	return type >= SL_FRAME_DATA && type <= SL_FRAME_ELECT_NOW;
 }
 
 const char *sl_frame_type_name(uint8_t type)
@@ -99,6 +101,8 @@ const char *sl_frame_type_name(uint8_t type)
 		return "EPOCH_REQ";
 	case SL_FRAME_EPOCH_END:
 		return "EPOCH_END";
+	case SL_FRAME_ELECT_NOW:
+		return "ELECT_NOW";
 	default:
 		return "unknown";
 	}
@@ -288,6 +292,10 @@ static void put_election_body(uint8_t *b, const struct sl_frame *f)
 		sl_le32_put(b + 24, f->eend.end_crc);
 		sl_le32_put(b + 28, 0);
 		break;
+	case SL_FRAME_ELECT_NOW:
+		sl_le64_put(b, f->enow.log_end);
+		sl_le64_put(b + 8, f->enow.commit_pos);
+		break;
 	}
 }
 
@@ -457,6 +465,10 @@ static void parse_election_body(const uint8_t *b, struct sl_frame *f)
 		f->eend.end_pos = sl_le64_get(b + 8);
 		f->eend.end_lsn = sl_le64_get(b + 16);
 		f->eend.end_crc = sl_le32_get(b + 24);
+		break;
+	case SL_FRAME_ELECT_NOW:
+		f->enow.log_end = sl_le64_get(b);
+		f->enow.commit_pos = sl_le64_get(b + 8);
 		break;
 	}
 }

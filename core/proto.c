@@ -308,6 +308,8 @@ void sl_proto_on_frame(struct sl_proto *p, const uint8_t *buf, size_t len, uint6
 		sl_follower_on_heartbeat(p, &f, now);
 	else if (p->role == SL_ROLE_FOLLOWER && f.hdr.type == SL_FRAME_EPOCH_END && p->el.on)
 		sl_diverge_on_end(p, &f, now);
+	else if (p->role == SL_ROLE_FOLLOWER && f.hdr.type == SL_FRAME_ELECT_NOW && p->el.on)
+		sl_elect_on_elect_now(p, &f, now);
 	else
 		p->frames_bad++;
 }

@@ -98,8 +98,11 @@ struct sl_elect {
 	uint64_t pre_epoch;	 /* highest epoch heard in answers: stand above it */
 	uint64_t fenced_at[SL_NODES_MAX]; /* last reply to node i's stale frames */
 	uint64_t heard[SL_NODES_MAX];	  /* leader: last frame of this epoch from node i */
-	uint64_t lease_at;	      /* leader: next check that followers still answer */
-	uint32_t fresh;		      /* leader: peers (bit per index) not heard in this epoch yet */
+	uint64_t lease_at;		  /* leader: next check that followers still answer */
+	uint32_t fresh;		 /* leader: peers (bit per index) not heard in this epoch yet */
+	uint32_t transfer_to;	 /* leader: handing over to this node, 0 none */
+	uint64_t transfer_until; /* and giving up at */
+	int transferred;	 /* candidate: stands by the leader's leave (TRANSFER) */
 	/* The promise and the vote, in memory and as persisted. */
 	uint64_t voted_epoch;
 	uint32_t voted_for;
@@ -226,6 +229,7 @@ void sl_elect_on_vote_req(struct sl_proto *p, const struct sl_frame *f, uint64_t
 void sl_elect_on_vote(struct sl_proto *p, const struct sl_frame *f, uint64_t now);
 void sl_elect_on_persisted(struct sl_proto *p, uint64_t epoch, uint32_t vote, uint64_t now);
 int sl_elect_is_pre(const struct sl_frame *f);
+void sl_elect_on_elect_now(struct sl_proto *p, const struct sl_frame *f, uint64_t now);
 void sl_elect_fence(struct sl_proto *p, const struct sl_frame *f, uint64_t now);
 void sl_elect_tick(struct sl_proto *p, uint64_t now);
 uint64_t sl_elect_next_timer(const struct sl_proto *p);

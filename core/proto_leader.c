@@ -227,7 +227,8 @@ int64_t sl_proto_append(struct sl_proto *p, const void *rec, uint32_t len, uint6
 		return p->failed;
 	/* A new leader first seals its epoch's first batch, then commits and
 	 * delivers what it inherited. */
-	if (p->el.on && (p->delivered_pos < p->log_end || p->el.floor == UINT64_MAX))
+	if (p->el.on &&
+	    (p->delivered_pos < p->log_end || p->el.floor == UINT64_MAX || p->el.transfer_to))
 		return -EAGAIN;
 	if (len > p->cfg.limits.max_record_bytes)
 		return sl_err_set(EMSGSIZE, "record of %u bytes over the limit %u", len,

@@ -609,6 +609,54 @@ static void lower_epoch_fenced(void **state)
 	assert_int_equal(append(1, 10), -EPERM);
 }
 
+/* shipctl promote: the leader waits for the target to hold its whole log
+ * (appends refused meanwhile), hands over, and the target leads the next
+ * epoch it owns with every record; nothing committed is lost and the cluster
+ * takes appends again. stepdown: the leader leaves, another is elected. */
+static void transfer_and_stepdown(void **state)
+{
+	uint64_t epoch = 0;
+	uint32_t who = 0;
+
+	(void)state;
+	assert_int_equal(e_init(3, 1), 0);
+	append_n(1, 30);
+	assert_int_equal(sl_proto_transfer(node(2)->p, 3, E.now), -EPERM);
+	assert_int_equal(sl_proto_transfer(node(1)->p, 1, E.now), -EINVAL);
+	assert_int_equal(sl_proto_transfer(node(1)->p, 9, E.now), -EINVAL);
+	/* Node 3 falls behind first, so the leader must wait for it. */
+	isolate(3, 1);
+	append_n(1, 10);
+	assert_int_equal(sl_proto_transfer(node(1)->p, 3, E.now), 0);
+	assert_int_equal(append(1, 10), -EAGAIN);
+	e_advance(3000000);
+	assert_int_equal(node(1)->role, SL_ROLE_LEADER);
+	isolate(3, 0);
+	e_advance(4 * E_TIMEOUT);
+	assert_int_equal(leader_count(&epoch, &who), 1);
+	assert_int_equal(who, 3);
+	assert_int_equal(epoch % 16, 2);
+	assert_int_equal(node(1)->role, SL_ROLE_FOLLOWER);
+	assert_int_equal(node(1)->commit_lsn, 40);
+	append_n(3, 5);
+	e_advance(5000000);
+	assert_int_equal(node(3)->commit_lsn, 45);
+	for (uint32_t i = 1; i <= 2; i++) {
+		assert_int_equal(node(i)->written, node(3)->written);
+		assert_memory_equal(node(i)->log, node(3)->log, node(3)->written);
+	}
+
+	assert_int_equal(sl_proto_stepdown(node(1)->p, E.now), -EPERM);
+	assert_int_equal(sl_proto_stepdown(node(3)->p, E.now), 0);
+	assert_int_equal(node(3)->role, SL_ROLE_FOLLOWER);
+	e_advance(4 * E_TIMEOUT);
+	assert_int_equal(leader_count(&epoch, &who), 1);
+	assert_true(who != 3); /* it stands no sooner than the others */
+	append_n(who, 5);
+	e_advance(5000000);
+	assert_int_equal(node(who)->commit_lsn, 50);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -619,6 +667,7 @@ int main(void)
 	    cmocka_unit_test_teardown(prevote_refused_while_leader_heard, teardown),
 	    cmocka_unit_test_teardown(never_cuts_below_commit, teardown),
 	    cmocka_unit_test_teardown(lower_epoch_fenced, teardown),
+	    cmocka_unit_test_teardown(transfer_and_stepdown, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -183,6 +183,16 @@ static struct sl_frame make_eend(uint16_t flags)
 	return f;
 }
 
+static struct sl_frame make_enow(uint16_t flags)
+{
+	struct sl_frame f;
+
+	fill_hdr(&f, SL_FRAME_ELECT_NOW, flags);
+	f.enow.log_end = pat(6);
+	f.enow.commit_pos = pat(7);
+	return f;
+}
+
 /* Every type, with and without a MAC; DATA small enough to flip every bit. */
 static int sample(unsigned i, struct sl_frame *f)
 {
@@ -212,6 +222,9 @@ static int sample(unsigned i, struct sl_frame *f)
 		return 1;
 	case 7:
 		*f = make_eend(flags);
+		return 1;
+	case 8:
+		*f = make_enow(flags);
 		return 1;
 	default:
 		return 0;
@@ -414,6 +427,16 @@ static void roundtrip_election_frames(void **state)
 	assert_int_equal(g.eend.end_pos, f.eend.end_pos);
 	assert_int_equal(g.eend.end_lsn, f.eend.end_lsn);
 	assert_int_equal(g.eend.end_crc, f.eend.end_crc);
+
+	f = make_enow(0);
+	n = encode_ok(&f, buf);
+	assert_int_equal(n, SL_FRAME_HDR + SL_FRAME_ENOW_BODY);
+	assert_int_equal(buf[5], 9);
+	assert_int_equal(rd64(buf + 64), f.enow.log_end);
+	assert_int_equal(rd64(buf + 72), f.enow.commit_pos);
+	assert_decode_ok(buf, (size_t)n, &g);
+	assert_int_equal(g.enow.log_end, f.enow.log_end);
+	assert_int_equal(g.enow.commit_pos, f.enow.commit_pos);
 }
 
 /* Field values decode refuses even with a right CRC, and encode refuses to
@@ -659,7 +682,7 @@ static void encode_errors(void **state)
 	f = make_hb(0);
 	f.hdr.type = 0;
 	assert_int_equal(sl_frame_encode(&f, buf, BUF_CAP), -EINVAL);
-	f.hdr.type = SL_FRAME_EPOCH_END + 1;
+	f.hdr.type = SL_FRAME_ELECT_NOW + 1;
 	assert_int_equal(sl_frame_encode(&f, buf, BUF_CAP), -EINVAL);
 	f = make_hb(0x0002);
 	assert_int_equal(sl_frame_encode(&f, buf, BUF_CAP), -EINVAL);
@@ -719,7 +742,7 @@ static void rejects_every_bit_flip(void **state)
 
 static void rejects_bad_magic_version_type_flags(void **state)
 {
-	static const uint8_t bad_types[] = {0, 9, 10, 0x80, 0xff};
+	static const uint8_t bad_types[] = {0, 10, 11, 0x80, 0xff};
 	static const uint16_t bad_flags[] = {0x0002, 0x0004, 0x0100, 0x8000, 0xffff, 0xfffe};
 	struct sl_frame f = make_hb(0);
 	int n;
@@ -959,6 +982,7 @@ static void type_names(void **state)
 	assert_string_equal(sl_frame_type_name(SL_FRAME_VOTE), "VOTE");
 	assert_string_equal(sl_frame_type_name(SL_FRAME_EPOCH_REQ), "EPOCH_REQ");
 	assert_string_equal(sl_frame_type_name(SL_FRAME_EPOCH_END), "EPOCH_END");
+	assert_string_equal(sl_frame_type_name(SL_FRAME_ELECT_NOW), "ELECT_NOW");
 	assert_string_equal(sl_frame_type_name(0), "unknown");
 	assert_string_equal(sl_frame_type_name(99), "unknown");
 }

@@ -1,7 +1,8 @@
 /* Protocol frames: the messages replicas exchange (DATA, STATUS, NAK,
- * HEARTBEAT; VOTE_REQ and VOTE for elections; EPOCH_REQ and EPOCH_END for
- * divergence repair after a failover). Fixed little-endian layouts, a CRC32C over every frame and
- * room for a keyed MAC. Encoding and bounds-checked decoding only; pure code. */
+ * HEARTBEAT; VOTE_REQ, VOTE and ELECT_NOW for elections; EPOCH_REQ and
+ * EPOCH_END for divergence repair after a failover). Fixed little-endian
+ * layouts, a CRC32C over every frame and room for a keyed MAC. Encoding and
+ * bounds-checked decoding only; pure code. */
 #ifndef SHIPLOG_FRAME_H
 #define SHIPLOG_FRAME_H
 
@@ -31,6 +32,7 @@ enum sl_frame_type {
 	SL_FRAME_VOTE = 6,	/* the answer, in the epoch asked for */
 	SL_FRAME_EPOCH_REQ = 7, /* a follower asks where an epoch ends in the leader's log */
 	SL_FRAME_EPOCH_END = 8, /* the leader's answer */
+	SL_FRAME_ELECT_NOW = 9, /* the leader hands over: stand at once */
 };
 
 /* VOTE_REQ and VOTE flags. TRANSFER: the leader hands over, so voters need
@@ -62,6 +64,7 @@ enum sl_frame_type {
  *   EPOCH_REQ (16): epoch u64 | log_end u64
  *   EPOCH_END (32): epoch u64 | end_pos u64 | end_lsn u64 (>= 1) | end_crc u32 |
  *             reserved u32 (zero)
+ *   ELECT_NOW (16): log_end u64 | commit_pos u64 (the leader's, informational)
  */
 #define SL_FRAME_DATA_SUB    32
 #define SL_FRAME_STATUS_BODY 72
@@ -71,6 +74,7 @@ enum sl_frame_type {
 #define SL_FRAME_VOTE_BODY   24
 #define SL_FRAME_EREQ_BODY   16
 #define SL_FRAME_EEND_BODY   32
+#define SL_FRAME_ENOW_BODY   16
 /* Header + DATA sub-header: what sl_frame_encode_prefix writes. */
 #define SL_FRAME_DATA_PREFIX (SL_FRAME_HDR + SL_FRAME_DATA_SUB)
 /* Largest batch_len a DATA frame may announce: a batch header plus a stored
@@ -153,6 +157,13 @@ struct sl_frame_epoch_end {
 	uint32_t end_crc;
 };
 
+/* A leader that hands over (a leadership transfer) tells the node it chose,
+ * once that node holds its whole log, to stand at once. */
+struct sl_frame_elect_now {
+	uint64_t log_end;
+	uint64_t commit_pos;
+};
+
 /* A decoded frame; the body union member matching hdr.type is valid. */
 struct sl_frame {
 	struct sl_frame_hdr hdr;
@@ -165,6 +176,7 @@ struct sl_frame {
 		struct sl_frame_vote vote;
 		struct sl_frame_epoch_req ereq;
 		struct sl_frame_epoch_end eend;
+		struct sl_frame_elect_now enow;
 	};
 };
 
@@ -215,7 +227,7 @@ int sl_frame_decode(const uint8_t *buf, size_t len, struct sl_frame *f);
 void sl_frame_mac_region(const uint8_t *buf, size_t len, size_t *covered);
 
 /* "DATA", "STATUS", "NAK", "HEARTBEAT", "VOTE_REQ", "VOTE", "EPOCH_REQ",
- * "EPOCH_END", or "unknown". */
+ * "EPOCH_END", "ELECT_NOW", or "unknown". */
 const char *sl_frame_type_name(uint8_t type);
 
 #endif

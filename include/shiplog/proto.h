@@ -123,6 +123,18 @@ void sl_proto_on_durable(struct sl_proto *p, uint64_t durable_pos, uint64_t now)
 /* Storage failed (write or fsync): the node stops acknowledging for good. */
 void sl_proto_on_storage_error(struct sl_proto *p, int err);
 
+/* Elections: hand the leadership to `target` (shipctl promote): appends get
+ * -EAGAIN while the leader waits for `target` to hold its whole log; it then
+ * tells it to stand at once (ELECT_NOW, and its vote requests carry
+ * SL_VOTE_F_TRANSFER, so voters that still hear this leader grant them) and
+ * steps down. Abandoned after an election timeout without that. -EPERM when
+ * not the leader (or without elections), -EINVAL for an unknown target or
+ * this node. */
+int sl_proto_transfer(struct sl_proto *p, uint32_t target, uint64_t now);
+/* Elections: the leader steps down (shipctl stepdown) and stands no sooner
+ * than the others would. -EPERM when not the leader. */
+int sl_proto_stepdown(struct sl_proto *p, uint64_t now);
+
 /* Elections: the persist op finished writing (epoch, voted_for). */
 void sl_proto_on_persisted(struct sl_proto *p, uint64_t epoch, uint32_t voted_for, uint64_t now);
 

@@ -83,6 +83,9 @@ static void build_fixed(const uint8_t *p, size_t left, struct sl_frame *f)
 	case SL_FRAME_EPOCH_REQ:
 		f->ereq = (struct sl_frame_epoch_req){v[0], v[1]};
 		break;
+	case SL_FRAME_ELECT_NOW:
+		f->enow = (struct sl_frame_elect_now){v[0], v[1]};
+		break;
 	case SL_FRAME_EPOCH_END:
 		f->eend = (struct sl_frame_epoch_end){v[0], v[1], v[2] % 4, (uint32_t)v[3]};
 		break;
@@ -104,7 +107,7 @@ static void build_fixed(const uint8_t *p, size_t left, struct sl_frame *f)
 static void build(const uint8_t *p, size_t left, struct sl_frame *f)
 {
 	memset(f, 0, sizeof(*f));
-	f->hdr.type = (uint8_t)(take(&p, &left, 1) % 10);
+	f->hdr.type = (uint8_t)(take(&p, &left, 1) % 11);
 	f->hdr.flags = (uint16_t)take(&p, &left, 1) & 0x3;
 	for (size_t i = 0; i < sizeof(f->hdr.cluster_id); i++)
 		f->hdr.cluster_id[i] = (uint8_t)take(&p, &left, 1);
@@ -155,6 +158,9 @@ static void check_fields_equal(const struct sl_frame *a, const struct sl_frame *
 		CHECK(a->vote.last_pos == b->vote.last_pos);
 	} else if (a->hdr.type == SL_FRAME_EPOCH_REQ) {
 		CHECK(a->ereq.epoch == b->ereq.epoch && a->ereq.log_end == b->ereq.log_end);
+	} else if (a->hdr.type == SL_FRAME_ELECT_NOW) {
+		CHECK(a->enow.log_end == b->enow.log_end &&
+		      a->enow.commit_pos == b->enow.commit_pos);
 	} else if (a->hdr.type == SL_FRAME_EPOCH_END) {
 		CHECK(a->eend.epoch == b->eend.epoch && a->eend.end_pos == b->eend.end_pos);
 		CHECK(a->eend.end_lsn == b->eend.end_lsn && a->eend.end_crc == b->eend.end_crc);

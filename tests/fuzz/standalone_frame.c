@@ -122,6 +122,9 @@ static struct replay_seed fixed_seed(uint8_t type, uint16_t flags, uint64_t s)
 	case SL_FRAME_EPOCH_REQ:
 		f.ereq = (struct sl_frame_epoch_req){2 + s, 8192 * s};
 		break;
+	case SL_FRAME_ELECT_NOW:
+		f.enow = (struct sl_frame_elect_now){4096 * s, 2048 * s};
+		break;
 	case SL_FRAME_EPOCH_END:
 		f.eend =
 		    (struct sl_frame_epoch_end){2 + s, 4096 * s, 33 * s, (uint32_t)replay_rand()};
@@ -154,6 +157,7 @@ static size_t make_seeds(struct replay_seed *s)
 		s[n++] = fixed_seed(SL_FRAME_VOTE, mac, 10);
 		s[n++] = fixed_seed(SL_FRAME_EPOCH_REQ, mac, 11);
 		s[n++] = fixed_seed(SL_FRAME_EPOCH_END, mac, 12);
+		s[n++] = fixed_seed(SL_FRAME_ELECT_NOW, mac, 13);
 	}
 	return n;
 }

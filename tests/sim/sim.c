@@ -71,7 +71,8 @@ static const char usage[] =
     "                    forged frames; disk = crashes with torn writes, slow syncs\n"
     "                    and storage errors (of followers only, unless failover);\n"
     "                    failover = leader crashes, quick double failovers, leader\n"
-    "                    pauses, crashes of candidates, power losses (needs\n"
+    "                    pauses, crashes of candidates, power losses, and the\n"
+    "                    operator's leadership transfers and step-downs (needs\n"
     "                    elections)\n"
     "  --elect on|off    elections and failover (default: derived, on in 7 of 8\n"
     "                    seeds); off: node 1 leads for good\n"
@@ -395,9 +396,11 @@ static void derive_faults(const struct opts *o, uint64_t *rng, struct sl_sim_par
 		p->fault_ns += sl_sim_range(rng, 4 * t, 30 * t);
 	else
 		sl_rng_next(rng);
+	p->transfers = (uint32_t)sl_sim_range(rng, 0, 2);
+	p->stepdowns = (uint32_t)sl_sim_range(rng, 0, 1);
 	if (!(p->faults & SL_SIM_FAULT_FAILOVER))
 		p->leader_crashes = p->double_failovers = p->pauses = p->candidate_crashes =
-		    p->power_losses = 0;
+		    p->power_losses = p->transfers = p->stepdowns = 0;
 	p->crashes = (uint32_t)sl_sim_range(rng, 1, 6);
 	p->partitions = (uint32_t)sl_sim_range(rng, 1, 4);
 	p->storage_errors = sl_sim_below(rng, 3) == 0 ? (uint32_t)sl_sim_range(rng, 1, 2) : 0;
@@ -468,9 +471,10 @@ static void print_params(const struct sl_sim_params *p)
 	       p->fault_ns / MS, p->crashes, p->down_max_ns / MS, p->partitions, p->storage_errors,
 	       p->loss_ppm, p->dup_ppm, p->forge_ppm);
 	printf(" elect=%s election_ms=%.1f leader_crashes=%u double_failovers=%u pauses=%u"
-	       " candidate_crashes=%u power_losses=%u",
+	       " candidate_crashes=%u power_losses=%u transfers=%u stepdowns=%u",
 	       p->elect ? "on" : "off", (double)p->election_timeout_ns / MS, p->leader_crashes,
-	       p->double_failovers, p->pauses, p->candidate_crashes, p->power_losses);
+	       p->double_failovers, p->pauses, p->candidate_crashes, p->power_losses, p->transfers,
+	       p->stepdowns);
 }
 
 static void print_result(const struct sl_sim_result *r)

@@ -25,6 +25,8 @@ enum sl_sim_ev_type {
 	SL_SIM_EV_PAUSE,	   /* the current leader stops (SIGSTOP) for `arg` ns */
 	SL_SIM_EV_RESUME,	   /* and continues */
 	SL_SIM_EV_REBUILD,	   /* the operator rebuilds a node whose log diverged */
+	SL_SIM_EV_TRANSFER,	   /* the operator hands the leadership to another node */
+	SL_SIM_EV_STEPDOWN,	   /* the operator has the leader step down */
 	SL_SIM_EV_TYPES
 };
 

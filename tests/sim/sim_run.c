@@ -992,6 +992,10 @@ static void trace_frame(struct sl_sim *s, unsigned to, unsigned from, const stru
 		trace(s, (int)to, "recv EPOCH_REQ from n%" PRIu64 " e=%" PRIu64 " asks %" PRIu64,
 		      (uint64_t)from + 1, f->hdr.epoch, f->ereq.epoch);
 		break;
+	case SL_FRAME_ELECT_NOW:
+		trace(s, (int)to, "recv ELECT_NOW from n%" PRIu64 " e=%" PRIu64 " end=%" PRIu64,
+		      (uint64_t)from + 1, f->hdr.epoch, f->enow.log_end);
+		break;
 	default:
 		trace(s, (int)to,
 		      "recv EPOCH_END from n%" PRIu64 " epoch %" PRIu64 " ends %" PRIu64
@@ -1345,6 +1349,28 @@ static void ev_pause(struct sl_sim *s, uint64_t d)
 	push(s, n->paused_until, SL_SIM_EV_RESUME, n->idx, 0);
 }
 
+/* shipctl promote: the leader hands over to another node it picks now. */
+static void ev_transfer(struct sl_sim *s)
+{
+	struct sim_node *n = cur_leader(s);
+	unsigned to;
+
+	if (!n || !running(n) || s->healed || n_nodes(s) < 2)
+		return;
+	to = (n->idx + (unsigned)sl_sim_range(s->rng, 1, n_nodes(s) - 1)) % n_nodes(s);
+	trace(s, (int)n->idx, "TRANSFER to n%" PRIu64 ": %" PRId64, (uint64_t)to + 1,
+	      (int64_t)sl_proto_transfer(n->p, s->node[to].id, s->now));
+}
+
+static void ev_stepdown(struct sl_sim *s)
+{
+	struct sim_node *n = cur_leader(s);
+
+	if (!n || !running(n) || s->healed)
+		return;
+	trace(s, (int)n->idx, "STEPDOWN: %" PRId64, (int64_t)sl_proto_stepdown(n->p, s->now));
+}
+
 static void ev_resume(struct sim_node *n)
 {
 	if (n->up && n->paused) {
@@ -1461,6 +1487,12 @@ static void dispatch(struct sl_sim *s, const struct sl_sim_event *e)
 		break;
 	case SL_SIM_EV_REBUILD:
 		ev_rebuild(s, n);
+		break;
+	case SL_SIM_EV_TRANSFER:
+		ev_transfer(s);
+		break;
+	case SL_SIM_EV_STEPDOWN:
+		ev_stepdown(s);
 		break;
 	case SL_SIM_EV_RESTART:
 		if (!n->up && e->gen == n->gen)
@@ -1873,6 +1905,10 @@ static void plan_failover(struct sl_sim *s)
 		push(s, rand_time(s), SL_SIM_EV_CRASH_CANDIDATE, 0, 0);
 	for (uint32_t k = 0; k < p->power_losses; k++)
 		push(s, rand_time(s), SL_SIM_EV_CRASH_ALL, 0, sl_sim_range(s->rng, 200000, 4 * t));
+	for (uint32_t k = 0; k < p->transfers; k++)
+		push(s, rand_time(s), SL_SIM_EV_TRANSFER, 0, 0);
+	for (uint32_t k = 0; k < p->stepdowns; k++)
+		push(s, rand_time(s), SL_SIM_EV_STEPDOWN, 0, 0);
 }
 
 static void plan_faults(struct sl_sim *s)

@@ -14,7 +14,8 @@
 #define SL_SIM_FAULT_NET  1u /* loss, dup, reorder, delays, partitions, forged frames */
 #define SL_SIM_FAULT_DISK 2u /* crashes, torn writes, slow syncs, storage errors */
 /* Leader crashes, quick double failovers, leader pauses, crashes of
- * candidates, power losses (every node at once); needs elections. */
+ * candidates, power losses (every node at once), and the operator's
+ * leadership transfers and step-downs; needs elections. */
 #define SL_SIM_FAULT_FAILOVER 4u
 
 #define SL_SIM_RECORDS_MAX 100000
@@ -47,6 +48,7 @@ struct sl_sim_params {
 	int elect;			       /* elections on (else node 1 leads for good) */
 	uint64_t election_timeout_ns;
 	uint32_t leader_crashes, double_failovers, pauses, power_losses, candidate_crashes;
+	uint32_t transfers, stepdowns; /* operator actions (shipctl promote, stepdown) */
 	uint64_t pause_max_ns;
 	uint64_t max_events;
 	int trace;	 /* print every event as it happens */
