@@ -137,6 +137,23 @@ static uint64_t nak_interval(const struct sl_proto *p)
 	return p->cfg.nak_interval_ns * (p->nak_backoff ? p->nak_backoff : 1);
 }
 
+/* How far to NAK. Holes below a received byte go after nak_delay. What
+ * lies past the highest byte received, up to the leader's end that a
+ * heartbeat told, is usually still on its way: a receiver that a busy
+ * machine runs late learns the leader's end long before it reads the
+ * frames. NAKing that tail made the leader send it twice (three shipd under
+ * load: about a million retransmits for a million records), so the tail
+ * waits until no new fragment has come for a tail-loss-probe interval.
+ * Returns the NAK target, or log_end when nothing may be NAKed yet. */
+static uint64_t nak_target(const struct sl_proto *p, uint64_t now)
+{
+	int quiet = p->last_frag_ns == 0 || now - p->last_frag_ns >= p->cfg.tlp_ns;
+
+	if (quiet && p->leader_end > p->highest_seen)
+		return p->leader_end;
+	return p->highest_seen > p->log_end ? p->highest_seen : p->log_end;
+}
+
 static void check_gap(struct sl_proto *p, uint64_t now)
 {
 	uint64_t target = p->highest_seen > p->leader_end ? p->highest_seen : p->leader_end;
@@ -151,6 +168,8 @@ static void check_gap(struct sl_proto *p, uint64_t now)
 	}
 	if (now - p->gap_since < p->cfg.nak_delay_ns ||
 	    (p->last_nak && now - p->last_nak < nak_interval(p)))
+		return;
+	if ((target = nak_target(p, now)) <= p->log_end)
 		return;
 	/* Back off while NAKs bring no progress (a congested path or a busy
 	 * leader), so repair traffic cannot feed the congestion. */
@@ -378,7 +397,7 @@ static void after_event(struct sl_proto *p, uint64_t now)
 		send_status(p, now);
 }
 
-static void place_fragment(struct sl_proto *p, const struct sl_frame_data *d)
+static void place_fragment(struct sl_proto *p, const struct sl_frame_data *d, uint64_t now)
 {
 	uint64_t end = d->batch_pos + d->batch_len;
 	struct sl_slot *s;
@@ -403,6 +422,7 @@ static void place_fragment(struct sl_proto *p, const struct sl_frame_data *d)
 	memcpy(sl_ring_at(&p->ring, d->batch_pos) + d->frag_off, d->frag, d->frag_len);
 	s->bits[bit / 64] |= 1ull << (bit % 64);
 	s->got += d->frag_len;
+	p->last_frag_ns = now;
 	if (d->batch_pos + d->frag_off + d->frag_len > p->highest_seen)
 		p->highest_seen = d->batch_pos + d->frag_off + d->frag_len;
 	if (s->got == s->len)
@@ -423,7 +443,7 @@ void sl_follower_on_data(struct sl_proto *p, const struct sl_frame *f, uint64_t 
 	if (!p->el.synced)
 		return; /* NAKed again once the logs are known to agree */
 	learn(p, d->commit_pos, 0);
-	place_fragment(p, d);
+	place_fragment(p, d, now);
 	after_event(p, now);
 }
 
@@ -477,6 +497,10 @@ uint64_t sl_follower_next_timer(const struct sl_proto *p)
 		return 0; /* delivery ran out of budget: continue at once */
 	if (p->gap_since) {
 		t = p->gap_since + p->cfg.nak_delay_ns;
+		/* A tail alone waits for quiet (nak_target). */
+		if (p->highest_seen <= p->log_end && p->last_frag_ns &&
+		    p->last_frag_ns + p->cfg.tlp_ns > t)
+			t = p->last_frag_ns + p->cfg.tlp_ns;
 		if (p->last_nak && p->last_nak + nak_interval(p) > t)
 			t = p->last_nak + nak_interval(p);
 	}

@@ -162,8 +162,9 @@ struct sl_proto {
 	uint64_t applied_lsn, applied_pos, engine_start_lsn;
 	uint64_t echo_recv_ts, echo_durable_ts, echo_applied_ts;
 	uint64_t gap_since, last_nak;
-	uint64_t nak_log_end; /* log_end at the last NAK round */
-	uint32_t nak_backoff; /* NAK interval multiplier, 1..SL_PROTO_NAK_BACKOFF_MAX */
+	uint64_t last_frag_ns; /* a new fragment was stored, 0: none yet */
+	uint64_t nak_log_end;  /* log_end at the last NAK round */
+	uint32_t nak_backoff;  /* NAK interval multiplier, 1..SL_PROTO_NAK_BACKOFF_MAX */
 	uint64_t seq_to_leader, last_status_sent;
 	int status_dirty;
 	int delivering; /* guards deliver() against re-entry from callbacks */
