@@ -29,12 +29,13 @@
 #include "shiplog/frame.h"
 #include "shiplog/log.h"
 
-#define TS_RING	     (1u << 20) /* append times kept: records outstanding at most */
-#define APPEND_BURST 1024	/* appends between two polls of the leader */
-#define PROGRESS_NS  1000000000ull
-#define CLUSTER_BASE "/var/tmp"
-#define STREAM_ID    1
-#define LEADER_ID    1
+#define TS_RING	       (1u << 20) /* append times kept: records outstanding at most */
+#define APPEND_BURST   1024	  /* appends between two polls of the leader */
+#define PROGRESS_NS    1000000000ull
+#define CLIENT_LOOK_NS 50000ull /* an idle leader looks at the client rings this often */
+#define CLUSTER_BASE   "/var/tmp"
+#define STREAM_ID      1
+#define LEADER_ID      1
 
 static const uint8_t cluster_id[16] = "shiplog-cluster";
 
@@ -627,6 +628,24 @@ static int feed_clients(struct sl_cluster *c, struct cl_node *cn, uint64_t *appe
 	return work;
 }
 
+/* How long the leader's thread may sleep when its node is idle: until the
+ * next scheduled record (open loop), a window edge, or briefly when client
+ * threads fill rings it must look at (they cannot wake it). */
+static uint64_t wake_by(const struct sl_cluster *c, uint64_t now)
+{
+	uint64_t t = UINT64_MAX;
+
+	if (c->o.clients)
+		t = now + CLIENT_LOOK_NS;
+	else if (c->o.mode == SL_CLUSTER_OPEN)
+		t = c->next;
+	if (!c->w0.taken && c->win_start < t)
+		t = c->win_start;
+	if (!c->w1.taken && c->win_end < t)
+		t = c->win_end;
+	return t;
+}
+
 static int workload(struct sl_cluster *c, struct cl_node *cn, uint64_t *appended_out)
 {
 	uint64_t appended = 0, last_progress = c->t0, now;
@@ -671,7 +690,7 @@ static int workload(struct sl_cluster *c, struct cl_node *cn, uint64_t *appended
 			goto out; /* -EAGAIN: window full, the batch seals once it has room */
 		if ((rc = sl_node_poll(cn->node)) < 0)
 			goto out;
-		sl_node_idle(cn->node, rc + work);
+		sl_node_idle_until(cn->node, rc + work, wake_by(c, now));
 		rc = 0;
 		progress(c, now, appended, &last_progress);
 	}
@@ -1206,10 +1225,10 @@ static void print_node_stats(FILE *f, uint32_t id, const struct sl_node_stats *s
 		"  node %" PRIu32 "      cpu %.2f s (%.2f us/record), turns %" PRIu64
 		" (idle %" PRIu64 ", sleeps %" PRIu64 "), frames rx %" PRIu64 " tx %" PRIu64
 		" (refused %" PRIu64 "), durable events %" PRIu64 ", store full %" PRIu64
-		", timer ticks %" PRIu64 "\n",
+		", timer ticks %" PRIu64 ", blocks %" PRIu64 "\n",
 		id, (double)cpu_ns / 1e9, records ? (double)cpu_ns / 1e3 / (double)records : 0.0,
 		s->turns, s->idle_turns, s->sleeps, s->frames_rx, s->frames_tx, s->tx_refused,
-		s->durable_events, s->store_full_waits, s->timer_ticks);
+		s->durable_events, s->store_full_waits, s->timer_ticks, s->blocks);
 }
 
 void sl_cluster_print_stats(FILE *f, const struct sl_cluster_result *r)

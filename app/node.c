@@ -45,6 +45,9 @@
 #define BACKOFF_SLEEP_MIN 1000	 /* then sleeping, doubling from 1 us */
 #define BACKOFF_SLEEP_MAX 50000	 /* up to 50 us */
 #define TIMER_SLACK_NS	  1000ul /* so a 1 us sleep is not the default 50 us */
+#define BLOCK_MAX_NS                                                                               \
+	1000000ul /* waitable transport: after the spins, sleep in ppoll,                          \
+		   * looking up at least every 1 ms */
 
 struct sl_node {
 	struct sl_node_config cfg;
@@ -636,9 +639,55 @@ static void cpu_relax(void)
 #endif
 }
 
-void sl_node_idle(struct sl_node *n, int events)
+static void set_slack(struct sl_node *n)
+{
+	if (!n->slack_set) {
+		prctl(PR_SET_TIMERSLACK, TIMER_SLACK_NS);
+		n->slack_set = 1;
+	}
+}
+
+/* Sleep in the kernel until a frame or a storage completion arrives, the
+ * protocol's next timer or `deadline` (at most BLOCK_MAX_NS). An idle node
+ * then costs no CPU, which on a machine with fewer cores than nodes is what
+ * the busy ones need, and wakes when its work arrives rather than at the
+ * end of a sleep. 1 when it slept or found work pending, 0 when the
+ * transport cannot be waited for (DPDK: poll, yield and sleep instead). */
+static int block(struct sl_node *n, uint64_t now, uint64_t deadline)
+{
+	struct pollfd fds[3] = {{.events = POLLIN}, {.events = POLLIN}, {.events = POLLIN}};
+	uint64_t until = sl_proto_next_timer(n->proto);
+	nfds_t nfds = 2;
+	struct timespec ts;
+
+	if (!n->tr->ops->wait_fd)
+		return 0;
+	if ((fds[0].fd = n->tr->ops->wait_fd(n->tr)) < 0)
+		return fds[0].fd == -EAGAIN;
+	fds[1].fd = sl_store_wait_fd(n->store);
+	if (until > deadline)
+		until = deadline;
+	if (until <= now)
+		return 1;
+	if (until - now > BLOCK_MAX_NS)
+		until = now + BLOCK_MAX_NS;
+	ts = (struct timespec){.tv_sec = (time_t)((until - now) / 1000000000ull),
+			       .tv_nsec = (long)((until - now) % 1000000000ull)};
+	/* The poller's doorbell (a client's work) wakes us too. */
+	if (n->poller.sleep && (fds[nfds++].fd = n->poller.sleep(n->poller.arg, 1)) < 0)
+		return 1; /* work arrived: no sleep */
+	set_slack(n);
+	ppoll(fds, nfds, &ts, NULL);
+	if (n->poller.sleep)
+		n->poller.sleep(n->poller.arg, 0);
+	n->st.blocks++;
+	return 1;
+}
+
+void sl_node_idle_until(struct sl_node *n, int events, uint64_t deadline)
 {
 	struct timespec ts;
+	uint64_t now;
 
 	if (events > 0) {
 		n->idle_streak = 0;
@@ -659,6 +708,10 @@ void sl_node_idle(struct sl_node *n, int events)
 		cpu_relax();
 		return;
 	}
+	/* A waitable transport: sleep until there is work. */
+	now = sl_node_now();
+	if (block(n, now, deadline))
+		return;
 	/* A poller's sleep wakes on its doorbell (a client's work), so go
 	 * straight to it: on a busy machine a yield can cost a whole time
 	 * slice, with nothing to cut it short. */
@@ -666,11 +719,10 @@ void sl_node_idle(struct sl_node *n, int events)
 		sched_yield();
 		return;
 	}
-	if (!n->slack_set) {
-		prctl(PR_SET_TIMERSLACK, TIMER_SLACK_NS);
-		n->slack_set = 1;
-	}
+	set_slack(n);
 	ts = (struct timespec){.tv_nsec = (long)n->sleep_ns};
+	if (deadline > now && deadline - now < n->sleep_ns)
+		ts.tv_nsec = (long)(deadline - now);
 	if (!n->poller.sleep) {
 		nanosleep(&ts, NULL);
 	} else {
@@ -683,6 +735,11 @@ void sl_node_idle(struct sl_node *n, int events)
 	}
 	n->st.sleeps++;
 	n->sleep_ns = n->sleep_ns * 2 > BACKOFF_SLEEP_MAX ? BACKOFF_SLEEP_MAX : n->sleep_ns * 2;
+}
+
+void sl_node_idle(struct sl_node *n, int events)
+{
+	sl_node_idle_until(n, events, UINT64_MAX);
 }
 
 int sl_node_run(struct sl_node *n, const volatile int *stop)

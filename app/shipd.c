@@ -442,7 +442,7 @@ static int run(struct shipd *d)
 			sl_info("lsn %" PRIu64 " reached: exiting", d->o.exit_after_lsn);
 			break;
 		}
-		sl_node_idle(d->node, events);
+		sl_node_idle_until(d->node, events, d->next_ctl_ns);
 	}
 	return 0;
 }
@@ -466,7 +466,7 @@ static void drain(struct shipd *d)
 			break;
 		sl_node_status(d->node, &st);
 		done = st.durable_pos >= st.log_end && (!d->leader || st.commit_pos >= st.log_end);
-		sl_node_idle(d->node, events);
+		sl_node_idle_until(d->node, events, d->next_ctl_ns);
 	}
 	sl_node_status(d->node, &st);
 	if (done)

@@ -935,6 +935,11 @@ int sl_store_poll(struct sl_store *s, unsigned min_complete)
 	return n;
 }
 
+int sl_store_wait_fd(const struct sl_store *s)
+{
+	return s->ring.ring_fd;
+}
+
 int sl_store_sync(struct sl_store *s)
 {
 	int rc;

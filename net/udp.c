@@ -880,6 +880,19 @@ static int udp_poll(struct sl_transport *t, sl_rx_fn fn, void *arg, unsigned bud
 	return (int)n;
 }
 
+/* The ring's fd: readable once a receive completes. What poll() would find
+ * without a new completion (a GRO buffer half handed out, completions
+ * flush() stashed, an unarmed receive) means: poll now. */
+static int udp_wait_fd(struct sl_transport *t)
+{
+	struct sl_udp *u = udp_of(t);
+
+	if (u->pend.active || u->stash_n > 0 || !u->rx_live || io_uring_cq_ready(&u->ring) > 0 ||
+	    (u->multishot && !u->rx_armed))
+		return -EAGAIN;
+	return u->ring.ring_fd;
+}
+
 static void udp_stats(const struct sl_transport *t, struct sl_transport_stats *out)
 {
 	*out = ((const struct sl_udp *)t)->st;
@@ -1350,4 +1363,5 @@ static const struct sl_transport_ops udp_ops = {
     .poll = udp_poll,
     .stats = udp_stats,
     .destroy = udp_destroy,
+    .wait_fd = udp_wait_fd,
 };

@@ -19,7 +19,9 @@
 #include "shiplog/transport.h"
 
 enum sl_idle {
-	SL_IDLE_BACKOFF = 0, /* spin briefly, then yield, then sleep up to 50 us (default) */
+	SL_IDLE_BACKOFF = 0, /* spin briefly, then sleep until there is work (kernel UDP:
+			      * ppoll on its ring and the store's); DPDK: spin, yield,
+			      * then sleep up to 50 us (default) */
 	SL_IDLE_SPIN,	     /* never sleep: bare metal, a core per node */
 	SL_IDLE_YIELD,	     /* sched_yield between idle turns */
 };
@@ -86,6 +88,7 @@ struct sl_node_stats {
 	uint64_t store_full_waits; /* appends that found every group buffer busy */
 	uint64_t durable_events;   /* durable position reported to the protocol */
 	uint64_t timer_ticks;
+	uint64_t blocks; /* backoff sleeps in ppoll until work arrived or a timer */
 };
 
 struct sl_node;
@@ -111,6 +114,10 @@ int sl_node_run(struct sl_node *n, const volatile int *stop);
 /* Idle the way sl_node_run does after a turn that handled `events` (for
  * callers with their own loop, e.g. a workload on the leader's thread). */
 void sl_node_idle(struct sl_node *n, int events);
+/* The same, sleeping no later than `deadline` (sl_node_now's clock): for
+ * callers that also wait for something the node cannot see (an open-loop
+ * schedule, records from other threads, a control socket). */
+void sl_node_idle_until(struct sl_node *n, int events, uint64_t deadline);
 
 /* Extra work a node's loop does on every turn: the client rings of shipd
  * (app/client_srv.c). `poll` runs inside sl_node_poll after the protocol's

@@ -132,6 +132,11 @@ int sl_store_flush(struct sl_store *s);
  * or -errno once the store has failed. */
 int sl_store_poll(struct sl_store *s, unsigned min_complete);
 
+/* A file descriptor that turns readable when sl_store_poll has a
+ * completion to reap (the write ring's), for callers that sleep in ppoll()
+ * while idle. */
+int sl_store_wait_fd(const struct sl_store *s);
+
 /* Flush and wait until everything appended is durable (or the store fails). */
 int sl_store_sync(struct sl_store *s);
 

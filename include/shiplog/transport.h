@@ -59,6 +59,11 @@ struct sl_transport_ops {
 	int (*poll)(struct sl_transport *t, sl_rx_fn fn, void *arg, unsigned budget);
 	void (*stats)(const struct sl_transport *t, struct sl_transport_stats *out);
 	void (*destroy)(struct sl_transport *t);
+	/* Optional: a file descriptor that turns readable when poll() would
+	 * find something, so an idle node can sleep in ppoll() until then;
+	 * -EAGAIN when something is there already (poll now). NULL: the
+	 * transport cannot be waited for (DPDK polls). */
+	int (*wait_fd)(struct sl_transport *t);
 };
 
 struct sl_transport {
