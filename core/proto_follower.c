@@ -442,7 +442,10 @@ void sl_follower_on_data(struct sl_proto *p, const struct sl_frame *f, uint64_t 
 	}
 	if (!p->el.synced)
 		return; /* NAKed again once the logs are known to agree */
-	learn(p, d->commit_pos, 0);
+	/* With elections a new leader may send past our window before it knows
+	 * where we are: its log end (on DATA too) is what makes us NAK and
+	 * restate our position, even if our first STATUS was lost. */
+	learn(p, d->commit_pos, p->el.on ? d->leader_end : 0);
 	place_fragment(p, d, now);
 	after_event(p, now);
 }
