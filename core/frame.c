@@ -225,6 +225,26 @@ static int check_reserved(const uint8_t *b, const struct sl_frame_hdr *h)
 	return 0;
 }
 
+/* Body bytes that follow the header in every frame of the type: the whole
+ * body, or DATA's sub-header (its fragment comes after). */
+static uint32_t fixed_len(uint8_t type, uint32_t body_len)
+{
+	return type == SL_FRAME_DATA ? SL_FRAME_DATA_SUB : body_len;
+}
+
+/* The frame CRC: CRC32C over the fragment (DATA; frag_crc is its CRC, 0
+ * without one), continued over the header, whose crc field counts as zero,
+ * and the fixed body. Fragment first, so a fragment's CRC is computed once
+ * and continued over the header of every frame that carries it. */
+static uint32_t frame_crc(uint32_t frag_crc, const uint8_t *head, uint32_t fixed)
+{
+	static const uint8_t zero[4];
+	uint32_t c = sl_crc32c(frag_crc, head, OFF_CRC);
+
+	c = sl_crc32c(c, zero, sizeof(zero));
+	return sl_crc32c(c, head + SL_FRAME_HDR, fixed);
+}
+
 /* ---- encode ---- */
 
 static void put_hdr(uint8_t *out, const struct sl_frame_hdr *h, uint32_t body_len)
@@ -377,13 +397,18 @@ int sl_frame_encode(const struct sl_frame *f, uint8_t *out, size_t cap)
 	put_hdr(out, &f->hdr, body_len);
 	put_body(out + SL_FRAME_HDR, f);
 	memset(out + covered, 0, total - covered); /* the MAC slot, if any */
-	sl_le32_put(out + OFF_CRC, sl_crc32c(0, out, covered));
+	sl_le32_put(out + OFF_CRC,
+		    frame_crc(f->hdr.type == SL_FRAME_DATA
+				  ? sl_crc32c(0, out + SL_FRAME_DATA_PREFIX, f->data.frag_len)
+				  : 0,
+			      out, fixed_len(f->hdr.type, body_len)));
 	return (int)total;
 }
 
-int sl_frame_encode_prefix(const struct sl_frame *f, uint8_t *out, size_t cap)
+int sl_frame_encode_prefix_crc(const struct sl_frame *f, uint32_t frag_crc, uint8_t *out,
+			       size_t cap)
 {
-	uint32_t body_len, crc;
+	uint32_t body_len;
 	int rc;
 
 	if (f->hdr.type != SL_FRAME_DATA)
@@ -397,11 +422,17 @@ int sl_frame_encode_prefix(const struct sl_frame *f, uint8_t *out, size_t cap)
 		return rc;
 	put_hdr(out, &f->hdr, body_len);
 	put_data_sub(out + SL_FRAME_HDR, &f->data);
-	/* CRC32C chains, so covering the fragment in place equals covering a copy. */
-	crc = sl_crc32c(0, out, SL_FRAME_DATA_PREFIX);
-	crc = sl_crc32c(crc, f->data.frag, f->data.frag_len);
-	sl_le32_put(out + OFF_CRC, crc);
+	sl_le32_put(out + OFF_CRC, frame_crc(frag_crc, out, SL_FRAME_DATA_SUB));
 	return SL_FRAME_DATA_PREFIX;
+}
+
+int sl_frame_encode_prefix(const struct sl_frame *f, uint8_t *out, size_t cap)
+{
+	uint32_t crc = 0;
+
+	if (f->hdr.type == SL_FRAME_DATA && f->data.frag)
+		crc = sl_crc32c(0, f->data.frag, f->data.frag_len);
+	return sl_frame_encode_prefix_crc(f, crc, out, cap);
 }
 
 /* ---- decode ---- */
@@ -473,8 +504,9 @@ static void parse_election_body(const uint8_t *b, struct sl_frame *f)
 	}
 }
 
-/* The body's fields into f; lengths already checked against hdr.body_len. */
-static void parse_body(const uint8_t *b, struct sl_frame *f)
+/* The body's fields into f: the fixed part from b, DATA's fragment at frag;
+ * lengths already checked against hdr.body_len. */
+static void parse_body(const uint8_t *b, const uint8_t *frag, struct sl_frame *f)
 {
 	switch (f->hdr.type) {
 	case SL_FRAME_DATA:
@@ -483,7 +515,7 @@ static void parse_body(const uint8_t *b, struct sl_frame *f)
 		f->data.frag_off = sl_le32_get(b + OFF_D_FRAG_OFF);
 		f->data.commit_pos = sl_le64_get(b + OFF_D_COMMIT);
 		f->data.leader_end = sl_le64_get(b + OFF_D_LEADER_END);
-		f->data.frag = b + SL_FRAME_DATA_SUB;
+		f->data.frag = frag;
 		f->data.frag_len = f->hdr.body_len - SL_FRAME_DATA_SUB;
 		break;
 	case SL_FRAME_STATUS:
@@ -504,16 +536,16 @@ static void parse_body(const uint8_t *b, struct sl_frame *f)
 	}
 }
 
-static int check_crc(const uint8_t *buf, const struct sl_frame_hdr *h)
+static int check_crc(const uint8_t *head, struct sl_frame *f)
 {
-	static const uint8_t zero_crc[4];
-	uint32_t want = sl_le32_get(buf + OFF_CRC);
-	uint32_t got;
+	const struct sl_frame_hdr *h = &f->hdr;
+	uint32_t want = sl_le32_get(head + OFF_CRC), frag_crc = 0, got;
 
-	/* Header with its CRC field taken as zero, then the body. */
-	got = sl_crc32c(0, buf, OFF_CRC);
-	got = sl_crc32c(got, zero_crc, sizeof(zero_crc));
-	got = sl_crc32c(got, buf + SL_FRAME_HDR, h->body_len);
+	if (h->type == SL_FRAME_DATA) {
+		frag_crc = sl_crc32c(0, f->data.frag, f->data.frag_len);
+		f->data.frag_crc = frag_crc;
+	}
+	got = frame_crc(frag_crc, head, fixed_len(h->type, h->body_len));
 	if (got != want)
 		return sl_err_set(EBADMSG, "frame %s: CRC 0x%08x, computed 0x%08x (seq %llu)",
 				  sl_frame_type_name(h->type), want, got,
@@ -521,17 +553,25 @@ static int check_crc(const uint8_t *buf, const struct sl_frame_hdr *h)
 	return 0;
 }
 
-int sl_frame_decode(const uint8_t *buf, size_t len, struct sl_frame *out)
+/* A frame as head || tail: tail is empty, or it starts at a DATA fragment
+ * and head is exactly the DATA prefix. */
+static int decode(const uint8_t *head, size_t head_len, const uint8_t *tail, size_t tail_len,
+		  struct sl_frame *out)
 {
+	size_t len = head_len + tail_len, want;
 	struct sl_frame f;
-	size_t want;
 	int rc;
 
 	if (len < SL_FRAME_HDR)
 		return sl_err_set(EBADMSG, "frame: %zu bytes, shorter than the %u-byte header", len,
 				  SL_FRAME_HDR);
+	if (tail_len > 0 && head_len < SL_FRAME_HDR)
+		return sl_err_set(EINVAL,
+				  "frame in two parts: the first holds %zu bytes of the "
+				  "%u-byte header",
+				  head_len, SL_FRAME_HDR);
 	memset(&f, 0, sizeof(f));
-	rc = parse_hdr(buf, &f.hdr);
+	rc = parse_hdr(head, &f.hdr);
 	if (rc == 0)
 		rc = check_hdr(&f.hdr);
 	if (rc < 0)
@@ -541,16 +581,36 @@ int sl_frame_decode(const uint8_t *buf, size_t len, struct sl_frame *out)
 	if (len != want)
 		return sl_err_set(EBADMSG, "frame %s: %zu bytes arrived, header says %zu",
 				  sl_frame_type_name(f.hdr.type), len, want);
-	parse_body(buf + SL_FRAME_HDR, &f);
+	if (tail_len > 0 && (f.hdr.type != SL_FRAME_DATA || head_len != SL_FRAME_DATA_PREFIX))
+		return sl_err_set(EINVAL,
+				  "frame %s in two parts: the first must be the %u-byte DATA "
+				  "prefix, not %zu bytes",
+				  sl_frame_type_name(f.hdr.type), SL_FRAME_DATA_PREFIX, head_len);
+	parse_body(head + SL_FRAME_HDR,
+		   f.hdr.type != SL_FRAME_DATA ? NULL
+		   : tail_len > 0	       ? tail
+					       : head + SL_FRAME_DATA_PREFIX,
+		   &f);
 	rc = check_body(&f);
 	if (rc == 0)
-		rc = check_reserved(buf + SL_FRAME_HDR, &f.hdr);
+		rc = check_reserved(head + SL_FRAME_HDR, &f.hdr);
 	if (rc == 0)
-		rc = check_crc(buf, &f.hdr);
+		rc = check_crc(head, &f);
 	if (rc < 0)
 		return rc;
 	*out = f;
 	return 0;
+}
+
+int sl_frame_decode(const uint8_t *buf, size_t len, struct sl_frame *f)
+{
+	return decode(buf, len, NULL, 0, f);
+}
+
+int sl_frame_decode_parts(const uint8_t *head, size_t head_len, const uint8_t *tail,
+			  size_t tail_len, struct sl_frame *f)
+{
+	return decode(head, head_len, tail, tail_len, f);
 }
 
 void sl_frame_mac_region(const uint8_t *buf, size_t len, size_t *covered)

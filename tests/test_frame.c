@@ -59,15 +59,26 @@ static void wr64(uint8_t *p, uint64_t v)
 
 /* Recompute the CRC field over header + everything up to the MAC trailer, so
  * a frame we tampered with fails for the tampered field, not for its CRC. */
-static void refix_crc(uint8_t *b, size_t len, int with_mac)
+/* The CRC as frame.h defines it: DATA's fragment first, then the header
+ * with its crc field zeroed and the rest of the body. */
+static uint32_t doc_crc(const uint8_t *b, size_t end)
 {
 	static const uint8_t zero[4];
-	size_t end = len - (with_mac ? SL_FRAME_MAC_LEN : 0);
-	uint32_t crc = sl_crc32c(0, b, 60);
+	size_t fixed = end;
+	uint32_t crc = 0;
 
+	if (b[5] == SL_FRAME_DATA && end >= SL_FRAME_DATA_PREFIX) {
+		crc = sl_crc32c(0, b + SL_FRAME_DATA_PREFIX, end - SL_FRAME_DATA_PREFIX);
+		fixed = SL_FRAME_DATA_PREFIX;
+	}
+	crc = sl_crc32c(crc, b, 60);
 	crc = sl_crc32c(crc, zero, 4);
-	crc = sl_crc32c(crc, b + SL_FRAME_HDR, end - SL_FRAME_HDR);
-	wr32(b + 60, crc);
+	return sl_crc32c(crc, b + SL_FRAME_HDR, fixed - SL_FRAME_HDR);
+}
+
+static void refix_crc(uint8_t *b, size_t len, int with_mac)
+{
+	wr32(b + 60, doc_crc(b, len - (with_mac ? SL_FRAME_MAC_LEN : 0)));
 }
 
 static void fill_hdr(struct sl_frame *f, uint8_t type, uint16_t flags)
@@ -517,10 +528,12 @@ static void layout_matches_header_doc(void **state)
 	assert_int_equal(rd64(buf + 80), f.data.commit_pos);
 	assert_int_equal(rd64(buf + 88), f.data.leader_end);
 	assert_memory_equal(buf + 96, frag_src, 5);
-	/* CRC: header with the CRC field zeroed, then the body. */
-	crc = sl_crc32c(0, buf, 60);
+	/* CRC: the fragment, then the header with the CRC field zeroed, then
+	 * the DATA sub-header. */
+	crc = sl_crc32c(0, buf + 96, 5);
+	crc = sl_crc32c(crc, buf, 60);
 	crc = sl_crc32c(crc, zero, 4);
-	crc = sl_crc32c(crc, buf + 64, 32 + 5);
+	crc = sl_crc32c(crc, buf + 64, 32);
 	assert_int_equal(rd32(buf + 60), crc);
 
 	f = make_hb(SL_FRAME_F_MAC);
@@ -646,8 +659,56 @@ static void prefix_matches_full_encode(void **state)
 			memcpy(buf2 + SL_FRAME_DATA_PREFIX, frag_src, lens[i]);
 			memset(buf2 + SL_FRAME_DATA_PREFIX + lens[i], 0, mac ? 16 : 0);
 			assert_memory_equal(buf2, buf, (size_t)n);
+			/* With the fragment's CRC given, the fragment is not read. */
+			memset(buf2, 0xee, sizeof(buf2));
+			f.data.frag = buf2 + 4096; /* wrong bytes: must not matter */
+			assert_int_equal(sl_frame_encode_prefix_crc(&f,
+								    sl_crc32c(0, frag_src, lens[i]),
+								    buf2, SL_FRAME_DATA_PREFIX),
+					 SL_FRAME_DATA_PREFIX);
+			assert_memory_equal(buf2, buf, SL_FRAME_DATA_PREFIX);
 		}
 	}
+}
+
+/* A DATA frame decoded as prefix + fragment equals the whole frame decoded,
+ * fragment CRC included; the fragment is not copied; other splits refused. */
+static void decode_in_parts(void **state)
+{
+	static uint8_t tail[SL_FRAME_MAX];
+	struct sl_frame f = make_data(0, 1000), g, w;
+	int n;
+
+	(void)state;
+	n = encode_ok(&f, buf);
+	memcpy(tail, buf + SL_FRAME_DATA_PREFIX, (size_t)n - SL_FRAME_DATA_PREFIX);
+	assert_decode_ok(buf, (size_t)n, &w);
+	assert_int_equal(w.data.frag_crc, sl_crc32c(0, frag_src, 1000));
+	assert_int_equal(sl_frame_decode_parts(buf, SL_FRAME_DATA_PREFIX, tail,
+					       (size_t)n - SL_FRAME_DATA_PREFIX, &g),
+			 0);
+	assert_ptr_equal(g.data.frag, tail);
+	assert_int_equal(g.data.frag_len, 1000);
+	assert_int_equal(g.data.frag_crc, w.data.frag_crc);
+	assert_int_equal(g.data.batch_pos, w.data.batch_pos);
+	/* A changed fragment byte fails the frame CRC. */
+	tail[500] ^= 1;
+	assert_int_equal(sl_frame_decode_parts(buf, SL_FRAME_DATA_PREFIX, tail,
+					       (size_t)n - SL_FRAME_DATA_PREFIX, &g),
+			 -EBADMSG);
+	tail[500] ^= 1;
+	/* Whole in the head, empty tail: same as sl_frame_decode. */
+	assert_int_equal(sl_frame_decode_parts(buf, (size_t)n, NULL, 0, &g), 0);
+	/* Splits elsewhere are the caller's mistake. */
+	assert_int_equal(sl_frame_decode_parts(buf, SL_FRAME_DATA_PREFIX + 1, tail + 1,
+					       (size_t)n - SL_FRAME_DATA_PREFIX - 1, &g),
+			 -EINVAL);
+	assert_int_equal(sl_frame_decode_parts(buf, 32, buf + 32, (size_t)n - 32, &g), -EINVAL);
+	f = make_hb(0);
+	n = encode_ok(&f, buf);
+	assert_int_equal(sl_frame_decode_parts(buf, SL_FRAME_HDR, buf + SL_FRAME_HDR,
+					       (size_t)n - SL_FRAME_HDR, &g),
+			 -EINVAL);
 }
 
 static void prefix_errors(void **state)
@@ -1009,6 +1070,7 @@ int main(void)
 	    cmocka_unit_test(rejects_bad_magic_version_type_flags),
 	    cmocka_unit_test(rejects_body_len_lies),
 	    cmocka_unit_test(rejects_bad_fragment_bounds),
+	    cmocka_unit_test(decode_in_parts),
 	    cmocka_unit_test(rejects_empty_or_reversed_nak),
 	    cmocka_unit_test(failed_decode_leaves_output),
 	    cmocka_unit_test(mac_trailer),

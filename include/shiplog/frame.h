@@ -12,9 +12,9 @@
 #include "shiplog/batch.h"
 
 #define SL_FRAME_MAGIC	 0x31464c53u /* "SLF1" little-endian */
-#define SL_FRAME_VERSION 1
-#define SL_FRAME_HDR	 64 /* common header */
-#define SL_FRAME_MAC_LEN 16 /* trailer when SL_FRAME_F_MAC is set */
+#define SL_FRAME_VERSION 2	     /* 2: DATA CRC covers the fragment first */
+#define SL_FRAME_HDR	 64	     /* common header */
+#define SL_FRAME_MAC_LEN 16	     /* trailer when SL_FRAME_F_MAC is set */
 #define SL_FRAME_F_MAC	 0x0001u
 #define SL_FRAME_F_KNOWN (SL_FRAME_F_MAC) /* any other flag bit: -EPROTO */
 #define SL_FRAME_MAX	 9216		  /* largest frame we ever build or accept */
@@ -47,8 +47,11 @@ enum sl_frame_type {
  *   0 magic u32 | 4 version u8 | 5 type u8 | 6 flags u16 | 8 cluster_id[16]
  *  24 stream_id u64 | 32 epoch u64 | 40 sender u32 | 44 receiver u32
  *  48 seq u64 | 56 body_len u32 | 60 crc u32
- * crc = CRC32C over the header with the crc field zeroed, then the body
- * (and the MAC trailer is computed over all of that when present).
+ * crc = CRC32C over DATA's fragment bytes (none for other types), continued
+ * over the header with the crc field zeroed and the rest of the body. The
+ * fragment comes first so that its CRC, computed once, serves every frame
+ * that carries it (followers, retransmissions). The MAC trailer, when
+ * present, covers the frame as it lies on the wire.
  * The body follows; its layout depends on the type:
  *   DATA      (32 + fragment): batch_pos u64 | batch_len u32 | frag_off u32 |
  *             commit_pos u64 | leader_end u64 | fragment bytes...
@@ -101,6 +104,7 @@ struct sl_frame_data {
 	uint64_t leader_end; /* end of the leader's log, for tail-gap detection */
 	const uint8_t *frag; /* decode: points into the frame; encode: source bytes */
 	uint32_t frag_len;
+	uint32_t frag_crc; /* decode: sl_crc32c(0, frag, frag_len), as checked */
 };
 
 struct sl_frame_status {
@@ -205,6 +209,13 @@ int sl_frame_encode(const struct sl_frame *f, uint8_t *out, size_t cap);
  * type is not DATA). */
 int sl_frame_encode_prefix(const struct sl_frame *f, uint8_t *out, size_t cap);
 
+/* sl_frame_encode_prefix with the fragment's CRC32C given (it must be
+ * sl_crc32c(0, f->data.frag, f->data.frag_len)) instead of read from the
+ * fragment: a fragment sent to several followers, or sent again, is then
+ * checksummed once. The fragment bytes are not read. */
+int sl_frame_encode_prefix_crc(const struct sl_frame *f, uint32_t frag_crc, uint8_t *out,
+			       size_t cap);
+
 /* Decode untrusted bytes: magic, version, type, flags, exact body length for
  * the type, total length == what arrived, DATA fragment bounds (0 < frag_len,
  * frag_off + frag_len <= batch_len <= SL_FRAME_BATCH_MAX), NAK from < to,
@@ -218,6 +229,14 @@ int sl_frame_encode_prefix(const struct sl_frame *f, uint8_t *out, size_t cap);
  *   -EBADMSG  anything else malformed: short, bad magic, wrong lengths, CRC.
  * The error message (sl_err_msg) names the field and its values. */
 int sl_frame_decode(const uint8_t *buf, size_t len, struct sl_frame *f);
+
+/* sl_frame_decode of head || tail without joining them: a DATA frame that
+ * travelled as its prefix (head, SL_FRAME_DATA_PREFIX bytes) and its
+ * fragment with any MAC trailer (tail), as a gather send carries it; or a
+ * whole frame in head with tail_len 0. Any other split is -EINVAL. DATA's
+ * frag then points into tail. */
+int sl_frame_decode_parts(const uint8_t *head, size_t head_len, const uint8_t *tail,
+			  size_t tail_len, struct sl_frame *f);
 
 /* For a frame with SL_FRAME_F_MAC: the bytes the MAC covers are [0, *covered)
  * and the MAC itself lives at buf + *covered. Read from the header's

@@ -6,6 +6,7 @@
  *     to exactly the same bytes (the MAC trailer aside, which encode leaves
  *     zero for the transport), and the zero-copy prefix agrees. So decode
  *     accepts nothing encode would not produce and drops nothing it wrote.
+ *     A DATA frame decodes the same in two parts (prefix, fragment).
  *  2. The input as frame fields: whatever encode accepts, decode accepts and
  *     returns field for field; what encode refuses it refuses with -EINVAL.
  * A failed property aborts, which libFuzzer and the replay driver report. */
@@ -49,8 +50,19 @@ static void check_accepted(const uint8_t *data, size_t size, const struct sl_fra
 	CHECK(n >= 0 && (size_t)n == size);
 	CHECK(memcmp(out, data, size - mac) == 0);
 	if (f->hdr.type == SL_FRAME_DATA) {
+		struct sl_frame g;
+
 		CHECK(sl_frame_encode_prefix(f, prefix, sizeof(prefix)) == SL_FRAME_DATA_PREFIX);
 		CHECK(memcmp(prefix, data, sizeof(prefix)) == 0);
+		CHECK(sl_frame_encode_prefix_crc(f, f->data.frag_crc, prefix, sizeof(prefix)) ==
+		      SL_FRAME_DATA_PREFIX);
+		CHECK(memcmp(prefix, data, sizeof(prefix)) == 0);
+		/* The same frame in two parts decodes the same, fragment in place. */
+		CHECK(sl_frame_decode_parts(data, SL_FRAME_DATA_PREFIX, data + SL_FRAME_DATA_PREFIX,
+					    size - SL_FRAME_DATA_PREFIX, &g) == 0);
+		CHECK(g.data.frag == data + SL_FRAME_DATA_PREFIX &&
+		      g.data.frag_crc == f->data.frag_crc &&
+		      g.data.batch_pos == f->data.batch_pos && g.data.frag_off == f->data.frag_off);
 	}
 }
 

@@ -31,20 +31,25 @@ static void wr64(uint8_t *p, uint64_t v)
 	replay_wr32(p + 4, (uint32_t)(v >> 32));
 }
 
-/* Recompute the CRC over the header (CRC field zero) and whatever of the
- * body is present before the MAC trailer the flags announce. */
+/* Recompute the CRC over whatever of the frame is present before the MAC
+ * trailer the flags announce: a DATA fragment first, then the header (CRC
+ * field zero) and the rest of the body. */
 static void refix(uint8_t *b, size_t len)
 {
 	static const uint8_t zero[4];
 	size_t mac = (b[6] & SL_FRAME_F_MAC) ? SL_FRAME_MAC_LEN : 0;
-	size_t end = len >= SL_FRAME_HDR + mac ? len - mac : SL_FRAME_HDR;
-	uint32_t crc;
+	size_t end = len >= SL_FRAME_HDR + mac ? len - mac : SL_FRAME_HDR, fixed = end;
+	uint32_t crc = 0;
 
 	if (len < SL_FRAME_HDR)
 		return;
-	crc = sl_crc32c(0, b, 60);
+	if (b[5] == SL_FRAME_DATA && end >= SL_FRAME_DATA_PREFIX) {
+		crc = sl_crc32c(0, b + SL_FRAME_DATA_PREFIX, end - SL_FRAME_DATA_PREFIX);
+		fixed = SL_FRAME_DATA_PREFIX;
+	}
+	crc = sl_crc32c(crc, b, 60);
 	crc = sl_crc32c(crc, zero, sizeof(zero));
-	crc = sl_crc32c(crc, b + SL_FRAME_HDR, end - SL_FRAME_HDR);
+	crc = sl_crc32c(crc, b + SL_FRAME_HDR, fixed - SL_FRAME_HDR);
 	replay_wr32(b + 60, crc);
 }
 
