@@ -250,6 +250,29 @@ int sl_batch_encode(struct sl_batch_hdr *h, const uint8_t *raw, size_t raw_len, 
 
 /* ---- decode ---- */
 
+static int hdr_check_format(const uint8_t *p, const struct sl_batch_hdr *h);
+static int hdr_check_lengths(const struct sl_batch_hdr *h, const struct sl_batch_limits *lim);
+
+int sl_batch_encode_hdr(struct sl_batch_hdr *h, const struct sl_batch_limits *lim, uint8_t *out)
+{
+	struct sl_batch_hdr t = *h;
+	int rc;
+
+	if (lim == NULL)
+		lim = &sl_batch_default_limits;
+	t.version = SL_BATCH_VERSION;
+	hdr_write(out, &t);
+	rc = hdr_check_format(out, &t);
+	if (rc == 0)
+		rc = hdr_check_lengths(&t, lim);
+	if (rc < 0)
+		return sl_err_wrap(rc == -EMSGSIZE ? rc : -EINVAL, "batch header encode");
+	t.hdr_crc = sl_crc32c(0, out, OFF_HDR_CRC);
+	sl_le32_put(out + OFF_HDR_CRC, t.hdr_crc);
+	*h = t;
+	return SL_BATCH_HDR_SIZE + (int)t.stored_len;
+}
+
 static void hdr_read(const uint8_t *p, struct sl_batch_hdr *h)
 {
 	h->version = sl_le16_get(p + OFF_VERSION);
@@ -364,13 +387,13 @@ int sl_batch_decode_hdr(const void *buf, size_t len, const struct sl_batch_limit
 	return 0;
 }
 
-int sl_batch_verify(const void *buf, size_t len, const struct sl_batch_limits *lim,
-		    struct sl_batch_hdr *h)
+/* decode_hdr, then the payload's CRC: `crc` when the caller computed it
+ * over exactly buf[96..len) (have_crc), else read from the bytes. */
+static int verify(const uint8_t *p, size_t len, const struct sl_batch_limits *lim, int have_crc,
+		  uint32_t crc, struct sl_batch_hdr *h)
 {
-	const uint8_t *p = buf;
 	struct sl_batch_hdr t;
-	uint32_t crc;
-	int rc = sl_batch_decode_hdr(buf, len, lim, &t);
+	int rc = sl_batch_decode_hdr(p, len, lim, &t);
 
 	if (rc < 0)
 		return rc;
@@ -379,7 +402,12 @@ int sl_batch_verify(const void *buf, size_t len, const struct sl_batch_limits *l
 				  "batch at lsn %" PRIu64 ": truncated payload, %zu of %" PRIu32
 				  " bytes",
 				  t.base_lsn, len - SL_BATCH_HDR_SIZE, t.stored_len);
-	crc = sl_crc32c(0, p + SL_BATCH_HDR_SIZE, t.stored_len);
+	if (have_crc && len - SL_BATCH_HDR_SIZE != t.stored_len)
+		return sl_err_set(EBADMSG,
+				  "batch at lsn %" PRIu64 ": %zu bytes hold a batch of %" PRIu32,
+				  t.base_lsn, len, SL_BATCH_HDR_SIZE + t.stored_len);
+	if (!have_crc)
+		crc = sl_crc32c(0, p + SL_BATCH_HDR_SIZE, t.stored_len);
 	if (crc != t.payload_crc)
 		return sl_err_set(EBADMSG,
 				  "batch at lsn %" PRIu64 ": payload crc 0x%08" PRIx32
@@ -387,6 +415,18 @@ int sl_batch_verify(const void *buf, size_t len, const struct sl_batch_limits *l
 				  t.base_lsn, t.payload_crc, crc);
 	*h = t;
 	return SL_BATCH_HDR_SIZE + (int)t.stored_len;
+}
+
+int sl_batch_verify(const void *buf, size_t len, const struct sl_batch_limits *lim,
+		    struct sl_batch_hdr *h)
+{
+	return verify(buf, len, lim, 0, 0, h);
+}
+
+int sl_batch_verify_crc(const void *buf, size_t len, const struct sl_batch_limits *lim,
+			uint32_t payload_crc, struct sl_batch_hdr *h)
+{
+	return verify(buf, len, lim, 1, payload_crc, h);
 }
 
 /* The stored payload into raw[0..raw_len), which the caller sized. */

@@ -8,12 +8,12 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define SL_BATCH_MAGIC    0x31424c53u /* "SLB1" little-endian */
+#define SL_BATCH_MAGIC	  0x31424c53u /* "SLB1" little-endian */
 #define SL_BATCH_VERSION  1
 #define SL_BATCH_HDR_SIZE 96
-#define SL_BATCH_F_LZ4    0x0001u /* payload is one LZ4 block */
+#define SL_BATCH_F_LZ4	  0x0001u /* payload is one LZ4 block */
 #define SL_BATCH_F_KNOWN  (SL_BATCH_F_LZ4)
-#define SL_REC_PREFIX     4          /* u32 LE length before each record */
+#define SL_REC_PREFIX	  4	      /* u32 LE length before each record */
 #define SL_BATCH_RAW_MAX  (64u << 20) /* hard ceiling on a batch's raw payload */
 
 /*
@@ -44,7 +44,7 @@ struct sl_batch_hdr {
 
 /* Caller's bounds for decoding untrusted bytes. */
 struct sl_batch_limits {
-	uint32_t max_raw_bytes;    /* <= SL_BATCH_RAW_MAX */
+	uint32_t max_raw_bytes;	   /* <= SL_BATCH_RAW_MAX */
 	uint32_t max_record_bytes; /* largest single record accepted */
 };
 
@@ -74,6 +74,15 @@ size_t sl_batch_bound(size_t raw_len);
 int sl_batch_encode(struct sl_batch_hdr *h, const uint8_t *raw, size_t raw_len, uint32_t count,
 		    uint8_t *out, size_t out_cap);
 
+/* Encode only the header, for a payload encoded earlier (by sl_batch_encode,
+ * elsewhere): `*h` must hold the payload's flags, raw_len, record_count,
+ * stored_len and payload_crc besides the caller's fields. Checks it as
+ * decoding would (flags, LSN range, lengths against `lim`, NULL for the
+ * defaults), fills version and hdr_crc and writes the 96 header bytes to
+ * out. Returns the batch's length (96 + stored_len), or -EINVAL (-EMSGSIZE
+ * over a limit); `*h` is only changed on success. */
+int sl_batch_encode_hdr(struct sl_batch_hdr *h, const struct sl_batch_limits *lim, uint8_t *out);
+
 /* Parse and check a header: magic, version, known flags, hdr_crc, and that
  * stored/raw lengths are within limits. Does not look at the payload.
  * 0 or a negative errno (-EBADMSG bad checksum/magic/format or fewer than 96
@@ -86,6 +95,13 @@ int sl_batch_decode_hdr(const void *buf, size_t len, const struct sl_batch_limit
  * matches. Returns the batch's total length (header + stored_len) or -errno. */
 int sl_batch_verify(const void *buf, size_t len, const struct sl_batch_limits *lim,
 		    struct sl_batch_hdr *h);
+
+/* sl_batch_verify for a caller that already has the CRC32C of the payload
+ * bytes, buf[96..len) (combined from the CRCs of pieces it checked as they
+ * arrived, say): the payload is not read again. The batch must fill `len`
+ * exactly. */
+int sl_batch_verify_crc(const void *buf, size_t len, const struct sl_batch_limits *lim,
+			uint32_t payload_crc, struct sl_batch_hdr *h);
 
 /* verify, then decompress (LZ4_decompress_safe) into `raw` (capacity `raw_cap`,
  * not overlapping `buf`) and check that the records exactly fill raw_len with
