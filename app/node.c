@@ -56,8 +56,10 @@ struct sl_node {
 	struct sl_transport *tr;
 	struct sl_proto *proto;
 	struct sl_auth auth;
-	int mac;	/* frames carry and must carry a MAC */
-	uint8_t *txbuf; /* a frame being signed (SL_FRAME_MAX) */
+	int mac;	  /* frames carry and must carry a MAC */
+	uint8_t *txbuf;	  /* a frame being signed (SL_FRAME_MAX) */
+	uint8_t *joinbuf; /* a DATA frame's prefix and fragment joined (SL_FRAME_MAX) */
+	uint8_t *raw;	  /* a delivered batch's records (limits.max_raw_bytes) */
 	size_t batch_max;
 	uint64_t now;	       /* the clock at the start of this turn */
 	uint64_t durable_told; /* durable position the protocol knows */
@@ -208,11 +210,25 @@ static int sign_frame(struct sl_node *n, const uint8_t **frame, size_t *len)
 	return rc < 0 ? rc : 0;
 }
 
-static int op_send(void *ctx, uint32_t to, const uint8_t *frame, size_t len)
+/* The transports take a frame in one buffer, so a DATA frame's prefix and
+ * fragment are joined here, once (the protocol copies nothing). */
+static int op_send(void *ctx, uint32_t to, const uint8_t *head, size_t head_len,
+		   const uint8_t *body, size_t body_len)
 {
 	struct sl_node *n = ctx;
-	int rc = n->mac ? sign_frame(n, &frame, &len) : 0;
+	const uint8_t *frame = head;
+	size_t len = head_len + body_len;
+	int rc = 0;
 
+	if (body_len > 0 && len > SL_FRAME_MAX)
+		rc = sl_err_set(EMSGSIZE, "frame of %zu bytes", len);
+	else if (body_len > 0) {
+		memcpy(n->joinbuf, head, head_len);
+		memcpy(n->joinbuf + head_len, body, body_len);
+		frame = n->joinbuf;
+	}
+	if (rc == 0 && n->mac)
+		rc = sign_frame(n, &frame, &len);
 	if (rc == 0)
 		rc = n->tr->ops->send(n->tr, to, frame, len);
 	if (rc < 0) {
@@ -223,33 +239,42 @@ static int op_send(void *ctx, uint32_t to, const uint8_t *frame, size_t len)
 	return 0;
 }
 
-/* Records at or below skip_through were applied before this start: an
- * engine that applied part of a batch gets only the rest of it. */
-static void op_deliver(void *ctx, const struct sl_batch_hdr *h, const uint8_t *raw, size_t raw_len)
+/* The protocol delivers the batch as logged; its records are decoded here
+ * for the engine. Records at or below skip_through were applied before this
+ * start: an engine that applied part of a batch gets only the rest of it. */
+static int op_deliver(void *ctx, const struct sl_batch_hdr *h, const uint8_t *batch, size_t len)
 {
 	struct sl_node *n = ctx;
 	struct sl_batch_hdr rest;
 	struct sl_rec_iter it;
-	const uint8_t *rec;
+	const uint8_t *rec, *raw = n->raw;
 	uint32_t rlen;
+	int raw_len;
 
 	if (!n->eng.deliver)
-		return;
+		return 0;
+	raw_len = sl_batch_decode(batch, len, &n->cfg.proto.limits, n->raw,
+				  n->cfg.proto.limits.max_raw_bytes, &rest);
+	if (raw_len < 0) {
+		node_fail(n, raw_len, "decoding a delivered batch");
+		return raw_len;
+	}
 	if (h->base_lsn > n->skip_through) {
-		n->eng.deliver(n->eng.ctx, h, raw, raw_len);
-		return;
+		n->eng.deliver(n->eng.ctx, h, raw, (size_t)raw_len);
+		return 0;
 	}
 	rest = *h;
-	sl_rec_iter_init(&it, raw, raw_len);
+	sl_rec_iter_init(&it, raw, (size_t)raw_len);
 	while (rest.base_lsn <= n->skip_through && rest.record_count > 0 &&
 	       sl_rec_next(&it, &rec, &rlen) == 1) {
 		rest.base_lsn++;
 		rest.record_count--;
 	}
 	if (rest.record_count == 0)
-		return;
+		return 0;
 	rest.raw_len = (uint32_t)(it.end - it.p);
 	n->eng.deliver(n->eng.ctx, &rest, it.p, rest.raw_len);
+	return 0;
 }
 
 static void op_commit(void *ctx, uint64_t commit_lsn, uint64_t commit_pos)
@@ -391,9 +416,10 @@ static int applied_state(struct sl_node *n, const struct sl_store_info *info,
 	return 0;
 }
 
-/* The protocol builds every frame in one buffer it reuses for the next
- * (and so does the MAC signing here): a transport may not keep a reference
- * to it until flush, as DPDK's zero-copy sends would. They copy. */
+/* Frames reach the transport in buffers reused for the next frame (the
+ * protocol's header buffer, the join and the MAC signing here): a transport
+ * may not keep a reference to them until flush, as DPDK's zero-copy sends
+ * would. They copy. */
 const struct sl_dpdk_opts sl_node_dpdk_opts = {.no_zero_copy = 1};
 
 /* A port per peer (shiplog/transport.h: sl_peer_addr.port): each link a
@@ -484,6 +510,12 @@ int sl_node_open(struct sl_node **out, const struct sl_node_config *c,
 	n->sleep_ns = BACKOFF_SLEEP_MIN;
 	if ((rc = settle_config(n)))
 		goto err;
+	n->joinbuf = malloc(SL_FRAME_MAX);
+	n->raw = malloc(n->cfg.proto.limits.max_raw_bytes);
+	if (!n->joinbuf || !n->raw) {
+		rc = sl_err_set(ENOMEM, "frame and record buffers");
+		goto err;
+	}
 	if (c->key_file) {
 		n->txbuf = malloc(SL_FRAME_MAX);
 		if (!n->txbuf) {
@@ -535,6 +567,8 @@ void sl_node_close(struct sl_node *n)
 	sl_store_close(n->store); /* waits for the writes in flight */
 	sl_auth_clear(&n->auth);
 	free(n->txbuf);
+	free(n->joinbuf);
+	free(n->raw);
 	free(n);
 }
 

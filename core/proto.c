@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "proto_int.h"
+#include "shiplog/crc32c.h"
 #include "shiplog/err.h"
 
 void sl_proto_config_defaults(struct sl_proto_config *c)
@@ -143,11 +144,37 @@ static int alloc_memory(struct sl_proto *p)
 	if (p->bq.cap > (1u << 18))
 		p->bq.cap = 1u << 18;
 	p->bq.d = calloc(p->bq.cap, sizeof(*p->bq.d));
-	p->scratch = malloc(p->raw_cap > p->enc_cap ? p->raw_cap : p->enc_cap);
-	if (!p->ring.buf || !p->bq.d || !p->scratch)
+	p->scratch = malloc(p->enc_cap);
+	if (p->role == SL_ROLE_LEADER || p->cfg.elect) {
+		/* Batches in the window hold at most cap / unit + one partial
+		 * fragment each: this never runs out before the window does. */
+		p->fcrc.cap = cap / p->frag_unit + p->bq.cap + 1;
+		p->fcrc.c = malloc((p->fcrc.cap + p->frag_max) * sizeof(uint32_t));
+	}
+	if (!p->ring.buf || !p->bq.d || !p->scratch ||
+	    ((p->role == SL_ROLE_LEADER || p->cfg.elect) && !p->fcrc.c))
 		return sl_err_set(ENOMEM, "protocol buffers (%llu bytes of window)",
 				  (unsigned long long)cap);
 	return 0;
+}
+
+/* The CRC of bytes SL_BATCH_HDR_SIZE..len of the batch at b (its payload),
+ * combined from the CRCs of its fragments: no byte of the payload is read.
+ * The first fragment's CRC loses the header's bytes, the others append. */
+uint32_t sl_proto_payload_crc(const struct sl_proto *p, const uint8_t *b, uint32_t len,
+			      const uint32_t *fcrc)
+{
+	uint32_t u = p->frag_unit, n = sl_proto_nfrag(p, len),
+		 hdr = sl_crc32c(0, b, SL_BATCH_HDR_SIZE);
+	uint32_t c;
+
+	assert(len >= SL_BATCH_HDR_SIZE && n >= 1);
+	if (n == 1)
+		return sl_crc32c_combine(hdr, fcrc[0], len - SL_BATCH_HDR_SIZE);
+	c = sl_crc32c_combine_op(p->op_first, hdr, fcrc[0]);
+	for (uint32_t k = 1; k + 1 < n; k++)
+		c = sl_crc32c_combine_op(p->op_unit, c, fcrc[k]);
+	return sl_crc32c_combine(c, fcrc[n - 1], len - (n - 1) * u);
 }
 
 int sl_proto_create(struct sl_proto **out, const struct sl_proto_config *c,
@@ -174,12 +201,15 @@ int sl_proto_create(struct sl_proto **out, const struct sl_proto_config *c,
 	p->role = c->node_id == c->leader_id ? SL_ROLE_LEADER : SL_ROLE_FOLLOWER;
 	p->el.synced = 1;
 	p->frag_unit = sl_frame_frag_max(p->cfg.mtu, 0);
+	p->op_unit = sl_crc32c_op(p->frag_unit);
+	p->op_first = sl_crc32c_op(p->frag_unit - SL_BATCH_HDR_SIZE);
 	p->raw_cap = p->cfg.batch_bytes > p->cfg.limits.max_record_bytes + SL_REC_PREFIX
 			 ? p->cfg.batch_bytes
 			 : p->cfg.limits.max_record_bytes + SL_REC_PREFIX;
 	if (p->raw_cap > p->cfg.limits.max_raw_bytes)
 		p->raw_cap = p->cfg.limits.max_raw_bytes;
 	p->enc_cap = (uint32_t)sl_batch_bound(p->raw_cap);
+	p->frag_max = sl_proto_nfrag(p, p->enc_cap);
 	p->log_end = log->next_pos;
 	p->next_lsn = log->next_lsn ? log->next_lsn : 1;
 	p->last_crc = log->last_crc;
@@ -203,10 +233,15 @@ void sl_proto_destroy(struct sl_proto *p)
 {
 	if (!p)
 		return;
-	for (uint32_t i = 0; i < p->n_peers; i++)
+	for (uint32_t i = 0; i < p->n_peers; i++) {
 		free(p->peers[i].scratch);
-	for (int i = 0; i < SL_PROTO_SLOTS; i++)
+		free(p->peers[i].scratch_fcrc);
+	}
+	for (int i = 0; i < SL_PROTO_SLOTS; i++) {
 		free(p->slots[i].bits);
+		free(p->slots[i].fcrc);
+	}
+	free(p->fcrc.c);
 	free(p->applyq);
 	free(p->raw);
 	free(p->scratch);
@@ -215,11 +250,8 @@ void sl_proto_destroy(struct sl_proto *p)
 	free(p);
 }
 
-/* Encode and send one frame, filling the common header. */
-int sl_proto_send(struct sl_proto *p, uint32_t to, uint64_t *seq, struct sl_frame *f)
+static void fill_hdr(const struct sl_proto *p, uint32_t to, uint64_t *seq, struct sl_frame *f)
 {
-	int len, rc;
-
 	memcpy(f->hdr.cluster_id, p->cfg.cluster_id, sizeof(f->hdr.cluster_id));
 	f->hdr.stream_id = p->cfg.stream_id;
 	f->hdr.epoch = p->cfg.epoch;
@@ -227,12 +259,37 @@ int sl_proto_send(struct sl_proto *p, uint32_t to, uint64_t *seq, struct sl_fram
 	f->hdr.receiver = to;
 	f->hdr.flags = 0;
 	f->hdr.seq = ++*seq;
+}
+
+/* Encode and send one frame whole, filling the common header. */
+int sl_proto_send(struct sl_proto *p, uint32_t to, uint64_t *seq, struct sl_frame *f)
+{
+	int len, rc;
+
+	fill_hdr(p, to, seq, f);
 	len = sl_frame_encode(f, p->frame, sizeof(p->frame));
 	assert(len > 0);
 	if (len < 0)
 		return len;
 	p->frames_out++;
-	rc = p->ops.send(p->ops.ctx, to, p->frame, (size_t)len);
+	rc = p->ops.send(p->ops.ctx, to, p->frame, (size_t)len, NULL, 0);
+	return rc < 0 ? rc : 0;
+}
+
+/* Send a DATA frame as its prefix and the fragment where it lies, with the
+ * fragment's CRC already known: no fragment byte is copied or read. */
+int sl_proto_send_data(struct sl_proto *p, uint32_t to, uint64_t *seq, struct sl_frame *f,
+		       uint32_t frag_crc)
+{
+	int len, rc;
+
+	fill_hdr(p, to, seq, f);
+	len = sl_frame_encode_prefix_crc(f, frag_crc, p->frame, sizeof(p->frame));
+	assert(len == SL_FRAME_DATA_PREFIX);
+	if (len < 0)
+		return len;
+	p->frames_out++;
+	rc = p->ops.send(p->ops.ctx, to, p->frame, (size_t)len, f->data.frag, f->data.frag_len);
 	return rc < 0 ? rc : 0;
 }
 
@@ -277,10 +334,16 @@ static int admit(struct sl_proto *p, const struct sl_frame *f, uint64_t now)
 
 void sl_proto_on_frame(struct sl_proto *p, const uint8_t *buf, size_t len, uint64_t now)
 {
+	sl_proto_on_frame_parts(p, buf, len, NULL, 0, now);
+}
+
+void sl_proto_on_frame_parts(struct sl_proto *p, const uint8_t *head, size_t head_len,
+			     const uint8_t *tail, size_t tail_len, uint64_t now)
+{
 	struct sl_frame f;
 
 	p->frames_in++;
-	if (sl_frame_decode(buf, len, &f) < 0) {
+	if (sl_frame_decode_parts(head, head_len, tail, tail_len, &f) < 0) {
 		p->frames_bad++;
 		return;
 	}

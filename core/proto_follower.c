@@ -21,14 +21,13 @@ int sl_follower_init(struct sl_proto *p, const struct sl_log_state *log)
 {
 	for (int i = 0; i < SL_PROTO_SLOTS; i++) {
 		p->slots[i].bits = calloc(bits_words(p), sizeof(uint64_t));
-		if (!p->slots[i].bits)
+		p->slots[i].fcrc = calloc(p->frag_max, sizeof(uint32_t));
+		if (!p->slots[i].bits || !p->slots[i].fcrc)
 			return sl_err_set(ENOMEM, "reassembly slots");
 	}
 	p->applyq_cap = p->bq.cap;
 	p->applyq = calloc(p->applyq_cap, sizeof(*p->applyq));
-	free(p->scratch); /* followers decode and read at once: room for both */
-	p->scratch = malloc((size_t)p->raw_cap + p->enc_cap);
-	if (!p->applyq || !p->scratch)
+	if (!p->applyq)
 		return sl_err_set(ENOMEM, "delivery buffers");
 	p->delivered_pos = p->applied_pos = log->applied_pos;
 	p->delivered_lsn = p->applied_lsn = p->engine_start_lsn = log->applied_lsn;
@@ -115,11 +114,9 @@ static void send_naks(struct sl_proto *p, uint64_t target)
 {
 	struct sl_slot *order[SL_PROTO_SLOTS];
 	uint64_t limit = target < window_end(p) ? target : window_end(p), c = p->log_end;
-	int n = 0, left = SL_PROTO_NAK_MAX;
+	int n = (int)p->n_used, left = SL_PROTO_NAK_MAX;
 
-	for (int i = 0; i < SL_PROTO_SLOTS; i++)
-		if (p->slots[i].used)
-			order[n++] = &p->slots[i];
+	memcpy(order, p->used, (size_t)n * sizeof(order[0]));
 	qsort(order, (size_t)n, sizeof(order[0]), slot_cmp_pos);
 	for (int i = 0; i < n && left > 0; i++) {
 		if (order[i]->pos < c)
@@ -219,25 +216,30 @@ static void applyq_push(struct sl_proto *p, uint64_t last_lsn, uint64_t end, uin
 	p->applyq_n++;
 }
 
-/* Bytes of the batch at delivered_pos: the ring, or storage after a restart. */
-static const uint8_t *delivery_batch(struct sl_proto *p, uint32_t *len)
+/* The batch at delivered_pos and its header: from the ring, where it was
+ * verified as it arrived, or from storage after a restart, verified now. */
+static const uint8_t *delivery_batch(struct sl_proto *p, uint32_t *len, struct sl_batch_hdr *h)
 {
 	const struct sl_bdesc *d = sl_bq_find(&p->bq, p->delivered_pos);
-	uint8_t *buf = p->scratch + p->raw_cap;
+	const uint8_t *b = p->scratch;
 	int n;
 
 	if (d) {
 		assert(d->pos == p->delivered_pos);
-		*len = d->len;
-		return sl_ring_at(&p->ring, d->pos);
+		b = sl_ring_at(&p->ring, d->pos);
+		n = sl_batch_decode_hdr(b, d->len, &p->cfg.limits, h);
+		n = n < 0 ? n : (int)d->len;
+	} else {
+		n = p->ops.read(p->ops.ctx, p->delivered_pos, p->scratch, p->enc_cap);
+		if (n >= SL_BATCH_HDR_SIZE)
+			n = sl_batch_verify(b, (size_t)n, &p->cfg.limits, h);
 	}
-	n = p->ops.read(p->ops.ctx, p->delivered_pos, buf, p->enc_cap);
 	if (n < SL_BATCH_HDR_SIZE) {
-		sl_proto_fail(p, n < 0 ? n : -EIO);
+		sl_proto_fail(p, n < 0 ? n : -EIO); /* our own verified log: a bug or bad RAM */
 		return NULL;
 	}
 	*len = (uint32_t)n;
-	return buf;
+	return b;
 }
 
 /* Callbacks may re-enter the protocol (an engine that acknowledges applied
@@ -253,17 +255,12 @@ static void deliver(struct sl_proto *p)
 	for (int budget = DELIVER_BUDGET; budget > 0 && p->delivered_pos < limit; budget--) {
 		struct sl_batch_hdr h;
 		uint32_t len;
-		const uint8_t *b = delivery_batch(p, &len);
-		int raw_len;
+		const uint8_t *b = delivery_batch(p, &len, &h);
 		uint64_t last;
+		int rc;
 
 		if (!b || p->delivered_pos + len > limit)
 			break;
-		raw_len = sl_batch_decode(b, len, &p->cfg.limits, p->scratch, p->raw_cap, &h);
-		if (raw_len < 0) {
-			sl_proto_fail(p, raw_len); /* our own verified log: a bug or bad RAM */
-			break;
-		}
 		last = h.base_lsn + h.record_count - 1;
 		p->delivered_pos += len;
 		if (h.record_count > 0)
@@ -272,8 +269,11 @@ static void deliver(struct sl_proto *p)
 			p->applied_pos = p->delivered_pos; /* engine had these already */
 		else
 			applyq_push(p, p->delivered_lsn, p->delivered_pos, h.leader_ts_ns);
-		if (h.record_count > 0 && last > p->engine_start_lsn)
-			p->ops.deliver(p->ops.ctx, &h, p->scratch, (size_t)raw_len);
+		if (h.record_count > 0 && last > p->engine_start_lsn &&
+		    (rc = p->ops.deliver(p->ops.ctx, &h, b, len)) < 0) {
+			sl_proto_fail(p, rc);
+			break;
+		}
 	}
 	p->delivering = 0;
 }
@@ -293,11 +293,11 @@ static int batch_fits_chain(const struct sl_proto *p, const struct sl_batch_hdr 
 	       h->epoch <= p->cfg.epoch && h->epoch >= p->last_epoch;
 }
 
-static struct sl_slot *slot_at(struct sl_proto *p, uint64_t pos)
+static struct sl_slot *slot_at(const struct sl_proto *p, uint64_t pos)
 {
-	for (int i = 0; i < SL_PROTO_SLOTS; i++)
-		if (p->slots[i].used && p->slots[i].pos == pos)
-			return &p->slots[i];
+	for (uint32_t i = 0; i < p->n_used; i++)
+		if (p->used[i]->pos == pos)
+			return p->used[i];
 	return NULL;
 }
 
@@ -305,9 +305,16 @@ static void slot_free(struct sl_proto *p, struct sl_slot *s)
 {
 	memset(s->bits, 0, bits_words(p) * sizeof(uint64_t));
 	s->used = 0;
+	for (uint32_t i = 0; i < p->n_used; i++)
+		if (p->used[i] == s) {
+			p->used[i] = p->used[--p->n_used];
+			break;
+		}
 }
 
-/* Move complete batches at the head of the gap into the log, in order. */
+/* Move complete batches at the head of the gap into the log, in order. The
+ * payload CRC comes from the fragments' CRCs, which their frames' CRCs
+ * checked: the batch's bytes are not read again. */
 static void advance(struct sl_proto *p)
 {
 	struct sl_slot *s;
@@ -315,12 +322,14 @@ static void advance(struct sl_proto *p)
 	while ((s = slot_at(p, p->log_end)) && s->got == s->len &&
 	       p->bq.n + !!p->el.reserve < p->bq.cap) {
 		uint8_t *b = sl_ring_at(&p->ring, s->pos);
+		uint32_t len = s->len;
 		struct sl_batch_hdr h;
 		struct sl_bdesc d;
-		int rc = sl_batch_verify(b, s->len, &p->cfg.limits, &h);
+		int rc = sl_batch_verify_crc(b, len, &p->cfg.limits,
+					     sl_proto_payload_crc(p, b, len, s->fcrc), &h);
 
 		slot_free(p, s);
-		if (rc != (int)s->len || !batch_fits_chain(p, &h)) {
+		if (rc != (int)len || !batch_fits_chain(p, &h)) {
 			p->frames_bad++; /* refetched through a NAK */
 			return;
 		}
@@ -346,31 +355,42 @@ static void advance(struct sl_proto *p)
 	}
 }
 
+static int overlaps(const struct sl_slot *s, uint64_t pos, uint32_t len)
+{
+	return s->pos < pos + len && pos < s->pos + s->len;
+}
+
 /* The slot for a batch: its own, a free one, or the one furthest ahead when
  * this batch is nearer the head of the gap (the head must always fit, or a
- * full table of later batches would block the log forever). */
+ * full table of later batches would block the log forever). Slots never
+ * overlap: bytes another batch claims would change fragments whose CRCs a
+ * slot already holds, so such a slot goes (the payload CRC settles which
+ * batch was real). */
 static struct sl_slot *slot_for(struct sl_proto *p, uint64_t pos, uint32_t len)
 {
 	struct sl_slot *s = slot_at(p, pos), *far = NULL;
 
 	if (s)
 		return s->len == len ? s : NULL;
-	for (int i = 0; i < SL_PROTO_SLOTS; i++) {
-		s = &p->slots[i];
-		if (s->used && s->pos < p->log_end)
-			slot_free(p, s); /* overtaken: cannot complete any more */
-		if (!s->used)
-			break;
+	for (uint32_t i = 0; i < p->n_used;) {
+		s = p->used[i];
+		if (s->pos < p->log_end || overlaps(s, pos, len)) {
+			slot_free(p, s); /* overtaken, or in the way */
+			continue;
+		}
 		if (!far || s->pos > far->pos)
 			far = s;
-		s = NULL;
+		i++;
 	}
-	if (!s && far && far->pos > pos) {
+	if (p->n_used == SL_PROTO_SLOTS) {
+		if (far->pos < pos)
+			return NULL;
 		slot_free(p, far);
-		s = far;
 	}
-	if (s)
-		*s = (struct sl_slot){.pos = pos, .len = len, .bits = s->bits, .used = 1};
+	for (s = p->slots; s->used; s++)
+		assert(s < p->slots + SL_PROTO_SLOTS - 1);
+	*s = (struct sl_slot){.pos = pos, .len = len, .bits = s->bits, .fcrc = s->fcrc, .used = 1};
+	p->used[p->n_used++] = s;
 	return s;
 }
 
@@ -420,6 +440,7 @@ static void place_fragment(struct sl_proto *p, const struct sl_frame_data *d, ui
 		return;
 	}
 	memcpy(sl_ring_at(&p->ring, d->batch_pos) + d->frag_off, d->frag, d->frag_len);
+	s->fcrc[bit] = d->frag_crc;
 	s->bits[bit / 64] |= 1ull << (bit % 64);
 	s->got += d->frag_len;
 	p->last_frag_ns = now;

@@ -30,9 +30,27 @@ struct sl_ring {
 struct sl_bdesc {
 	uint64_t pos;
 	uint64_t base_lsn;
-	uint64_t ts; /* leader_ts_ns */
+	uint64_t ts;   /* leader_ts_ns */
+	uint64_t fidx; /* leader: its fragments' CRCs in the fcrc ring start here */
 	uint32_t len;
 	uint32_t count;
+};
+
+/* Leader: the CRC32C of every fragment of the batches in the window, so each
+ * fragment is checksummed once for every follower and retransmission. A
+ * batch's run starts at fcrc + fidx % cap and is contiguous (slack past cap,
+ * like struct sl_ring). */
+struct sl_fcrc_ring {
+	uint32_t *c;
+	uint64_t cap;
+	uint64_t next; /* fidx of the next batch */
+};
+
+/* A batch's bytes and its fragments' CRCs, wherever they are held. */
+struct sl_bref {
+	const uint8_t *b;
+	const uint32_t *fcrc;
+	uint32_t len;
 };
 
 /* FIFO of batch descriptors in position order. */
@@ -62,14 +80,18 @@ struct sl_peer {
 	uint64_t scratch_pos; /* batch cached in scratch (catch-up), UINT64_MAX none */
 	uint32_t scratch_len;
 	uint8_t *scratch;
+	uint32_t *scratch_fcrc; /* its fragments' CRCs */
 };
 
-/* Follower: a batch being reassembled from fragments. */
+/* Follower: a batch being reassembled from fragments. Every fragment it
+ * marks received was checked by its frame's CRC, which is kept: the batch's
+ * payload CRC is then combined from them instead of read again. */
 struct sl_slot {
 	uint64_t pos;
 	uint32_t len;
 	uint32_t got;	/* bytes received */
 	uint64_t *bits; /* one bit per fragment */
+	uint32_t *fcrc; /* CRC32C of each received fragment */
 	int used;
 };
 
@@ -131,8 +153,11 @@ struct sl_proto {
 	enum sl_role role;
 	int failed;
 	uint32_t frag_unit;
-	uint32_t raw_cap; /* largest raw payload of one batch */
-	uint32_t enc_cap; /* largest encoded batch */
+	uint32_t frag_max; /* fragments of the largest batch */
+	uint32_t op_unit;  /* sl_crc32c_op(frag_unit) */
+	uint32_t op_first; /* sl_crc32c_op(frag_unit - SL_BATCH_HDR_SIZE) */
+	uint32_t raw_cap;  /* largest raw payload of one batch */
+	uint32_t enc_cap;  /* largest encoded batch */
 
 	/* Log, both roles. */
 	struct sl_ring ring;
@@ -154,6 +179,7 @@ struct sl_proto {
 	uint64_t degrade_mark, degrade_events, blocked_since;
 	uint32_t n_peers;
 	struct sl_peer peers[SL_NODES_MAX];
+	struct sl_fcrc_ring fcrc;
 	uint8_t frame[SL_FRAME_MAX];
 
 	/* Follower. */
@@ -169,9 +195,11 @@ struct sl_proto {
 	int status_dirty;
 	int delivering; /* guards deliver() against re-entry from callbacks */
 	struct sl_slot slots[SL_PROTO_SLOTS];
+	struct sl_slot *used[SL_PROTO_SLOTS]; /* the slots in use, n_used of them */
+	uint32_t n_used;
 	struct sl_applied_ent *applyq;
 	uint32_t applyq_cap, applyq_head, applyq_n;
-	uint8_t *scratch; /* decode and storage reads */
+	uint8_t *scratch; /* storage reads */
 
 	/* Counters. */
 	uint64_t frames_in, frames_out, frames_bad, frames_foreign, frames_stale;
@@ -191,10 +219,19 @@ int sl_bq_push(struct sl_bq *q, const struct sl_bdesc *d);
 void sl_bq_pop(struct sl_bq *q);
 uint64_t sl_proto_ring_base(const struct sl_proto *p);
 int sl_proto_send(struct sl_proto *p, uint32_t to, uint64_t *seq, struct sl_frame *f);
+int sl_proto_send_data(struct sl_proto *p, uint32_t to, uint64_t *seq, struct sl_frame *f,
+		       uint32_t frag_crc);
 void sl_proto_fail(struct sl_proto *p, int err);
+static inline uint32_t sl_proto_nfrag(const struct sl_proto *p, uint32_t len)
+{
+	return (len + p->frag_unit - 1) / p->frag_unit;
+}
+uint32_t sl_proto_payload_crc(const struct sl_proto *p, const uint8_t *b, uint32_t len,
+			      const uint32_t *fcrc);
 
 /* proto_leader.c */
 int sl_leader_init(struct sl_proto *p);
+void sl_leader_index_window(struct sl_proto *p);
 void sl_leader_on_status(struct sl_proto *p, const struct sl_frame *f, uint64_t now);
 void sl_leader_on_nak(struct sl_proto *p, const struct sl_frame *f, uint64_t now);
 void sl_leader_on_durable(struct sl_proto *p, uint64_t now);

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "proto_int.h"
+#include "shiplog/crc32c.h"
 #include "shiplog/err.h"
 
 int sl_leader_init(struct sl_proto *p)
@@ -33,61 +34,99 @@ int sl_leader_init(struct sl_proto *p)
 		peer->window_end = p->log_end + p->cfg.rcv_window_bytes;
 		peer->scratch_pos = UINT64_MAX;
 		peer->scratch = malloc(p->enc_cap);
-		if (!peer->scratch)
+		peer->scratch_fcrc = malloc(p->frag_max * sizeof(uint32_t));
+		if (!peer->scratch || !peer->scratch_fcrc)
 			return sl_err_set(ENOMEM, "catch-up buffer");
 	}
 	return 0;
 }
 
+/* ---- fragment CRCs ---- */
+
+static uint32_t *fcrc_run(const struct sl_proto *p, uint64_t fidx)
+{
+	return p->fcrc.c + fidx % p->fcrc.cap;
+}
+
+static uint32_t frag_len(const struct sl_proto *p, uint32_t len, uint32_t off)
+{
+	return len - off < p->frag_unit ? len - off : p->frag_unit;
+}
+
+/* The CRC of every fragment of the batch at b, one pass over its bytes. */
+static void frag_crcs(const struct sl_proto *p, const uint8_t *b, uint32_t len, uint32_t *fcrc)
+{
+	for (uint32_t off = 0; off < len; off += p->frag_unit)
+		*fcrc++ = sl_crc32c(0, b + off, frag_len(p, len, off));
+}
+
+/* A node that becomes leader holds batches it received as a follower,
+ * whose fragments nobody checksummed here: index and checksum the window
+ * once, so it can serve them (a pass over at most the window). */
+void sl_leader_index_window(struct sl_proto *p)
+{
+	p->fcrc.next = 0;
+	for (uint32_t i = 0; i < p->bq.n; i++) {
+		struct sl_bdesc *d = sl_bq_at(&p->bq, i);
+
+		d->fidx = p->fcrc.next;
+		frag_crcs(p, sl_ring_at(&p->ring, d->pos), d->len, fcrc_run(p, d->fidx));
+		p->fcrc.next += sl_proto_nfrag(p, d->len);
+	}
+}
+
 /* ---- shipping ---- */
 
-/* Bytes of the batch at `pos` and its length: from the window, or from
- * storage (cached per peer) when it has left the window. NULL on failure. */
-static const uint8_t *batch_bytes(struct sl_proto *p, struct sl_peer *peer, uint64_t pos,
-				  uint32_t *len)
+/* The batch at `pos`, from the window, or from storage (cached per peer)
+ * when it has left the window. 0, or -ENOENT. */
+static int batch_at(struct sl_proto *p, struct sl_peer *peer, uint64_t pos, struct sl_bref *r)
 {
 	const struct sl_bdesc *d = sl_bq_find(&p->bq, pos);
 	int n;
 
 	if (d) {
 		if (d->pos != pos)
-			return NULL;
-		*len = d->len;
-		return sl_ring_at(&p->ring, pos);
+			return -ENOENT;
+		*r = (struct sl_bref){
+		    .b = sl_ring_at(&p->ring, pos), .fcrc = fcrc_run(p, d->fidx), .len = d->len};
+		return 0;
 	}
 	if (pos >= p->log_end)
-		return NULL;
+		return -ENOENT;
 	if (peer->scratch_pos != pos) {
 		n = p->ops.read(p->ops.ctx, pos, peer->scratch, p->enc_cap);
-		if (n < SL_BATCH_HDR_SIZE) {
+		if (n < SL_BATCH_HDR_SIZE || (uint32_t)n > p->enc_cap) {
 			peer->scratch_pos = UINT64_MAX;
-			return NULL;
+			return -ENOENT;
 		}
 		peer->scratch_pos = pos;
 		peer->scratch_len = (uint32_t)n;
 		peer->catchup_batches++;
+		frag_crcs(p, peer->scratch, peer->scratch_len, peer->scratch_fcrc);
 	}
-	*len = peer->scratch_len;
-	return peer->scratch;
+	*r = (struct sl_bref){
+	    .b = peer->scratch, .fcrc = peer->scratch_fcrc, .len = peer->scratch_len};
+	return 0;
 }
 
 /* Send the fragments of one batch covering [from, to) (offsets within it),
  * at most *budget frames. Returns the offset reached. */
-static uint32_t send_frags(struct sl_proto *p, struct sl_peer *peer, const uint8_t *b, uint64_t pos,
-			   uint32_t len, uint32_t from, uint32_t to, uint32_t *budget, uint64_t now)
+static uint32_t send_frags(struct sl_proto *p, struct sl_peer *peer, const struct sl_bref *r,
+			   uint64_t pos, uint32_t from, uint32_t to, uint32_t *budget, uint64_t now)
 {
 	struct sl_frame f = {.hdr.type = SL_FRAME_DATA};
 	uint32_t off = from - from % p->frag_unit;
 
 	f.data.batch_pos = pos;
-	f.data.batch_len = len;
+	f.data.batch_len = r->len;
 	f.data.commit_pos = p->safe_pos;
 	f.data.leader_end = p->log_end;
 	for (; off<to && * budget> 0; off += p->frag_unit, (*budget)--) {
 		f.data.frag_off = off;
-		f.data.frag = b + off;
-		f.data.frag_len = len - off < p->frag_unit ? len - off : p->frag_unit;
-		if (sl_proto_send(p, peer->id, &peer->seq, &f) < 0)
+		f.data.frag = r->b + off;
+		f.data.frag_len = frag_len(p, r->len, off);
+		if (sl_proto_send_data(p, peer->id, &peer->seq, &f, r->fcrc[off / p->frag_unit]) <
+		    0)
 			break;
 	}
 	peer->last_send_ns = now;
@@ -101,19 +140,20 @@ static void pump(struct sl_proto *p, struct sl_peer *peer, uint64_t now)
 	uint32_t budget = p->cfg.send_budget;
 
 	while (budget > 0 && peer->sent_end < p->log_end) {
-		uint32_t len, reached;
-		const uint8_t *b = batch_bytes(p, peer, peer->sent_end, &len);
+		struct sl_bref r;
+		uint32_t reached;
 
-		if (!b || peer->sent_end + len > peer->window_end)
+		if (batch_at(p, peer, peer->sent_end, &r) ||
+		    peer->sent_end + r.len > peer->window_end)
 			return;
 		reached =
-		    send_frags(p, peer, b, peer->sent_end, len, peer->frag_next, len, &budget, now);
-		if (reached < len) {
+		    send_frags(p, peer, &r, peer->sent_end, peer->frag_next, r.len, &budget, now);
+		if (reached < r.len) {
 			peer->frag_next = reached;
 			return;
 		}
 		peer->frag_next = 0;
-		peer->sent_end += len;
+		peer->sent_end += r.len;
 	}
 }
 
@@ -125,6 +165,12 @@ static void pump_all(struct sl_proto *p, uint64_t now)
 
 /* ---- batching ---- */
 
+/* Fragment CRCs held for the window's batches. */
+static uint64_t fcrc_used(const struct sl_proto *p)
+{
+	return p->bq.n ? p->fcrc.next - sl_bq_at(&p->bq, 0)->fidx : 0;
+}
+
 /* Free committed, durable batches until `need` bytes fit in the window. */
 static int make_room(struct sl_proto *p, uint64_t need)
 {
@@ -133,7 +179,8 @@ static int make_room(struct sl_proto *p, uint64_t need)
 	if (p->el.on && p->delivered_pos < freeable) /* an inherited tail to deliver */
 		freeable = p->delivered_pos;
 
-	while (p->log_end + need - sl_proto_ring_base(p) > p->ring.cap || p->bq.n == p->bq.cap) {
+	while (p->log_end + need - sl_proto_ring_base(p) > p->ring.cap || p->bq.n == p->bq.cap ||
+	       fcrc_used(p) + p->frag_max > p->fcrc.cap) {
 		const struct sl_bdesc *d;
 
 		if (p->bq.n == 0)
@@ -163,18 +210,53 @@ static void sealed_by_elected(struct sl_proto *p, const struct sl_bdesc *d, uint
 	}
 }
 
+/* The header fields the leader owns, for the batch it seals next. */
+static void own_fields(const struct sl_proto *p, struct sl_batch_hdr *h, uint64_t now)
+{
+	memcpy(h->cluster_id, p->cfg.cluster_id, sizeof(h->cluster_id));
+	h->stream_id = p->cfg.stream_id;
+	h->epoch = p->cfg.epoch;
+	h->base_lsn = p->next_lsn;
+	h->position = p->log_end;
+	h->prev_crc = p->last_crc;
+	h->leader_ts_ns = now;
+}
+
+/* An encoded batch at the log's end in the ring, its fragment CRCs at
+ * fcrc.next: into the window, to storage and to the followers. */
+static int add_batch(struct sl_proto *p, const struct sl_batch_hdr *h, uint8_t *b, uint32_t len,
+		     uint64_t now)
+{
+	struct sl_bdesc d = {.pos = p->log_end,
+			     .base_lsn = h->base_lsn,
+			     .ts = now,
+			     .fidx = p->fcrc.next,
+			     .len = len,
+			     .count = h->record_count};
+	int rc = sl_bq_push(&p->bq, &d);
+
+	assert(rc == 0);
+	p->fcrc.next += sl_proto_nfrag(p, len);
+	p->log_end += len;
+	p->next_lsn += h->record_count;
+	p->last_crc = h->hdr_crc;
+	p->last_epoch = h->epoch;
+	if (p->el.on)
+		sealed_by_elected(p, &d, h->prev_crc);
+	rc = p->ops.write(p->ops.ctx, b, len, d.pos);
+	if (rc < 0) {
+		sl_proto_fail(p, rc);
+		return rc;
+	}
+	pump_all(p, now);
+	return 0;
+}
+
 static int seal(struct sl_proto *p, uint64_t now)
 {
-	struct sl_batch_hdr h = {
-	    .stream_id = p->cfg.stream_id,
-	    .epoch = p->cfg.epoch,
-	    .base_lsn = p->next_lsn,
-	    .position = p->log_end,
-	    .prev_crc = p->last_crc,
-	    .leader_ts_ns = now,
-	};
-	struct sl_bdesc d;
+	struct sl_batch_hdr h = {0};
 	uint64_t need = sl_batch_bound(p->builder.len);
+	uint32_t *fcrc;
 	uint8_t *out;
 	int len, rc;
 
@@ -186,40 +268,23 @@ static int seal(struct sl_proto *p, uint64_t now)
 		return rc;
 	}
 	p->seal_blocked = 0;
-	memcpy(h.cluster_id, p->cfg.cluster_id, sizeof(h.cluster_id));
+	own_fields(p, &h, now);
 	out = sl_ring_at(&p->ring, p->log_end);
 	len = sl_batch_encode(&h, p->raw, p->builder.len, p->builder.count, out, need);
 	assert(len > 0);
 	if (len < 0)
 		return len;
-	d = (struct sl_bdesc){.pos = p->log_end,
-			      .base_lsn = p->next_lsn,
-			      .ts = now,
-			      .len = (uint32_t)len,
-			      .count = p->builder.count};
-	rc = sl_bq_push(&p->bq, &d);
-	assert(rc == 0);
-	p->log_end += (uint64_t)len;
-	p->next_lsn += p->builder.count;
-	p->last_crc = h.hdr_crc;
-	p->last_epoch = h.epoch;
-	if (p->el.on)
-		sealed_by_elected(p, &d, h.prev_crc);
+	fcrc = fcrc_run(p, p->fcrc.next);
+	frag_crcs(p, out, (uint32_t)len, fcrc);
+	assert(sl_proto_payload_crc(p, out, (uint32_t)len, fcrc) == h.payload_crc);
 	sl_batch_builder_reset(&p->builder);
 	p->open_ts = 0;
-	rc = p->ops.write(p->ops.ctx, out, (size_t)len, d.pos);
-	if (rc < 0) {
-		sl_proto_fail(p, rc);
-		return rc;
-	}
-	pump_all(p, now);
-	return 0;
+	return add_batch(p, &h, out, (uint32_t)len, now);
 }
 
-int64_t sl_proto_append(struct sl_proto *p, const void *rec, uint32_t len, uint64_t now)
+/* 0 when this node takes appends now, or why not. */
+static int leader_ready(struct sl_proto *p)
 {
-	int rc;
-
 	if (p->role != SL_ROLE_LEADER)
 		return sl_err_set(EPERM, "node %u is not the leader (node %u is, 0: unknown)",
 				  p->cfg.node_id, p->cfg.leader_id);
@@ -230,6 +295,15 @@ int64_t sl_proto_append(struct sl_proto *p, const void *rec, uint32_t len, uint6
 	if (p->el.on &&
 	    (p->delivered_pos < p->log_end || p->el.floor == UINT64_MAX || p->el.transfer_to))
 		return -EAGAIN;
+	return 0;
+}
+
+int64_t sl_proto_append(struct sl_proto *p, const void *rec, uint32_t len, uint64_t now)
+{
+	int rc;
+
+	if ((rc = leader_ready(p)))
+		return rc;
 	if (len > p->cfg.limits.max_record_bytes)
 		return sl_err_set(EMSGSIZE, "record of %u bytes over the limit %u", len,
 				  p->cfg.limits.max_record_bytes);
@@ -250,6 +324,55 @@ int sl_leader_seal_barrier(struct sl_proto *p, uint64_t now)
 {
 	p->el.barrier_due = 1;
 	return seal(p, now);
+}
+
+/* Copy a payload behind its header at b, CRCing each fragment on the way. */
+static void copy_frags(const struct sl_proto *p, uint8_t *b, const uint8_t *payload, uint32_t len,
+		       uint32_t *fcrc)
+{
+	uint32_t u = p->frag_unit;
+
+	*fcrc++ = sl_crc32c_copy(sl_crc32c(0, b, SL_BATCH_HDR_SIZE), b + SL_BATCH_HDR_SIZE, payload,
+				 frag_len(p, len, 0) - SL_BATCH_HDR_SIZE);
+	for (uint32_t off = u; off < len; off += u)
+		*fcrc++ = sl_crc32c_copy(0, b + off, payload + off - SL_BATCH_HDR_SIZE,
+					 frag_len(p, len, off));
+}
+
+int64_t sl_proto_append_encoded(struct sl_proto *p, const struct sl_batch_hdr *in,
+				const uint8_t *payload, uint64_t now)
+{
+	struct sl_batch_hdr h = *in;
+	uint32_t *fcrc, len;
+	uint8_t *out;
+	int rc;
+
+	if ((rc = leader_ready(p)))
+		return rc;
+	if (h.record_count == 0 || h.raw_len > p->raw_cap)
+		return sl_err_set(h.record_count ? EMSGSIZE : EINVAL,
+				  "encoded batch of %u records, raw_len %u (at most %u)",
+				  h.record_count, h.raw_len, p->raw_cap);
+	if (p->builder.count > 0 && (rc = seal(p, now)))
+		return rc;
+	/* stored_len is checked against raw_len by the header's encoding. */
+	if ((rc = make_room(p, SL_BATCH_HDR_SIZE + (uint64_t)h.raw_len)))
+		return rc;
+	own_fields(p, &h, now);
+	out = sl_ring_at(&p->ring, p->log_end);
+	if ((rc = sl_batch_encode_hdr(&h, &p->cfg.limits, out)) < 0)
+		return rc;
+	len = (uint32_t)rc;
+	fcrc = fcrc_run(p, p->fcrc.next);
+	copy_frags(p, out, payload, len, fcrc);
+	if (sl_proto_payload_crc(p, out, len, fcrc) != h.payload_crc)
+		return sl_err_set(EINVAL,
+				  "encoded batch at lsn %llu: payload CRC 0x%08x does "
+				  "not match its %u bytes",
+				  (unsigned long long)h.base_lsn, h.payload_crc, h.stored_len);
+	if ((rc = add_batch(p, &h, out, len, now)))
+		return rc;
+	return (int64_t)(h.base_lsn + h.record_count - 1);
 }
 
 int sl_proto_flush(struct sl_proto *p, uint64_t now)
@@ -425,15 +548,15 @@ static int batch_start(struct sl_proto *p, struct sl_peer *peer, uint64_t pos, u
 	if (b > pos || pos >= sl_proto_ring_base(p))
 		return -ENOENT;
 	for (int steps = 0; steps < 16; steps++) {
-		uint32_t len;
+		struct sl_bref r;
 
-		if (!batch_bytes(p, peer, b, &len))
+		if (batch_at(p, peer, b, &r))
 			return -ENOENT;
-		if (pos < b + len) {
+		if (pos < b + r.len) {
 			*start = b;
 			return 0;
 		}
-		b += len;
+		b += r.len;
 	}
 	return -ENOENT;
 }
@@ -478,21 +601,21 @@ void sl_leader_on_nak(struct sl_proto *p, const struct sl_frame *f, uint64_t now
 	pos = skip_recent(p, peer, pos, now);
 	from = pos;
 	while (pos < to && budget > 0 && batch_start(p, peer, pos, &start) == 0) {
-		uint32_t len, end, reached, before = budget;
-		const uint8_t *b = batch_bytes(p, peer, start, &len);
+		uint32_t end, reached, before = budget;
+		struct sl_bref r;
 
-		if (!b)
+		if (batch_at(p, peer, start, &r))
 			return;
-		end = to - start < len ? (uint32_t)(to - start) : len;
+		end = to - start < r.len ? (uint32_t)(to - start) : r.len;
 		reached =
-		    send_frags(p, peer, b, start, len, (uint32_t)(pos - start), end, &budget, now);
+		    send_frags(p, peer, &r, start, (uint32_t)(pos - start), end, &budget, now);
 		peer->retransmits += before - budget;
 		p->retransmits += before - budget;
 		if (reached < end) {
 			pos = start + reached;
 			break; /* out of budget */
 		}
-		pos = start + len;
+		pos = start + r.len;
 	}
 	if (pos > from)
 		peer->memo[peer->memo_next++ % SL_PROTO_REXMIT_MEMO] =
@@ -504,6 +627,7 @@ void sl_leader_on_nak(struct sl_proto *p, const struct sl_frame *f, uint64_t now
 static void probe_tail(struct sl_proto *p, struct sl_peer *peer, uint64_t now)
 {
 	const struct sl_bdesc *d;
+	struct sl_bref r;
 	uint32_t budget = 1, last;
 
 	/* Probe while anything sent is unacknowledged at the policy's level:
@@ -517,8 +641,9 @@ static void probe_tail(struct sl_proto *p, struct sl_peer *peer, uint64_t now)
 	if (!d)
 		return;
 	last = (d->len - 1) / p->frag_unit * p->frag_unit;
-	send_frags(p, peer, sl_ring_at(&p->ring, d->pos), d->pos, d->len, last, d->len, &budget,
-		   now);
+	r = (struct sl_bref){
+	    .b = sl_ring_at(&p->ring, d->pos), .fcrc = fcrc_run(p, d->fidx), .len = d->len};
+	send_frags(p, peer, &r, d->pos, last, d->len, &budget, now);
 	p->tlps++;
 }
 

@@ -20,12 +20,11 @@ static void free_slots(struct sl_proto *p)
 {
 	uint32_t words = (p->enc_cap / p->frag_unit + 1 + 63) / 64;
 
-	for (int i = 0; i < SL_PROTO_SLOTS; i++) {
-		if (!p->slots[i].used)
-			continue;
-		memset(p->slots[i].bits, 0, words * sizeof(uint64_t));
-		p->slots[i].used = 0;
+	for (uint32_t i = 0; i < p->n_used; i++) {
+		memset(p->used[i]->bits, 0, words * sizeof(uint64_t));
+		p->used[i]->used = 0;
 	}
+	p->n_used = 0;
 }
 
 /* The LSN that ends at `pos` (a batch boundary held in memory, the delivery
@@ -111,11 +110,13 @@ static void reset_peer(struct sl_peer *peer, const struct sl_proto *p, uint64_t 
 	uint64_t seq = peer->seq;
 	uint32_t id = peer->id;
 	uint8_t *scratch = peer->scratch;
+	uint32_t *scratch_fcrc = peer->scratch_fcrc;
 
 	memset(peer, 0, sizeof(*peer));
 	peer->id = id;
 	peer->seq = seq;
 	peer->scratch = scratch;
+	peer->scratch_fcrc = scratch_fcrc;
 	peer->scratch_pos = UINT64_MAX;
 	peer->sent_end = p->log_end;
 	peer->window_end = p->log_end + p->cfg.rcv_window_bytes;
@@ -151,6 +152,7 @@ void sl_role_leader(struct sl_proto *p, uint64_t now)
 	for (uint32_t i = 0; i < p->n_peers; i++)
 		reset_peer(&p->peers[i], p, now);
 	p->el.fresh = (1u << p->n_peers) - 1;
+	sl_leader_index_window(p);
 	for (uint32_t i = 0; i < SL_NODES_MAX; i++)
 		p->el.heard[i] = now;
 	p->el.lease_at = now + p->cfg.election_timeout_ns;

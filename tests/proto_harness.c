@@ -59,7 +59,8 @@ static int h_read(void *ctx, uint64_t pos, uint8_t *buf, size_t cap)
 	return (int)(SL_BATCH_HDR_SIZE + hdr.stored_len);
 }
 
-static int h_send(void *ctx, uint32_t to, const uint8_t *frame, size_t len)
+static int h_send(void *ctx, uint32_t to, const uint8_t *head, size_t head_len, const uint8_t *body,
+		  size_t body_len)
 {
 	struct h_node *n = ctx;
 	struct harness *h = n->h;
@@ -67,25 +68,37 @@ static int h_send(void *ctx, uint32_t to, const uint8_t *frame, size_t len)
 
 	if (h->q_len == H_QUEUE)
 		return -ENOBUFS;
+	if (head_len + body_len > sizeof(f->buf))
+		return -EMSGSIZE;
 	f = &h->q[(h->q_head + h->q_len) % H_QUEUE];
 	f->from = n->id;
 	f->to = to;
-	f->len = (uint32_t)len;
-	memcpy(f->buf, frame, len);
+	f->len = (uint32_t)(head_len + body_len);
+	memcpy(f->buf, head, head_len);
+	if (body_len > 0)
+		memcpy(f->buf + head_len, body, body_len);
 	h->q_len++;
 	h->sent++;
 	return 0;
 }
 
-static void h_deliver(void *ctx, const struct sl_batch_hdr *hdr, const uint8_t *raw, size_t raw_len)
+static int h_deliver(void *ctx, const struct sl_batch_hdr *hdr, const uint8_t *batch,
+		     size_t batch_len)
 {
+	static uint8_t raw[H_RAW_MAX];
 	struct h_node *n = ctx;
+	struct sl_batch_hdr dh;
 	struct sl_rec_iter it;
 	const uint8_t *rec;
 	uint32_t len;
 	uint64_t lsn = hdr->base_lsn;
+	int raw_len = sl_batch_decode(batch, batch_len, &n->h->cfg.limits, raw, sizeof(raw), &dh);
 
-	sl_rec_iter_init(&it, raw, raw_len);
+	/* The protocol delivers the batch as logged; the engine decodes it
+	 * (failing here fails the node, which the tests see). */
+	if (raw_len < 0 || dh.hdr_crc != hdr->hdr_crc)
+		return raw_len < 0 ? raw_len : -EBADMSG;
+	sl_rec_iter_init(&it, raw, (size_t)raw_len);
 	while (sl_rec_next(&it, &rec, &len) == 1) {
 		/* Out of order or changed bytes leave delivered_next stuck. */
 		if (lsn == n->delivered_next && lsn <= H_MAX_LSN && len == n->h->rec_len[lsn] &&
@@ -96,6 +109,7 @@ static void h_deliver(void *ctx, const struct sl_batch_hdr *hdr, const uint8_t *
 	n->deliveries++;
 	if (n->auto_apply)
 		sl_proto_on_applied(n->p, lsn - 1, n->h->now);
+	return 0;
 }
 
 static void h_commit(void *ctx, uint64_t lsn, uint64_t pos)
@@ -184,6 +198,41 @@ int64_t h_append(struct harness *h, uint32_t len)
 		h->rec_first[lsn] = len ? rec[0] : 0;
 	}
 	return lsn;
+}
+
+int64_t h_append_encoded(struct harness *h, uint32_t count, uint32_t len, uint32_t crc_xor)
+{
+	static uint8_t raw[H_RAW_MAX], enc[H_RAW_MAX + SL_BATCH_HDR_SIZE], rec[1 << 16];
+	struct sl_batch_builder bb;
+	struct sl_batch_hdr hdr = {.base_lsn = 1};
+	uint64_t first = h->appended + 1;
+	int64_t last;
+	int n;
+
+	sl_batch_builder_init(&bb, raw, sizeof(raw));
+	if (len > sizeof(rec))
+		return -EMSGSIZE;
+	for (uint32_t i = 0; i < count; i++) {
+		h_record(first + i, len, rec);
+		if (sl_batch_builder_add(&bb, rec, len))
+			return -EMSGSIZE;
+	}
+	n = sl_batch_encode(&hdr, raw, bb.len, bb.count, enc, sizeof(enc));
+	if (n < 0)
+		return n;
+	hdr.payload_crc ^= crc_xor;
+	last = sl_proto_append_encoded(h->nodes[0].p, &hdr, enc + SL_BATCH_HDR_SIZE, h->now);
+	if (last < 0)
+		return last;
+	if ((uint64_t)last != first + count - 1)
+		return -EPROTO;
+	for (uint64_t lsn = first; lsn <= (uint64_t)last && lsn <= H_MAX_LSN; lsn++) {
+		h->rec_len[lsn] = len;
+		h->rec_first[lsn] =
+		    len ? raw[(lsn - first) * (SL_REC_PREFIX + len) + SL_REC_PREFIX] : 0;
+	}
+	h->appended = (uint64_t)last;
+	return last;
 }
 
 void h_advance(struct harness *h, uint64_t ns)

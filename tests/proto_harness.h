@@ -15,6 +15,7 @@
 #define H_LOG_BYTES (32u << 20)
 #define H_QUEUE	    65536
 #define H_MAX_LSN   200000
+#define H_RAW_MAX   (1u << 20) /* the harness's limits.max_raw_bytes */
 
 struct h_frame {
 	uint32_t from, to;
@@ -59,6 +60,10 @@ void h_free(struct harness *h);
 uint64_t h_run(struct harness *h, uint64_t max);
 /* Append a record of `len` bytes whose content derives from its LSN. */
 int64_t h_append(struct harness *h, uint32_t len);
+/* Append `count` records of `len` bytes (contents as h_append makes them)
+ * as one batch encoded here (sl_proto_append_encoded), its payload CRC
+ * XORed with crc_xor. The batch's last LSN, or the append's -errno. */
+int64_t h_append_encoded(struct harness *h, uint32_t count, uint32_t len, uint32_t crc_xor);
 void h_advance(struct harness *h, uint64_t ns);
 void h_make_durable(struct h_node *n);
 void h_record(uint64_t lsn, uint32_t len, uint8_t *out);

@@ -87,30 +87,34 @@ static int op_read(void *ctx, uint64_t pos, uint8_t *buf, size_t cap)
 	return (int)(SL_BATCH_HDR_SIZE + h.stored_len);
 }
 
-static int op_send(void *ctx, uint32_t to, const uint8_t *frame, size_t len)
+static int op_send(void *ctx, uint32_t to, const uint8_t *head, size_t head_len,
+		   const uint8_t *body, size_t body_len)
 {
 	struct e_node *n = ctx;
 	struct e_frame *f;
 
-	if (E.q_len == E_QUEUE)
+	if (E.q_len == E_QUEUE || head_len + body_len > sizeof(f->buf))
 		return -ENOBUFS;
 	f = &E.q[(E.q_head + E.q_len++) % E_QUEUE];
 	f->from = n->id;
 	f->to = to;
-	f->len = (uint32_t)len;
-	memcpy(f->buf, frame, len);
+	f->len = (uint32_t)(head_len + body_len);
+	memcpy(f->buf, head, head_len);
+	if (body_len > 0)
+		memcpy(f->buf + head_len, body, body_len);
 	return 0;
 }
 
-static void op_deliver(void *ctx, const struct sl_batch_hdr *h, const uint8_t *raw, size_t len)
+static int op_deliver(void *ctx, const struct sl_batch_hdr *h, const uint8_t *batch, size_t len)
 {
 	struct e_node *n = ctx;
 
-	(void)raw;
+	(void)batch;
 	(void)len;
 	if (h->base_lsn == n->engine_lsn + 1)
 		n->engine_lsn = h->base_lsn + h->record_count - 1;
 	sl_proto_on_applied(n->p, n->engine_lsn, E.now);
+	return 0;
 }
 
 static void op_commit(void *ctx, uint64_t lsn, uint64_t pos)

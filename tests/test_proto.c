@@ -226,6 +226,107 @@ static void duplicates_deliver_once(void **state)
 	assert_logs_equal(1, 2);
 }
 
+/* Batches encoded by the caller and record appends interleave, replicate
+ * through loss, and deliver every record once. */
+static void encoded_batches_replicate(void **state)
+{
+	struct sl_ack_policy pol = {.acks = SL_ACKS_ALL, .level = SL_ACK_DURABLE};
+	uint64_t lsn = 0;
+
+	(void)state;
+	assert_int_equal(setup3(&pol), 0);
+	H.drop_every = 11;
+	for (uint32_t i = 0; i < 300; i++) {
+		int64_t r;
+		int tries = 0;
+
+		do {
+			r = i % 3 == 2 ? h_append(&H, 200 + i)
+				       : h_append_encoded(&H, 1 + i % 40, 300 + i, 0);
+			if (r == -EAGAIN) {
+				h_run(&H, 100000);
+				h_advance(&H, 100000);
+			}
+		} while (r == -EAGAIN && tries++ < 20000);
+		assert_true(r > (int64_t)lsn);
+		lsn = (uint64_t)r;
+	}
+	assert_int_equal(sl_proto_flush(H.nodes[0].p, H.now), 0);
+	settle();
+	H.drop_every = 0;
+	settle();
+	assert_int_equal(H.nodes[0].commit_lsn, lsn);
+	assert_logs_equal(1, 2);
+	assert_logs_equal(1, 3);
+	assert_int_equal(H.nodes[1].delivered_next, lsn + 1);
+	assert_int_equal(H.nodes[2].delivered_next, lsn + 1);
+}
+
+/* A payload that does not match its CRC, or no records, is refused and
+ * changes nothing: the next batch takes the same LSNs and position. */
+static void encoded_batch_checked(void **state)
+{
+	struct sl_ack_policy pol = {.acks = 1, .level = SL_ACK_DURABLE};
+	struct sl_proto_status before, after;
+
+	(void)state;
+	assert_int_equal(setup3(&pol), 0);
+	assert_int_equal(h_append_encoded(&H, 5, 100, 0), 5);
+	status_of(1, &before);
+	assert_int_equal(h_append_encoded(&H, 5, 100, 0x10), -EINVAL);
+	assert_int_equal(h_append_encoded(&H, 0, 100, 0), -EINVAL);
+	assert_int_equal(h_append_encoded(&H, 2, 40000, 0), -EMSGSIZE); /* over the raw cap */
+	status_of(1, &after);
+	assert_int_equal(after.log_end, before.log_end);
+	assert_int_equal(after.next_lsn, before.next_lsn);
+	assert_int_equal(h_append_encoded(&H, 5, 100, 0), 10);
+	assert_int_equal(
+	    sl_proto_append_encoded(H.nodes[1].p, &(struct sl_batch_hdr){0}, NULL, H.now), -EPERM);
+	settle();
+	assert_int_equal(H.nodes[0].commit_lsn, 10);
+	assert_logs_equal(1, 2);
+}
+
+/* A frame with a valid CRC that claims a batch overlapping one being
+ * reassembled (a buggy or confused leader) cannot corrupt it: the follower
+ * keeps no two overlapping slots, so bytes whose fragment CRC it holds are
+ * never overwritten, and the real batch is repaired by NAK. */
+static int inject_overlap(struct harness *h, const struct h_frame *f)
+{
+	static uint8_t junk[SL_FRAME_MAX], out[SL_FRAME_MAX];
+	struct h_node *dst = &h->nodes[f->to - 1];
+	struct sl_frame fr;
+	int n;
+
+	if (f->to != 2 || f->buf[5] != SL_FRAME_DATA || sl_frame_decode(f->buf, f->len, &fr) ||
+	    fr.data.frag_off != 0 || fr.data.batch_len < 3 * fr.data.frag_len)
+		return 0;
+	sl_proto_on_frame(dst->p, f->buf, f->len, h->now); /* the real fragment first */
+	memset(junk, 0x5a, sizeof(junk));
+	fr.data.batch_pos += 200; /* then a forged one over its payload */
+	fr.data.frag = junk;
+	n = sl_frame_encode(&fr, out, sizeof(out));
+	assert_true(n > 0);
+	sl_proto_on_frame(dst->p, out, (size_t)n, h->now);
+	h->filter = NULL; /* once */
+	return 1;
+}
+
+static void overlapping_batches_cannot_corrupt(void **state)
+{
+	struct sl_ack_policy pol = {.acks = SL_ACKS_ALL, .level = SL_ACK_DURABLE};
+
+	(void)state;
+	assert_int_equal(setup3(&pol), 0);
+	H.filter = inject_overlap;
+	append_many(200);
+	settle();
+	assert_null(H.filter);
+	assert_int_equal(H.nodes[0].commit_lsn, 200);
+	assert_logs_equal(1, 2);
+	assert_int_equal(H.nodes[1].delivered_next, 201);
+}
+
 /* Re-encode a captured frame with one header field changed. */
 static size_t mutate(const struct h_frame *f, uint8_t *out, int what)
 {
@@ -445,6 +546,9 @@ int main(void)
 	    cmocka_unit_test_teardown(loss_is_repaired, teardown),
 	    cmocka_unit_test_teardown(tail_loss_probe, teardown),
 	    cmocka_unit_test_teardown(duplicates_deliver_once, teardown),
+	    cmocka_unit_test_teardown(encoded_batches_replicate, teardown),
+	    cmocka_unit_test_teardown(encoded_batch_checked, teardown),
+	    cmocka_unit_test_teardown(overlapping_batches_cannot_corrupt, teardown),
 	    cmocka_unit_test_teardown(foreign_and_stale_frames_change_nothing, teardown),
 	    cmocka_unit_test_teardown(follower_refuses_appends, teardown),
 	    cmocka_unit_test_teardown(receive_window_limits_sending, teardown),

@@ -74,7 +74,8 @@ struct sl_log_state {
 };
 
 /* The world, as the protocol sees it. Every callback returns 0 or -errno;
- * a negative return from write or read fails the node (sl_proto_failed). */
+ * a negative return from write, read or deliver fails the node (the
+ * status shows it in `failed`). */
 struct sl_proto_ops {
 	void *ctx;
 	/* Hand a complete, verified batch to local storage. Durability is
@@ -83,11 +84,16 @@ struct sl_proto_ops {
 	/* Read the whole batch at `pos` from local storage (catch-up of a
 	 * follower that fell out of the leader's window). Returns its length. */
 	int (*read)(void *ctx, uint64_t pos, uint8_t *buf, size_t cap);
-	/* Send one frame to a node. Loss is the network's business. */
-	int (*send)(void *ctx, uint32_t to, const uint8_t *frame, size_t len);
-	/* Deliver the records of a committed batch to the engine (followers). */
-	void (*deliver)(void *ctx, const struct sl_batch_hdr *h, const uint8_t *raw,
-			size_t raw_len);
+	/* Send one frame to a node: head followed by body. body_len is 0 for
+	 * a frame whole in head; a DATA frame is its prefix (head) and its
+	 * fragment (body), which points into the batch, not a copy. Both are
+	 * valid during the call only. Loss is the network's business. */
+	int (*send)(void *ctx, uint32_t to, const uint8_t *head, size_t head_len,
+		    const uint8_t *body, size_t body_len);
+	/* Deliver a committed batch to the engine (followers): its verified
+	 * bytes as in the log, header and stored payload; sl_batch_decode
+	 * yields its records (the codec's work, not the protocol's). */
+	int (*deliver)(void *ctx, const struct sl_batch_hdr *h, const uint8_t *batch, size_t len);
 	/* The commit LSN moved forward (leader). */
 	void (*commit)(void *ctx, uint64_t commit_lsn, uint64_t commit_pos);
 	/* Elections only (required then). Make (epoch, voted_for) durable, then
@@ -112,11 +118,24 @@ void sl_proto_destroy(struct sl_proto *p);
 int64_t sl_proto_append(struct sl_proto *p, const void *rec, uint32_t len, uint64_t now);
 /* Leader: close the open batch now instead of waiting for linger. */
 int sl_proto_flush(struct sl_proto *p, uint64_t now);
+/* Leader: append a batch whose payload the caller encoded (an LZ4 block or
+ * raw records, as sl_batch_encode makes them): `h` gives flags, raw_len,
+ * record_count (>= 1), stored_len and payload_crc; the protocol sets the
+ * rest of the header (position, LSNs, chain, epoch, time). Any open batch
+ * is sealed first. The payload is copied into the window and checked
+ * against payload_crc on the way. Returns the batch's last LSN, -EAGAIN when
+ * the window is full, -EINVAL for a header or CRC that does not fit. */
+int64_t sl_proto_append_encoded(struct sl_proto *p, const struct sl_batch_hdr *h,
+				const uint8_t *payload, uint64_t now);
 
 /* A frame arrived. Frames that fail decoding, name another cluster or
  * stream, another receiver, or a lower epoch are counted and ignored. With
  * elections a higher epoch fences this node: a leader steps down. */
 void sl_proto_on_frame(struct sl_proto *p, const uint8_t *frame, size_t len, uint64_t now);
+/* The same for a frame that arrived as two parts, head then tail (a DATA
+ * frame as its prefix and its fragment; see sl_frame_decode_parts). */
+void sl_proto_on_frame_parts(struct sl_proto *p, const uint8_t *head, size_t head_len,
+			     const uint8_t *tail, size_t tail_len, uint64_t now);
 
 /* Storage made everything below `durable_pos` durable. */
 void sl_proto_on_durable(struct sl_proto *p, uint64_t durable_pos, uint64_t now);

@@ -67,10 +67,12 @@
 #define SIM_SLOTS	 16384 /* frames in flight; more is congestion */
 #define SIM_HEAP_RESERVE 1024  /* heap room frames may not take: control events */
 #define SIM_PARTS_MAX	 8
-#define SIM_SPIN_MAX	 1000 /* ticks at one instant before a timer counts as stuck */
-#define SIM_EV_FORGED	 1u   /* FRAME event flag: a forged copy, must change nothing */
-#define SIM_EPOCHS_MAX	 4096 /* epochs whose leader and committer are remembered */
-#define SIM_LSN_SLACK	 4096 /* LSNs a node may hold past the workload's records */
+#define SIM_SPIN_MAX	 1000	     /* ticks at one instant before a timer counts as stuck */
+#define SIM_EV_FORGED	 1u	     /* FRAME event flag: a forged copy, must change nothing */
+#define SIM_EPOCHS_MAX	 4096	     /* epochs whose leader and committer are remembered */
+#define SIM_LSN_SLACK	 4096	     /* LSNs a node may hold past the workload's records */
+#define SIM_ENC_RECS	 32	     /* records in an engine-encoded batch, at most */
+#define SIM_ENC_RAW	 (64u << 10) /* and their bytes: the largest batch_bytes */
 
 struct sim_part {
 	uint32_t mask; /* nodes on one side */
@@ -170,6 +172,9 @@ struct sl_sim {
 	uint8_t rec[SL_SIM_REC_MAX];
 	uint32_t rec_len; /* a record generated but not yet accepted (-EAGAIN) */
 	uint8_t forged[SL_FRAME_MAX];
+	uint8_t joined[SL_FRAME_MAX];		      /* a frame sent in two parts, joined */
+	uint8_t enc_raw[SIM_ENC_RAW];		      /* an engine-encoded batch: its records */
+	uint8_t enc[SIM_ENC_RAW + SL_BATCH_HDR_SIZE]; /* and the batch */
 	uint64_t appended;
 	uint64_t frame_pushes; /* frames put on the heap */
 	struct sl_hist commit_lat;
@@ -660,12 +665,26 @@ static void forge_copy(struct sl_sim *s, unsigned from, unsigned to, const uint8
 	transmit(s, from, to, s->forged, (size_t)n, SIM_EV_FORGED | (uint32_t)kind << 8);
 }
 
-static int cb_send(void *ctx, uint32_t to_id, const uint8_t *frame, size_t len)
+static int cb_send(void *ctx, uint32_t to_id, const uint8_t *head, size_t head_len,
+		   const uint8_t *body, size_t body_len)
 {
 	struct sim_node *n = ctx;
 	struct sl_sim *s = n->sim;
 	int to = node_index(s, to_id);
+	const uint8_t *frame = head;
+	size_t len = head_len + body_len;
 	struct sl_frame f;
+
+	if (body_len > 0) { /* the network carries whole frames */
+		if (len > sizeof(s->joined)) {
+			sl_sim_violation(&s->chk, 'F', (int)n->idx, UINT64_MAX, UINT64_MAX, s->now,
+					 "frame of %zu bytes in two parts", len);
+			return 0;
+		}
+		memcpy(s->joined, head, head_len);
+		memcpy(s->joined + head_len, body, body_len);
+		frame = s->joined;
+	}
 
 	/* A stale frame may be answered with a denied vote that tells its
 	 * sender our epoch: a reply, not a change of state. */
@@ -743,21 +762,33 @@ static void truth_from_status(struct sl_sim *s, struct sim_node *n)
 		truth_extend(s, n, pos);
 }
 
-/* (c): the next LSN, exactly once, and only committed batches. */
-static void cb_deliver(void *ctx, const struct sl_batch_hdr *h, const uint8_t *raw, size_t raw_len)
+/* (c): the next LSN, exactly once, and only committed batches. The
+ * protocol hands over the batch as logged; the engine decodes it. */
+static int cb_deliver(void *ctx, const struct sl_batch_hdr *h, const uint8_t *batch, size_t len)
 {
 	struct sim_node *n = ctx;
 	struct sl_sim *s = n->sim;
 	uint64_t last = h->base_lsn + h->record_count - 1;
+	struct sl_batch_hdr dh;
+	int raw_len;
 
 	if (forged_guard(n, "deliver"))
-		return;
+		return 0;
+	raw_len =
+	    sl_batch_decode(batch, len, &s->cfg.limits, s->raw, s->cfg.limits.max_raw_bytes, &dh);
+	if (raw_len < 0 || dh.hdr_crc != h->hdr_crc || dh.base_lsn != h->base_lsn ||
+	    dh.record_count != h->record_count) {
+		sl_sim_violation(&s->chk, 'b', (int)n->idx, h->position, h->base_lsn, s->now,
+				 "delivered batch does not decode to its header (%d): %s", raw_len,
+				 raw_len < 0 ? sl_err_msg() : "headers differ");
+		return 0;
+	}
 	trace(s, (int)n->idx, "deliver lsn=%" PRIu64 "..%" PRIu64 " pos=%" PRIu64, h->base_lsn,
 	      last, h->position);
 	if (h->record_count == 0) {
 		sl_sim_violation(&s->chk, 'c', (int)n->idx, h->position, h->base_lsn, s->now,
 				 "deliver called with an empty batch");
-		return;
+		return 0;
 	}
 	if (h->base_lsn != n->delivered_lsn + 1) {
 		sl_sim_violation(&s->chk, 'c', (int)n->idx, h->position, h->base_lsn, s->now,
@@ -765,7 +796,7 @@ static void cb_deliver(void *ctx, const struct sl_batch_hdr *h, const uint8_t *r
 				 " (%s)",
 				 h->base_lsn, last, n->delivered_lsn,
 				 h->base_lsn <= n->delivered_lsn ? "delivered twice" : "a gap");
-		return;
+		return 0;
 	}
 	truth_from_status(s, n);
 	if (!committed_batch(s, h->position, h->hdr_crc) && !s->res->beyond) {
@@ -773,12 +804,13 @@ static void cb_deliver(void *ctx, const struct sl_batch_hdr *h, const uint8_t *r
 				 "delivered a batch that is not committed (committed log: %" PRIu64
 				 " bytes, LSNs to %" PRIu64 ")",
 				 s->truth.end, s->truth.next_lsn - 1);
-		return;
+		return 0;
 	}
-	check_records(s, n, h, raw, raw_len);
+	check_records(s, n, h, s->raw, (size_t)raw_len);
 	n->delivered_lsn = last;
 	if (n->role == SL_ROLE_FOLLOWER)
 		schedule_apply(s, n);
+	return 0;
 }
 
 static void cb_commit(void *ctx, uint64_t lsn, uint64_t pos)
@@ -1208,6 +1240,62 @@ static int append_one(struct sl_sim *s, struct sim_node *n)
 	return 1;
 }
 
+/* Append up to `max` records to leader n as one batch the engine encoded
+ * itself (sl_proto_append_encoded), as large as a batch may be. 1 appended,
+ * 0 not now (the records are dropped; others take their LSNs), -1 failed. */
+static int append_encoded(struct sl_sim *s, struct sim_node *n, uint64_t max)
+{
+	size_t cap = s->cfg.batch_bytes > SL_SIM_REC_MAX + SL_REC_PREFIX
+			 ? s->cfg.batch_bytes
+			 : SL_SIM_REC_MAX + SL_REC_PREFIX;
+	struct sl_batch_hdr h = {.base_lsn = 1};
+	struct sl_batch_builder bb;
+	uint64_t first = n->delivered_lsn + 1;
+	int64_t last;
+	int rc;
+
+	if (cap > sizeof(s->enc_raw))
+		cap = sizeof(s->enc_raw);
+	if (n->delivered_lsn >= s->prm->records)
+		return 0;
+	if (n->delivered_lsn + max > s->prm->records)
+		max = s->prm->records - n->delivered_lsn;
+	sl_batch_builder_init(&bb, s->enc_raw, cap);
+	for (uint64_t i = 0; i < max && i < SIM_ENC_RECS && first + i < s->own_cap; i++) {
+		uint32_t len = record_size(s);
+
+		if (bb.len + SL_REC_PREFIX + len > cap)
+			break;
+		sl_wl_fill(&s->wl, s->rec, len);
+		sl_batch_builder_add(&bb, s->rec, len);
+		/* Noted first: the leader seals the batch within the append. */
+		n->own[first + i] =
+		    (struct sim_own){.hash = sl_sim_hash(s->rec, len), .at = s->now, .len = len};
+	}
+	if (bb.count == 0)
+		return 0;
+	rc = sl_batch_encode(&h, s->enc_raw, bb.len, bb.count, s->enc, sizeof(s->enc));
+	last = rc < 0 ? rc : sl_proto_append_encoded(n->p, &h, s->enc + SL_BATCH_HDR_SIZE, s->now);
+	if (last == -EAGAIN) {
+		s->res->eagain++;
+		trace(s, (int)n->idx, "append of an encoded batch EAGAIN");
+		return 0;
+	}
+	if (last < 0 && (n->storage_failed || last == -EPERM))
+		return 0; /* it failed or was deposed: the client goes elsewhere */
+	if (last != (int64_t)(first + bb.count - 1)) {
+		sl_sim_violation(&s->chk, 'P', (int)n->idx, UINT64_MAX, first, s->now,
+				 "sl_proto_append_encoded of %u records returned %" PRId64
+				 ", want LSN %" PRIu64 " (%s)",
+				 bb.count, last, first + bb.count - 1, sl_err_msg());
+		return -1;
+	}
+	n->delivered_lsn = (uint64_t)last;
+	s->appended += bb.count;
+	trace(s, (int)n->idx, "append encoded lsn=%" PRIu64 "..%" PRIu64, first, (uint64_t)last);
+	return 1;
+}
+
 /* A deposed leader still has clients: now and then one appends there. */
 static void append_stale(struct sl_sim *s, const struct sim_node *cur)
 {
@@ -1235,6 +1323,15 @@ static void ev_append(struct sl_sim *s)
 	s->append_pending = 0;
 	if (!n || !running(n)) {
 		schedule_append(s, sl_sim_range(s->rng, 100000, 1000000));
+		return;
+	}
+	/* Now and then a burst arrives encoded, as one batch. */
+	if (s->rec_len == 0 && sl_sim_chance(s->rng, 100000)) {
+		int rc = append_encoded(s, n, burst);
+
+		if (rc < 0)
+			return;
+		schedule_append(s, rc ? gap : sl_sim_range(s->rng, 20000, 500000));
 		return;
 	}
 	for (uint64_t i = 0; i < burst; i++) {
