@@ -14,6 +14,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <inttypes.h>
 #include <limits.h>
@@ -100,14 +101,18 @@ static void tc_init(struct tc *c, unsigned n, const char *stream, const char *cl
 static void tc_start(struct tc *c, unsigned id)
 {
 	char log[PATH_MAX];
-	pid_t pid;
+	pid_t parent, pid;
 
 	snprintf(log, sizeof(log), "%s/n%u.log", c->dir, id);
+	parent = getpid();
 	pid = fork();
 	assert_true(pid >= 0);
 	if (pid == 0) {
 		int fd = open(log, O_WRONLY | O_CREAT | O_APPEND, 0600);
 
+		/* A test binary killed by its timeout must not leave shipds behind. */
+		if (prctl(PR_SET_PDEATHSIG, SIGKILL) != 0 || getppid() != parent)
+			_exit(126);
 		if (fd >= 0) {
 			dup2(fd, 2);
 			dup2(fd, 1);
