@@ -67,7 +67,7 @@ static void reset_follower_view(struct sl_proto *p)
 {
 	free_slots(p);
 	p->leader_end = p->highest_seen = p->log_end;
-	p->gap_since = p->last_nak = 0;
+	p->gap_since = p->last_nak = p->last_frag_ns = 0;
 	p->nak_backoff = 1;
 	p->nak_log_end = p->log_end;
 	p->status_dirty = 0;
