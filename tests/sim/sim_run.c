@@ -813,6 +813,29 @@ static int cb_deliver(void *ctx, const struct sl_batch_hdr *h, const uint8_t *ba
 	return 0;
 }
 
+/* A degraded leader commits what only it may hold: when fewer than W nodes
+ * hold it, the run is beyond tolerance from this commit on (another leader
+ * may already have committed something else). */
+static void degraded_commit(struct sl_sim *s, struct sim_node *n, uint64_t pos)
+{
+	int64_t crc = sl_sim_disk_crc_at_end(&n->disk, pos);
+	unsigned have = 0;
+
+	if (s->res->beyond)
+		return;
+	sl_proto_get_status(n->p, &s->st2);
+	if (!s->st2.degraded && s->st2.degrade_events == n->prev_degrade_events)
+		return;
+	for (unsigned i = 0; i < n_nodes(s); i++)
+		have += (unsigned)holds(&s->node[i], pos, crc);
+	if (have >= (s->w ? s->w : 1))
+		return;
+	s->res->beyond = 1;
+	trace(s, (int)n->idx,
+	      "BEYOND TOLERANCE: a degraded commit to %" PRIu64 " held by %" PRIu64 " nodes", pos,
+	      (uint64_t)have);
+}
+
 static void cb_commit(void *ctx, uint64_t lsn, uint64_t pos)
 {
 	struct sim_node *n = ctx;
@@ -854,6 +877,7 @@ static void cb_commit(void *ctx, uint64_t lsn, uint64_t pos)
 		}
 	n->commit_pos = pos;
 	n->commit_lsn = lsn;
+	degraded_commit(s, n, pos);
 	truth_extend(s, n, pos);
 }
 
