@@ -392,8 +392,18 @@ static int applied_state(struct sl_node *n, const struct sl_store_info *info,
 	uint8_t *buf;
 	int len;
 
+	if (n->cfg.proto.node_id == n->cfg.proto.leader_id)
+		lsn = 0;
+	else if (info->first_lsn > lsn + 1 && info->first_lsn < info->next_lsn) {
+		/* Older segments were removed: what they held cannot be delivered
+		 * again (a consumer resuming below is refused with -ERANGE). */
+		sl_warn("node %" PRIu32 ": log %s starts at lsn %" PRIu64 ": delivery resumes "
+			"there, not after applied lsn %" PRIu64,
+			n->cfg.proto.node_id, n->cfg.store.dir, info->first_lsn, lsn);
+		lsn = info->first_lsn - 1;
+	}
 	n->skip_through = lsn;
-	if (lsn == 0 || n->cfg.proto.node_id == n->cfg.proto.leader_id)
+	if (lsn == 0)
 		return 0;
 	if (lsn > info->durable_lsn)
 		return sl_err_set(
@@ -402,11 +412,16 @@ static int applied_state(struct sl_node *n, const struct sl_store_info *info,
 	buf = malloc(n->batch_max);
 	if (!buf)
 		return sl_err_set(ENOMEM, "read buffer");
-	len = sl_store_read(n->store, lsn, buf, n->batch_max, &h);
+	/* the batch holding lsn, or the log's first when it starts after lsn */
+	len = sl_store_read(n->store, lsn < info->first_lsn ? info->first_lsn : lsn, buf,
+			    n->batch_max, &h);
 	free(buf);
 	if (len < 0)
 		return sl_err_wrap(len, "finding the batch of applied lsn %" PRIu64, lsn);
-	if (h.base_lsn + h.record_count - 1 == lsn) {
+	if (h.base_lsn > lsn) {
+		ls->applied_lsn = lsn;
+		ls->applied_pos = h.position;
+	} else if (h.base_lsn + h.record_count - 1 == lsn) {
 		ls->applied_lsn = lsn;
 		ls->applied_pos = h.position + (uint64_t)len;
 	} else {

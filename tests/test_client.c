@@ -12,6 +12,7 @@
 #include <setjmp.h>
 #include <cmocka.h>
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <sys/prctl.h>
@@ -745,6 +746,63 @@ static void test_applied_kept(void **state)
 	tc_destroy(&c);
 }
 
+/* A consumer that resumes after records this node no longer holds (its
+ * oldest segment gone) is refused with -ERANGE naming the first LSN held;
+ * resuming from what is held works. */
+static void test_resume_gone(void **state)
+{
+	enum { REC = 64 * 1024, RECS = 200 };
+	struct tc c;
+	struct sl_client *ld, *fc;
+	struct sl_client_rec r[4];
+	char *rec = malloc(REC), path[PATH_MAX], oldest[PATH_MAX] = "";
+	long long first;
+	struct dirent *de;
+	DIR *d;
+
+	(void)state;
+	assert_non_null(rec);
+	tc_init(&c, 2, NULL, "engine = consumer");
+	tc_start(&c, 2);
+	tc_start(&c, 1);
+	ld = open_client(&c, 1);
+	for (int i = 1; i <= RECS; i++) {
+		random_fill(rec, REC, (uint64_t)i);
+		assert_int_equal(sl_client_append(ld, rec, REC, SL_APPEND_FLUSH), i);
+	}
+	assert_int_equal(sl_client_wait(ld, RECS, SL_LEVEL_COMMITTED, 10000), 0);
+	expect_field(&c, 2, "node.delivered_lsn", RECS);
+	tc_kill(&c, 2, SIGTERM);
+	/* 12.5 MiB in 4 MiB segments: drop the oldest, as retention would */
+	snprintf(path, sizeof(path), "%s/n2", c.dir);
+	d = opendir(path);
+	assert_non_null(d);
+	while ((de = readdir(d)) != NULL)
+		if (strlen(de->d_name) == 24 && strcmp(de->d_name + 20, ".seg") == 0 &&
+		    (!oldest[0] || strcmp(de->d_name, oldest) < 0))
+			snprintf(oldest, sizeof(oldest), "%s", de->d_name);
+	closedir(d);
+	assert_string_equal(oldest, "00000000000000000001.seg");
+	snprintf(path, sizeof(path), "%s/n2/%s", c.dir, oldest);
+	assert_int_equal(unlink(path), 0);
+	tc_start(&c, 2);
+	fc = open_as(c.sock[2], 1, 0, -ERANGE);
+	assert_null(fc);
+	assert_non_null(strstr(sl_client_errmsg(), "are gone"));
+	first = status_field(&c, 2, "store.first_lsn");
+	assert_true(first > 1 && first <= RECS);
+	fc = open_as(c.sock[2], 1, (uint64_t)first - 1, 0);
+	assert_int_equal(sl_client_consume(fc, r, 1, 10000), 1);
+	assert_int_equal(r[0].lsn, first);
+	random_fill(rec, REC, (uint64_t)first);
+	assert_int_equal(r[0].len, REC);
+	assert_memory_equal(r[0].data, rec, REC);
+	sl_client_close(fc);
+	sl_client_close(ld);
+	free(rec);
+	tc_destroy(&c);
+}
+
 /* no_reconnect: once shipd is gone every call says so. */
 static void test_no_reconnect(void **state)
 {
@@ -783,6 +841,7 @@ int main(int argc, char **argv)
 	    cmocka_unit_test_teardown(test_vector_consecutive, teardown),
 	    cmocka_unit_test_teardown(test_no_reconnect, teardown),
 	    cmocka_unit_test_teardown(test_applied_kept, teardown),
+	    cmocka_unit_test_teardown(test_resume_gone, teardown),
 	};
 
 	if (argc < 3) {
