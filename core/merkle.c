@@ -87,17 +87,36 @@ void sl_merkle_truncate(struct sl_merkle *m, uint64_t n)
 
 uint64_t sl_merkle_root(const struct sl_merkle *m)
 {
-	uint64_t h = mix(TAG_ROOT ^ m->n), start = 0;
+	return sl_merkle_root_at(m, m->n);
+}
 
-	if (m->n == 0)
+/* The subtrees of a prefix of n leaves are complete subtrees of the whole,
+ * computed when their last leaf came: the prefix's peaks are all there. */
+uint64_t sl_merkle_root_at(const struct sl_merkle *m, uint64_t n)
+{
+	uint64_t h = mix(TAG_ROOT ^ n), start = 0;
+
+	if (n == 0 || n > m->n)
 		return 0;
 	for (uint32_t k = m->levels; k-- > 0;) {
-		if (!(m->n >> k & 1))
+		if (!(n >> k & 1))
 			continue;
 		h = combine(TAG_ROOT, h, m->level[k][start >> k]);
 		start += 1ull << k;
 	}
 	return h;
+}
+
+int sl_merkle_set(struct sl_merkle *m, uint64_t j, uint64_t leaf)
+{
+	if (j >= m->n)
+		return -ENOENT;
+	m->level[0][j] = leaf;
+	/* Up through every parent whose subtree is complete. */
+	for (uint32_t k = 0; k + 1 < m->levels && ((j >> 1) + 1) << (k + 1) <= m->n; k++, j >>= 1)
+		m->level[k + 1][j >> 1] =
+		    combine(TAG_NODE, m->level[k][j & ~1ull], m->level[k][j | 1]);
+	return 0;
 }
 
 int sl_merkle_node(const struct sl_merkle *m, uint32_t k, uint64_t i, uint64_t *out)

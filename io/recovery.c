@@ -176,6 +176,8 @@ static int scan_batch(struct scan *sc, struct win *w, uint64_t q, uint64_t gend,
 			 sc->last_crc, h.epoch, sc->last_epoch);
 		return 0;
 	}
+	if (in->tree && !sl_merkle_add(in->tree, sl_merkle_leaf(h.position, *total, h.hdr_crc)))
+		in->leaf_pos[in->tree->n - 1] = h.position;
 	sc->next_lsn = h.base_lsn + h.record_count;
 	sc->next_position = h.position + *total;
 	sc->last_crc = h.hdr_crc;

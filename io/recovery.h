@@ -10,6 +10,7 @@
 #include "index.h"
 #include "segment.h"
 #include "shiplog/batch.h"
+#include "shiplog/merkle.h"
 
 struct sl_recover_in {
 	int dirfd;
@@ -23,6 +24,10 @@ struct sl_recover_in {
 	/* 1: change nothing. A torn tail is reported (torn_bytes, stop_*), not
 	 * cut; an unborn last segment is left out of segs, not removed. */
 	int readonly;
+	/* Optional: the Merkle tree gets a leaf per valid batch, and
+	 * leaf_pos (its capacity, m->cap) the batch's position. */
+	struct sl_merkle *tree;
+	uint64_t *leaf_pos;
 };
 
 struct sl_recover_out {

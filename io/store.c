@@ -166,6 +166,15 @@ struct sl_store {
 	size_t rlen;
 
 	struct sl_sb sb;
+
+	struct sl_merkle tree; /* a leaf per batch from the first held */
+	uint64_t *leaf_pos;    /* each leaf's batch position */
+	/* Scrub: the next group to check (segment by base LSN, file offset),
+	 * the leaf of its first batch, and a buffer for one group. */
+	uint64_t scrub_seg_lsn, scrub_off, scrub_leaf;
+	int scrub_on;
+	uint8_t *sbuf;
+	size_t scap;
 };
 
 static struct sl_seg *tail_seg(const struct sl_store *s)
@@ -878,6 +887,73 @@ static int open_group(struct sl_store *s, size_t len)
 	return 0;
 }
 
+/* --- the Merkle tree ------------------------------------------------------ */
+
+/* A full tree covers a prefix of the log from then on. */
+static void tree_add(struct sl_store *s, uint64_t pos, uint32_t len, uint32_t hdr_crc)
+{
+	if (sl_merkle_add(&s->tree, sl_merkle_leaf(pos, len, hdr_crc)) == 0)
+		s->leaf_pos[s->tree.n - 1] = pos;
+}
+
+/* Leaves whose batch starts before `pos`. */
+static uint64_t leaves_before(const uint64_t *leaf_pos, uint64_t n, uint64_t pos)
+{
+	uint64_t lo = 0, hi = n;
+
+	while (lo < hi) {
+		uint64_t mid = lo + (hi - lo) / 2;
+
+		if (leaf_pos[mid] < pos)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo;
+}
+
+/* The log was cut at `pos`: so is the tree. */
+static void tree_cut(struct sl_store *s, uint64_t pos)
+{
+	uint64_t n = leaves_before(s->leaf_pos, s->tree.n, pos);
+
+	sl_merkle_truncate(&s->tree, n);
+}
+
+void sl_store_tree(const struct sl_store *s, struct sl_store_tree *out)
+{
+	uint64_t n = s->tree.n, end = s->next_position;
+	uint64_t tail_base = s->nsegs ? tail_seg(s)->hdr.base_position : 0;
+	int full = n > 0 && n == s->tree.cap;
+
+	if (full) { /* where the last leaf's batch ends is not kept: leave it out */
+		end = s->leaf_pos[n - 1];
+		n--;
+	}
+	*out = (struct sl_store_tree){.m = &s->tree,
+				      .leaf_pos = s->leaf_pos,
+				      .base_pos = n ? s->leaf_pos[0] : 0,
+				      .leaves = n,
+				      .sealed = leaves_before(s->leaf_pos, n, tail_base),
+				      .end_pos = end,
+				      .full = full};
+}
+
+uint64_t sl_store_tree_leaf_at(const struct sl_store_tree *t, uint64_t pos)
+{
+	uint64_t n = leaves_before(t->leaf_pos, t->leaves, pos + 1);
+
+	return n == 0 || pos >= t->end_pos ? UINT64_MAX : n - 1;
+}
+
+const char *sl_store_segment_of(const struct sl_store *s, uint64_t pos)
+{
+	for (uint32_t i = s->nsegs; i-- > 0;)
+		if (s->segs[i]->hdr.base_position <= pos)
+			return s->segs[i]->name;
+	return "";
+}
+
 int sl_store_append(struct sl_store *s, const void *batch, size_t len)
 {
 	struct sl_batch_hdr h;
@@ -901,6 +977,7 @@ int sl_store_append(struct sl_store *s, const void *batch, size_t len)
 			return rc;
 	}
 	g = &s->g[s->fill];
+	tree_add(s, h.position, (uint32_t)len, h.hdr_crc);
 	memcpy(g->buf + g->len, batch, len);
 	g->len += (uint32_t)len;
 	s->next_lsn = h.base_lsn + h.record_count;
@@ -1269,6 +1346,7 @@ int sl_store_truncate_after(struct sl_store *s, uint64_t lsn)
 	/* Later segments go first, last to first, then the tail of the cut
 	 * segment: a crash midway leaves a prefix of the old log. */
 	sl_index_cut(&s->idx, w.h.position);
+	tree_cut(s, w.h.position);
 	while (s->nsegs > w.si + 1) {
 		struct sl_seg *t = tail_seg(s);
 
@@ -1365,6 +1443,267 @@ int sl_store_drop_before(struct sl_store *s, uint64_t lsn)
 	if (rc < 0)
 		return sl_err_wrap(rc, "dropping segments of %s before lsn %" PRIu64, s->dir, lsn);
 	return (int)n;
+}
+
+/* --- scrub and repair ------------------------------------------------------ */
+
+/* The length of leaf j's batch as appended. */
+static uint32_t leaf_len(const struct sl_store *s, uint64_t j)
+{
+	return (uint32_t)((j + 1 < s->tree.n ? s->leaf_pos[j + 1] : s->next_position) -
+			  s->leaf_pos[j]);
+}
+
+/* A segment is sealed for the scrub once a later one exists, no write to
+ * it is in flight and all of it is durable. */
+static int seg_sealed(const struct sl_store *s, uint32_t i)
+{
+	return i + 1 < s->nsegs && s->segs[i]->inflight == 0 &&
+	       s->segs[i + 1]->hdr.base_position <= s->durable_position;
+}
+
+static int sread(struct sl_store *s, int fd, const struct sl_seg *seg, uint64_t off, size_t len)
+{
+	size_t got = 0;
+
+	if (len > s->scap) {
+		uint8_t *nb = realloc(s->sbuf, len);
+
+		if (nb == NULL)
+			return sl_err_set(ENOMEM, "scrub: out of memory");
+		s->sbuf = nb;
+		s->scap = len;
+	}
+	while (got < len) {
+		ssize_t n = pread(fd, s->sbuf + got, len - got, (off_t)(off + got));
+
+		if (n <= 0)
+			return sl_err_set(n < 0 ? errno : EIO,
+					  "scrub: reading segment %s/%s at offset %" PRIu64 ": %s",
+					  s->dir, seg->name, off + got,
+					  n < 0 ? strerror(errno) : "end of file");
+		got += (size_t)n;
+	}
+	return 0;
+}
+
+/* Check the batch of leaf j at buf (`avail` bytes of its group left). */
+static int scrub_batch(const struct sl_store *s, const uint8_t *buf, size_t avail, uint64_t j,
+		       char *why, size_t cap)
+{
+	uint32_t len = leaf_len(s, j);
+	struct sl_batch_hdr h;
+	int rc;
+
+	if (len > avail) {
+		snprintf(why, cap, "batch of %" PRIu32 " bytes overruns its group", len);
+		return 0;
+	}
+	sl_err_clear();
+	if ((rc = sl_batch_verify(buf, len, &s->lim, &h)) < 0) {
+		snprintf(why, cap, "%s", sl_err_msg()[0] ? sl_err_msg() : strerror(-rc));
+		return 0;
+	}
+	if ((uint32_t)rc != len || h.position != s->leaf_pos[j] ||
+	    sl_merkle_leaf(h.position, len, h.hdr_crc) != s->tree.level[0][j]) {
+		snprintf(why, cap,
+			 "a valid batch of position %" PRIu64 ", %d bytes, that is not the one "
+			 "appended here",
+			 h.position, rc);
+		return 0;
+	}
+	return 1;
+}
+
+static void note_bad(const struct sl_store *s, const struct sl_seg *seg, uint64_t off, uint64_t j,
+		     const char *why, struct sl_store_bad *bad)
+{
+	*bad = (struct sl_store_bad){.pos = s->leaf_pos[j],
+				     .len = leaf_len(s, j),
+				     .leaf = j,
+				     .leaf_hash = s->tree.level[0][j],
+				     .offset = off};
+	snprintf(bad->segment, sizeof(bad->segment), "%s", seg->name);
+	snprintf(bad->why, sizeof(bad->why), "%s", why);
+}
+
+/* One group of a sealed segment at s->scrub_off, checked whole: 1 all
+ * good, 2 a bad batch (*bad: the first), 3 a bad group header (*bad; the
+ * rest of the segment waits for the next pass: without the header the
+ * group's extent is unknown, and a batch fetch cannot repair it), 0 the
+ * segment's groups ended, <0 error. */
+static int scrub_group(struct sl_store *s, int fd, const struct sl_seg *seg, uint64_t *bytes,
+		       struct sl_store_bad *bad)
+{
+	uint64_t off = s->scrub_off, j = s->scrub_leaf;
+	struct sl_group_hdr g;
+	char why[128];
+	size_t q, gend;
+	int rc, ret = 1;
+
+	if (off + SL_GROUP_HDR_SIZE > seg->end || j >= s->tree.n ||
+	    s->leaf_pos[j] >= s->durable_position)
+		return 0;
+	if ((rc = sread(s, fd, seg, off, SL_GROUP_HDR_SIZE)) < 0)
+		return rc;
+	if (sl_group_hdr_decode(s->sbuf, &g) < 0 || g.tag != seg->hdr.tag ||
+	    off + SL_GROUP_HDR_SIZE + g.batch_bytes > seg->end) {
+		note_bad(s, seg, off, j, "bad group header", bad);
+		return 3;
+	}
+	gend = SL_GROUP_HDR_SIZE + g.batch_bytes;
+	if ((rc = sread(s, fd, seg, off, gend)) < 0)
+		return rc;
+	*bytes += gend;
+	for (q = SL_GROUP_HDR_SIZE; q < gend && j < s->tree.n; q += leaf_len(s, j++)) {
+		if (gend - q >= 4 && sl_le32_get(s->sbuf + q) == 0)
+			break; /* truncation left the rest */
+		if (ret == 1 && !scrub_batch(s, s->sbuf + q, gend - q, j, why, sizeof(why))) {
+			note_bad(s, seg, off + q, j, why, bad);
+			ret = 2;
+		}
+	}
+	s->scrub_leaf = j;
+	s->scrub_off = sl_align_up(off + gend, seg->hdr.block_bytes);
+	return ret;
+}
+
+/* Point the scrub at the start of segment i. */
+static void scrub_at(struct sl_store *s, uint32_t i)
+{
+	s->scrub_seg_lsn = s->segs[i]->hdr.base_lsn;
+	s->scrub_off = s->segs[i]->hdr.block_bytes;
+	s->scrub_leaf = leaves_before(s->leaf_pos, s->tree.n, s->segs[i]->hdr.base_position);
+}
+
+int sl_store_scrub(struct sl_store *s, uint64_t max_bytes, struct sl_store_bad *bad)
+{
+	uint64_t bytes = 0;
+
+	if (s->failed)
+		return fail_err(s);
+	if (!s->scrub_on && s->nsegs > 0) { /* a new pass, from the first segment */
+		s->scrub_on = 1;
+		scrub_at(s, 0);
+	}
+	while (bytes < max_bytes) {
+		uint32_t i = 0;
+		int rc, fd;
+
+		while (i < s->nsegs && s->segs[i]->hdr.base_lsn < s->scrub_seg_lsn)
+			i++;
+		if (i >= s->nsegs || !seg_sealed(s, i)) {
+			s->scrub_on = 0; /* the pass is done */
+			return 0;
+		}
+		if (s->segs[i]->hdr.base_lsn != s->scrub_seg_lsn) /* dropped meanwhile */
+			scrub_at(s, i);
+		fd = openat(s->dirfd, s->segs[i]->name, O_RDONLY | O_CLOEXEC);
+		if (fd < 0) {
+			s->scrub_on = 0;
+			return sl_err_set(errno, "scrub: opening segment %s/%s: %s", s->dir,
+					  s->segs[i]->name, strerror(errno));
+		}
+		rc = scrub_group(s, fd, s->segs[i], &bytes, bad);
+		close(fd);
+		if (rc < 0) {
+			s->scrub_on = 0;
+			return rc;
+		}
+		if (rc == 0 || rc == 3) {
+			if (i + 1 < s->nsegs)
+				scrub_at(s, i + 1);
+			else
+				s->scrub_seg_lsn = UINT64_MAX;
+		}
+		if (rc >= 2)
+			return 2;
+	}
+	return 1;
+}
+
+/* The file offset of the batch of leaf j in segment i: a walk of its
+ * groups that steps over batches by their lengths as appended (so a
+ * corrupt header on the way does not stop it). 0, or -ENOENT. */
+static int locate(struct sl_store *s, uint32_t i, uint64_t j, uint64_t *where)
+{
+	const struct sl_seg *seg = s->segs[i];
+	uint64_t off = seg->hdr.block_bytes;
+	uint64_t k = leaves_before(s->leaf_pos, s->tree.n, seg->hdr.base_position);
+	int fd = openat(s->dirfd, seg->name, O_RDONLY | O_CLOEXEC), rc = -ENOENT;
+
+	if (fd < 0)
+		return sl_err_set(errno, "opening segment %s/%s: %s", s->dir, seg->name,
+				  strerror(errno));
+	while (rc == -ENOENT && off + SL_GROUP_HDR_SIZE <= seg->end && k <= j) {
+		struct sl_group_hdr g;
+		uint64_t q;
+
+		if (sread(s, fd, seg, off, SL_GROUP_HDR_SIZE) < 0 ||
+		    sl_group_hdr_decode(s->sbuf, &g) < 0 || g.tag != seg->hdr.tag)
+			break;
+		for (q = SL_GROUP_HDR_SIZE; q < SL_GROUP_HDR_SIZE + g.batch_bytes && k < s->tree.n;
+		     q += leaf_len(s, k++))
+			if (k == j) {
+				*where = off + q;
+				rc = 0;
+				break;
+			}
+		off = sl_align_up(off + SL_GROUP_HDR_SIZE + g.batch_bytes, seg->hdr.block_bytes);
+	}
+	close(fd);
+	return rc;
+}
+
+int sl_store_rewrite(struct sl_store *s, uint64_t pos, const void *batch, size_t len)
+{
+	uint64_t j = leaves_before(s->leaf_pos, s->tree.n, pos), off = 0;
+	struct sl_batch_hdr h;
+	uint32_t i = s->nsegs;
+	int rc, fd;
+
+	if (s->failed)
+		return fail_err(s);
+	if (j >= s->tree.n || s->leaf_pos[j] != pos)
+		return sl_err_set(ENOENT, "log %s: no batch starts at position %" PRIu64, s->dir,
+				  pos);
+	while (i > 0 && s->segs[i - 1]->hdr.base_position > pos)
+		i--;
+	if (i == 0 || !seg_sealed(s, i - 1))
+		return sl_err_set(
+		    ENOENT, "log %s: position %" PRIu64 " is not in a sealed, durable segment",
+		    s->dir, pos);
+	i--;
+	rc = sl_batch_verify(batch, len, &s->lim, &h);
+	if (rc < 0 || (size_t)rc != len || len != leaf_len(s, j) || h.position != pos ||
+	    sl_merkle_leaf(pos, (uint32_t)len, h.hdr_crc) != s->tree.level[0][j])
+		return sl_err_set(EINVAL,
+				  "log %s: the batch offered for position %" PRIu64
+				  " is not the one appended there",
+				  s->dir, pos);
+	if ((rc = locate(s, i, j, &off)) < 0)
+		return sl_err_set(-rc, "log %s: batch at position %" PRIu64 " not found in %s",
+				  s->dir, pos, s->segs[i]->name);
+	fd = openat(s->dirfd, s->segs[i]->name, O_WRONLY | O_CLOEXEC);
+	if (fd < 0)
+		return sl_err_set(errno, "opening segment %s/%s: %s", s->dir, s->segs[i]->name,
+				  strerror(errno));
+	errno = 0;
+	rc = pwrite(fd, batch, len, (off_t)off) == (ssize_t)len ? 0 : errno ? -errno : -EIO;
+	if (rc == 0 && fdatasync(fd) < 0)
+		rc = -errno;
+	close(fd);
+	if (rc < 0) { /* the bytes there are unknown now: never report them good */
+		sl_err_set(-rc, "rewriting batch at position %" PRIu64 " in %s/%s: %s", pos, s->dir,
+			   s->segs[i]->name, strerror(-rc));
+		fail_store(s, rc, s->next_seq);
+		return fail_err(s);
+	}
+	s->rlen = 0; /* the read cache may hold the bad bytes */
+	sl_info("log %s: rewrote the batch at position %" PRIu64 " (segment %s offset %" PRIu64
+		", %zu bytes)",
+		s->dir, pos, s->segs[i]->name, off, len);
+	return 0;
 }
 
 /* --- superblock ---------------------------------------------------------- */
@@ -1537,7 +1876,9 @@ static int recover(struct sl_store *s)
 				   .cluster_id = s->cluster_id,
 				   .stream_id = s->stream_id,
 				   .node_id = s->node_id,
-				   .lim = &s->lim};
+				   .lim = &s->lim,
+				   .tree = &s->tree,
+				   .leaf_pos = s->leaf_pos};
 	struct sl_recover_out out;
 	int rc;
 
@@ -1624,6 +1965,19 @@ static int settle_tail(struct sl_store *s)
 	return 0;
 }
 
+static int tree_init(struct sl_store *s, uint64_t cap)
+{
+	int rc = sl_merkle_init(&s->tree, cap);
+
+	if (rc < 0)
+		return sl_err_set(-rc, "a Merkle tree of %" PRIu64 " leaves (tree_leaves): %s", cap,
+				  strerror(-rc));
+	if ((s->leaf_pos = malloc(cap * sizeof(*s->leaf_pos))) == NULL)
+		return sl_err_set(ENOMEM, "a Merkle tree of %" PRIu64 " leaves: out of memory",
+				  cap);
+	return 0;
+}
+
 static int check_opts(const struct sl_store_opts *o)
 {
 	if (o->dir == NULL || o->dir[0] == '\0')
@@ -1692,6 +2046,8 @@ int sl_store_open(struct sl_store **out, const struct sl_store_opts *o)
 		rc = sl_err_set(-rc, "out of memory");
 		goto err_close;
 	}
+	if ((rc = tree_init(s, o->tree_leaves ? o->tree_leaves : SL_STORE_TREE_DEFAULT)) < 0)
+		goto err_close;
 	if ((rc = recover(s)) < 0)
 		goto err_close;
 	if (s->nsegs > 0) { /* the log keeps the block it was written with */
@@ -1778,6 +2134,9 @@ void sl_store_close(struct sl_store *s)
 	free(s->file_owner);
 	free(s->rbuf);
 	sl_index_free(&s->idx);
+	sl_merkle_destroy(&s->tree);
+	free(s->leaf_pos);
+	free(s->sbuf);
 	if (s->dirfd >= 0)
 		close(s->dirfd);
 	free(s);

@@ -142,6 +142,44 @@ static void subtree_queries(void **state)
 	sl_merkle_destroy(&b);
 }
 
+/* A prefix's root is the root of a tree holding only that prefix; setting
+ * a leaf gives the tree one built with that leaf. */
+static void prefix_roots_and_set(void **state)
+{
+	static uint64_t leaves[77];
+	struct sl_merkle a, b;
+
+	(void)state;
+	for (int i = 0; i < 77; i++)
+		leaves[i] = next();
+	assert_int_equal(sl_merkle_init(&a, 77), 0);
+	assert_int_equal(sl_merkle_init(&b, 77), 0);
+	fill(&a, leaves, 77);
+	for (uint64_t n = 0; n <= 77; n++) {
+		sl_merkle_reset(&b);
+		fill(&b, leaves, n);
+		assert_int_equal(sl_merkle_root_at(&a, n), sl_merkle_root(&b));
+	}
+	assert_int_equal(sl_merkle_root_at(&a, 78), 0);
+	for (uint64_t j = 0; j < 77; j += 5) {
+		uint64_t compares, old = leaves[j];
+
+		leaves[j] ^= 0x100;
+		sl_merkle_reset(&b);
+		fill(&b, leaves, 77);
+		assert_int_equal(sl_merkle_set(&a, j, leaves[j]), 0);
+		assert_int_equal(sl_merkle_root(&a), sl_merkle_root(&b));
+		assert_int_equal(sl_merkle_first_diff(&a, &b, &compares), 77);
+		for (uint64_t n = 1; n <= 77; n += 7)
+			assert_int_equal(sl_merkle_root_at(&a, n), sl_merkle_root_at(&b, n));
+		leaves[j] = old;
+		assert_int_equal(sl_merkle_set(&a, j, old), 0);
+	}
+	assert_int_equal(sl_merkle_set(&a, 77, 1), -ENOENT);
+	sl_merkle_destroy(&a);
+	sl_merkle_destroy(&b);
+}
+
 static void bounds(void **state)
 {
 	struct sl_merkle m;
@@ -162,11 +200,9 @@ static void bounds(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(leaves_identify_batches),
-	    cmocka_unit_test(one_changed_leaf_is_found),
-	    cmocka_unit_test(prefixes_and_truncation),
-	    cmocka_unit_test(subtree_queries),
-	    cmocka_unit_test(bounds),
+	    cmocka_unit_test(leaves_identify_batches), cmocka_unit_test(one_changed_leaf_is_found),
+	    cmocka_unit_test(prefixes_and_truncation), cmocka_unit_test(subtree_queries),
+	    cmocka_unit_test(prefix_roots_and_set),    cmocka_unit_test(bounds),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -1079,6 +1079,125 @@ static void test_bad_directories(void **state)
 	free(file);
 }
 
+/* The tree of the store holds a leaf per batch appended, as a tree built
+ * from the batches themselves; so after reopening (recovery rebuilds it)
+ * and after a cut (the tree is cut too). */
+static void check_tree(struct fixture *f, size_t nbatches)
+{
+	struct sl_store_tree t;
+	struct sl_merkle m;
+
+	assert_int_equal(sl_merkle_init(&m, 4096), 0);
+	for (size_t i = 0; i < nbatches; i++) {
+		struct sl_batch_hdr h;
+
+		assert_true(sl_batch_decode_hdr(f->log.b[i].bytes, f->log.b[i].len, NULL, &h) >= 0);
+		assert_int_equal(
+		    sl_merkle_add(&m,
+				  sl_merkle_leaf(h.position, (uint32_t)f->log.b[i].len, h.hdr_crc)),
+		    0);
+	}
+	sl_store_tree(f->s, &t);
+	assert_int_equal(t.leaves, nbatches);
+	assert_int_equal(sl_merkle_root_at(t.m, t.leaves), sl_merkle_root(&m));
+	assert_true(t.sealed < t.leaves);
+	assert_true(t.sealed > 0);
+	sl_merkle_destroy(&m);
+}
+
+static void test_tree(void **state)
+{
+	struct fixture *f = *state;
+	struct sl_store_opts o = th_opts(f->dir, 1);
+	struct sl_store_tree t;
+
+	o.segment_bytes = 64 << 10;
+	o.group_bytes = 16 << 10;
+	open_store(f, &o);
+	for (int i = 0; i < 100; i++)
+		append_ok(f, 2, 700 + (uint32_t)i * 11, 1);
+	sync_ok(f);
+	check_tree(f, f->log.n);
+	reopen(f, o);
+	check_tree(f, f->log.n);
+	sl_store_tree(f->s, &t);
+	assert_int_equal(sl_store_tree_leaf_at(&t, t.leaf_pos[7] + 3), 7);
+	assert_int_equal(sl_store_tree_leaf_at(&t, t.end_pos), UINT64_MAX);
+	assert_int_equal(sl_store_truncate_after(f->s, f->log.b[59].lsn + f->log.b[59].count - 1),
+			 0);
+	th_log_truncate(&f->log, f->log.b[59].lsn + f->log.b[59].count - 1);
+	check_tree(f, 60);
+	for (int i = 0; i < 20; i++)
+		append_ok(f, 2, 900, 0);
+	sync_ok(f);
+	check_tree(f, f->log.n);
+}
+
+/* A flipped bit in a sealed segment: the scrub finds the batch (position,
+ * segment, offset), a rewrite with the batch appended there restores the
+ * file byte for byte, and the log opens; other bytes are refused. */
+static void test_scrub_and_rewrite(void **state)
+{
+	struct fixture *f = *state;
+	struct sl_store_opts o = th_opts(f->dir, 1);
+	struct sl_store_bad bad;
+	char names[64][32], *path;
+	const struct th_batch *b = NULL;
+	uint8_t *img, *after;
+	size_t len, len2;
+	int rc, passes;
+
+	o.segment_bytes = 64 << 10;
+	o.group_bytes = 16 << 10;
+	open_store(f, &o);
+	for (int i = 0; i < 100; i++)
+		append_ok(f, 2, 700 + (uint32_t)i * 11, 1);
+	sync_ok(f);
+	for (passes = 0; (rc = sl_store_scrub(f->s, 8 << 10, &bad)) == 1; passes++)
+		;
+	assert_int_equal(rc, 0); /* clean */
+	assert_true(passes > 2);
+
+	assert_true(th_list_segments(f->dir, names, 64) >= 3);
+	path = th_path(f->dir, names[1]);
+	img = th_read_file(path, &len);
+	th_flip_byte(path, 3 * TH_BLOCK + 500); /* a payload inside the second segment */
+	rc = 1;
+	for (passes = 0; passes < 1000 && rc == 1; passes++)
+		rc = sl_store_scrub(f->s, 8 << 10, &bad);
+	assert_int_equal(rc, 2);
+	assert_string_equal(bad.segment, names[1]);
+	assert_true(bad.offset <= 3 * TH_BLOCK + 500 && 3 * TH_BLOCK + 500 < bad.offset + bad.len);
+	for (size_t i = 0; i < f->log.n; i++) {
+		struct sl_batch_hdr h;
+
+		sl_batch_decode_hdr(f->log.b[i].bytes, f->log.b[i].len, NULL, &h);
+		if (h.position == bad.pos)
+			b = &f->log.b[i];
+	}
+	assert_non_null(b);
+	assert_int_equal(b->len, bad.len);
+	assert_int_equal(sl_store_scrub(f->s, 1 << 20, &bad), 0); /* nothing else */
+	/* Refused: other bytes, another position. */
+	assert_int_equal(sl_store_rewrite(f->s, bad.pos, f->log.b[0].bytes, f->log.b[0].len),
+			 -EINVAL);
+	assert_int_equal(sl_store_rewrite(f->s, bad.pos + 1, b->bytes, b->len), -ENOENT);
+	assert_int_equal(sl_store_rewrite(f->s, bad.pos, b->bytes, b->len), 0);
+	after = th_read_file(path, &len2);
+	assert_int_equal(len, len2);
+	assert_memory_equal(img, after, len);
+	rc = 1;
+	for (passes = 0; passes < 1000 && rc == 1; passes++)
+		rc = sl_store_scrub(f->s, 1 << 20, &bad);
+	assert_int_equal(rc, 0);
+	th_check_reads(f->s, &f->log, 0);
+	reopen(f, o);
+	th_check_reads(f->s, &f->log, 0);
+	free(img);
+	free(after);
+	free(path);
+}
+
 int main(void)
 {
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
@@ -1113,6 +1232,8 @@ int main(void)
 	    T(test_enospc_write),
 	    T(test_enospc_fallocate),
 	    T(test_bad_directories),
+	    T(test_tree),
+	    T(test_scrub_and_rewrite),
 	};
 #undef T
 	return cmocka_run_group_tests(tests, NULL, NULL);

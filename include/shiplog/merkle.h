@@ -38,6 +38,14 @@ void sl_merkle_truncate(struct sl_merkle *m, uint64_t n);
 /* The root over every leaf held; 0 for none. Equal roots: equal leaves
  * (the count is folded in, so a prefix never matches). */
 uint64_t sl_merkle_root(const struct sl_merkle *m);
+/* The root over the first `n` leaves (n <= m->n), as a tree holding only
+ * those would have it: two replicas compare the prefix they both hold. */
+uint64_t sl_merkle_root_at(const struct sl_merkle *m, uint64_t n);
+
+/* Replace leaf j (< m->n), recomputing the complete subtrees above it in
+ * O(log n): a batch rewritten in place, or found to differ on disk from
+ * what was appended. 0, or -ENOENT past the leaves held. */
+int sl_merkle_set(struct sl_merkle *m, uint64_t j, uint64_t leaf);
 
 /* The hash of the complete subtree over leaves [i 2^k, (i+1) 2^k), as a peer
  * would ask for it: 0 and *out, or -ENOENT when that subtree is not complete. */

@@ -8,6 +8,7 @@
 #include <stdint.h>
 
 #include "shiplog/batch.h"
+#include "shiplog/merkle.h"
 
 struct sl_store;
 
@@ -82,7 +83,13 @@ struct sl_store_opts {
 	int create;		       /* 1: initialise an empty directory; 0: it must hold a log */
 	struct sl_batch_limits limits; /* zero: sl_batch_default_limits */
 	const struct sl_store_faults *faults;
+	/* Leaves of the Merkle tree over the log's batches (anti-entropy), one
+	 * per batch; 0: SL_STORE_TREE_DEFAULT. 24 bytes each are allocated
+	 * (touched as batches come). Past it the tree covers a prefix. */
+	uint64_t tree_leaves;
 };
+
+#define SL_STORE_TREE_DEFAULT (1ull << 20)
 
 struct sl_store_info {
 	uint64_t first_lsn;	   /* oldest LSN held (after retention) */
@@ -167,6 +174,57 @@ int sl_store_truncate_after(struct sl_store *s, uint64_t lsn);
  * Up to spare_segments of them are kept as spares (renamed) for reuse.
  * Returns the number of segments deleted. */
 int sl_store_drop_before(struct sl_store *s, uint64_t lsn);
+
+/* The Merkle tree over the log's batches (core/merkle.c), one leaf per
+ * batch (sl_merkle_leaf of its position, length and header CRC) from the
+ * first batch held: fed by appends, rebuilt by recovery at open, cut with
+ * the log, a leaf replaced when a batch is rewritten. Anti-entropy compares
+ * the leaves of sealed segments: every segment but the last, which is still
+ * being written. Valid until the next call that changes the log. */
+struct sl_store_tree {
+	const struct sl_merkle *m;
+	const uint64_t *leaf_pos; /* leaf j's batch starts at leaf_pos[j] */
+	uint64_t base_pos;	  /* position of leaf 0 */
+	uint64_t leaves;	  /* leaves covered (m->n, or one less when full) */
+	uint64_t sealed;	  /* leaves [0, sealed) lie in sealed segments */
+	uint64_t end_pos;	  /* where the batch of the last leaf ends */
+	int full;		  /* tree_leaves reached: batches past end_pos are not covered */
+};
+void sl_store_tree(const struct sl_store *s, struct sl_store_tree *out);
+/* The leaf that holds position `pos` (the last one starting at or before
+ * it), or UINT64_MAX when none does. */
+uint64_t sl_store_tree_leaf_at(const struct sl_store_tree *t, uint64_t pos);
+/* The segment file holding position `pos` ("" when none). */
+const char *sl_store_segment_of(const struct sl_store *s, uint64_t pos);
+
+/* Scrub: re-read the batches of sealed segments from disk, durable ones
+ * only, and check each against its CRCs and its leaf in the tree (position,
+ * length and header CRC as appended): what a bit flip on disk or a batch
+ * written at the wrong place breaks. A pass walks the log from its first
+ * batch; each call reads about `max_bytes` (whole groups) and returns
+ *   0 the pass is done (the next call starts another),
+ *   1 it moved on, more to read,
+ *   2 a bad batch: *bad says which (the pass goes on after it),
+ *   -errno on an I/O error (the pass starts again next time).
+ * Reads bypass the read cache, from their own descriptor. */
+struct sl_store_bad {
+	uint64_t pos;	    /* the batch's position (as the tree has it) */
+	uint32_t len;	    /* its length, as appended */
+	uint64_t leaf;	    /* its leaf index */
+	uint64_t leaf_hash; /* its leaf as appended: a repair must match it */
+	char segment[32];
+	uint64_t offset; /* in the segment file */
+	char why[128];
+};
+int sl_store_scrub(struct sl_store *s, uint64_t max_bytes, struct sl_store_bad *bad);
+
+/* Repair: write `batch` over the batch at `pos` in place, then fdatasync.
+ * Only a batch identical in leaf to what was appended there (the tree's
+ * leaf: same position, length and header CRC, so the chain on both sides
+ * holds) that verifies: -EINVAL otherwise, -ENOENT when no leaf starts at
+ * `pos` or the batch is not in a sealed, durable segment. A failed write or
+ * fdatasync fails the store. Repairs never cut the log. */
+int sl_store_rewrite(struct sl_store *s, uint64_t pos, const void *batch, size_t len);
 
 /* Superblock: election state, written durably (two alternating copies with a
  * sequence number, so a torn write leaves the other copy). */
