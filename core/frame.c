@@ -41,6 +41,12 @@ enum {
 	OFF_D_LEADER_END = 24,
 };
 
+/* DATA and REPAIR carry a fragment of a batch after the same sub-header. */
+static int has_frag(uint8_t type)
+{
+	return type == SL_FRAME_DATA || type == SL_FRAME_REPAIR;
+}
+
 static size_t mac_len(uint16_t flags)
 {
 	return (flags & SL_FRAME_F_MAC) ? SL_FRAME_MAC_LEN : 0;
@@ -72,6 +78,12 @@ static uint32_t fixed_body_len(uint8_t type)
 		return SL_FRAME_EEND_BODY;
 	case SL_FRAME_ELECT_NOW:
 		return SL_FRAME_ENOW_BODY;
+	case SL_FRAME_TREE_REQ:
+		return SL_FRAME_TREQ_BODY;
+	case SL_FRAME_TREE:
+		return SL_FRAME_TREE_BODY;
+	case SL_FRAME_REPAIR_REQ:
+		return SL_FRAME_RREQ_BODY;
 	default:
 		return 0;
 	}
@@ -79,7 +91,7 @@ static uint32_t fixed_body_len(uint8_t type)
 
 static int type_known(uint8_t type)
 {
-	return type >= SL_FRAME_DATA && type <= SL_FRAME_ELECT_NOW;
+	return type >= SL_FRAME_DATA && type <= SL_FRAME_REPAIR;
 }
 
 const char *sl_frame_type_name(uint8_t type)
@@ -103,6 +115,14 @@ const char *sl_frame_type_name(uint8_t type)
 		return "EPOCH_END";
 	case SL_FRAME_ELECT_NOW:
 		return "ELECT_NOW";
+	case SL_FRAME_TREE_REQ:
+		return "TREE_REQ";
+	case SL_FRAME_TREE:
+		return "TREE";
+	case SL_FRAME_REPAIR_REQ:
+		return "REPAIR_REQ";
+	case SL_FRAME_REPAIR:
+		return "REPAIR";
 	default:
 		return "unknown";
 	}
@@ -133,7 +153,7 @@ static int check_hdr(const struct sl_frame_hdr *h)
 	if (h->flags & ~SL_FRAME_F_KNOWN)
 		return sl_err_set(EPROTO, "frame %s: unknown flags 0x%04x (known 0x%04x)", name,
 				  h->flags, SL_FRAME_F_KNOWN);
-	if (h->type != SL_FRAME_DATA) {
+	if (!has_frag(h->type)) {
 		want = fixed_body_len(h->type);
 		if (h->body_len != want)
 			return sl_err_set(EBADMSG, "frame %s: body_len %u, must be %u", name,
@@ -142,11 +162,11 @@ static int check_hdr(const struct sl_frame_hdr *h)
 	}
 	if (h->body_len < SL_FRAME_DATA_SUB)
 		return sl_err_set(EBADMSG,
-				  "frame DATA: body_len %u shorter than the %u-byte sub-header",
+				  "frame %s: body_len %u shorter than the %u-byte sub-header", name,
 				  h->body_len, SL_FRAME_DATA_SUB);
 	if (h->body_len - SL_FRAME_DATA_SUB > frag_cap(h->flags))
-		return sl_err_set(EMSGSIZE, "frame DATA: fragment of %u bytes over the limit of %u",
-				  h->body_len - SL_FRAME_DATA_SUB, frag_cap(h->flags));
+		return sl_err_set(EMSGSIZE, "frame %s: fragment of %u bytes over the limit of %u",
+				  name, h->body_len - SL_FRAME_DATA_SUB, frag_cap(h->flags));
 	return 0;
 }
 
@@ -173,7 +193,25 @@ static int check_body(const struct sl_frame *f)
 {
 	switch (f->hdr.type) {
 	case SL_FRAME_DATA:
+	case SL_FRAME_REPAIR:
 		return check_data(&f->data);
+	case SL_FRAME_TREE_REQ:
+		if (f->treq.level > SL_TREE_LEVEL_MAX && f->treq.level != SL_TREE_ROOT)
+			return sl_err_set(EBADMSG, "frame TREE_REQ: level %u (at most %u, or root)",
+					  f->treq.level, SL_TREE_LEVEL_MAX);
+		return 0;
+	case SL_FRAME_TREE:
+		if (f->tree.status > SL_TREE_BASE)
+			return sl_err_set(EBADMSG, "frame TREE: status %u unknown", f->tree.status);
+		if (f->tree.level > SL_TREE_LEVEL_MAX && f->tree.level != SL_TREE_ROOT)
+			return sl_err_set(EBADMSG, "frame TREE: level %u (at most %u, or root)",
+					  f->tree.level, SL_TREE_LEVEL_MAX);
+		return 0;
+	case SL_FRAME_REPAIR_REQ:
+		if (f->rreq.len == 0 || f->rreq.len > SL_FRAME_BATCH_MAX)
+			return sl_err_set(EBADMSG, "frame REPAIR_REQ: len %u (1..%llu)",
+					  f->rreq.len, (unsigned long long)SL_FRAME_BATCH_MAX);
+		return 0;
 	case SL_FRAME_NAK:
 		if (f->nak.from_pos >= f->nak.to_pos)
 			return sl_err_set(EBADMSG, "frame NAK: from_pos %llu not below to_pos %llu",
@@ -203,7 +241,7 @@ static int check_body(const struct sl_frame *f)
 	}
 }
 
-/* Reserved u32 fields (VOTE_REQ, EPOCH_END) must be zero, so every
+/* Reserved u32 fields (VOTE_REQ, EPOCH_END, TREE_REQ, REPAIR_REQ) must be zero, so every
  * accepted frame re-encodes to the same bytes. `b` is the body. */
 static int check_reserved(const uint8_t *b, const struct sl_frame_hdr *h)
 {
@@ -215,6 +253,12 @@ static int check_reserved(const uint8_t *b, const struct sl_frame_hdr *h)
 		break;
 	case SL_FRAME_EPOCH_END:
 		off = 28;
+		break;
+	case SL_FRAME_TREE_REQ:
+		off = 20;
+		break;
+	case SL_FRAME_REPAIR_REQ:
+		off = 12;
 		break;
 	default:
 		return 0;
@@ -229,7 +273,7 @@ static int check_reserved(const uint8_t *b, const struct sl_frame_hdr *h)
  * body, or DATA's sub-header (its fragment comes after). */
 static uint32_t fixed_len(uint8_t type, uint32_t body_len)
 {
-	return type == SL_FRAME_DATA ? SL_FRAME_DATA_SUB : body_len;
+	return has_frag(type) ? SL_FRAME_DATA_SUB : body_len;
 }
 
 /* The frame CRC: CRC32C over the fragment (DATA; frag_crc is its CRC, 0
@@ -284,6 +328,34 @@ static void put_status(uint8_t *b, const struct sl_frame_status *s)
 		sl_le64_put(b + 8 * i, v[i]);
 }
 
+/* TREE_REQ, TREE, REPAIR_REQ; reserved fields written as zero. */
+static void put_entropy_body(uint8_t *b, const struct sl_frame *f)
+{
+	switch (f->hdr.type) {
+	case SL_FRAME_TREE_REQ:
+		sl_le64_put(b, f->treq.leaves);
+		sl_le64_put(b + 8, f->treq.base_pos);
+		sl_le32_put(b + 16, f->treq.level);
+		sl_le32_put(b + 20, 0);
+		sl_le64_put(b + 24, f->treq.index);
+		break;
+	case SL_FRAME_TREE:
+		sl_le64_put(b, f->tree.leaves);
+		sl_le64_put(b + 8, f->tree.base_pos);
+		sl_le32_put(b + 16, f->tree.level);
+		sl_le32_put(b + 20, f->tree.status);
+		sl_le64_put(b + 24, f->tree.index);
+		sl_le64_put(b + 32, f->tree.hash);
+		sl_le64_put(b + 40, f->tree.sealed);
+		break;
+	case SL_FRAME_REPAIR_REQ:
+		sl_le64_put(b, f->rreq.pos);
+		sl_le32_put(b + 8, f->rreq.len);
+		sl_le32_put(b + 12, 0);
+		break;
+	}
+}
+
 /* VOTE_REQ, VOTE, EPOCH_REQ, EPOCH_END; reserved fields written as zero. */
 static void put_election_body(uint8_t *b, const struct sl_frame *f)
 {
@@ -316,6 +388,9 @@ static void put_election_body(uint8_t *b, const struct sl_frame *f)
 		sl_le64_put(b, f->enow.log_end);
 		sl_le64_put(b + 8, f->enow.commit_pos);
 		break;
+	default:
+		put_entropy_body(b, f);
+		break;
 	}
 }
 
@@ -323,6 +398,7 @@ static void put_body(uint8_t *b, const struct sl_frame *f)
 {
 	switch (f->hdr.type) {
 	case SL_FRAME_DATA:
+	case SL_FRAME_REPAIR:
 		put_data_sub(b, &f->data);
 		memcpy(b + SL_FRAME_DATA_SUB, f->data.frag, f->data.frag_len);
 		break;
@@ -352,10 +428,10 @@ static int check_encode(const struct sl_frame *f, uint32_t *body_len)
 
 	if (!type_known(h.type))
 		return sl_err_set(EINVAL, "encoding frame: unknown type %u", h.type);
-	if (h.type == SL_FRAME_DATA) {
+	if (has_frag(h.type)) {
 		if (f->data.frag_len > 0 && f->data.frag == NULL)
-			return sl_err_set(EINVAL, "encoding frame DATA: frag is NULL, frag_len %u",
-					  f->data.frag_len);
+			return sl_err_set(EINVAL, "encoding frame %s: frag is NULL, frag_len %u",
+					  sl_frame_type_name(h.type), f->data.frag_len);
 		/* Saturate rather than wrap so check_hdr sees an oversized fragment. */
 		h.body_len = f->data.frag_len > UINT32_MAX - SL_FRAME_DATA_SUB
 				 ? UINT32_MAX
@@ -398,7 +474,7 @@ int sl_frame_encode(const struct sl_frame *f, uint8_t *out, size_t cap)
 	put_body(out + SL_FRAME_HDR, f);
 	memset(out + covered, 0, total - covered); /* the MAC slot, if any */
 	sl_le32_put(out + OFF_CRC,
-		    frame_crc(f->hdr.type == SL_FRAME_DATA
+		    frame_crc(has_frag(f->hdr.type)
 				  ? sl_crc32c(0, out + SL_FRAME_DATA_PREFIX, f->data.frag_len)
 				  : 0,
 			      out, fixed_len(f->hdr.type, body_len)));
@@ -411,9 +487,10 @@ int sl_frame_encode_prefix_crc(const struct sl_frame *f, uint32_t frag_crc, uint
 	uint32_t body_len;
 	int rc;
 
-	if (f->hdr.type != SL_FRAME_DATA)
-		return sl_err_set(EINVAL, "encoding frame prefix: type %s (%u), only DATA has one",
-				  sl_frame_type_name(f->hdr.type), f->hdr.type);
+	if (!has_frag(f->hdr.type))
+		return sl_err_set(
+		    EINVAL, "encoding frame prefix: type %s (%u), only DATA and REPAIR have one",
+		    sl_frame_type_name(f->hdr.type), f->hdr.type);
 	rc = check_encode(f, &body_len);
 	if (rc < 0)
 		return rc;
@@ -430,7 +507,7 @@ int sl_frame_encode_prefix(const struct sl_frame *f, uint8_t *out, size_t cap)
 {
 	uint32_t crc = 0;
 
-	if (f->hdr.type == SL_FRAME_DATA && f->data.frag)
+	if (has_frag(f->hdr.type) && f->data.frag)
 		crc = sl_crc32c(0, f->data.frag, f->data.frag_len);
 	return sl_frame_encode_prefix_crc(f, crc, out, cap);
 }
@@ -501,6 +578,25 @@ static void parse_election_body(const uint8_t *b, struct sl_frame *f)
 		f->enow.log_end = sl_le64_get(b);
 		f->enow.commit_pos = sl_le64_get(b + 8);
 		break;
+	case SL_FRAME_TREE_REQ:
+		f->treq.leaves = sl_le64_get(b);
+		f->treq.base_pos = sl_le64_get(b + 8);
+		f->treq.level = sl_le32_get(b + 16);
+		f->treq.index = sl_le64_get(b + 24);
+		break;
+	case SL_FRAME_TREE:
+		f->tree.leaves = sl_le64_get(b);
+		f->tree.base_pos = sl_le64_get(b + 8);
+		f->tree.level = sl_le32_get(b + 16);
+		f->tree.status = sl_le32_get(b + 20);
+		f->tree.index = sl_le64_get(b + 24);
+		f->tree.hash = sl_le64_get(b + 32);
+		f->tree.sealed = sl_le64_get(b + 40);
+		break;
+	case SL_FRAME_REPAIR_REQ:
+		f->rreq.pos = sl_le64_get(b);
+		f->rreq.len = sl_le32_get(b + 8);
+		break;
 	}
 }
 
@@ -510,6 +606,7 @@ static void parse_body(const uint8_t *b, const uint8_t *frag, struct sl_frame *f
 {
 	switch (f->hdr.type) {
 	case SL_FRAME_DATA:
+	case SL_FRAME_REPAIR:
 		f->data.batch_pos = sl_le64_get(b + OFF_D_BATCH_POS);
 		f->data.batch_len = sl_le32_get(b + OFF_D_BATCH_LEN);
 		f->data.frag_off = sl_le32_get(b + OFF_D_FRAG_OFF);
@@ -541,7 +638,7 @@ static int check_crc(const uint8_t *head, struct sl_frame *f)
 	const struct sl_frame_hdr *h = &f->hdr;
 	uint32_t want = sl_le32_get(head + OFF_CRC), frag_crc = 0, got;
 
-	if (h->type == SL_FRAME_DATA) {
+	if (has_frag(h->type)) {
 		frag_crc = sl_crc32c(0, f->data.frag, f->data.frag_len);
 		f->data.frag_crc = frag_crc;
 	}
@@ -581,15 +678,15 @@ static int decode(const uint8_t *head, size_t head_len, const uint8_t *tail, siz
 	if (len != want)
 		return sl_err_set(EBADMSG, "frame %s: %zu bytes arrived, header says %zu",
 				  sl_frame_type_name(f.hdr.type), len, want);
-	if (tail_len > 0 && (f.hdr.type != SL_FRAME_DATA || head_len != SL_FRAME_DATA_PREFIX))
+	if (tail_len > 0 && (!has_frag(f.hdr.type) || head_len != SL_FRAME_DATA_PREFIX))
 		return sl_err_set(EINVAL,
 				  "frame %s in two parts: the first must be the %u-byte DATA "
 				  "prefix, not %zu bytes",
 				  sl_frame_type_name(f.hdr.type), SL_FRAME_DATA_PREFIX, head_len);
 	parse_body(head + SL_FRAME_HDR,
-		   f.hdr.type != SL_FRAME_DATA ? NULL
-		   : tail_len > 0	       ? tail
-					       : head + SL_FRAME_DATA_PREFIX,
+		   !has_frag(f.hdr.type) ? NULL
+		   : tail_len > 0	 ? tail
+					 : head + SL_FRAME_DATA_PREFIX,
 		   &f);
 	rc = check_body(&f);
 	if (rc == 0)

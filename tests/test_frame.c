@@ -204,6 +204,51 @@ static struct sl_frame make_enow(uint16_t flags)
 	return f;
 }
 
+static struct sl_frame make_treq(uint16_t flags)
+{
+	struct sl_frame f;
+
+	fill_hdr(&f, SL_FRAME_TREE_REQ, flags);
+	f.treq.leaves = pat(6);
+	f.treq.base_pos = pat(7);
+	f.treq.level = 5;
+	f.treq.index = pat(8);
+	return f;
+}
+
+static struct sl_frame make_tree(uint16_t flags)
+{
+	struct sl_frame f;
+
+	fill_hdr(&f, SL_FRAME_TREE, flags);
+	f.tree.leaves = pat(6);
+	f.tree.base_pos = pat(7);
+	f.tree.level = SL_TREE_ROOT;
+	f.tree.status = SL_TREE_SHORT;
+	f.tree.index = pat(8);
+	f.tree.hash = pat(9);
+	f.tree.sealed = pat(10);
+	return f;
+}
+
+static struct sl_frame make_rreq(uint16_t flags)
+{
+	struct sl_frame f;
+
+	fill_hdr(&f, SL_FRAME_REPAIR_REQ, flags);
+	f.rreq.pos = pat(6);
+	f.rreq.len = 4321;
+	return f;
+}
+
+static struct sl_frame make_repair(uint16_t flags, uint32_t len)
+{
+	struct sl_frame f = make_data(flags, len);
+
+	f.hdr.type = SL_FRAME_REPAIR;
+	return f;
+}
+
 /* Every type, with and without a MAC; DATA small enough to flip every bit. */
 static int sample(unsigned i, struct sl_frame *f)
 {
@@ -236,6 +281,18 @@ static int sample(unsigned i, struct sl_frame *f)
 		return 1;
 	case 8:
 		*f = make_enow(flags);
+		return 1;
+	case 9:
+		*f = make_treq(flags);
+		return 1;
+	case 10:
+		*f = make_tree(flags);
+		return 1;
+	case 11:
+		*f = make_rreq(flags);
+		return 1;
+	case 12:
+		*f = make_repair(flags, 40);
 		return 1;
 	default:
 		return 0;
@@ -743,7 +800,7 @@ static void encode_errors(void **state)
 	f = make_hb(0);
 	f.hdr.type = 0;
 	assert_int_equal(sl_frame_encode(&f, buf, BUF_CAP), -EINVAL);
-	f.hdr.type = SL_FRAME_ELECT_NOW + 1;
+	f.hdr.type = SL_FRAME_REPAIR + 1;
 	assert_int_equal(sl_frame_encode(&f, buf, BUF_CAP), -EINVAL);
 	f = make_hb(0x0002);
 	assert_int_equal(sl_frame_encode(&f, buf, BUF_CAP), -EINVAL);
@@ -803,7 +860,7 @@ static void rejects_every_bit_flip(void **state)
 
 static void rejects_bad_magic_version_type_flags(void **state)
 {
-	static const uint8_t bad_types[] = {0, 10, 11, 0x80, 0xff};
+	static const uint8_t bad_types[] = {0, 14, 15, 0x80, 0xff};
 	static const uint16_t bad_flags[] = {0x0002, 0x0004, 0x0100, 0x8000, 0xffff, 0xfffe};
 	struct sl_frame f = make_hb(0);
 	int n;
@@ -850,7 +907,8 @@ static void rejects_body_len_lies(void **state)
 	int n;
 
 	(void)state;
-	for (unsigned i = 2; sample(i, &f); i += 2) { /* the fixed-size types */
+	for (unsigned i = 2; sample(i, &f) && f.hdr.type != SL_FRAME_REPAIR;
+	     i += 2) { /* the fixed-size types */
 		n = encode_ok(&f, buf);
 		for (size_t d = 0; d < sizeof(deltas) / sizeof(deltas[0]); d++) {
 			size_t len = (size_t)(n + deltas[d]);
@@ -1044,8 +1102,68 @@ static void type_names(void **state)
 	assert_string_equal(sl_frame_type_name(SL_FRAME_EPOCH_REQ), "EPOCH_REQ");
 	assert_string_equal(sl_frame_type_name(SL_FRAME_EPOCH_END), "EPOCH_END");
 	assert_string_equal(sl_frame_type_name(SL_FRAME_ELECT_NOW), "ELECT_NOW");
+	assert_string_equal(sl_frame_type_name(SL_FRAME_TREE_REQ), "TREE_REQ");
+	assert_string_equal(sl_frame_type_name(SL_FRAME_TREE), "TREE");
+	assert_string_equal(sl_frame_type_name(SL_FRAME_REPAIR_REQ), "REPAIR_REQ");
+	assert_string_equal(sl_frame_type_name(SL_FRAME_REPAIR), "REPAIR");
 	assert_string_equal(sl_frame_type_name(0), "unknown");
 	assert_string_equal(sl_frame_type_name(99), "unknown");
+}
+
+/* The anti-entropy frames: fields at their documented offsets, back as
+ * they went; bad levels, statuses, lengths and reserved bits refused;
+ * REPAIR decodes in two parts as DATA does. */
+static void roundtrip_entropy_frames(void **state)
+{
+	struct sl_frame f, g;
+	int n;
+
+	(void)state;
+	f = make_treq(0);
+	n = encode_ok(&f, buf);
+	assert_int_equal(n, SL_FRAME_HDR + SL_FRAME_TREQ_BODY);
+	assert_int_equal(rd64(buf + 64), f.treq.leaves);
+	assert_int_equal(rd64(buf + 72), f.treq.base_pos);
+	assert_int_equal(rd32(buf + 80), 5);
+	assert_int_equal(rd64(buf + 88), f.treq.index);
+	assert_decode_ok(buf, (size_t)n, &g);
+	assert_memory_equal(&g.treq, &f.treq, sizeof(f.treq));
+	wr32(buf + 84, 1); /* reserved */
+	refix_crc(buf, (size_t)n, 0);
+	assert_decode_err(buf, (size_t)n, -EBADMSG, "reserved");
+	f.treq.level = 32;
+	assert_int_equal(sl_frame_encode(&f, buf, BUF_CAP), -EINVAL);
+
+	f = make_tree(SL_FRAME_F_MAC);
+	n = encode_ok(&f, buf);
+	assert_int_equal(n, SL_FRAME_HDR + SL_FRAME_TREE_BODY + SL_FRAME_MAC_LEN);
+	assert_int_equal(rd32(buf + 84), SL_TREE_SHORT);
+	assert_int_equal(rd64(buf + 96), f.tree.hash);
+	assert_int_equal(rd64(buf + 104), f.tree.sealed);
+	assert_decode_ok(buf, (size_t)n, &g);
+	assert_memory_equal(&g.tree, &f.tree, sizeof(f.tree));
+	f.tree.status = 3;
+	assert_int_equal(sl_frame_encode(&f, buf, BUF_CAP), -EINVAL);
+
+	f = make_rreq(0);
+	n = encode_ok(&f, buf);
+	assert_int_equal(rd64(buf + 64), f.rreq.pos);
+	assert_int_equal(rd32(buf + 72), 4321);
+	assert_decode_ok(buf, (size_t)n, &g);
+	assert_int_equal(g.rreq.pos, f.rreq.pos);
+	assert_int_equal(g.rreq.len, 4321);
+	f.rreq.len = 0;
+	assert_int_equal(sl_frame_encode(&f, buf, BUF_CAP), -EINVAL);
+
+	f = make_repair(0, 300);
+	n = encode_ok(&f, buf);
+	assert_int_equal(sl_frame_decode_parts(buf, SL_FRAME_DATA_PREFIX,
+					       buf + SL_FRAME_DATA_PREFIX,
+					       (size_t)n - SL_FRAME_DATA_PREFIX, &g),
+			 0);
+	assert_int_equal(g.hdr.type, SL_FRAME_REPAIR);
+	assert_int_equal(g.data.frag_len, 300);
+	assert_int_equal(g.data.batch_pos, f.data.batch_pos);
 }
 
 int main(void)
@@ -1076,6 +1194,7 @@ int main(void)
 	    cmocka_unit_test(mac_trailer),
 	    cmocka_unit_test(mac_region_hostile_body_len),
 	    cmocka_unit_test(type_names),
+	    cmocka_unit_test(roundtrip_entropy_frames),
 	};
 
 	return cmocka_run_group_tests(tests, setup, NULL);

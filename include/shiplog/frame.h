@@ -1,6 +1,7 @@
 /* Protocol frames: the messages replicas exchange (DATA, STATUS, NAK,
  * HEARTBEAT; VOTE_REQ, VOTE and ELECT_NOW for elections; EPOCH_REQ and
- * EPOCH_END for divergence repair after a failover). Fixed little-endian
+ * EPOCH_END for divergence repair after a failover; TREE_REQ, TREE,
+ * REPAIR_REQ and REPAIR for anti-entropy). Fixed little-endian
  * layouts, a CRC32C over every frame and room for a keyed MAC. Encoding and
  * bounds-checked decoding only; pure code. */
 #ifndef SHIPLOG_FRAME_H
@@ -28,12 +29,24 @@ enum sl_frame_type {
 	SL_FRAME_STATUS = 2,
 	SL_FRAME_NAK = 3,
 	SL_FRAME_HEARTBEAT = 4,
-	SL_FRAME_VOTE_REQ = 5,	/* a candidate asks for a vote in the header's epoch */
-	SL_FRAME_VOTE = 6,	/* the answer, in the epoch asked for */
-	SL_FRAME_EPOCH_REQ = 7, /* a follower asks where an epoch ends in the leader's log */
-	SL_FRAME_EPOCH_END = 8, /* the leader's answer */
-	SL_FRAME_ELECT_NOW = 9, /* the leader hands over: stand at once */
+	SL_FRAME_VOTE_REQ = 5,	  /* a candidate asks for a vote in the header's epoch */
+	SL_FRAME_VOTE = 6,	  /* the answer, in the epoch asked for */
+	SL_FRAME_EPOCH_REQ = 7,	  /* a follower asks where an epoch ends in the leader's log */
+	SL_FRAME_EPOCH_END = 8,	  /* the leader's answer */
+	SL_FRAME_ELECT_NOW = 9,	  /* the leader hands over: stand at once */
+	SL_FRAME_TREE_REQ = 10,	  /* anti-entropy: your Merkle root, or a subtree's hash */
+	SL_FRAME_TREE = 11,	  /* the answer */
+	SL_FRAME_REPAIR_REQ = 12, /* send me the batch at this position */
+	SL_FRAME_REPAIR = 13,	  /* a fragment of it (DATA's layout) */
 };
+
+/* TREE_REQ / TREE: `level` is a subtree's level (leaves are level 0), or
+ * SL_TREE_ROOT for the root over the first `leaves` leaves. TREE status. */
+#define SL_TREE_ROOT	  0xffffffffu
+#define SL_TREE_LEVEL_MAX 31
+#define SL_TREE_OK	  0 /* hash is there */
+#define SL_TREE_SHORT	  1 /* the answerer holds fewer sealed leaves (see `sealed`) */
+#define SL_TREE_BASE	  2 /* its tree starts at another position (base_pos) */
 
 /* VOTE_REQ and VOTE flags. TRANSFER: the leader hands over, so voters need
  * not have lost their leader to grant it. PRE: a pre-vote ("would you vote
@@ -68,6 +81,12 @@ enum sl_frame_type {
  *   EPOCH_END (32): epoch u64 | end_pos u64 | end_lsn u64 (>= 1) | end_crc u32 |
  *             reserved u32 (zero)
  *   ELECT_NOW (16): log_end u64 | commit_pos u64 (the leader's, informational)
+ *   TREE_REQ  (32): leaves u64 | base_pos u64 | level u32 | reserved u32 (zero) |
+ *             index u64
+ *   TREE      (48): leaves u64 | base_pos u64 | level u32 | status u32 | index u64 |
+ *             hash u64 | sealed u64
+ *   REPAIR_REQ (16): pos u64 | len u32 | reserved u32 (zero)
+ *   REPAIR    (32 + fragment): DATA's layout (commit_pos, leader_end zero)
  */
 #define SL_FRAME_DATA_SUB    32
 #define SL_FRAME_STATUS_BODY 72
@@ -78,6 +97,9 @@ enum sl_frame_type {
 #define SL_FRAME_EREQ_BODY   16
 #define SL_FRAME_EEND_BODY   32
 #define SL_FRAME_ENOW_BODY   16
+#define SL_FRAME_TREQ_BODY   32
+#define SL_FRAME_TREE_BODY   48
+#define SL_FRAME_RREQ_BODY   16
 /* Header + DATA sub-header: what sl_frame_encode_prefix writes. */
 #define SL_FRAME_DATA_PREFIX (SL_FRAME_HDR + SL_FRAME_DATA_SUB)
 /* Largest batch_len a DATA frame may announce: a batch header plus a stored
@@ -168,11 +190,36 @@ struct sl_frame_elect_now {
 	uint64_t commit_pos;
 };
 
+/* Anti-entropy: the asker compares the Merkle trees over the first `leaves`
+ * batches of both logs, from the root down (docs/failover.md). */
+struct sl_frame_tree_req {
+	uint64_t leaves;   /* the prefix compared */
+	uint64_t base_pos; /* where the asker's tree starts */
+	uint32_t level;	   /* SL_TREE_ROOT, or a subtree level */
+	uint64_t index;	   /* the subtree [index 2^level, (index+1) 2^level) */
+};
+
+struct sl_frame_tree {
+	uint64_t leaves; /* as asked */
+	uint64_t base_pos;
+	uint32_t level;
+	uint32_t status; /* SL_TREE_* */
+	uint64_t index;
+	uint64_t hash;	 /* SL_TREE_OK only */
+	uint64_t sealed; /* the answerer's sealed leaves (what it can compare) */
+};
+
+/* Send me the batch at `pos`, `len` bytes long (a bad copy to repair). */
+struct sl_frame_repair_req {
+	uint64_t pos;
+	uint32_t len;
+};
+
 /* A decoded frame; the body union member matching hdr.type is valid. */
 struct sl_frame {
 	struct sl_frame_hdr hdr;
 	union {
-		struct sl_frame_data data;
+		struct sl_frame_data data; /* DATA and REPAIR */
 		struct sl_frame_status status;
 		struct sl_frame_nak nak;
 		struct sl_frame_hb hb;
@@ -181,6 +228,9 @@ struct sl_frame {
 		struct sl_frame_epoch_req ereq;
 		struct sl_frame_epoch_end eend;
 		struct sl_frame_elect_now enow;
+		struct sl_frame_tree_req treq;
+		struct sl_frame_tree tree;
+		struct sl_frame_repair_req rreq;
 	};
 };
 
@@ -246,7 +296,8 @@ int sl_frame_decode_parts(const uint8_t *head, size_t head_len, const uint8_t *t
 void sl_frame_mac_region(const uint8_t *buf, size_t len, size_t *covered);
 
 /* "DATA", "STATUS", "NAK", "HEARTBEAT", "VOTE_REQ", "VOTE", "EPOCH_REQ",
- * "EPOCH_END", "ELECT_NOW", or "unknown". */
+ * "EPOCH_END", "ELECT_NOW", "TREE_REQ", "TREE", "REPAIR_REQ", "REPAIR", or
+ * "unknown". */
 const char *sl_frame_type_name(uint8_t type);
 
 #endif

@@ -41,7 +41,7 @@ static void check_accepted(const uint8_t *data, size_t size, const struct sl_fra
 	CHECK(size == SL_FRAME_HDR + (size_t)f->hdr.body_len + mac && size <= SL_FRAME_MAX);
 	sl_frame_mac_region(data, size, &covered);
 	CHECK(covered == (mac ? size - mac : 0));
-	if (f->hdr.type == SL_FRAME_DATA) {
+	if (f->hdr.type == SL_FRAME_DATA || f->hdr.type == SL_FRAME_REPAIR) {
 		CHECK(f->data.frag == data + SL_FRAME_DATA_PREFIX);
 		CHECK(f->data.frag_len > 0);
 		CHECK((uint64_t)f->data.frag_off + f->data.frag_len <= f->data.batch_len);
@@ -49,7 +49,7 @@ static void check_accepted(const uint8_t *data, size_t size, const struct sl_fra
 	n = sl_frame_encode(f, out, sizeof(out));
 	CHECK(n >= 0 && (size_t)n == size);
 	CHECK(memcmp(out, data, size - mac) == 0);
-	if (f->hdr.type == SL_FRAME_DATA) {
+	if (f->hdr.type == SL_FRAME_DATA || f->hdr.type == SL_FRAME_REPAIR) {
 		struct sl_frame g;
 
 		CHECK(sl_frame_encode_prefix(f, prefix, sizeof(prefix)) == SL_FRAME_DATA_PREFIX);
@@ -108,6 +108,18 @@ static void build_fixed(const uint8_t *p, size_t left, struct sl_frame *f)
 	case SL_FRAME_NAK:
 		f->nak = (struct sl_frame_nak){v[0], v[1]};
 		break;
+	case SL_FRAME_TREE_REQ:
+		f->treq = (struct sl_frame_tree_req){v[0], v[1], (uint32_t)(v[2] % 34), v[3]};
+		if (f->treq.level == 33)
+			f->treq.level = SL_TREE_ROOT;
+		break;
+	case SL_FRAME_TREE:
+		f->tree = (struct sl_frame_tree){
+		    v[0], v[1], (uint32_t)(v[2] % 33), (uint32_t)(v[2] >> 8) % 4, v[3], v[4], v[5]};
+		break;
+	case SL_FRAME_REPAIR_REQ:
+		f->rreq = (struct sl_frame_repair_req){v[0], (uint32_t)v[1]};
+		break;
 	default: /* HEARTBEAT, and the unknown types encode must refuse */
 		f->hb = (struct sl_frame_hb){v[0], v[1], v[2]};
 		break;
@@ -119,7 +131,7 @@ static void build_fixed(const uint8_t *p, size_t left, struct sl_frame *f)
 static void build(const uint8_t *p, size_t left, struct sl_frame *f)
 {
 	memset(f, 0, sizeof(*f));
-	f->hdr.type = (uint8_t)(take(&p, &left, 1) % 11);
+	f->hdr.type = (uint8_t)(take(&p, &left, 1) % 15);
 	f->hdr.flags = (uint16_t)take(&p, &left, 1) & 0x3;
 	for (size_t i = 0; i < sizeof(f->hdr.cluster_id); i++)
 		f->hdr.cluster_id[i] = (uint8_t)take(&p, &left, 1);
@@ -128,7 +140,7 @@ static void build(const uint8_t *p, size_t left, struct sl_frame *f)
 	f->hdr.sender = (uint32_t)take(&p, &left, 4);
 	f->hdr.receiver = (uint32_t)take(&p, &left, 4);
 	f->hdr.seq = take(&p, &left, 8);
-	if (f->hdr.type == SL_FRAME_DATA) {
+	if (f->hdr.type == SL_FRAME_DATA || f->hdr.type == SL_FRAME_REPAIR) {
 		f->data.batch_pos = take(&p, &left, 8);
 		f->data.frag_off = (uint32_t)take(&p, &left, 4);
 		f->data.batch_len = (uint32_t)take(&p, &left, 4);
@@ -148,7 +160,7 @@ static void check_fields_equal(const struct sl_frame *a, const struct sl_frame *
 	CHECK(a->hdr.stream_id == b->hdr.stream_id && a->hdr.epoch == b->hdr.epoch);
 	CHECK(a->hdr.sender == b->hdr.sender && a->hdr.receiver == b->hdr.receiver);
 	CHECK(a->hdr.seq == b->hdr.seq);
-	if (a->hdr.type == SL_FRAME_DATA) {
+	if (a->hdr.type == SL_FRAME_DATA || a->hdr.type == SL_FRAME_REPAIR) {
 		CHECK(a->data.batch_pos == b->data.batch_pos);
 		CHECK(a->data.batch_len == b->data.batch_len);
 		CHECK(a->data.frag_off == b->data.frag_off);
@@ -173,6 +185,16 @@ static void check_fields_equal(const struct sl_frame *a, const struct sl_frame *
 	} else if (a->hdr.type == SL_FRAME_ELECT_NOW) {
 		CHECK(a->enow.log_end == b->enow.log_end &&
 		      a->enow.commit_pos == b->enow.commit_pos);
+	} else if (a->hdr.type == SL_FRAME_TREE_REQ) {
+		CHECK(a->treq.leaves == b->treq.leaves && a->treq.base_pos == b->treq.base_pos);
+		CHECK(a->treq.level == b->treq.level && a->treq.index == b->treq.index);
+	} else if (a->hdr.type == SL_FRAME_TREE) {
+		CHECK(a->tree.leaves == b->tree.leaves && a->tree.base_pos == b->tree.base_pos);
+		CHECK(a->tree.level == b->tree.level && a->tree.status == b->tree.status);
+		CHECK(a->tree.index == b->tree.index && a->tree.hash == b->tree.hash);
+		CHECK(a->tree.sealed == b->tree.sealed);
+	} else if (a->hdr.type == SL_FRAME_REPAIR_REQ) {
+		CHECK(a->rreq.pos == b->rreq.pos && a->rreq.len == b->rreq.len);
 	} else if (a->hdr.type == SL_FRAME_EPOCH_END) {
 		CHECK(a->eend.epoch == b->eend.epoch && a->eend.end_pos == b->eend.end_pos);
 		CHECK(a->eend.end_lsn == b->eend.end_lsn && a->eend.end_crc == b->eend.end_crc);

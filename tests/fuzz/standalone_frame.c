@@ -134,6 +134,16 @@ static struct replay_seed fixed_seed(uint8_t type, uint16_t flags, uint64_t s)
 		f.eend =
 		    (struct sl_frame_epoch_end){2 + s, 4096 * s, 33 * s, (uint32_t)replay_rand()};
 		break;
+	case SL_FRAME_TREE_REQ:
+		f.treq = (struct sl_frame_tree_req){1000 + s, 0, 7, s};
+		break;
+	case SL_FRAME_TREE:
+		f.tree = (struct sl_frame_tree){1000 + s,      0,      SL_TREE_ROOT, SL_TREE_OK, 0,
+						replay_rand(), 999 + s};
+		break;
+	case SL_FRAME_REPAIR_REQ:
+		f.rreq = (struct sl_frame_repair_req){4096 * s, 1500};
+		break;
 	default:
 		f.hb = (struct sl_frame_hb){4096 * s, 2048 * s, replay_rand()};
 		break;
@@ -163,6 +173,9 @@ static size_t make_seeds(struct replay_seed *s)
 		s[n++] = fixed_seed(SL_FRAME_EPOCH_REQ, mac, 11);
 		s[n++] = fixed_seed(SL_FRAME_EPOCH_END, mac, 12);
 		s[n++] = fixed_seed(SL_FRAME_ELECT_NOW, mac, 13);
+		s[n++] = fixed_seed(SL_FRAME_TREE_REQ, mac, 14);
+		s[n++] = fixed_seed(SL_FRAME_TREE, mac, 15);
+		s[n++] = fixed_seed(SL_FRAME_REPAIR_REQ, mac, 16);
 	}
 	return n;
 }
