@@ -36,6 +36,8 @@ void sl_proto_config_defaults(struct sl_proto_config *c)
 		c->limits = sl_batch_default_limits;
 	if (!c->election_timeout_ns)
 		c->election_timeout_ns = SL_PROTO_ELECTION_TIMEOUT_DEFAULT;
+	if (!c->entropy_interval_ns)
+		c->entropy_interval_ns = SL_PROTO_ENTROPY_INTERVAL_DEFAULT;
 }
 
 /* ---- batch descriptor FIFO ---- */
@@ -214,7 +216,7 @@ int sl_proto_create(struct sl_proto **out, const struct sl_proto_config *c,
 	p->next_lsn = log->next_lsn ? log->next_lsn : 1;
 	p->last_crc = log->last_crc;
 	p->durable_pos = log->durable_pos;
-	if ((rc = alloc_memory(p)))
+	if ((rc = alloc_memory(p)) || (rc = sl_entropy_init(p)))
 		goto err_free;
 	if (p->cfg.elect)
 		rc = sl_role_init(p, log);
@@ -247,6 +249,7 @@ void sl_proto_destroy(struct sl_proto *p)
 	free(p->scratch);
 	free(p->bq.d);
 	free(p->ring.buf);
+	sl_entropy_free(p);
 	free(p);
 }
 
@@ -357,6 +360,8 @@ void sl_proto_on_frame_parts(struct sl_proto *p, const uint8_t *head, size_t hea
 		sl_elect_on_vote(p, &f, now);
 	else if (p->role == SL_ROLE_LEADER && f.hdr.type == SL_FRAME_EPOCH_REQ && p->el.on)
 		sl_diverge_on_req(p, &f, now);
+	else if (sl_entropy_frame(f.hdr.type))
+		sl_entropy_on_frame(p, &f, now);
 	else if (p->role == SL_ROLE_CANDIDATE)
 		; /* only votes matter while standing */
 	else if (p->role == SL_ROLE_LEADER && f.hdr.type == SL_FRAME_STATUS)
@@ -418,6 +423,7 @@ void sl_proto_tick(struct sl_proto *p, uint64_t now)
 		sl_leader_tick(p, now);
 	else if (p->role == SL_ROLE_FOLLOWER)
 		sl_follower_tick(p, now);
+	sl_entropy_tick(p, now);
 }
 
 uint64_t sl_proto_next_timer(const struct sl_proto *p)
@@ -431,6 +437,8 @@ uint64_t sl_proto_next_timer(const struct sl_proto *p)
 	else if (p->role == SL_ROLE_FOLLOWER)
 		t = sl_follower_next_timer(p);
 	if (p->el.on && (e = sl_elect_next_timer(p)) < t)
+		t = e;
+	if ((e = sl_entropy_next_timer(p)) < t)
 		t = e;
 	return t;
 }
@@ -501,6 +509,7 @@ void sl_proto_get_status(const struct sl_proto *p, struct sl_proto_status *s)
 	s->truncations = p->el.truncations;
 	s->truncated_bytes = p->el.truncated_bytes;
 	s->synced = p->el.synced;
+	sl_entropy_status(p, &s->entropy);
 	s->n_peers = p->role == SL_ROLE_LEADER ? p->n_peers : 0;
 	for (uint32_t i = 0; i < p->n_peers; i++)
 		peer_status(p, &p->peers[i], &s->peers[i]);

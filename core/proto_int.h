@@ -147,6 +147,29 @@ struct sl_elect {
 	uint64_t truncations, truncated_bytes;
 };
 
+/* Anti-entropy (entropy.c): the comparison in flight, the repairs. */
+struct sl_repair {
+	uint64_t pos, leaf;
+	uint32_t len;
+};
+struct sl_entropy {
+	int on;
+	uint64_t seq;	  /* frames it sent */
+	uint64_t next_at; /* follower: compare with the leader at */
+	int phase;	  /* idle, root, peaks, descending */
+	uint32_t peer, level, tries;
+	uint64_t leaves, base, index, start, asked_at;
+	/* Repairs: queued, and the one asked for (rlen 0: none). */
+	struct sl_repair want[SL_PROTO_REPAIRS_MAX];
+	uint32_t nwant;
+	uint64_t rpos, rleaf, r_at;
+	uint32_t rlen, rpeer, rtries, rgot;
+	uint8_t *rbuf;	 /* the batch being fetched */
+	uint64_t *rbits; /* its fragments received */
+	uint8_t *sbuf;	 /* a batch being served */
+	struct sl_entropy_status st;
+};
+
 struct sl_proto {
 	struct sl_proto_config cfg;
 	struct sl_proto_ops ops;
@@ -206,6 +229,7 @@ struct sl_proto {
 	uint64_t dup_fragments, naks_sent, naks_received, retransmits, tlps;
 
 	struct sl_elect el;
+	struct sl_entropy ent;
 };
 
 /* proto.c */
@@ -272,6 +296,16 @@ void sl_elect_fence(struct sl_proto *p, const struct sl_frame *f, uint64_t now);
 void sl_elect_tick(struct sl_proto *p, uint64_t now);
 uint64_t sl_elect_next_timer(const struct sl_proto *p);
 uint32_t sl_elect_owner(const struct sl_proto *p, uint64_t epoch);
+
+/* entropy.c */
+int sl_entropy_init(struct sl_proto *p);
+void sl_entropy_free(struct sl_proto *p);
+int sl_entropy_frame(uint8_t type);
+void sl_entropy_on_frame(struct sl_proto *p, const struct sl_frame *f, uint64_t now);
+void sl_entropy_rejoin(struct sl_proto *p);
+void sl_entropy_tick(struct sl_proto *p, uint64_t now);
+uint64_t sl_entropy_next_timer(const struct sl_proto *p);
+void sl_entropy_status(const struct sl_proto *p, struct sl_entropy_status *s);
 
 /* diverge.c */
 void sl_diverge_start(struct sl_proto *p, uint64_t now);

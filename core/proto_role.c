@@ -89,6 +89,7 @@ void sl_role_follower(struct sl_proto *p, uint32_t leader_id, uint64_t now)
 	p->el.last_leader_ns = now;
 	p->el.deadline = now + p->el.timeout;
 	tell_role(p);
+	sl_entropy_rejoin(p);
 	if (leader_id)
 		sl_diverge_start(p, now);
 }

@@ -120,7 +120,60 @@ static void h_commit(void *ctx, uint64_t lsn, uint64_t pos)
 	n->commit_pos = pos;
 }
 
+static int h_tree(void *ctx, struct sl_proto_tree *t)
+{
+	struct h_node *n = ctx;
+	uint64_t pos = 0, k = 0;
+
+	sl_merkle_reset(&n->tree);
+	while (pos < n->durable && k < 4096) {
+		struct sl_batch_hdr hdr;
+		uint64_t leaf;
+		int rc = sl_batch_decode_hdr(n->log + pos, n->durable - pos,
+					     &sl_batch_default_limits, &hdr);
+		uint32_t len = SL_BATCH_HDR_SIZE + (rc < 0 ? 0 : hdr.stored_len);
+
+		if (rc < 0)
+			return rc;
+		leaf = sl_merkle_leaf(pos, len, hdr.hdr_crc) ^ (k == n->xor_leaf ? 1 : 0);
+		if (sl_merkle_add(&n->tree, leaf) < 0)
+			return -ENOSPC;
+		n->leaf_pos[k++] = pos;
+		if (pos + len <= n->sealed_pos)
+			t->sealed = k;
+		pos += len;
+	}
+	t->m = &n->tree;
+	t->leaf_pos = n->leaf_pos;
+	t->base_pos = 0;
+	t->leaves = k;
+	return 0;
+}
+
+static int h_rewrite(void *ctx, uint64_t pos, const uint8_t *b, size_t len)
+{
+	struct h_node *n = ctx;
+
+	if (pos + len > n->durable)
+		return -EINVAL;
+	memcpy(n->log + pos, b, len);
+	n->rewrites++;
+	return 0;
+}
+
+static int h_setup(struct harness *h, uint32_t n, const struct sl_ack_policy *policy, int tree);
+
 int h_init(struct harness *h, uint32_t n, const struct sl_ack_policy *policy)
+{
+	return h_setup(h, n, policy, 0);
+}
+
+int h_init_tree(struct harness *h, uint32_t n, const struct sl_ack_policy *policy)
+{
+	return h_setup(h, n, policy, 1);
+}
+
+static int h_setup(struct harness *h, uint32_t n, const struct sl_ack_policy *policy, int tree)
 {
 	struct sl_log_state log = {.next_lsn = 1};
 
@@ -154,6 +207,14 @@ int h_init(struct harness *h, uint32_t n, const struct sl_ack_policy *policy)
 		struct sl_proto_config c = h->cfg;
 		int rc;
 
+		if (tree) {
+			ops.tree = h_tree;
+			ops.rewrite = h_rewrite;
+			if (sl_merkle_init(&nd->tree, 4096) < 0)
+				return -ENOMEM;
+		}
+		nd->sealed_pos = UINT64_MAX;
+		nd->xor_leaf = UINT64_MAX;
 		nd->h = h;
 		nd->id = i + 1;
 		nd->auto_durable = 1;
@@ -174,6 +235,7 @@ void h_free(struct harness *h)
 	for (uint32_t i = 0; i < h->n; i++) {
 		sl_proto_destroy(h->nodes[i].p);
 		free(h->nodes[i].log);
+		sl_merkle_destroy(&h->nodes[i].tree);
 	}
 	free(h->q);
 }

@@ -9,6 +9,7 @@
 #include <stdint.h>
 
 #include "shiplog/frame.h"
+#include "shiplog/merkle.h"
 #include "shiplog/proto.h"
 
 #define H_NODES	    7
@@ -35,6 +36,14 @@ struct h_node {
 	int auto_apply;
 	int down; /* drop everything to and from it */
 	uint64_t commit_lsn, commit_pos;
+	/* Anti-entropy (h_init_tree): a tree rebuilt from the log at each
+	 * call of the tree op, over the batches that end by sealed_pos
+	 * (UINT64_MAX: every durable one), leaf `xor_leaf` XORed with 1 when
+	 * set (a divergent batch); rewrites counted. */
+	struct sl_merkle tree;
+	uint64_t leaf_pos[4096];
+	uint64_t sealed_pos, xor_leaf;
+	uint64_t rewrites;
 };
 
 struct harness {
@@ -54,6 +63,8 @@ struct harness {
 
 /* Sets up n nodes (ids 1..n, leader 1) with `policy`; 0 or -errno. */
 int h_init(struct harness *h, uint32_t n, const struct sl_ack_policy *policy);
+/* The same with the tree and rewrite ops (anti-entropy) on every node. */
+int h_init_tree(struct harness *h, uint32_t n, const struct sl_ack_policy *policy);
 void h_free(struct harness *h);
 /* Deliver queued frames (and tick) until the network is quiet or `max`
  * frames moved; returns frames delivered. */

@@ -13,6 +13,7 @@
 
 #include "shiplog/batch.h"
 #include "shiplog/epoch.h"
+#include "shiplog/merkle.h"
 #include "shiplog/quorum.h"
 
 struct sl_proto;
@@ -52,6 +53,19 @@ struct sl_proto_config {
 	int elect;
 	uint64_t election_timeout_ns; /* SL_PROTO_ELECTION_TIMEOUT_DEFAULT */
 	uint64_t rng_seed;	      /* randomizes election timeouts (mixed with node_id) */
+	/* Anti-entropy (with the tree op): a follower compares its Merkle tree
+	 * with the leader's this often, and at once when it (re)joins one. */
+	uint64_t entropy_interval_ns; /* SL_PROTO_ENTROPY_INTERVAL_DEFAULT */
+};
+
+#define SL_PROTO_ENTROPY_INTERVAL_DEFAULT 10000000000ull /* 10 s */
+
+/* The log's Merkle tree as the tree op shows it (see sl_store_tree): a leaf
+ * per batch from base_pos, leaves [0, sealed) in sealed segments. */
+struct sl_proto_tree {
+	const struct sl_merkle *m;
+	const uint64_t *leaf_pos;
+	uint64_t base_pos, leaves, sealed;
 };
 
 /* Fill defaults for every zero field of `c` (sizes, timers, limits). */
@@ -106,6 +120,11 @@ struct sl_proto_ops {
 	int (*truncate)(void *ctx, uint64_t pos, uint64_t lsn);
 	/* Optional: the role or epoch changed (leader_id 0: not known yet). */
 	void (*role)(void *ctx, enum sl_role role, uint64_t epoch, uint32_t leader_id);
+	/* Optional, anti-entropy (docs/failover.md): the log's Merkle tree
+	 * (0, or -errno: none now), and the rewrite in place of a bad batch
+	 * with a good copy fetched from a peer (sl_proto_repair), durably. */
+	int (*tree)(void *ctx, struct sl_proto_tree *out);
+	int (*rewrite)(void *ctx, uint64_t pos, const uint8_t *batch, size_t len);
 };
 
 int sl_proto_create(struct sl_proto **out, const struct sl_proto_config *c,
@@ -154,6 +173,17 @@ int sl_proto_transfer(struct sl_proto *p, uint32_t target, uint64_t now);
  * than the others would. -EPERM when not the leader. */
 int sl_proto_stepdown(struct sl_proto *p, uint64_t now);
 
+/* Anti-entropy: the batch at `pos`, `len` bytes, whose leaf is `leaf`
+ * (sl_merkle_leaf as appended), is bad in this node's log (the store's
+ * scrub found it): fetch it from a peer that holds it committed (the
+ * leader; a leader asks a follower that holds it durably), check it matches
+ * `leaf`, and rewrite it (the rewrite op). Queued, at most
+ * SL_PROTO_REPAIRS_MAX at once: -ENOSPC beyond, -EINVAL without the ops.
+ * A batch at or past the commit position is refused (-EAGAIN): that is
+ * divergence repair's. */
+#define SL_PROTO_REPAIRS_MAX 16
+int sl_proto_repair(struct sl_proto *p, uint64_t pos, uint32_t len, uint64_t leaf, uint64_t now);
+
 /* Elections: the persist op finished writing (epoch, voted_for). */
 void sl_proto_on_persisted(struct sl_proto *p, uint64_t epoch, uint32_t voted_for, uint64_t now);
 
@@ -179,6 +209,25 @@ struct sl_peer_status {
 	int catching_up; /* being served from the leader's disk */
 };
 
+/* Anti-entropy: comparisons of this node's tree with a peer's, repairs. */
+enum sl_entropy_result {
+	SL_ENTROPY_NONE = 0,	 /* no comparison finished yet */
+	SL_ENTROPY_EQUAL,	 /* the compared prefixes agree */
+	SL_ENTROPY_DIFFER,	 /* they differ from diff_pos on */
+	SL_ENTROPY_INCOMPARABLE, /* the trees start at different positions */
+	SL_ENTROPY_TIMEOUT,	 /* the peer did not answer */
+};
+struct sl_entropy_status {
+	uint64_t comparisons, differences, incomparable, timeouts;
+	uint64_t repairs_asked, repairs, repairs_failed, repairs_served;
+	uint64_t last_ns;     /* when the last comparison finished, 0 never */
+	uint32_t last_peer;   /* with whom */
+	uint64_t last_leaves; /* over how many leaves (batches) */
+	enum sl_entropy_result last_result;
+	uint64_t diff_leaf, diff_pos; /* DIFFER: the first batch that differs */
+	uint32_t repairs_pending;
+};
+
 struct sl_proto_status {
 	enum sl_role role;
 	uint32_t node_id, leader_id; /* leader_id 0: not known (elections) */
@@ -200,9 +249,12 @@ struct sl_proto_status {
 	uint64_t elections, elections_won, step_downs, votes_granted;
 	uint64_t truncations, truncated_bytes;
 	int synced; /* follower: its log is known to agree with the leader's */
+	struct sl_entropy_status entropy;
 	uint32_t n_peers;
 	struct sl_peer_status peers[SL_NODES_MAX];
 };
 void sl_proto_get_status(const struct sl_proto *p, struct sl_proto_status *out);
+/* "none", "equal", "differ", "incomparable", "timeout". */
+const char *sl_entropy_result_name(enum sl_entropy_result r);
 
 #endif
