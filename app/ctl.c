@@ -206,6 +206,42 @@ static void out_node(struct out *o, const struct sl_ctl_status *s)
 	end(o);
 }
 
+/* The last comparison of this node's Merkle tree with a peer's, repairs
+ * and the scrub. */
+static void out_entropy(struct out *o, const struct sl_ctl_status *s)
+{
+	const struct sl_entropy_status *e = &s->proto.entropy;
+
+	begin(o, "entropy");
+	str(o, "last_result", sl_entropy_result_name(e->last_result));
+	if (e->last_ns && s->now_ns >= e->last_ns)
+		ms(o, "last_ms_ago", s->now_ns - e->last_ns);
+	else
+		str(o, "last_ms_ago", "never");
+	u64(o, "last_peer", e->last_peer);
+	u64(o, "last_batches", e->last_leaves);
+	if (e->last_result == SL_ENTROPY_DIFFER) {
+		u64(o, "diff_batch", e->diff_leaf);
+		u64(o, "diff_pos", e->diff_pos);
+	}
+	u64(o, "comparisons", e->comparisons);
+	u64(o, "differences", e->differences);
+	u64(o, "incomparable", e->incomparable);
+	u64(o, "timeouts", e->timeouts);
+	u64(o, "repairs", e->repairs);
+	u64(o, "repairs_asked", e->repairs_asked);
+	u64(o, "repairs_failed", e->repairs_failed);
+	u64(o, "repairs_pending", e->repairs_pending);
+	u64(o, "repairs_served", e->repairs_served);
+	u64(o, "scrub_passes", s->loop.scrub_passes);
+	u64(o, "scrub_steps", s->loop.scrub_steps);
+	u64(o, "scrub_bad", s->loop.scrub_bad);
+	u64(o, "tree_batches", s->tree_leaves);
+	u64(o, "tree_sealed", s->tree_sealed);
+	str(o, "tree_root", s->tree_root);
+	end(o);
+}
+
 static void out_counters(struct out *o, const struct sl_ctl_status *s)
 {
 	const struct sl_proto_status *p = &s->proto;
@@ -295,6 +331,7 @@ int sl_ctl_format(const struct sl_ctl_status *s, int json, char *buf, size_t cap
 		out_peer(&o, &s->proto.peers[i], s->now_ns);
 	close_(&o, 1);
 	out_counters(&o, s);
+	out_entropy(&o, s);
 	end(&o);
 	put(&o, "\n");
 	return o.overflow ? sl_err_set(ENOSPC, "status larger than %zu bytes", cap) : (int)o.len;

@@ -40,6 +40,10 @@ struct sl_ctl_status {
 	 * and deliveries that did not continue the last one (must stay 0). */
 	int follower;
 	uint64_t delivered_records, delivery_errors;
+	/* The Merkle tree: leaves, those of sealed segments, the root over
+	 * those (16 hex digits; shipctl verify --cluster compares them). */
+	uint64_t tree_leaves, tree_sealed;
+	char tree_root[17];
 };
 
 /* Print `s` as indented "key: value" text or as one JSON object. Returns

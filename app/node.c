@@ -77,7 +77,10 @@ struct sl_node {
 	} lsnmap[SL_NODE_LSN_MAP];
 	uint32_t lsnmap_head, lsnmap_n;
 	uint64_t lsnmap_floor; /* last LSN of the newest batch forgotten */
+	uint64_t scrub_at;     /* the next scrub step */
 };
+
+#define SCRUB_STEP_BYTES (256u << 10) /* read per step; the rate spaces the steps */
 
 uint64_t sl_node_now(void)
 {
@@ -188,6 +191,66 @@ static int op_read(void *ctx, uint64_t pos, uint8_t *buf, size_t cap)
 		sl_warn("node %" PRIu32 ": reading the batch at position %" PRIu64 ": %s",
 			n->cfg.proto.node_id, pos, sl_err_msg());
 	return rc;
+}
+
+static int op_tree(void *ctx, struct sl_proto_tree *out)
+{
+	struct sl_node *n = ctx;
+	struct sl_store_tree t;
+
+	sl_store_tree(n->store, &t);
+	*out = (struct sl_proto_tree){.m = t.m,
+				      .leaf_pos = t.leaf_pos,
+				      .base_pos = t.base_pos,
+				      .leaves = t.leaves,
+				      .sealed = t.sealed};
+	return 0;
+}
+
+static int op_rewrite(void *ctx, uint64_t pos, const uint8_t *batch, size_t len)
+{
+	struct sl_node *n = ctx;
+	int rc = sl_store_rewrite(n->store, pos, batch, len);
+
+	if (rc < 0)
+		sl_warn("node %" PRIu32 ": repairing the batch at position %" PRIu64 ": %s",
+			n->cfg.proto.node_id, pos, sl_err_msg());
+	else
+		sl_warn("node %" PRIu32 ": repaired the batch at position %" PRIu64
+			" (%zu bytes) with a copy from a peer",
+			n->cfg.proto.node_id, pos, len);
+	return rc;
+}
+
+/* A step of the scrub when due: a bad batch goes to the protocol's repair
+ * (a batch the store cannot tell, past the commit, waits for the next
+ * pass). Returns 1 when it did something. */
+static int scrub_step(struct sl_node *n)
+{
+	struct sl_store_bad bad;
+	uint64_t rate = n->cfg.scrub_rate;
+	int rc;
+
+	if (n->now < n->scrub_at)
+		return 0;
+	rc = sl_store_scrub(n->store, SCRUB_STEP_BYTES, &bad);
+	n->scrub_at = n->now + (uint64_t)SCRUB_STEP_BYTES * 1000000000ull / rate;
+	n->st.scrub_steps++;
+	if (rc == 0) {
+		n->st.scrub_passes++;
+		n->scrub_at = n->now + n->cfg.proto.entropy_interval_ns;
+	} else if (rc == 2) {
+		n->st.scrub_bad++;
+		sl_error("node %" PRIu32 ": bad batch at position %" PRIu64 " (%" PRIu32
+			 " bytes) in segment %s offset %" PRIu64 ": %s; repairing from a peer",
+			 n->cfg.proto.node_id, bad.pos, bad.len, bad.segment, bad.offset, bad.why);
+		if (sl_proto_repair(n->proto, bad.pos, bad.len, bad.leaf_hash, n->now) < 0)
+			sl_warn("node %" PRIu32 ": %s", n->cfg.proto.node_id, sl_err_msg());
+	} else if (rc < 0) {
+		sl_warn("node %" PRIu32 ": scrub: %s", n->cfg.proto.node_id, sl_err_msg());
+		n->scrub_at = n->now + n->cfg.proto.entropy_interval_ns;
+	}
+	return 1;
 }
 
 /* With a key, the protocol's frame is rebuilt with the MAC flag and its
@@ -330,6 +393,8 @@ static int settle_config(struct sl_node *n)
 				  c->net.self_id, c->proto.node_id);
 	if (!c->rx_budget)
 		c->rx_budget = RX_BUDGET_DEFAULT;
+	if (!c->scrub_rate)
+		c->scrub_rate = SL_NODE_SCRUB_RATE_DEFAULT;
 	/* As the protocol sizes its batches (core/proto.c). */
 	raw_cap = c->proto.batch_bytes > c->proto.limits.max_record_bytes + SL_REC_PREFIX
 		      ? c->proto.batch_bytes
@@ -511,6 +576,8 @@ int sl_node_open(struct sl_node **out, const struct sl_node_config *c,
 	    .send = op_send,
 	    .deliver = op_deliver,
 	    .commit = op_commit,
+	    .tree = op_tree,
+	    .rewrite = op_rewrite,
 	};
 	struct sl_log_state ls = {0};
 	struct sl_store_info info;
@@ -668,6 +735,7 @@ int sl_node_poll(struct sl_node *n)
 	if ((rc = reap_storage(n)) < 0)
 		return rc;
 	events += rc;
+	events += scrub_step(n);
 	if ((rc = n->tr->ops->flush(n->tr)) < 0 && n->st.tx_errors++ == 0)
 		sl_warn("node %" PRIu32 ": sending: %s", n->cfg.proto.node_id, sl_err_msg());
 	if (n->poller.after)
@@ -707,6 +775,9 @@ static int block(struct sl_node *n, uint64_t now, uint64_t deadline)
 	struct pollfd fds[3] = {{.events = POLLIN}, {.events = POLLIN}, {.events = POLLIN}};
 	uint64_t until = sl_proto_next_timer(n->proto);
 	nfds_t nfds = 2;
+
+	if (n->scrub_at < until)
+		until = n->scrub_at;
 	struct timespec ts;
 
 	if (!n->tr->ops->wait_fd)
@@ -852,6 +923,16 @@ void sl_node_stats(const struct sl_node *n, struct sl_node_stats *out)
 void sl_node_store_info(const struct sl_node *n, struct sl_store_info *out)
 {
 	sl_store_get_info(n->store, out);
+}
+
+void sl_node_tree(const struct sl_node *n, struct sl_store_tree *out)
+{
+	sl_store_tree(n->store, out);
+}
+
+const char *sl_node_segment_of(const struct sl_node *n, uint64_t pos)
+{
+	return sl_store_segment_of(n->store, pos);
 }
 
 int sl_node_read_pos(struct sl_node *n, uint64_t pos, void *buf, size_t cap, struct sl_batch_hdr *h)

@@ -47,7 +47,9 @@ static const struct command commands[] = {
      shipctl_tail, 1},
     {"verify", "DIR",
      "check every batch (CRCs, chain, records) of log directory DIR;\n"
-     "                   report the first problem with its segment file and offset",
+     "                   report the first problem with its segment file and offset;\n"
+     "                   with --cluster instead, compare the Merkle trees of running\n"
+     "                   nodes (-s or -c for each) and report where they differ",
      shipctl_verify, 2},
     {"lag", "", "per-follower lag of a running leader, refreshed in place", cmd_lag, 0},
 };
@@ -74,6 +76,8 @@ static void usage(FILE *f)
 		"                       \\r and \\xNN escapes for the rest)\n"
 		"      --batches        one line per batch instead: LSNs, epoch, position,\n"
 		"                       segment file and offset, sizes\n"
+		"verify --cluster (exit 1 when replicas differ):\n"
+		"      --cluster        every -s SOCKET / -c CONFIG names a node to compare\n"
 		"lag:\n"
 		"  -n, --count N        stop after N refreshes (default: until Ctrl-C)\n"
 		"  -i, --interval MS    between refreshes (default %d; tail -f: 200)\n"
@@ -268,6 +272,27 @@ static int parse_u64(const char *opt, const char *v, uint64_t min, uint64_t max,
 	return 0;
 }
 
+/* verify --cluster: each -c stands for its configuration's socket. */
+static int cluster_sockets(struct ctl_opts *o)
+{
+	static char socks[SHIPCTL_SOCKETS_MAX][SL_CONFIG_SOCK_MAX];
+
+	for (int i = 0; i < o->nsockets; i++) {
+		struct sl_config *cfg;
+
+		if (!o->is_config[i])
+			continue;
+		if (sl_config_load(o->sockets[i], 0, &cfg)) {
+			fprintf(stderr, "shipctl: %s\n", sl_err_msg());
+			return 1;
+		}
+		snprintf(socks[i], sizeof(socks[i]), "%s", cfg->control_socket);
+		sl_config_free(cfg);
+		o->sockets[i] = socks[i];
+	}
+	return 0;
+}
+
 static int parse_opts(int argc, char **argv, struct ctl_opts *o)
 {
 	static const struct option longopts[] = {
@@ -280,6 +305,7 @@ static int parse_opts(int argc, char **argv, struct ctl_opts *o)
 	    {"hex", no_argument, 0, 'x'},
 	    {"batches", no_argument, 0, 'b'},
 	    {"interval", required_argument, 0, 'i'},
+	    {"cluster", no_argument, 0, 'C'},
 	    {"help", no_argument, 0, 'h'},
 	    {0, 0, 0, 0},
 	};
@@ -289,10 +315,19 @@ static int parse_opts(int argc, char **argv, struct ctl_opts *o)
 	while ((c = getopt_long(argc, argv, "s:c:n:fi:h", longopts, NULL)) != -1) {
 		switch (c) {
 		case 's':
-			o->socket = optarg;
-			break;
 		case 'c':
-			o->config = optarg;
+			if (o->nsockets == SHIPCTL_SOCKETS_MAX) {
+				fprintf(stderr, "shipctl: at most %d nodes\n", SHIPCTL_SOCKETS_MAX);
+				return 2;
+			}
+			o->is_config[o->nsockets] = c == 'c';
+			if (c == 's')
+				o->socket = o->sockets[o->nsockets++] = optarg;
+			else
+				o->config = o->sockets[o->nsockets++] = optarg;
+			break;
+		case 'C':
+			o->cluster = 1;
 			break;
 		case 'j':
 			o->json = 1;
@@ -326,8 +361,11 @@ static int parse_opts(int argc, char **argv, struct ctl_opts *o)
 			return 2;
 		}
 	}
-	if (o->socket && o->config) {
-		fprintf(stderr, "shipctl: -s and -c both name the socket: give one\n");
+	if (o->cluster)
+		return cluster_sockets(o);
+	if (o->nsockets > 1) {
+		fprintf(stderr, "shipctl: -s and -c name one socket: give one (several: only "
+				"verify --cluster)\n");
 		return 2;
 	}
 	return 0;
@@ -362,13 +400,20 @@ int main(int argc, char **argv)
 		return 2;
 	}
 	nargs = argc - optind - 1;
-	if (nargs > (cmd->dir ? 1 : 0) || (cmd->dir == 2 && nargs == 0)) {
+	if (nargs > (cmd->dir ? 1 : 0) || (cmd->dir == 2 && nargs == 0 && !o.cluster)) {
 		fprintf(stderr, "shipctl %s: %s\n", cmd->name,
 			nargs ? "too many arguments" : "which log directory?");
 		return 2;
 	}
 	if (nargs)
 		o.dir = argv[optind + 1];
+	if (o.cluster && cmd->run != shipctl_verify) {
+		fprintf(stderr, "shipctl %s: --cluster is for verify\n", cmd->name);
+		return 2;
+	}
+	if (o.cluster)
+		return nargs ? (fprintf(stderr, "shipctl verify --cluster: no directory\n"), 2)
+			     : shipctl_verify_cluster(&o);
 	/* Stopping a loop (lag, tail -f) ends it cleanly, output flushed. */
 	if (cmd->run == cmd_lag || o.follow) {
 		sigemptyset(&sa.sa_mask);

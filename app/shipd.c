@@ -217,6 +217,55 @@ static void on_deliver(void *ctx, const struct sl_batch_hdr *h, const uint8_t *r
 
 /* --- control requests --------------------------------------------------------- */
 
+/* shipctl verify --cluster walks the replicas' Merkle trees through these:
+ *   tree root N   -> "root HEX leaves L sealed S base B"  (root over N leaves)
+ *   tree node K I -> "hash HEX"  (the complete subtree [I 2^K, (I+1) 2^K))
+ *   tree leaf J   -> "pos P len L segment NAME" */
+static int tree_request(struct shipd *d, const char *req, char *reply, size_t cap)
+{
+	struct sl_store_tree t;
+	unsigned long long a, b;
+	uint64_t h;
+	char extra;
+
+	sl_node_tree(d->node, &t);
+	if (sscanf(req, "tree root %llu%c", &a, &extra) == 1) {
+		if (a > t.leaves)
+			return sl_err_set(ERANGE, "tree: %llu leaves asked, %" PRIu64 " held", a,
+					  t.leaves);
+		return snprintf(reply, cap,
+				"root %016" PRIx64 " leaves %" PRIu64 " sealed %" PRIu64
+				" base %" PRIu64 "\n",
+				sl_merkle_root_at(t.m, a), t.leaves, t.sealed, t.base_pos);
+	}
+	if (sscanf(req, "tree node %llu %llu%c", &a, &b, &extra) == 2) {
+		if (a > SL_MERKLE_LEVELS || ((b + 1) << a) > t.leaves ||
+		    sl_merkle_node(t.m, (uint32_t)a, b, &h) < 0)
+			return sl_err_set(ERANGE, "tree: no complete subtree %llu/%llu", a, b);
+		return snprintf(reply, cap, "hash %016" PRIx64 "\n", h);
+	}
+	if (sscanf(req, "tree leaf %llu%c", &a, &extra) == 1) {
+		if (a >= t.leaves)
+			return sl_err_set(ERANGE, "tree: no leaf %llu", a);
+		b = a + 1 < t.leaves ? t.leaf_pos[a + 1] : t.end_pos;
+		return snprintf(reply, cap, "pos %" PRIu64 " len %" PRIu64 " segment %s\n",
+				t.leaf_pos[a], (uint64_t)b - t.leaf_pos[a],
+				sl_node_segment_of(d->node, t.leaf_pos[a]));
+	}
+	return sl_err_set(EINVAL, "unknown tree request '%.64s'", req);
+}
+
+static void tree_status(struct shipd *d, struct sl_ctl_status *s)
+{
+	struct sl_store_tree t;
+
+	sl_node_tree(d->node, &t);
+	s->tree_leaves = t.leaves;
+	s->tree_sealed = t.sealed;
+	snprintf(s->tree_root, sizeof(s->tree_root), "%016" PRIx64,
+		 sl_merkle_root_at(t.m, t.sealed));
+}
+
 static int on_request(void *ctx, const char *req, char *reply, size_t cap)
 {
 	struct shipd *d = ctx;
@@ -228,9 +277,11 @@ static int on_request(void *ctx, const char *req, char *reply, size_t cap)
 		json = 0;
 	else if (strcmp(req, "status json") == 0)
 		json = 1;
+	else if (strncmp(req, "tree ", 5) == 0)
+		return tree_request(d, req, reply, cap);
 	else
-		return sl_err_set(EINVAL, "unknown request '%.64s' (known: status, status json)",
-				  req);
+		return sl_err_set(
+		    EINVAL, "unknown request '%.64s' (known: status, status json, tree)", req);
 	memset(&s, 0, sizeof(s));
 	sl_node_status(d->node, &s.proto);
 	sl_node_transport_stats(d->node, &s.transport);
@@ -250,6 +301,7 @@ static int on_request(void *ctx, const char *req, char *reply, size_t cap)
 	s.follower = !d->leader;
 	s.delivered_records = d->delivered_records;
 	s.delivery_errors = d->delivery_errors;
+	tree_status(d, &s);
 	return sl_ctl_format(&s, json, reply, cap);
 }
 

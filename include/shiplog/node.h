@@ -32,6 +32,8 @@ enum sl_transport_kind {
 	SL_TRANSPORT_TCP, /* kernel TCP, plain sockets: a baseline (net/tcp.c) */
 };
 
+#define SL_NODE_SCRUB_RATE_DEFAULT (64ull << 20)
+
 struct sl_node_config {
 	/* cluster, stream, nodes, leader, epoch, policy, sizes. proto.mtu 0:
 	 * net.mtu (and the reverse); with a key the protocol is given 16 bytes
@@ -52,6 +54,10 @@ struct sl_node_config {
 	 * records of a batch it ends inside of are not delivered again. */
 	uint64_t applied_lsn;
 	uint32_t rx_budget; /* frames received per turn (default 256) */
+	/* Anti-entropy: the store's scrub reads sealed segments back at this
+	 * many bytes per second (SL_NODE_SCRUB_RATE_DEFAULT), a pass every
+	 * proto.entropy_interval_ns; a bad batch is repaired from a peer. */
+	uint64_t scrub_rate;
 	/* Optional: make the transport instead of the built-in kinds, from the
 	 * settled `net` config (e.g. a mesh of point-to-point DPDK links,
 	 * shiplog/mesh.h). The node destroys what it returns at close. The
@@ -88,7 +94,10 @@ struct sl_node_stats {
 	uint64_t store_full_waits; /* appends that found every group buffer busy */
 	uint64_t durable_events;   /* durable position reported to the protocol */
 	uint64_t timer_ticks;
-	uint64_t blocks; /* backoff sleeps in ppoll until work arrived or a timer */
+	uint64_t blocks;       /* backoff sleeps in ppoll until work arrived or a timer */
+	uint64_t scrub_passes; /* passes of the scrub over the sealed segments */
+	uint64_t scrub_steps;  /* reads of up to 256 KiB it made */
+	uint64_t scrub_bad;    /* bad batches it found (each one handed to repair) */
 };
 
 struct sl_node;
@@ -153,6 +162,10 @@ void sl_node_status(const struct sl_node *n, struct sl_proto_status *out);
 void sl_node_transport_stats(const struct sl_node *n, struct sl_transport_stats *out);
 void sl_node_stats(const struct sl_node *n, struct sl_node_stats *out);
 void sl_node_store_info(const struct sl_node *n, struct sl_store_info *out);
+/* The log's Merkle tree (sl_store_tree), and the segment file holding a
+ * position: what shipctl verify --cluster asks each node for. */
+void sl_node_tree(const struct sl_node *n, struct sl_store_tree *out);
+const char *sl_node_segment_of(const struct sl_node *n, uint64_t pos);
 /* Read the durable batch that starts at `pos` from this node's log
  * (sl_store_read_pos): for verification and tools. */
 int sl_node_read_pos(struct sl_node *n, uint64_t pos, void *buf, size_t cap,
