@@ -53,6 +53,7 @@ struct sl_seg {
 	struct sl_seg_hdr hdr;
 	uint64_t size;	   /* file size (preallocated) */
 	uint64_t end;	   /* block-aligned end of the groups written so far */
+	uint64_t written;  /* blocks below this are written and synced (prewrite) */
 	int fd;		   /* write descriptor, -1 when closed */
 	int file_slot;	   /* registered-file index, -1 when not registered */
 	unsigned inflight; /* groups submitted to it and not yet completed */

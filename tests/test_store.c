@@ -978,6 +978,91 @@ static void test_spare_preparation_fails(void **state)
 	th_check_reads(f->s, &f->log, 0);
 }
 
+/* Direct I/O writes zeros ahead of the appends (and syncs them), so groups
+ * land on written blocks: a spare's first blocks before it is ready, then the
+ * tail segment a chunk at a time. What was appended reads back, and the
+ * zeros past the log's end are what a fallocated file reads as anyway. */
+static void test_prewrite_ahead(void **state)
+{
+	struct fixture *f = *state;
+	struct sl_store_opts o = th_opts(f->dir, 1);
+	struct sl_store_info info;
+
+	o.segment_bytes = 4 << 20;
+	o.group_bytes = 64 << 10;
+	o.io_mode = SL_IO_DIRECT;
+	o.faults = &f->faults.hook;
+	open_store(f, &o);
+	for (int i = 0; i < 20; i++)
+		append_ok(f, 3, 2000, 1);
+	sync_ok(f);
+	for (int i = 0; i < 1000; i++) {
+		sl_store_get_info(f->s, &info);
+		if (info.prewritten_bytes >= (4u << 20) - 2 * TH_BLOCK - (64u << 10) &&
+		    info.spares > 0)
+			break;
+		assert_true(sl_store_poll(f->s, 1) >= 0);
+	}
+	/* The tail segment written to its end, past the groups; a spare's
+	 * first blocks (a spare of 4 MiB: all of it) written too. */
+	sl_store_get_info(f->s, &info);
+	assert_true(info.prewritten_bytes >= (4u << 20) - 2 * TH_BLOCK - (64u << 10));
+	assert_int_equal(info.spares, 1);
+	assert_true(f->faults.calls[SL_STORE_OP_PREWRITE] >= 4);
+	th_check_reads(f->s, &f->log, 0);
+	for (int i = 0; i < 700; i++) /* into the spare */
+		append_ok(f, 2, 3000, 1);
+	sync_ok(f);
+	sl_store_get_info(f->s, &info);
+	assert_true(info.segments >= 2);
+	assert_int_equal(info.failed, 0);
+	th_check_reads(f->s, &f->log, 0);
+	reopen(f, o);
+	check_info_matches_log(f);
+	sl_store_get_info(f->s, &info);
+	assert_int_equal(info.torn_bytes, 0);
+	th_check_reads(f->s, &f->log, 0);
+}
+
+/* Zeros go to the log's own file, and their fdatasync could consume an
+ * error that a group's would otherwise report: a failed prewrite fails the
+ * store, and nothing not yet durable is reported durable after it. */
+static void test_prewrite_failure(void **state)
+{
+	struct fixture *f = *state;
+	struct sl_store_opts o = th_opts(f->dir, 1);
+	struct sl_store_info info;
+	uint64_t durable;
+	int rc = 0;
+
+	o.io_mode = SL_IO_DIRECT;
+	o.faults = &f->faults.hook;
+	/* Every prewrite: a spare's (which only costs the spare) and the tail
+	 * segment's. */
+	th_faults_arm(&f->faults, SL_STORE_OP_PREWRITE, 1, -EIO, 1);
+	open_store(f, &o);
+	sl_store_get_info(f->s, &info);
+	durable = info.durable_lsn;
+	for (int i = 0; rc >= 0 && i < 1000; i++) {
+		rc = th_append(f->s, &f->log, 1, 100, 0);
+		if (rc >= 0)
+			rc = sl_store_poll(f->s, 1);
+	}
+	assert_int_equal(rc, -EIO);
+	assert_true(f->faults.fired >= 1);
+	sl_store_get_info(f->s, &info);
+	assert_int_equal(info.failed, -EIO);
+	assert_non_null(strstr(sl_err_msg(), "zeros"));
+	assert_true(info.durable_lsn >= durable);
+	durable = info.durable_lsn;
+	for (int i = 0; i < 4; i++)
+		assert_int_equal(sl_store_poll(f->s, 4), -EIO);
+	sl_store_get_info(f->s, &info);
+	assert_int_equal(info.durable_lsn, durable);
+	assert_int_equal(th_append(f->s, &f->log, 1, 100, 0), -EIO);
+	assert_int_equal(sl_store_sync(f->s), -EIO);
+}
+
 /* A failed step of a roll-over into a spare fails the store from the new
  * segment's first group on, even when that group's own write succeeded; the
  * log reopens with what was durable. */
@@ -1213,6 +1298,8 @@ int main(void)
 	    T(test_recycle_cycles),
 	    T(test_recycled_stale_headers_aligned),
 	    T(test_spare_preparation_fails),
+	    T(test_prewrite_ahead),
+	    T(test_prewrite_failure),
 	    T(test_roll_header_write_fails),
 	    T(test_roll_rename_fails),
 	    T(test_roll_dir_fsync_fails),

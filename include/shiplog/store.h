@@ -39,6 +39,7 @@ enum sl_store_op {
 	SL_STORE_OP_OPEN_DIRECT, /* the O_DIRECT probe (SL_IO_AUTO, SL_IO_DIRECT) */
 	SL_STORE_OP_FALLOCATE,	 /* preallocating a segment or a spare */
 	SL_STORE_OP_RENAME,	 /* a spare into a segment, or a dropped segment into a spare */
+	SL_STORE_OP_PREWRITE,	 /* zeros written ahead of the appends, or their fdatasync */
 };
 
 /* Test hook: sees every io_uring completion before the store does and may
@@ -49,7 +50,9 @@ enum sl_store_op {
  * Preparing a spare shows as OPEN then FALLOCATE (named after the spare); a
  * roll-over into a spare as WRITE (its header, offset 0), RENAME and FSYNC
  * (of the directory), named after the new segment; retention turning a
- * segment into a spare as RENAME, named after the segment.
+ * segment into a spare as RENAME, named after the segment. Zeros written
+ * ahead of the appends (direct I/O: a spare's first blocks, then the tail
+ * segment's) and their fdatasync show as PREWRITE, each with its offset.
  * `segment` is the file name within the log directory. */
 struct sl_store_faults {
 	int (*on_complete)(void *ctx, enum sl_store_op op, const char *segment, uint64_t offset,
@@ -108,6 +111,7 @@ struct sl_store_info {
 	uint64_t torn_bytes;	     /* bytes of torn tail cut at open */
 	uint32_t spares;	     /* spare files ready for the next roll-overs */
 	uint64_t groups_written;
+	uint64_t prewritten_bytes; /* zeros written ahead of the appends (direct I/O) */
 };
 
 /* Open (or with create=1 initialise) the log in o->dir: read the superblock,
