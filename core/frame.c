@@ -633,13 +633,29 @@ static void parse_body(const uint8_t *b, const uint8_t *frag, struct sl_frame *f
 	}
 }
 
-static int check_crc(const uint8_t *head, struct sl_frame *f)
+/* A DATA fragment's CRC: read where it lies, or copied while read to where
+ * `place` says it goes (one pass over its bytes), frag then pointing there. */
+static uint32_t fragment_crc(struct sl_frame_data *d, const struct sl_frame *f,
+			     const struct sl_frame_place *place)
+{
+	uint8_t *dst = place ? place->dest(place->ctx, f) : NULL;
+
+	if (!dst || dst == d->frag)
+		return sl_crc32c(0, d->frag, d->frag_len);
+	d->frag = dst;
+	return sl_crc32c_copy(0, dst, f->data.frag, d->frag_len);
+}
+
+static int check_crc(const uint8_t *head, struct sl_frame *f, const struct sl_frame_place *place)
 {
 	const struct sl_frame_hdr *h = &f->hdr;
 	uint32_t want = sl_le32_get(head + OFF_CRC), frag_crc = 0, got;
 
 	if (has_frag(h->type)) {
-		frag_crc = sl_crc32c(0, f->data.frag, f->data.frag_len);
+		struct sl_frame_data d = f->data;
+
+		frag_crc = fragment_crc(&d, f, place);
+		f->data = d;
 		f->data.frag_crc = frag_crc;
 	}
 	got = frame_crc(frag_crc, head, fixed_len(h->type, h->body_len));
@@ -653,7 +669,7 @@ static int check_crc(const uint8_t *head, struct sl_frame *f)
 /* A frame as head || tail: tail is empty, or it starts at a DATA fragment
  * and head is exactly the DATA prefix. */
 static int decode(const uint8_t *head, size_t head_len, const uint8_t *tail, size_t tail_len,
-		  struct sl_frame *out)
+		  const struct sl_frame_place *place, struct sl_frame *out)
 {
 	size_t len = head_len + tail_len, want;
 	struct sl_frame f;
@@ -692,7 +708,7 @@ static int decode(const uint8_t *head, size_t head_len, const uint8_t *tail, siz
 	if (rc == 0)
 		rc = check_reserved(head + SL_FRAME_HDR, &f.hdr);
 	if (rc == 0)
-		rc = check_crc(head, &f);
+		rc = check_crc(head, &f, place);
 	if (rc < 0)
 		return rc;
 	*out = f;
@@ -701,13 +717,19 @@ static int decode(const uint8_t *head, size_t head_len, const uint8_t *tail, siz
 
 int sl_frame_decode(const uint8_t *buf, size_t len, struct sl_frame *f)
 {
-	return decode(buf, len, NULL, 0, f);
+	return decode(buf, len, NULL, 0, NULL, f);
 }
 
 int sl_frame_decode_parts(const uint8_t *head, size_t head_len, const uint8_t *tail,
 			  size_t tail_len, struct sl_frame *f)
 {
-	return decode(head, head_len, tail, tail_len, f);
+	return decode(head, head_len, tail, tail_len, NULL, f);
+}
+
+int sl_frame_decode_place(const uint8_t *head, size_t head_len, const uint8_t *tail,
+			  size_t tail_len, const struct sl_frame_place *place, struct sl_frame *f)
+{
+	return decode(head, head_len, tail, tail_len, place, f);
 }
 
 void sl_frame_mac_region(const uint8_t *buf, size_t len, size_t *covered)

@@ -84,6 +84,15 @@ void sl_bq_pop(struct sl_bq *q)
 	q->n--;
 }
 
+/* A batch leaves the window: a lent buffer goes back to its owner. */
+void sl_bq_give_back(struct sl_proto *p, struct sl_bdesc *d)
+{
+	if (d->lent) {
+		p->ops.release(p->ops.ctx, d->lent);
+		d->lent = NULL;
+	}
+}
+
 /* Oldest position still held in memory. */
 uint64_t sl_proto_ring_base(const struct sl_proto *p)
 {
@@ -235,6 +244,8 @@ void sl_proto_destroy(struct sl_proto *p)
 {
 	if (!p)
 		return;
+	for (uint32_t i = 0; p->bq.d && i < p->bq.n; i++)
+		sl_bq_give_back(p, sl_bq_at(&p->bq, i));
 	for (uint32_t i = 0; i < p->n_peers; i++) {
 		free(p->peers[i].scratch);
 		free(p->peers[i].scratch_fcrc);
@@ -343,10 +354,11 @@ void sl_proto_on_frame(struct sl_proto *p, const uint8_t *buf, size_t len, uint6
 void sl_proto_on_frame_parts(struct sl_proto *p, const uint8_t *head, size_t head_len,
 			     const uint8_t *tail, size_t tail_len, uint64_t now)
 {
+	const struct sl_frame_place place = {.dest = sl_follower_rx_dest, .ctx = p};
 	struct sl_frame f;
 
 	p->frames_in++;
-	if (sl_frame_decode_parts(head, head_len, tail, tail_len, &f) < 0) {
+	if (sl_frame_decode_place(head, head_len, tail, tail_len, &place, &f) < 0) {
 		p->frames_bad++;
 		return;
 	}

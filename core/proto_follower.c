@@ -226,7 +226,7 @@ static const uint8_t *delivery_batch(struct sl_proto *p, uint32_t *len, struct s
 
 	if (d) {
 		assert(d->pos == p->delivered_pos);
-		b = sl_ring_at(&p->ring, d->pos);
+		b = sl_bq_bytes(p, d);
 		n = sl_batch_decode_hdr(b, d->len, &p->cfg.limits, h);
 		n = n < 0 ? n : (int)d->len;
 	} else {
@@ -417,8 +417,47 @@ static void after_event(struct sl_proto *p, uint64_t now)
 		send_status(p, now);
 }
 
+/* A fragment shaped as this node cuts batches: a batch no larger than one
+ * can be, the fragment at a fragment boundary and of the length there. */
+static int fragment_fits(const struct sl_proto *p, const struct sl_frame_data *d)
+{
+	uint32_t want =
+	    d->batch_len - d->frag_off < p->frag_unit ? d->batch_len - d->frag_off : p->frag_unit;
+
+	return d->batch_len <= p->enc_cap && d->batch_len >= SL_BATCH_HDR_SIZE &&
+	       d->frag_off % p->frag_unit == 0 && d->frag_len == want;
+}
+
+/* The frame decoder's placement (sl_frame_decode_place): a fragment that may
+ * be new goes straight to its place in the ring, copied while its CRC is
+ * checked, so no byte is read twice. The frame is not verified yet, so only
+ * bytes no received fragment holds qualify: past the log, within the window,
+ * in no slot but this batch's own, whose fragment is still missing.
+ * Anything else decodes where it arrived (NULL), as before. */
+uint8_t *sl_follower_rx_dest(void *ctx, const struct sl_frame *f)
+{
+	struct sl_proto *p = ctx;
+	const struct sl_frame_data *d = &f->data;
+	uint32_t bit = d->frag_off / p->frag_unit;
+
+	if (f->hdr.type != SL_FRAME_DATA || p->role != SL_ROLE_FOLLOWER || p->failed ||
+	    !p->el.synced || !fragment_fits(p, d) || d->batch_pos < p->log_end ||
+	    d->batch_pos > window_end(p) || d->batch_len > window_end(p) - d->batch_pos)
+		return NULL;
+	for (uint32_t i = 0; i < p->n_used; i++) {
+		const struct sl_slot *s = p->used[i];
+
+		if (s->pos < d->batch_pos + d->batch_len && d->batch_pos < s->pos + s->len &&
+		    (s->pos != d->batch_pos || s->len != d->batch_len ||
+		     (s->bits[bit / 64] >> (bit % 64) & 1)))
+			return NULL;
+	}
+	return sl_ring_at(&p->ring, d->batch_pos) + d->frag_off;
+}
+
 static void place_fragment(struct sl_proto *p, const struct sl_frame_data *d, uint64_t now)
 {
+	uint8_t *dst;
 	uint64_t end = d->batch_pos + d->batch_len;
 	struct sl_slot *s;
 	uint32_t bit = d->frag_off / p->frag_unit;
@@ -439,7 +478,9 @@ static void place_fragment(struct sl_proto *p, const struct sl_frame_data *d, ui
 		p->dup_fragments++;
 		return;
 	}
-	memcpy(sl_ring_at(&p->ring, d->batch_pos) + d->frag_off, d->frag, d->frag_len);
+	dst = sl_ring_at(&p->ring, d->batch_pos) + d->frag_off;
+	if (dst != d->frag) /* not placed by the decoder */
+		memcpy(dst, d->frag, d->frag_len);
 	s->fcrc[bit] = d->frag_crc;
 	s->bits[bit / 64] |= 1ull << (bit % 64);
 	s->got += d->frag_len;
@@ -453,11 +494,8 @@ static void place_fragment(struct sl_proto *p, const struct sl_frame_data *d, ui
 void sl_follower_on_data(struct sl_proto *p, const struct sl_frame *f, uint64_t now)
 {
 	const struct sl_frame_data *d = &f->data;
-	uint32_t want =
-	    d->batch_len - d->frag_off < p->frag_unit ? d->batch_len - d->frag_off : p->frag_unit;
 
-	if (d->batch_len > p->enc_cap || d->batch_len < SL_BATCH_HDR_SIZE ||
-	    d->frag_off % p->frag_unit != 0 || d->frag_len != want) {
+	if (!fragment_fits(p, d)) {
 		p->frames_bad++;
 		return;
 	}
@@ -504,7 +542,10 @@ void sl_follower_on_applied(struct sl_proto *p, uint64_t lsn, uint64_t now)
 		p->applyq_n--;
 	}
 	p->status_dirty = 1;
-	after_event(p, now);
+	/* An engine that acknowledges from inside deliver: the delivering event
+	 * sends one STATUS for all it delivered, not one per batch. */
+	if (!p->delivering)
+		after_event(p, now);
 }
 
 void sl_follower_tick(struct sl_proto *p, uint64_t now)

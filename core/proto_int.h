@@ -28,6 +28,8 @@ struct sl_ring {
 
 /* A batch held in memory: where it is and what it holds. */
 struct sl_bdesc {
+	uint8_t *lent; /* leader: the caller's buffer holding it (sl_proto_append_ref),
+			* NULL: in the ring */
 	uint64_t pos;
 	uint64_t base_lsn;
 	uint64_t ts;   /* leader_ts_ns */
@@ -237,10 +239,16 @@ static inline uint8_t *sl_ring_at(const struct sl_ring *r, uint64_t pos)
 {
 	return r->buf + pos % r->cap;
 }
+/* Where the bytes of a batch held in memory are. */
+static inline uint8_t *sl_bq_bytes(const struct sl_proto *p, const struct sl_bdesc *d)
+{
+	return d->lent ? d->lent : sl_ring_at(&p->ring, d->pos);
+}
 struct sl_bdesc *sl_bq_find(const struct sl_bq *q, uint64_t pos);
 struct sl_bdesc *sl_bq_at(const struct sl_bq *q, uint32_t i);
 int sl_bq_push(struct sl_bq *q, const struct sl_bdesc *d);
 void sl_bq_pop(struct sl_bq *q);
+void sl_bq_give_back(struct sl_proto *p, struct sl_bdesc *d);
 uint64_t sl_proto_ring_base(const struct sl_proto *p);
 int sl_proto_send(struct sl_proto *p, uint32_t to, uint64_t *seq, struct sl_frame *f);
 int sl_proto_send_data(struct sl_proto *p, uint32_t to, uint64_t *seq, struct sl_frame *f,
@@ -256,6 +264,7 @@ uint32_t sl_proto_payload_crc(const struct sl_proto *p, const uint8_t *b, uint32
 /* proto_leader.c */
 int sl_leader_init(struct sl_proto *p);
 void sl_leader_index_window(struct sl_proto *p);
+void sl_leader_keep_window(struct sl_proto *p);
 void sl_leader_on_status(struct sl_proto *p, const struct sl_frame *f, uint64_t now);
 void sl_leader_on_nak(struct sl_proto *p, const struct sl_frame *f, uint64_t now);
 void sl_leader_on_durable(struct sl_proto *p, uint64_t now);
@@ -266,6 +275,7 @@ int sl_leader_seal_barrier(struct sl_proto *p, uint64_t now);
 
 /* proto_follower.c */
 int sl_follower_init(struct sl_proto *p, const struct sl_log_state *log);
+uint8_t *sl_follower_rx_dest(void *ctx, const struct sl_frame *f);
 void sl_follower_on_data(struct sl_proto *p, const struct sl_frame *f, uint64_t now);
 void sl_follower_on_heartbeat(struct sl_proto *p, const struct sl_frame *f, uint64_t now);
 void sl_follower_on_durable(struct sl_proto *p, uint64_t now);

@@ -70,7 +70,7 @@ void sl_leader_index_window(struct sl_proto *p)
 		struct sl_bdesc *d = sl_bq_at(&p->bq, i);
 
 		d->fidx = p->fcrc.next;
-		frag_crcs(p, sl_ring_at(&p->ring, d->pos), d->len, fcrc_run(p, d->fidx));
+		frag_crcs(p, sl_bq_bytes(p, d), d->len, fcrc_run(p, d->fidx));
 		p->fcrc.next += sl_proto_nfrag(p, d->len);
 	}
 }
@@ -88,7 +88,7 @@ static int batch_at(struct sl_proto *p, struct sl_peer *peer, uint64_t pos, stru
 		if (d->pos != pos)
 			return -ENOENT;
 		*r = (struct sl_bref){
-		    .b = sl_ring_at(&p->ring, pos), .fcrc = fcrc_run(p, d->fidx), .len = d->len};
+		    .b = sl_bq_bytes(p, d), .fcrc = fcrc_run(p, d->fidx), .len = d->len};
 		return 0;
 	}
 	if (pos >= p->log_end)
@@ -189,6 +189,7 @@ static int make_room(struct sl_proto *p, uint64_t need)
 		d = sl_bq_at(&p->bq, 0);
 		if (d->pos + d->len > freeable)
 			return -EAGAIN;
+		sl_bq_give_back(p, sl_bq_at(&p->bq, 0));
 		sl_bq_pop(&p->bq);
 	}
 	return 0;
@@ -225,9 +226,10 @@ static void own_fields(const struct sl_proto *p, struct sl_batch_hdr *h, uint64_
 /* An encoded batch at the log's end in the ring, its fragment CRCs at
  * fcrc.next: into the window, to storage and to the followers. */
 static int add_batch(struct sl_proto *p, const struct sl_batch_hdr *h, uint8_t *b, uint32_t len,
-		     uint64_t now)
+		     uint8_t *lent, uint64_t now)
 {
-	struct sl_bdesc d = {.pos = p->log_end,
+	struct sl_bdesc d = {.lent = lent,
+			     .pos = p->log_end,
 			     .base_lsn = h->base_lsn,
 			     .ts = now,
 			     .fidx = p->fcrc.next,
@@ -279,7 +281,7 @@ static int seal(struct sl_proto *p, uint64_t now)
 	assert(sl_proto_payload_crc(p, out, (uint32_t)len, fcrc) == h.payload_crc);
 	sl_batch_builder_reset(&p->builder);
 	p->open_ts = 0;
-	return add_batch(p, &h, out, (uint32_t)len, now);
+	return add_batch(p, &h, out, (uint32_t)len, NULL, now);
 }
 
 /* 0 when this node takes appends now, or why not. */
@@ -326,6 +328,32 @@ int sl_leader_seal_barrier(struct sl_proto *p, uint64_t now)
 	return seal(p, now);
 }
 
+/* Ready for an encoded batch, any open batch sealed first: 0, or why not. */
+static int encoded_ready(struct sl_proto *p, const struct sl_batch_hdr *h, uint64_t now)
+{
+	int rc;
+
+	if ((rc = leader_ready(p)))
+		return rc;
+	if (h->record_count == 0 || h->raw_len > p->raw_cap)
+		return sl_err_set(h->record_count ? EMSGSIZE : EINVAL,
+				  "encoded batch of %u records, raw_len %u (at most %u)",
+				  h->record_count, h->raw_len, p->raw_cap);
+	return p->builder.count > 0 ? seal(p, now) : 0;
+}
+
+/* The payload CRC the caller gave, against the one its fragments make. */
+static int check_payload(const struct sl_proto *p, const struct sl_batch_hdr *h, const uint8_t *b,
+			 uint32_t len, const uint32_t *fcrc)
+{
+	if (sl_proto_payload_crc(p, b, len, fcrc) != h->payload_crc)
+		return sl_err_set(EINVAL,
+				  "encoded batch at lsn %llu: payload CRC 0x%08x does "
+				  "not match its %u bytes",
+				  (unsigned long long)h->base_lsn, h->payload_crc, h->stored_len);
+	return 0;
+}
+
 /* Copy a payload behind its header at b, CRCing each fragment on the way. */
 static void copy_frags(const struct sl_proto *p, uint8_t *b, const uint8_t *payload, uint32_t len,
 		       uint32_t *fcrc)
@@ -347,13 +375,7 @@ int64_t sl_proto_append_encoded(struct sl_proto *p, const struct sl_batch_hdr *i
 	uint8_t *out;
 	int rc;
 
-	if ((rc = leader_ready(p)))
-		return rc;
-	if (h.record_count == 0 || h.raw_len > p->raw_cap)
-		return sl_err_set(h.record_count ? EMSGSIZE : EINVAL,
-				  "encoded batch of %u records, raw_len %u (at most %u)",
-				  h.record_count, h.raw_len, p->raw_cap);
-	if (p->builder.count > 0 && (rc = seal(p, now)))
+	if ((rc = encoded_ready(p, &h, now)))
 		return rc;
 	/* stored_len is checked against raw_len by the header's encoding. */
 	if ((rc = make_room(p, SL_BATCH_HDR_SIZE + (uint64_t)h.raw_len)))
@@ -365,14 +387,52 @@ int64_t sl_proto_append_encoded(struct sl_proto *p, const struct sl_batch_hdr *i
 	len = (uint32_t)rc;
 	fcrc = fcrc_run(p, p->fcrc.next);
 	copy_frags(p, out, payload, len, fcrc);
-	if (sl_proto_payload_crc(p, out, len, fcrc) != h.payload_crc)
-		return sl_err_set(EINVAL,
-				  "encoded batch at lsn %llu: payload CRC 0x%08x does "
-				  "not match its %u bytes",
-				  (unsigned long long)h.base_lsn, h.payload_crc, h.stored_len);
-	if ((rc = add_batch(p, &h, out, len, now)))
+	if ((rc = check_payload(p, &h, out, len, fcrc)))
+		return rc;
+	if ((rc = add_batch(p, &h, out, len, NULL, now)))
 		return rc;
 	return (int64_t)(h.base_lsn + h.record_count - 1);
+}
+
+int64_t sl_proto_append_ref(struct sl_proto *p, const struct sl_batch_hdr *in, uint8_t *batch,
+			    uint64_t now)
+{
+	struct sl_batch_hdr h = *in;
+	uint32_t *fcrc, len;
+	int rc;
+
+	if (!p->ops.release)
+		return sl_err_set(EINVAL, "lent batches need the release op");
+	if ((rc = encoded_ready(p, &h, now)))
+		return rc;
+	if ((rc = make_room(p, SL_BATCH_HDR_SIZE + (uint64_t)h.raw_len)))
+		return rc;
+	own_fields(p, &h, now);
+	if ((rc = sl_batch_encode_hdr(&h, &p->cfg.limits, batch)) < 0)
+		return rc;
+	len = (uint32_t)rc;
+	fcrc = fcrc_run(p, p->fcrc.next);
+	frag_crcs(p, batch, len, fcrc);
+	if ((rc = check_payload(p, &h, batch, len, fcrc)))
+		return rc;
+	if ((rc = add_batch(p, &h, batch, len, batch, now)))
+		return rc;
+	return (int64_t)(h.base_lsn + h.record_count - 1);
+}
+
+/* A node that stops leading keeps its window as a follower's log, in the
+ * ring (where each lent batch's positions are reserved), and gives the lent
+ * buffers back. */
+void sl_leader_keep_window(struct sl_proto *p)
+{
+	for (uint32_t i = 0; i < p->bq.n; i++) {
+		struct sl_bdesc *d = sl_bq_at(&p->bq, i);
+
+		if (!d->lent)
+			continue;
+		memcpy(sl_ring_at(&p->ring, d->pos), d->lent, d->len);
+		sl_bq_give_back(p, d);
+	}
 }
 
 int sl_proto_flush(struct sl_proto *p, uint64_t now)
@@ -641,8 +701,7 @@ static void probe_tail(struct sl_proto *p, struct sl_peer *peer, uint64_t now)
 	if (!d)
 		return;
 	last = (d->len - 1) / p->frag_unit * p->frag_unit;
-	r = (struct sl_bref){
-	    .b = sl_ring_at(&p->ring, d->pos), .fcrc = fcrc_run(p, d->fidx), .len = d->len};
+	r = (struct sl_bref){.b = sl_bq_bytes(p, d), .fcrc = fcrc_run(p, d->fidx), .len = d->len};
 	send_frags(p, peer, &r, d->pos, last, d->len, &budget, now);
 	p->tlps++;
 }

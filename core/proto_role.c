@@ -60,6 +60,7 @@ static void leave_leader(struct sl_proto *p)
 	p->blocked_since = 0;
 	p->el.barrier_due = 0;
 	p->el.step_downs++;
+	sl_leader_keep_window(p);
 }
 
 /* The follower's view of the stream starts over from its own log. */
@@ -183,8 +184,10 @@ int sl_role_truncate(struct sl_proto *p, uint64_t pos, uint64_t lsn, uint32_t cr
 		sl_proto_fail(p, rc);
 		return rc;
 	}
-	while (p->bq.n > 0 && sl_bq_at(&p->bq, p->bq.n - 1)->pos >= pos)
+	while (p->bq.n > 0 && sl_bq_at(&p->bq, p->bq.n - 1)->pos >= pos) {
+		sl_bq_give_back(p, sl_bq_at(&p->bq, p->bq.n - 1));
 		p->bq.n--;
+	}
 	assert(p->bq.n == 0 ||
 	       sl_bq_at(&p->bq, p->bq.n - 1)->pos + sl_bq_at(&p->bq, p->bq.n - 1)->len == pos);
 	p->log_end = pos;

@@ -1,6 +1,7 @@
 /* In-memory cluster for protocol unit tests; see proto_harness.h. */
 #include "proto_harness.h"
 
+#include <assert.h>
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -163,6 +164,17 @@ static int h_rewrite(void *ctx, uint64_t pos, const uint8_t *b, size_t len)
 
 static int h_setup(struct harness *h, uint32_t n, const struct sl_ack_policy *policy, int tree);
 
+/* A lent batch given back: poisoned, so any later read of it shows. */
+static void h_release(void *ctx, uint8_t *batch)
+{
+	struct harness *h = ((struct h_node *)ctx)->h;
+
+	assert(h->lent_out > 0);
+	h->lent_out--;
+	memset(batch, 0x5a, SL_BATCH_HDR_SIZE);
+	free(batch);
+}
+
 int h_init(struct harness *h, uint32_t n, const struct sl_ack_policy *policy)
 {
 	return h_setup(h, n, policy, 0);
@@ -203,7 +215,8 @@ static int h_setup(struct harness *h, uint32_t n, const struct sl_ack_policy *po
 					   .read = h_read,
 					   .send = h_send,
 					   .deliver = h_deliver,
-					   .commit = h_commit};
+					   .commit = h_commit,
+					   .release = h_release};
 		struct sl_proto_config c = h->cfg;
 		int rc;
 
@@ -283,7 +296,21 @@ int64_t h_append_encoded(struct harness *h, uint32_t count, uint32_t len, uint32
 	if (n < 0)
 		return n;
 	hdr.payload_crc ^= crc_xor;
-	last = sl_proto_append_encoded(h->nodes[0].p, &hdr, enc + SL_BATCH_HDR_SIZE, h->now);
+	if (h->lend) {
+		uint8_t *b = malloc((size_t)n);
+
+		if (!b)
+			return -ENOMEM;
+		memcpy(b, enc, (size_t)n);
+		last = sl_proto_append_ref(h->nodes[0].p, &hdr, b, h->now);
+		if (last < 0)
+			free(b);
+		else
+			h->lent_out++, h->lent_total++;
+	} else {
+		last =
+		    sl_proto_append_encoded(h->nodes[0].p, &hdr, enc + SL_BATCH_HDR_SIZE, h->now);
+	}
 	if (last < 0)
 		return last;
 	if ((uint64_t)last != first + count - 1)

@@ -57,6 +57,9 @@ struct harness {
 	uint64_t sent;
 	uint64_t appended;
 	int (*filter)(struct harness *h, const struct h_frame *f); /* 1 = drop */
+	int lend;	     /* h_append_encoded lends its batches (sl_proto_append_ref) */
+	uint64_t lent_out;   /* lent batch buffers not given back yet */
+	uint64_t lent_total; /* and lent in all */
 	uint32_t rec_len[H_MAX_LSN + 1];
 	uint8_t rec_first[H_MAX_LSN + 1];
 };
@@ -72,8 +75,10 @@ uint64_t h_run(struct harness *h, uint64_t max);
 /* Append a record of `len` bytes whose content derives from its LSN. */
 int64_t h_append(struct harness *h, uint32_t len);
 /* Append `count` records of `len` bytes (contents as h_append makes them)
- * as one batch encoded here (sl_proto_append_encoded), its payload CRC
- * XORed with crc_xor. The batch's last LSN, or the append's -errno. */
+ * as one batch encoded here (sl_proto_append_encoded, or with `lend` set
+ * sl_proto_append_ref in a buffer of its own, freed when given back), its
+ * payload CRC XORed with crc_xor. The batch's last LSN, or the append's
+ * -errno. */
 int64_t h_append_encoded(struct harness *h, uint32_t count, uint32_t len, uint32_t crc_xor);
 void h_advance(struct harness *h, uint64_t ns);
 void h_make_durable(struct h_node *n);

@@ -228,13 +228,13 @@ static void duplicates_deliver_once(void **state)
 
 /* Batches encoded by the caller and record appends interleave, replicate
  * through loss, and deliver every record once. */
-static void encoded_batches_replicate(void **state)
+static void encoded_replicate(int lend)
 {
 	struct sl_ack_policy pol = {.acks = SL_ACKS_ALL, .level = SL_ACK_DURABLE};
 	uint64_t lsn = 0;
 
-	(void)state;
 	assert_int_equal(setup3(&pol), 0);
+	H.lend = lend;
 	H.drop_every = 11;
 	for (uint32_t i = 0; i < 300; i++) {
 		int64_t r;
@@ -260,6 +260,109 @@ static void encoded_batches_replicate(void **state)
 	assert_logs_equal(1, 3);
 	assert_int_equal(H.nodes[1].delivered_next, lsn + 1);
 	assert_int_equal(H.nodes[2].delivered_next, lsn + 1);
+}
+
+static void encoded_batches_replicate(void **state)
+{
+	(void)state;
+	encoded_replicate(0);
+}
+
+/* The same with every encoded batch lent to the leader's window instead of
+ * copied (sl_proto_append_ref): the followers hold the same bytes, the
+ * window gave buffers back as it freed them (the harness frees and poisons
+ * them, so a later read would show), and destroying the leader gives back
+ * the rest. */
+static void lent_batches_replicate(void **state)
+{
+	(void)state;
+	encoded_replicate(1);
+	assert_true(H.lent_total == 200);
+	/* Past the window's 2 MiB: the oldest buffers come back. */
+	for (int i = 0; i < 200 && H.lent_out == H.lent_total; i++) {
+		assert_true(h_append_encoded(&H, 30, 2000, 0) > 0);
+		settle();
+	}
+	assert_true(H.lent_out < H.lent_total);
+	assert_logs_equal(1, 2);
+	sl_proto_destroy(H.nodes[0].p);
+	H.nodes[0].p = NULL;
+	assert_int_equal(H.lent_out, 0);
+}
+
+/* A lent batch that does not match its CRC is refused and not kept; one
+ * that does is kept until its room is needed. */
+static void lent_batch_checked(void **state)
+{
+	struct sl_ack_policy pol = {.acks = 1, .level = SL_ACK_DURABLE};
+
+	(void)state;
+	assert_int_equal(setup3(&pol), 0);
+	H.lend = 1;
+	assert_int_equal(h_append_encoded(&H, 5, 100, 0x10), -EINVAL);
+	assert_int_equal(H.lent_out, 0);
+	assert_int_equal(h_append_encoded(&H, 5, 100, 0), 5);
+	assert_int_equal(H.lent_out, 1);
+	settle();
+	assert_int_equal(H.nodes[0].commit_lsn, 5);
+	assert_logs_equal(1, 2);
+	assert_int_equal(H.lent_out, 1); /* freed lazily, when room is needed */
+}
+
+static struct h_frame caught[64];
+static int n_caught;
+
+/* Keeps the DATA frames to node 2 back (the test hands them over itself). */
+static int catch_data_to_2(struct harness *h, const struct h_frame *f)
+{
+	struct sl_frame d;
+
+	(void)h;
+	if (f->to != 2 || n_caught == 64 || sl_frame_decode(f->buf, f->len, &d) < 0 ||
+	    d.hdr.type != SL_FRAME_DATA)
+		return 0;
+	caught[n_caught++] = *f;
+	return 1;
+}
+
+/* A follower copies a fragment to its place in the ring while checking its
+ * frame's CRC, before it knows the frame is sound. A corrupt frame must
+ * then change nothing that counts: its fragment lands only where nothing
+ * was received (the good frame later overwrites it), never over a fragment
+ * already received. Every corrupt frame is counted, and the log is the
+ * leader's byte for byte. */
+static void corrupt_fragment_changes_nothing(void **state)
+{
+	struct sl_ack_policy pol = {.acks = 1, .level = SL_ACK_DURABLE};
+	struct sl_proto_status st;
+
+	(void)state;
+	assert_int_equal(setup3(&pol), 0);
+	n_caught = 0;
+	H.filter = catch_data_to_2;
+	for (int i = 0; i < 30; i++)
+		assert_true(h_append(&H, 1000) > 0);
+	assert_int_equal(sl_proto_flush(H.nodes[0].p, H.now), 0);
+	h_run(&H, 10000);
+	H.filter = NULL;
+	assert_true(n_caught >= 6);
+	for (int k = 0; k < n_caught; k++) {
+		struct h_frame bad = caught[k];
+
+		bad.buf[bad.len - 1 - k % 7] ^= 0x40; /* a fragment byte */
+		if (k % 2 == 0)
+			sl_proto_on_frame(H.nodes[1].p, bad.buf, bad.len, H.now);
+		sl_proto_on_frame(H.nodes[1].p, caught[k].buf, caught[k].len, H.now);
+		if (k % 2 == 1)
+			sl_proto_on_frame(H.nodes[1].p, bad.buf, bad.len, H.now);
+	}
+	status_of(2, &st);
+	assert_int_equal(st.frames_bad, n_caught);
+	settle();
+	assert_int_equal(H.nodes[0].commit_lsn, 30);
+	assert_logs_equal(1, 2);
+	assert_logs_equal(1, 3);
+	assert_int_equal(H.nodes[1].delivered_next, 31);
 }
 
 /* A payload that does not match its CRC, or no records, is refused and
@@ -548,6 +651,9 @@ int main(void)
 	    cmocka_unit_test_teardown(duplicates_deliver_once, teardown),
 	    cmocka_unit_test_teardown(encoded_batches_replicate, teardown),
 	    cmocka_unit_test_teardown(encoded_batch_checked, teardown),
+	    cmocka_unit_test_teardown(lent_batches_replicate, teardown),
+	    cmocka_unit_test_teardown(lent_batch_checked, teardown),
+	    cmocka_unit_test_teardown(corrupt_fragment_changes_nothing, teardown),
 	    cmocka_unit_test_teardown(overlapping_batches_cannot_corrupt, teardown),
 	    cmocka_unit_test_teardown(foreign_and_stale_frames_change_nothing, teardown),
 	    cmocka_unit_test_teardown(follower_refuses_appends, teardown),

@@ -288,6 +288,23 @@ int sl_frame_decode(const uint8_t *buf, size_t len, struct sl_frame *f);
 int sl_frame_decode_parts(const uint8_t *head, size_t head_len, const uint8_t *tail,
 			  size_t tail_len, struct sl_frame *f);
 
+/* Where a receiver wants a DATA fragment: dest() sees the frame decoded and
+ * bounds-checked but not yet CRC-verified (any field may be a forgery), and
+ * returns where the fragment's frag_len bytes should go, or NULL to leave
+ * them where they are. */
+struct sl_frame_place {
+	uint8_t *(*dest)(void *ctx, const struct sl_frame *f);
+	void *ctx;
+};
+
+/* sl_frame_decode_parts that copies a DATA fragment to place->dest while it
+ * checks its CRC, one pass over the bytes instead of a CRC pass and a later
+ * copy; frag then points at the copy (a dest equal to the fragment's address
+ * is read in place). A frame that fails the CRC leaves unverified bytes at
+ * the destination: dest must name only bytes nothing trusts yet. */
+int sl_frame_decode_place(const uint8_t *head, size_t head_len, const uint8_t *tail,
+			  size_t tail_len, const struct sl_frame_place *place, struct sl_frame *f);
+
 /* For a frame with SL_FRAME_F_MAC: the bytes the MAC covers are [0, *covered)
  * and the MAC itself lives at buf + *covered. Read from the header's
  * body_len, so `len` may be larger than the frame (a buffer's capacity).

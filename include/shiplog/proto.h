@@ -118,6 +118,9 @@ struct sl_proto_ops {
 	 * on (records a deposed leader accepted: never committed). pos may be
 	 * the log end: only the engine has something to forget. */
 	int (*truncate)(void *ctx, uint64_t pos, uint64_t lsn);
+	/* Required by sl_proto_append_ref only: the protocol is done with a
+	 * batch buffer it was lent (it left the window). */
+	void (*release)(void *ctx, uint8_t *batch);
 	/* Optional: the role or epoch changed (leader_id 0: not known yet). */
 	void (*role)(void *ctx, enum sl_role role, uint64_t epoch, uint32_t leader_id);
 	/* Optional, anti-entropy (docs/failover.md): the log's Merkle tree
@@ -146,6 +149,21 @@ int sl_proto_flush(struct sl_proto *p, uint64_t now);
  * the window is full, -EINVAL for a header or CRC that does not fit. */
 int64_t sl_proto_append_encoded(struct sl_proto *p, const struct sl_batch_hdr *h,
 				const uint8_t *payload, uint64_t now);
+
+/* Leader: sl_proto_append_encoded without the copy. `batch` is the caller's
+ * buffer: SL_BATCH_HDR_SIZE bytes the protocol fills with the header, then
+ * the stored payload. The window keeps the buffer itself, reads it to send
+ * and resend fragments and to write it (its bytes must not change), and
+ * hands it back through ops.release exactly once: when the window frees it
+ * (committed and durable), when this node stops leading (its bytes are
+ * copied into the window's own memory then), or at sl_proto_destroy. At
+ * most the window's bytes of batches are held. Each fragment's CRC is
+ * computed in place and checked against payload_crc. Returns as
+ * sl_proto_append_encoded (-EINVAL also without ops.release); an error
+ * leaves the buffer with the caller, unless the write op failed (the node
+ * has failed then, and the batch is in the window). */
+int64_t sl_proto_append_ref(struct sl_proto *p, const struct sl_batch_hdr *h, uint8_t *batch,
+			    uint64_t now);
 
 /* A frame arrived. Frames that fail decoding, name another cluster or
  * stream, another receiver, or a lower epoch are counted and ignored. With

@@ -73,6 +73,8 @@
 #define SIM_LSN_SLACK	 4096	     /* LSNs a node may hold past the workload's records */
 #define SIM_ENC_RECS	 32	     /* records in an engine-encoded batch, at most */
 #define SIM_ENC_RAW	 (64u << 10) /* and their bytes: the largest batch_bytes */
+#define SIM_LENT	 8	     /* batch buffers a node's engine lends its leader */
+#define SIM_LENT_SIZE	 (SIM_ENC_RAW + SL_BATCH_HDR_SIZE)
 
 struct sim_part {
 	uint32_t mask; /* nodes on one side */
@@ -136,6 +138,11 @@ struct sim_node {
 	uint64_t told_applied;	/* highest LSN the protocol was told is applied */
 	int apply_pending;
 	struct sim_own *own; /* records appended here, by LSN */
+	/* Encoded batches lent to the protocol (sl_proto_append_ref): a bit
+	 * per buffer it holds. A buffer given back is poisoned, so a batch
+	 * read from it afterwards breaks the byte checks. */
+	uint8_t *lent;
+	uint32_t lent_out;
 };
 
 struct sim_epoch {
@@ -462,6 +469,31 @@ static void check_sealed(struct sl_sim *s, struct sim_node *n, const uint8_t *b,
 			return;
 		}
 	}
+}
+
+static void cb_release(void *ctx, uint8_t *batch)
+{
+	struct sim_node *n = ctx;
+	size_t j = (size_t)(batch - n->lent) / SIM_LENT_SIZE;
+
+	if (batch < n->lent || j >= SIM_LENT || batch != n->lent + j * SIM_LENT_SIZE ||
+	    !(n->lent_out >> j & 1)) {
+		sl_sim_violation(&n->sim->chk, 'P', (int)n->idx, UINT64_MAX, UINT64_MAX,
+				 n->sim->now, "released a batch buffer it was not lent");
+		return;
+	}
+	n->lent_out &= ~(1u << j);
+	memset(batch, 0x5a, SIM_LENT_SIZE);
+}
+
+/* After sl_proto_destroy every lent buffer is back. */
+static void check_lent_back(struct sl_sim *s, struct sim_node *n)
+{
+	if (n->lent_out)
+		sl_sim_violation(&s->chk, 'P', (int)n->idx, UINT64_MAX, UINT64_MAX, s->now,
+				 "destroyed with lent batch buffers 0x%x not given back",
+				 n->lent_out);
+	n->lent_out = 0;
 }
 
 static int cb_write(void *ctx, const uint8_t *batch, size_t len, uint64_t pos)
@@ -898,6 +930,7 @@ static int node_start(struct sl_sim *s, struct sim_node *n, const struct sl_log_
 	    .persist = cb_persist,
 	    .truncate = cb_truncate,
 	    .role = cb_role,
+	    .release = cb_release,
 	};
 	int rc;
 
@@ -934,6 +967,7 @@ static void node_crash(struct sl_sim *s, struct sim_node *n)
 	struct sl_sim_crash_info ci;
 
 	sl_proto_destroy(n->p);
+	check_lent_back(s, n);
 	n->p = NULL;
 	n->up = 0;
 	n->paused = 0;
@@ -1264,6 +1298,27 @@ static int append_one(struct sl_sim *s, struct sim_node *n)
 	return 1;
 }
 
+/* Leader n takes an encoded batch: copied into its window, or every other
+ * time (by the count of records appended, which draws nothing from the
+ * run's PRNG) lent to it in one of the engine's free buffers. */
+static int64_t append_batch(struct sim_node *n, const struct sl_batch_hdr *h, const uint8_t *enc,
+			    size_t len)
+{
+	struct sl_sim *s = n->sim;
+	int64_t last;
+	uint32_t j;
+
+	for (j = 0; j < SIM_LENT && (n->lent_out >> j & 1); j++)
+		;
+	if (s->appended % 2 == 0 || j == SIM_LENT)
+		return sl_proto_append_encoded(n->p, h, enc + SL_BATCH_HDR_SIZE, s->now);
+	memcpy(n->lent + (size_t)j * SIM_LENT_SIZE, enc, len);
+	last = sl_proto_append_ref(n->p, h, n->lent + (size_t)j * SIM_LENT_SIZE, s->now);
+	if (last >= 0 || n->storage_failed)
+		n->lent_out |= 1u << j;
+	return last;
+}
+
 /* Append up to `max` records to leader n as one batch the engine encoded
  * itself (sl_proto_append_encoded), as large as a batch may be. 1 appended,
  * 0 not now (the records are dropped; others take their LSNs), -1 failed. */
@@ -1299,7 +1354,7 @@ static int append_encoded(struct sl_sim *s, struct sim_node *n, uint64_t max)
 	if (bb.count == 0)
 		return 0;
 	rc = sl_batch_encode(&h, s->enc_raw, bb.len, bb.count, s->enc, sizeof(s->enc));
-	last = rc < 0 ? rc : sl_proto_append_encoded(n->p, &h, s->enc + SL_BATCH_HDR_SIZE, s->now);
+	last = rc < 0 ? rc : append_batch(n, &h, s->enc, (size_t)rc);
 	if (last == -EAGAIN) {
 		s->res->eagain++;
 		trace(s, (int)n->idx, "append of an encoded batch EAGAIN");
@@ -1972,7 +2027,8 @@ static int nodes_init(struct sl_sim *s)
 		n->idx = i;
 		n->id = i + 1;
 		n->own = calloc(s->own_cap, sizeof(*n->own));
-		if (!n->own)
+		n->lent = malloc((size_t)SIM_LENT * SIM_LENT_SIZE);
+		if (!n->own || !n->lent)
 			return -ENOMEM;
 		rc = sl_sim_disk_init(&n->disk, cap, idx, idx, &s->cfg.limits);
 		if (rc < 0)
@@ -1985,7 +2041,11 @@ static void nodes_fini(struct sl_sim *s)
 {
 	for (unsigned i = 0; i < s->prm->nodes; i++) {
 		sl_proto_destroy(s->node[i].p);
+		if (s->node[i].p)
+			check_lent_back(s, &s->node[i]);
 		s->node[i].p = NULL;
+		free(s->node[i].lent);
+		s->node[i].lent = NULL;
 		sl_sim_disk_destroy(&s->node[i].disk);
 		free(s->node[i].own);
 		s->node[i].own = NULL;
