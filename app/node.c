@@ -6,9 +6,12 @@
  *   1. receive up to rx_budget frames and hand them to the protocol (a
  *      follower's complete batch is appended to the store from inside);
  *   2. run the protocol's timers when due (linger, heartbeats, NAKs, probes);
- *   3. reap storage completions without waiting (this also submits the next
+ *   3. reap storage completions without waiting (this also queues the next
  *      group) and report the durable position to the protocol;
- *   4. flush the transport, so whatever 1-3 queued leaves in this turn. */
+ *   4. flush the transport and submit the store's writes (held since 1), so
+ *      whatever 1-3 queued leaves in this turn: a leader sends first (its
+ *      followers' writes are the longer way to a commit, and submitting its
+ *      own costs tens of microseconds), a follower writes first. */
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -610,6 +613,7 @@ int sl_node_open(struct sl_node **out, const struct sl_node_config *c,
 	}
 	if ((rc = open_store(n)))
 		goto err;
+	sl_store_hold(n->store, 1); /* submitted at the end of each turn */
 	sl_store_get_info(n->store, &info);
 	ls = (struct sl_log_state){.next_lsn = info.next_lsn,
 				   .next_pos = info.next_position,
@@ -702,6 +706,37 @@ static void check_proto(struct sl_node *n)
 	}
 }
 
+static void flush_transport(struct sl_node *n)
+{
+	if (n->tr->ops->flush(n->tr) < 0 && n->st.tx_errors++ == 0)
+		sl_warn("node %" PRIu32 ": sending: %s", n->cfg.proto.node_id, sl_err_msg());
+}
+
+static int submit_writes(struct sl_node *n)
+{
+	int rc = sl_store_submit(n->store);
+
+	if (rc < 0) {
+		sl_proto_on_storage_error(n->proto, rc);
+		node_fail(n, rc, "storage");
+	}
+	return rc;
+}
+
+/* What the turn queued leaves: frames and writes, in the order above. */
+static int send_and_write(struct sl_node *n)
+{
+	int rc;
+
+	if (!sl_proto_is_leader(n->proto)) {
+		rc = submit_writes(n);
+		flush_transport(n);
+		return rc;
+	}
+	flush_transport(n);
+	return submit_writes(n);
+}
+
 int sl_node_poll(struct sl_node *n)
 {
 	int events, rc;
@@ -736,8 +771,8 @@ int sl_node_poll(struct sl_node *n)
 		return rc;
 	events += rc;
 	events += scrub_step(n);
-	if ((rc = n->tr->ops->flush(n->tr)) < 0 && n->st.tx_errors++ == 0)
-		sl_warn("node %" PRIu32 ": sending: %s", n->cfg.proto.node_id, sl_err_msg());
+	if ((rc = send_and_write(n)) < 0)
+		return rc;
 	if (n->poller.after)
 		n->poller.after(n->poller.arg);
 	if (n->st.turns % STATUS_CHECK_TURNS == 0)
@@ -782,6 +817,10 @@ static int block(struct sl_node *n, uint64_t now, uint64_t deadline)
 
 	if (!n->tr->ops->wait_fd)
 		return 0;
+	/* Nothing queued may wait for the sleep (an engine's append between
+	 * turns can seal a batch). */
+	if (send_and_write(n) < 0)
+		return 1;
 	if ((fds[0].fd = n->tr->ops->wait_fd(n->tr)) < 0)
 		return fds[0].fd == -EAGAIN;
 	fds[1].fd = sl_store_wait_fd(n->store);
@@ -839,6 +878,8 @@ void sl_node_idle_until(struct sl_node *n, int events, uint64_t deadline)
 		sched_yield();
 		return;
 	}
+	if (send_and_write(n) < 0)
+		return;
 	set_slack(n);
 	ts = (struct timespec){.tv_nsec = (long)n->sleep_ns};
 	if (deadline > now && deadline - now < n->sleep_ns)
@@ -890,8 +931,8 @@ int sl_node_flush(struct sl_node *n)
 	if (n->failed)
 		return n->failed;
 	rc = sl_proto_flush(n->proto, sl_node_now());
-	/* Send now: the caller is about to wait for what it flushed. */
-	n->tr->ops->flush(n->tr);
+	/* Send and write now: the caller is about to wait for what it flushed. */
+	send_and_write(n);
 	return rc;
 }
 

@@ -485,6 +485,11 @@ static void peer_status(const struct sl_proto *p, const struct sl_peer *peer,
 	s->catching_up = peer->sent_end < sl_proto_ring_base(p);
 }
 
+int sl_proto_is_leader(const struct sl_proto *p)
+{
+	return p->role == SL_ROLE_LEADER && !p->failed;
+}
+
 void sl_proto_get_status(const struct sl_proto *p, struct sl_proto_status *s)
 {
 	memset(s, 0, sizeof(*s));

@@ -170,7 +170,10 @@ struct sl_store {
 	uint64_t zoff, zend;
 	unsigned zpending;
 	int zerr;
-	int syncing; /* sl_store_sync: start no prewrite */
+	int syncing;	   /* sl_store_sync: start no prewrite */
+	int hold;	   /* sl_store_hold */
+	unsigned held;	   /* entries queued and not submitted */
+	uint64_t held_seq; /* the first group among them */
 	uint64_t prewritten;
 	uint32_t last_wlen; /* bytes of the last group submitted */
 
@@ -668,6 +671,12 @@ static void prep_ready(struct sl_store *s)
 static int submit_all(struct sl_store *s, unsigned nsqe, const char *what, const char *name,
 		      uint64_t seq)
 {
+	if (s->hold) {
+		if (s->held == 0 || seq < s->held_seq)
+			s->held_seq = seq;
+		s->held += nsqe;
+		return 0;
+	}
 	for (unsigned done = 0; done < nsqe;) {
 		int rc = io_uring_submit(&s->ring);
 
@@ -759,6 +768,27 @@ static int submit_fill(struct sl_store *s)
 	s->order_len++;
 	s->groups_written++;
 	return submit_all(s, nsqe, "a group to", c->seg->name, c->seq);
+}
+
+int sl_store_submit(struct sl_store *s)
+{
+	unsigned n = s->held;
+	int hold = s->hold;
+
+	if (n == 0)
+		return 0;
+	s->held = 0;
+	s->hold = 0;
+	submit_all(s, n, "held writes to", s->nsegs ? tail_seg(s)->name : "", s->held_seq);
+	s->hold = hold;
+	return s->failed ? fail_err(s) : 0;
+}
+
+void sl_store_hold(struct sl_store *s, int on)
+{
+	s->hold = on;
+	if (!on)
+		sl_store_submit(s);
 }
 
 /* Report groups durable in submission order. */
@@ -982,6 +1012,7 @@ static int wait_reap(struct sl_store *s, unsigned n)
 	if (n > s->cqes)
 		n = s->cqes;
 	if (n > 0) {
+		sl_store_submit(s); /* nothing held may be waited for */
 		do
 			rc = io_uring_wait_cqes(&s->ring, &cqe, n, NULL, NULL);
 		while (rc == -EINTR);

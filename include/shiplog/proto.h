@@ -274,5 +274,7 @@ struct sl_proto_status {
 void sl_proto_get_status(const struct sl_proto *p, struct sl_proto_status *out);
 /* "none", "equal", "differ", "incomparable", "timeout". */
 const char *sl_entropy_result_name(enum sl_entropy_result r);
+/* 1 while this node leads (cheaper than sl_proto_get_status, for every turn). */
+int sl_proto_is_leader(const struct sl_proto *p);
 
 #endif
