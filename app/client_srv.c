@@ -684,11 +684,6 @@ static int csrv_poll(void *arg, uint64_t now)
 	struct sl_csrv *s = arg;
 	int events = 0;
 
-	if (s->woke || now >= s->next_housekeep) {
-		housekeep(s, now);
-		s->next_housekeep = now + HOUSEKEEP_NS;
-		s->woke = 0;
-	}
 	/* A half-appended vector goes first and alone. */
 	if (s->partial >= 0) {
 		unsigned p = (unsigned)s->partial;
@@ -707,6 +702,13 @@ static int csrv_poll(void *arg, uint64_t now)
 			appends(s, i, &events);
 	}
 	s->rr++;
+	/* After the appends: the record whose doorbell woke the loop goes
+	 * first, the epoll_wait and doorbell read after it. */
+	if (s->woke || now >= s->next_housekeep) {
+		housekeep(s, now);
+		s->next_housekeep = now + HOUSEKEEP_NS;
+		s->woke = 0;
+	}
 	if (s->consumer >= 0) {
 		int n = pump(s);
 

@@ -12,6 +12,7 @@
 #include <setjmp.h>
 #include <cmocka.h>
 
+#include <arpa/inet.h>
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -24,6 +25,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -124,6 +126,26 @@ static void tc_start(struct tc *c, unsigned id)
 	c->pid[id] = live_pid[id] = pid;
 }
 
+/* A killed shipd's UDP socket is closed only when the kernel has torn its
+ * io_uring down, which may come after waitpid: wait (up to 2 s) until its
+ * port can be bound again, so a restart does not fail with EADDRINUSE. */
+static void wait_port_free(uint16_t port)
+{
+	struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons(port)};
+
+	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	for (int i = 0; i < 2000; i++) {
+		int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0), rc;
+
+		assert_true(fd >= 0);
+		rc = bind(fd, (struct sockaddr *)&sa, sizeof(sa));
+		close(fd);
+		if (rc == 0)
+			return;
+		nanosleep(&(struct timespec){.tv_nsec = 1000000}, NULL);
+	}
+}
+
 static void tc_kill(struct tc *c, unsigned id, int sig)
 {
 	if (c->pid[id] <= 0)
@@ -134,6 +156,7 @@ static void tc_kill(struct tc *c, unsigned id, int sig)
 
 		waitpid(c->pid[id], &st, 0);
 		c->pid[id] = live_pid[id] = 0;
+		wait_port_free(c->ports[id - 1]);
 	}
 }
 
