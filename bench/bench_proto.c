@@ -35,7 +35,8 @@
  * ring's size): 1 / (1/crc_lent + followers/copy_crc). With --input
  * encoded-copy or records the leader also writes every byte into its
  * window: copy_crc / nodes. Plain memcpy and CRC32C on the same bytes are
- * printed too.
+ * printed too. Each is measured before and after the run and the higher
+ * reading kept: a shared machine only slows a measurement down.
  *
  * The machine is shared: rates are given per second of wall time and per
  * second of CPU time this process got (cpu_share is their quotient), and
@@ -518,6 +519,20 @@ static int pb_limits(const struct pb_work *w, const struct pb_lent *lent, double
 	return 0;
 }
 
+/* The limits are measured before and after the run: a shared machine only
+ * ever slows a measurement down, so the higher reading of each is kept. */
+static void pb_limits_max(struct pb_limits *a, const struct pb_limits *b)
+{
+	double *x[] = {&a->memcpy_mb_s,	  &a->crc_mb_s,	   &a->copy_crc_mb_s,
+		       &a->crc_lent_mb_s, &a->encode_mb_s, &a->decode_mb_s};
+	const double *y[] = {&b->memcpy_mb_s,	&b->crc_mb_s,	 &b->copy_crc_mb_s,
+			     &b->crc_lent_mb_s, &b->encode_mb_s, &b->decode_mb_s};
+
+	for (size_t i = 0; i < sizeof(x) / sizeof(x[0]); i++)
+		if (*y[i] > *x[i])
+			*x[i] = *y[i];
+}
+
 /* ---- options and output ---- */
 
 static void usage(FILE *f)
@@ -712,7 +727,7 @@ int bench_proto_main(const struct bench_common *c, int argc, char **argv)
 	struct pb_opts o;
 	struct pb_bench b = {0};
 	struct pb_work w = {0};
-	struct pb_limits lim = {0};
+	struct pb_limits lim = {0}, lim2 = {0};
 	struct pb_result r = {0};
 	uint64_t next = 0, t0, cpu0, c0, end0, secs_ns;
 	int rc;
@@ -742,6 +757,9 @@ int bench_proto_main(const struct bench_common *c, int argc, char **argv)
 	r.cpu_rps = r.rps / r.cpu_share;
 	r.cpu_mb_s = r.mb_s / r.cpu_share;
 	r.delivered = b.nodes[1].delivered;
+	if ((rc = pb_limits(&w, &b.lent, c->seconds / 10, &lim2)))
+		goto out;
+	pb_limits_max(&lim, &lim2);
 	report(c, &o, &r, &lim);
 out:
 	if (rc)
