@@ -27,16 +27,19 @@
  *    Frames to the leader are queued. Storage is durable as soon as written.
  *    Neither copies a byte a real node would not.
  *
- * The limit beside the result (pb_bound): the byte passes every node must
- * make, each at the speed measured in the same run on the same batches.
- * With lent batches the leader reads every byte once (its fragments' CRCs,
- * on the lent buffers cycled as in the run) and every follower copies and
- * checksums it once into its ring (sl_crc32c_copy into a buffer of its
- * ring's size): 1 / (1/crc_lent + followers/copy_crc). With --input
- * encoded-copy or records the leader also writes every byte into its
- * window: copy_crc / nodes. Plain memcpy and CRC32C on the same bytes are
- * printed too. Each is measured before and after the run and the higher
- * reading kept: a shared machine only slows a measurement down.
+ * The limit beside the result (pb_passes): the byte passes the nodes must
+ * make, replayed alone in the same process on the same buffers, in the
+ * run's order, without the protocol: for each batch the leader's pass (a
+ * lent batch CRC32C'd fragment by fragment where it lies, the lent buffers
+ * cycled as in the run; with --input encoded-copy or records, copied and
+ * CRC32C'd into a window of the leader's size), then each follower's
+ * copy+CRC32C of every fragment into a ring of its own of the follower's
+ * size. The ratio is the protocol's MB per CPU second against that: what
+ * its own logic (frames, reassembly, chaining, acks, commits, delivery)
+ * costs on top of moving the bytes. The codec is not in it. Plain memcpy,
+ * CRC32C, copy+CRC32C and CRC32C over the lent buffers are printed too.
+ * Every limit is measured before and after the run and the higher reading
+ * kept: a shared machine only slows a measurement down.
  *
  * The machine is shared: rates are given per second of wall time and per
  * second of CPU time this process got (cpu_share is their quotient), and
@@ -132,7 +135,8 @@ struct pb_work {
 struct pb_limits {
 	double memcpy_mb_s, crc_mb_s, copy_crc_mb_s; /* on the encoded batches */
 	double crc_lent_mb_s;			     /* CRC32C over the lent buffers */
-	double encode_mb_s, decode_mb_s;	     /* the codec, raw bytes */
+	double passes_mb_s;		 /* the run's byte passes alone: the limit (pb_passes) */
+	double encode_mb_s, decode_mb_s; /* the codec, raw bytes */
 };
 
 static int pb_write(void *ctx, const uint8_t *batch, size_t len, uint64_t pos)
@@ -500,8 +504,77 @@ static double pb_rate(const struct pb_work *w, const struct pb_lent *lent, int w
 	return (double)bytes * 1e3 / (double)(cpu_ns() - cpu0);
 }
 
-static int pb_limits(const struct pb_work *w, const struct pb_lent *lent, double secs,
-		     struct pb_limits *l)
+/* The run's byte passes alone, without the protocol: batch after batch as
+ * the run takes them, fragment by fragment as frames carry them, the
+ * leader's pass (a lent batch CRC32C'd where it lies; otherwise copied and
+ * CRC32C'd into a window of its size) and then each follower's copy+CRC32C
+ * from there into a ring of its own of its size. MB of batches per CPU
+ * second into *out. */
+static int pb_passes(const struct pb_work *w, const struct pb_lent *lent, const struct pb_opts *o,
+		     double secs, double *out)
+{
+	struct sl_proto_config c = {.mtu = o->mtu};
+	uint8_t *win, *ring[PB_NODES_MAX] = {0};
+	uint64_t start, cpu0, bytes = 0, i = 0;
+	size_t woff = 0, roff = 0;
+	uint32_t frag, sink = 0;
+	int rc = 0;
+
+	sl_proto_config_defaults(&c);
+	frag = sl_frame_frag_max(c.mtu, 0);
+	win = calloc(1, c.window_bytes + w->enc_cap);
+	for (uint32_t f = 1; f < o->nodes; f++)
+		if (!(ring[f] = calloc(1, c.rcv_window_bytes + w->enc_cap)))
+			rc = -ENOMEM;
+	if (!win || rc) {
+		rc = sl_err_set(ENOMEM, "limit rings");
+		goto out;
+	}
+	/* Touched first, as the run's warm-up touches the nodes' rings. */
+	memset(win, 1, c.window_bytes + w->enc_cap);
+	for (uint32_t f = 1; f < o->nodes; f++)
+		memset(ring[f], 1, c.rcv_window_bytes + w->enc_cap);
+	start = bench_now_ns();
+	cpu0 = cpu_ns();
+	while (bench_now_ns() - start < (uint64_t)(secs * 1e9)) {
+		for (int k = 0; k < 16; k++, i++) {
+			uint32_t j = (uint32_t)(i % lent->n);
+			const struct pb_batch *pb = &w->b[j % w->nb];
+			size_t len = SL_BATCH_HDR_SIZE + pb->h.stored_len;
+			const uint8_t *src = lent->buf + j * lent->stride;
+
+			if (o->input != PB_ENCODED) { /* the leader copies into its window */
+				for (size_t off = 0; off < len; off += frag)
+					sink ^=
+					    sl_crc32c_copy(0, win + woff + off,
+							   pb->payload - SL_BATCH_HDR_SIZE + off,
+							   len - off < frag ? len - off : frag);
+				src = win + woff;
+			} else {
+				for (size_t off = 0; off < len; off += frag)
+					sink ^= sl_crc32c(0, src + off,
+							  len - off < frag ? len - off : frag);
+			}
+			for (uint32_t f = 1; f < o->nodes; f++)
+				for (size_t off = 0; off < len; off += frag)
+					sink ^= sl_crc32c_copy(0, ring[f] + roff + off, src + off,
+							       len - off < frag ? len - off : frag);
+			__asm__ volatile("" : : "r"(win), "r"(sink) : "memory");
+			bytes += len;
+			woff = woff + len > c.window_bytes ? 0 : woff + len;
+			roff = roff + len > c.rcv_window_bytes ? 0 : roff + len;
+		}
+	}
+	*out = (double)bytes * 1e3 / (double)(cpu_ns() - cpu0);
+out:
+	for (uint32_t f = 1; f < o->nodes; f++)
+		free(ring[f]);
+	free(win);
+	return rc;
+}
+
+static int pb_limits(const struct pb_work *w, const struct pb_lent *lent, const struct pb_opts *o,
+		     double secs, struct pb_limits *l)
 {
 	size_t cap = 8u << 20; /* the size of a follower's default receive ring */
 	uint8_t *dst = malloc(cap);
@@ -516,17 +589,17 @@ static int pb_limits(const struct pb_work *w, const struct pb_lent *lent, double
 	l->encode_mb_s = pb_rate(w, lent, LIM_ENCODE, secs, dst, cap);
 	l->decode_mb_s = pb_rate(w, lent, LIM_DECODE, secs, dst, cap);
 	free(dst);
-	return 0;
+	return pb_passes(w, lent, o, secs, &l->passes_mb_s);
 }
 
 /* The limits are measured before and after the run: a shared machine only
  * ever slows a measurement down, so the higher reading of each is kept. */
 static void pb_limits_max(struct pb_limits *a, const struct pb_limits *b)
 {
-	double *x[] = {&a->memcpy_mb_s,	  &a->crc_mb_s,	   &a->copy_crc_mb_s,
-		       &a->crc_lent_mb_s, &a->encode_mb_s, &a->decode_mb_s};
-	const double *y[] = {&b->memcpy_mb_s,	&b->crc_mb_s,	 &b->copy_crc_mb_s,
-			     &b->crc_lent_mb_s, &b->encode_mb_s, &b->decode_mb_s};
+	double *x[] = {&a->memcpy_mb_s, &a->crc_mb_s,	 &a->copy_crc_mb_s, &a->crc_lent_mb_s,
+		       &a->encode_mb_s, &a->decode_mb_s, &a->passes_mb_s};
+	const double *y[] = {&b->memcpy_mb_s, &b->crc_mb_s,    &b->copy_crc_mb_s, &b->crc_lent_mb_s,
+			     &b->encode_mb_s, &b->decode_mb_s, &b->passes_mb_s};
 
 	for (size_t i = 0; i < sizeof(x) / sizeof(x[0]); i++)
 		if (*y[i] > *x[i])
@@ -555,9 +628,9 @@ static void usage(FILE *f)
 		"Prints records/s, MB/s of batches (header and stored payload) and MB/s of\n"
 		"raw records, per second of wall time and per second of CPU time the process\n"
 		"got (the machine may be shared), against a limit measured in the same run:\n"
-		"the byte passes each node must make per CPU second (input encoded: the\n"
-		"leader's CRC32C over the lent batches, each follower's copy+CRC32C into its\n"
-		"ring; otherwise one copy+CRC32C per node).\n");
+		"the byte passes the nodes must make (input encoded: the leader's CRC32C of\n"
+		"the lent batches; otherwise its copy+CRC32C into its window; then each\n"
+		"follower's copy+CRC32C into its ring), replayed without the protocol.\n");
 }
 
 static int parse_opts(int argc, char **argv, struct pb_opts *o)
@@ -629,51 +702,37 @@ struct pb_result {
 	uint64_t delivered;
 };
 
-/* The limit the run is measured against, per CPU second: the byte passes
- * each node must make, at the speeds measured. Lent batches: the leader
- * reads each byte once (its fragments' CRCs, on the buffers as the run
- * cycles them), each follower copies and checks it into its ring. Otherwise
- * the leader also writes each byte into its window. */
-static double pb_bound(const struct pb_opts *o, const struct pb_limits *l)
-{
-	if (o->input != PB_ENCODED)
-		return l->copy_crc_mb_s / o->nodes;
-	if (l->crc_lent_mb_s <= 0 || l->copy_crc_mb_s <= 0)
-		return 0;
-	return 1 / (1 / l->crc_lent_mb_s + (o->nodes - 1) / l->copy_crc_mb_s);
-}
-
 static void report(const struct bench_common *c, const struct pb_opts *o, const struct pb_result *r,
 		   const struct pb_limits *l)
 {
 	const char *input = o->input == PB_ENCODED	  ? "encoded"
 			    : o->input == PB_ENCODED_COPY ? "encoded-copy"
 							  : "records";
-	double bound = pb_bound(o, l), ratio = bound > 0 ? r->cpu_mb_s / bound : 0;
+	double bound = l->passes_mb_s, ratio = bound > 0 ? r->cpu_mb_s / bound : 0;
 	struct bench_json j;
 	char how[160];
 
-	if (o->input == PB_ENCODED)
-		snprintf(how, sizeof(how),
-			 "leader CRC32C of lent batches %.1f MB, followers copy+CRC32C %.1f MB: "
-			 "1/(1/%.0f + %u/%.0f)",
-			 l->crc_lent_mb_s, l->copy_crc_mb_s, l->crc_lent_mb_s, o->nodes - 1,
-			 l->copy_crc_mb_s);
-	else
-		snprintf(how, sizeof(how), "copy+CRC32C %.1f MB / %u nodes", l->copy_crc_mb_s,
-			 o->nodes);
+	snprintf(how, sizeof(how),
+		 "the run's byte passes alone (leader: %s; %u followers: copy+CRC32C into "
+		 "their rings)",
+		 o->input == PB_ENCODED ? "CRC32C of the lent batches"
+					: "copy+CRC32C into its window",
+		 o->nodes - 1);
 
 	if (!c->json) {
 		printf("proto: %u nodes, %s records of %u B, input %s, MTU %u: %.0f records/s, "
 		       "%.1f MB/s of batches, %.1f MB/s raw\n"
 		       "       per CPU second (it got %.0f%% of a core): %.0f records, %.1f MB\n"
 		       "       limit per CPU second: %s = %.1f MB, "
-		       "ratio %.3f (memcpy %.1f, CRC32C %.1f MB)\n"
+		       "ratio %.3f\n"
+		       "       (alone: copy+CRC32C %.1f, CRC32C of lent batches %.1f, "
+		       "memcpy %.1f, CRC32C %.1f MB)\n"
 		       "       codec, not timed%s: encode %.1f MB/s raw, decode %.1f MB/s raw; "
 		       "every follower delivered %llu records\n",
 		       o->nodes, sl_wl_kind_name(o->data), o->record_bytes, input, o->mtu, r->rps,
 		       r->mb_s, r->raw_mb_s, r->cpu_share * 100, r->cpu_rps, r->cpu_mb_s, how,
-		       bound, ratio, l->memcpy_mb_s, l->crc_mb_s,
+		       bound, ratio, l->copy_crc_mb_s, l->crc_lent_mb_s, l->memcpy_mb_s,
+		       l->crc_mb_s,
 		       o->input != PB_RECORDS ? "" : " (but encode is, with --input records)",
 		       l->encode_mb_s, l->decode_mb_s, (unsigned long long)r->delivered);
 		return;
@@ -691,8 +750,7 @@ static void report(const struct bench_common *c, const struct pb_opts *o, const 
 	bench_json_num(&j, "records_per_cpu_s", r->cpu_rps);
 	bench_json_num(&j, "mb_per_cpu_s", r->cpu_mb_s);
 	bench_json_num(&j, "limit_copy_crc_mb_s", l->copy_crc_mb_s);
-	if (o->input == PB_ENCODED)
-		bench_json_num(&j, "limit_crc_lent_mb_s", l->crc_lent_mb_s);
+	bench_json_num(&j, "limit_crc_lent_mb_s", l->crc_lent_mb_s);
 	bench_json_num(&j, "limit_mb_s", bound);
 	bench_json_num(&j, "ratio", ratio);
 	bench_json_num(&j, "memcpy_mb_s", l->memcpy_mb_s);
@@ -735,7 +793,7 @@ int bench_proto_main(const struct bench_common *c, int argc, char **argv)
 	if (parse_opts(argc, argv, &o))
 		return 2;
 	if ((rc = pb_work_make(&w, &o, c->seed)) || (rc = pb_lent_make(&b.lent, &w)) ||
-	    (rc = pb_limits(&w, &b.lent, c->seconds / 10, &lim)) || (rc = pb_setup(&b, &o)))
+	    (rc = pb_limits(&w, &b.lent, &o, c->seconds / 10, &lim)) || (rc = pb_setup(&b, &o)))
 		goto out;
 	/* Warm up, then measure from a quiet cluster. */
 	if ((rc = pb_run(&b, &w, o.input, (uint64_t)(c->seconds * 1e8), &next)))
@@ -757,7 +815,7 @@ int bench_proto_main(const struct bench_common *c, int argc, char **argv)
 	r.cpu_rps = r.rps / r.cpu_share;
 	r.cpu_mb_s = r.mb_s / r.cpu_share;
 	r.delivered = b.nodes[1].delivered;
-	if ((rc = pb_limits(&w, &b.lent, c->seconds / 10, &lim2)))
+	if ((rc = pb_limits(&w, &b.lent, &o, c->seconds / 10, &lim2)))
 		goto out;
 	pb_limits_max(&lim, &lim2);
 	report(c, &o, &r, &lim);
