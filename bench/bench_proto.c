@@ -319,7 +319,7 @@ static int pb_append(struct pb_bench *b, const struct pb_work *w, enum pb_input 
 		return rc < 0 ? (int)rc : 0;
 	}
 	for (; *rec_next < pb->h.record_count; ++*rec_next) {
-		size_t off = (size_t)*rec_next * (SL_REC_PREFIX + w->raw_len / w->per_batch);
+		size_t off = (size_t)*rec_next * (w->raw_len / w->per_batch); /* prefixed records */
 
 		rc = sl_proto_append(leader, pb->raw + off + SL_REC_PREFIX,
 				     (uint32_t)(w->raw_len / w->per_batch - SL_REC_PREFIX), b->now);
