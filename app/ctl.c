@@ -196,6 +196,12 @@ static void out_node(struct out *o, const struct sl_ctl_status *s)
 	u64(o, "delivered_lsn", p->delivered_lsn);
 	flag(o, "degraded", p->degraded);
 	u64(o, "degrade_events", p->degrade_events);
+	if (p->role == SL_ROLE_LEADER) {
+		ms(o, "commit_latency_ms", p->commit_latency_ns);
+		u64(o, "catchup_rate", p->catchup_rate);
+		u64(o, "catchup_throttled", p->catchup_throttled);
+		u64(o, "catchup_cuts", p->catchup_cuts);
+	}
 	flag(o, "blocked", p->blocked_since_ns != 0);
 	ms(o, "blocked_ms",
 	   p->blocked_since_ns && s->now_ns > p->blocked_since_ns ? s->now_ns - p->blocked_since_ns

@@ -38,6 +38,8 @@ void sl_proto_config_defaults(struct sl_proto_config *c)
 		c->election_timeout_ns = SL_PROTO_ELECTION_TIMEOUT_DEFAULT;
 	if (!c->entropy_interval_ns)
 		c->entropy_interval_ns = SL_PROTO_ENTROPY_INTERVAL_DEFAULT;
+	if (!c->catchup_budget_ns)
+		c->catchup_budget_ns = SL_PROTO_CATCHUP_BUDGET_DEFAULT;
 }
 
 /* ---- batch descriptor FIFO ---- */
@@ -527,6 +529,10 @@ void sl_proto_get_status(const struct sl_proto *p, struct sl_proto_status *s)
 	s->truncated_bytes = p->el.truncated_bytes;
 	s->synced = p->el.synced;
 	sl_entropy_status(p, &s->entropy);
+	s->commit_latency_ns = p->commit_lat;
+	s->catchup_rate = p->cu_rate;
+	s->catchup_throttled = p->cu_throttled;
+	s->catchup_cuts = p->cu_cuts;
 	s->n_peers = p->role == SL_ROLE_LEADER ? p->n_peers : 0;
 	for (uint32_t i = 0; i < p->n_peers; i++)
 		peer_status(p, &p->peers[i], &s->peers[i]);

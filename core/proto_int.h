@@ -53,6 +53,7 @@ struct sl_bref {
 	const uint8_t *b;
 	const uint32_t *fcrc;
 	uint32_t len;
+	int disk; /* read from storage (catch-up), not the window */
 };
 
 /* FIFO of batch descriptors in position order. */
@@ -202,6 +203,12 @@ struct sl_proto {
 	int required;	  /* follower acks the policy needs */
 	int degraded;
 	uint64_t degrade_mark, degrade_events, blocked_since;
+	/* Catch-up from disk: a token bucket (bytes) filled at `cu_rate`, the
+	 * rate cut in half when a commit takes longer than the budget (at most
+	 * once per budget) and raised by an eighth per commit within it. */
+	uint64_t cu_rate, cu_tokens, cu_fill_ns, cu_cut_ns, cu_wait_until;
+	uint64_t commit_lat, cu_throttled, cu_cuts;
+	uint64_t live_ns; /* the last batch sealed */
 	uint32_t n_peers;
 	struct sl_peer peers[SL_NODES_MAX];
 	struct sl_fcrc_ring fcrc;

@@ -23,6 +23,7 @@ int sl_leader_init(struct sl_proto *p)
 	sl_batch_builder_init(&p->builder, p->raw, p->raw_cap);
 	p->commit_pos = p->safe_pos = p->durable_pos;
 	p->commit_lsn = p->next_lsn - 1;
+	p->cu_rate = SL_PROTO_CATCHUP_RATE_START;
 	for (uint32_t i = 0; i < p->cfg.n_nodes; i++) {
 		struct sl_peer *peer;
 
@@ -105,8 +106,61 @@ static int batch_at(struct sl_proto *p, struct sl_peer *peer, uint64_t pos, stru
 		frag_crcs(p, peer->scratch, peer->scratch_len, peer->scratch_fcrc);
 	}
 	*r = (struct sl_bref){
-	    .b = peer->scratch, .fcrc = peer->scratch_fcrc, .len = peer->scratch_len};
+	    .b = peer->scratch, .fcrc = peer->scratch_fcrc, .len = peer->scratch_len, .disk = 1};
 	return 0;
+}
+
+/* ---- catch-up throttling ---- */
+
+#define CATCHUP_IDLE_NS 100000000ull /* no batch sealed this long: no live path */
+
+/* Take `len` bytes of catch-up from the bucket: 1, or 0 when it must wait
+ * (cu_wait_until says until when). A batch larger than what the bucket can
+ * hold goes once it is full. With no live batch sealed for a while there is
+ * no latency to keep: catch-up goes at once. */
+static int catchup_take(struct sl_proto *p, uint32_t len, uint64_t now)
+{
+	uint64_t burst = (uint64_t)p->enc_cap > len ? p->enc_cap : len;
+
+	if (now - p->live_ns > CATCHUP_IDLE_NS && now - p->live_ns > 10 * p->cfg.catchup_budget_ns)
+		return 1;
+
+	if (now > p->cu_fill_ns) {
+		uint64_t add = (now - p->cu_fill_ns) > 1000000000ull
+				   ? p->cu_rate
+				   : p->cu_rate * (now - p->cu_fill_ns) / 1000000000ull;
+
+		p->cu_tokens = p->cu_tokens + add > burst ? burst : p->cu_tokens + add;
+		p->cu_fill_ns = now;
+	}
+	if (p->cu_tokens >= len) {
+		p->cu_tokens -= len;
+		return 1;
+	}
+	p->cu_throttled++;
+	p->cu_wait_until = now + (len - p->cu_tokens) * 1000000000ull / p->cu_rate + 1;
+	return 0;
+}
+
+/* A commit took `lat` from seal to commit: within the budget the catch-up
+ * rate grows by an eighth, past it the rate halves (once per budget, so a
+ * burst of slow commits is one signal). */
+static void catchup_adapt(struct sl_proto *p, uint64_t lat, uint64_t now)
+{
+	p->commit_lat = lat;
+	if (lat > p->cfg.catchup_budget_ns) {
+		if (now - p->cu_cut_ns < p->cfg.catchup_budget_ns)
+			return;
+		p->cu_cut_ns = now;
+		p->cu_cuts++;
+		p->cu_rate /= 2;
+		if (p->cu_rate < SL_PROTO_CATCHUP_RATE_MIN)
+			p->cu_rate = SL_PROTO_CATCHUP_RATE_MIN;
+	} else if (p->cu_rate < SL_PROTO_CATCHUP_RATE_MAX) {
+		p->cu_rate += p->cu_rate / 8;
+		if (p->cu_rate > SL_PROTO_CATCHUP_RATE_MAX)
+			p->cu_rate = SL_PROTO_CATCHUP_RATE_MAX;
+	}
 }
 
 /* Send the fragments of one batch covering [from, to) (offsets within it),
@@ -145,6 +199,9 @@ static void pump(struct sl_proto *p, struct sl_peer *peer, uint64_t now)
 
 		if (batch_at(p, peer, peer->sent_end, &r) ||
 		    peer->sent_end + r.len > peer->window_end)
+			return;
+		/* From disk, a batch goes whole once the bucket allows it. */
+		if (r.disk && peer->frag_next == 0 && !catchup_take(p, r.len, now))
 			return;
 		reached =
 		    send_frags(p, peer, &r, peer->sent_end, peer->frag_next, r.len, &budget, now);
@@ -239,6 +296,7 @@ static int add_batch(struct sl_proto *p, const struct sl_batch_hdr *h, uint8_t *
 
 	assert(rc == 0);
 	p->fcrc.next += sl_proto_nfrag(p, len);
+	p->live_ns = now;
 	p->log_end += len;
 	p->next_lsn += h->record_count;
 	p->last_crc = h->hdr_crc;
@@ -505,6 +563,10 @@ static void recompute_commit(struct sl_proto *p, uint64_t now)
 	if (p->degraded && quorum >= p->degrade_mark)
 		p->degraded = 0; /* the acks came back for what we committed alone */
 	if (c > p->commit_pos) {
+		const struct sl_bdesc *last = sl_bq_find(&p->bq, c - 1);
+
+		if (last && now > last->ts)
+			catchup_adapt(p, now - last->ts, now);
 		p->commit_lsn = lsn_at_end(p, c);
 		p->commit_pos = c;
 		p->blocked_since = 0;
@@ -727,6 +789,8 @@ static void check_ack_timeout(struct sl_proto *p, uint64_t now)
 
 void sl_leader_tick(struct sl_proto *p, uint64_t now)
 {
+	if (p->cu_wait_until && now >= p->cu_wait_until)
+		p->cu_wait_until = 0; /* pump below tries again */
 	if (p->open_ts && !p->seal_blocked && now - p->open_ts >= p->cfg.linger_ns)
 		seal(p, now);
 	check_ack_timeout(p, now);
@@ -765,6 +829,8 @@ uint64_t sl_leader_next_timer(const struct sl_proto *p)
 		if (d)
 			t = min_u64(t, d->ts + p->cfg.policy.timeout_ns);
 	}
+	if (p->cu_wait_until)
+		t = min_u64(t, p->cu_wait_until);
 	for (uint32_t i = 0; i < p->n_peers; i++) {
 		const struct sl_peer *peer = &p->peers[i];
 

@@ -121,6 +121,8 @@ static void h_commit(void *ctx, uint64_t lsn, uint64_t pos)
 	n->commit_pos = pos;
 }
 
+uint64_t h_catchup_budget_ns;
+
 static int h_tree(void *ctx, struct sl_proto_tree *t)
 {
 	struct h_node *n = ctx;
@@ -204,6 +206,7 @@ static int h_setup(struct harness *h, uint32_t n, const struct sl_ack_policy *po
 	h->cfg.rcv_window_bytes = 1 << 20;
 	h->cfg.window_bytes = 2 << 20;
 	h->cfg.batch_bytes = 16 << 10;
+	h->cfg.catchup_budget_ns = h_catchup_budget_ns;
 	h->cfg.limits =
 	    (struct sl_batch_limits){.max_raw_bytes = 1 << 20, .max_record_bytes = 64 << 10};
 	for (uint32_t i = 0; i < n; i++)

@@ -64,6 +64,9 @@ struct harness {
 	uint8_t rec_first[H_MAX_LSN + 1];
 };
 
+/* Non-zero: every node's catchup_budget_ns (set before h_init). */
+extern uint64_t h_catchup_budget_ns;
+
 /* Sets up n nodes (ids 1..n, leader 1) with `policy`; 0 or -errno. */
 int h_init(struct harness *h, uint32_t n, const struct sl_ack_policy *policy);
 /* The same with the tree and rewrite ops (anti-entropy) on every node. */

@@ -56,7 +56,17 @@ struct sl_proto_config {
 	/* Anti-entropy (with the tree op): a follower compares its Merkle tree
 	 * with the leader's this often, and at once when it (re)joins one. */
 	uint64_t entropy_interval_ns; /* SL_PROTO_ENTROPY_INTERVAL_DEFAULT */
+	/* Catch-up throttling: a follower behind the window is served from
+	 * disk at a rate the leader halves whenever the live path's commit
+	 * latency exceeds this budget and raises while it stays within it
+	 * (SL_PROTO_CATCHUP_BUDGET_DEFAULT). */
+	uint64_t catchup_budget_ns;
 };
+
+#define SL_PROTO_CATCHUP_BUDGET_DEFAULT 5000000ull    /* 5 ms */
+#define SL_PROTO_CATCHUP_RATE_MIN	(1ull << 20)  /* bytes/s the rate never falls below */
+#define SL_PROTO_CATCHUP_RATE_MAX	(1ull << 30)  /* nor rises above */
+#define SL_PROTO_CATCHUP_RATE_START	(64ull << 20) /* where it starts */
 
 #define SL_PROTO_ENTROPY_INTERVAL_DEFAULT 10000000000ull /* 10 s */
 
@@ -259,6 +269,10 @@ struct sl_proto_status {
 	uint64_t delivered_lsn; /* followers: last LSN handed to the engine */
 	int degraded;		/* committing without the quorum (on_timeout=degrade) */
 	uint64_t degrade_events;
+	/* Leader: the live path's last commit latency (seal to commit), the
+	 * catch-up rate from disk it allows, and how often catch-up waited
+	 * for it (throttled) or the rate was halved (cuts). */
+	uint64_t commit_latency_ns, catchup_rate, catchup_throttled, catchup_cuts;
 	uint64_t blocked_since_ns; /* commit waiting past ack_timeout, 0 if not */
 	int failed;		   /* negative errno once storage failed */
 	uint64_t frames_in, frames_out, frames_bad, frames_foreign, frames_stale;
