@@ -146,8 +146,8 @@ static int report(struct member *ref, struct member *m, uint64_t n)
 		return -1;
 	printf("node %" PRIu64 ": differs from node %" PRIu64 " from batch %" PRIu64
 	       ": positions [%" PRIu64 ", %" PRIu64 ") in its segment %s, [%" PRIu64 ", %" PRIu64
-	       ") in node %" PRIu64 "'s segment %s (%" PRIu64 " subtree hashes compared)\n",
-	       m->id, ref->id, j, mp, mp + ml, mseg, rp, rp + rl, ref->id, rseg, asked);
+	       ") in node %" PRIu64 "'s segment %s (%" PRIu64 " subtree hashes asked of each)\n",
+	       m->id, ref->id, j, mp, mp + ml, mseg, rp, rp + rl, ref->id, rseg, asked / 2);
 	return 1;
 }
 
