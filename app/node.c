@@ -675,7 +675,7 @@ static void on_rx(void *arg, uint32_t from, const uint8_t *frame, size_t len)
 
 static int reap_storage(struct sl_node *n)
 {
-	struct sl_store_info info;
+	uint64_t durable;
 	int rc = sl_store_poll(n->store, 0);
 
 	if (rc < 0) {
@@ -683,11 +683,11 @@ static int reap_storage(struct sl_node *n)
 		node_fail(n, rc, "storage");
 		return rc;
 	}
-	sl_store_get_info(n->store, &info);
-	if (info.durable_position > n->durable_told) {
-		n->durable_told = info.durable_position;
+	durable = sl_store_durable_position(n->store);
+	if (durable > n->durable_told) {
+		n->durable_told = durable;
 		n->st.durable_events++;
-		sl_proto_on_durable(n->proto, info.durable_position, n->now);
+		sl_proto_on_durable(n->proto, durable, n->now);
 		rc++;
 	}
 	return rc;

@@ -1245,6 +1245,11 @@ int sl_store_sync(struct sl_store *s)
 	return s->failed ? fail_err(s) : 0;
 }
 
+uint64_t sl_store_durable_position(const struct sl_store *s)
+{
+	return s->durable_position;
+}
+
 void sl_store_get_info(const struct sl_store *s, struct sl_store_info *out)
 {
 	memset(out, 0, sizeof(*out));

@@ -143,6 +143,8 @@ int sl_store_flush(struct sl_store *s);
  * a batch to its followers before its own write costs it the submission
  * (tens of microseconds). Turning it off submits what was held. */
 void sl_store_hold(struct sl_store *s, int on);
+/* sl_store_info's durable_position, without copying the rest (every turn). */
+uint64_t sl_store_durable_position(const struct sl_store *s);
 /* Submit what sl_store_hold held. Returns 0 or -errno (the store failed). */
 int sl_store_submit(struct sl_store *s);
 
