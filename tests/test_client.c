@@ -778,7 +778,7 @@ static void test_resume_gone(void **state)
 	struct tc c;
 	struct sl_client *ld, *fc;
 	struct sl_client_rec r[4];
-	char *rec = malloc(REC), path[PATH_MAX], oldest[PATH_MAX] = "";
+	char *rec = malloc(REC), path[PATH_MAX + 64], oldest[32] = "";
 	long long first;
 	struct dirent *de;
 	DIR *d;
@@ -803,7 +803,7 @@ static void test_resume_gone(void **state)
 	while ((de = readdir(d)) != NULL)
 		if (strlen(de->d_name) == 24 && strcmp(de->d_name + 20, ".seg") == 0 &&
 		    (!oldest[0] || strcmp(de->d_name, oldest) < 0))
-			snprintf(oldest, sizeof(oldest), "%s", de->d_name);
+			memcpy(oldest, de->d_name, 25); /* 24 characters and the NUL */
 	closedir(d);
 	assert_string_equal(oldest, "00000000000000000001.seg");
 	snprintf(path, sizeof(path), "%s/n2/%s", c.dir, oldest);
