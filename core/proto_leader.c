@@ -473,8 +473,15 @@ int64_t sl_proto_append_ref(struct sl_proto *p, const struct sl_batch_hdr *in, u
 	frag_crcs(p, batch, len, fcrc);
 	if ((rc = check_payload(p, &h, batch, len, fcrc)))
 		return rc;
-	if ((rc = add_batch(p, &h, batch, len, batch, now)))
+	if ((rc = add_batch(p, &h, batch, len, batch, now))) {
+		/* The write failed, and with it the node: its window keeps a
+		 * copy, the caller its buffer, as an error says. */
+		struct sl_bdesc *d = sl_bq_at(&p->bq, p->bq.n - 1);
+
+		memcpy(sl_ring_at(&p->ring, d->pos), batch, len);
+		d->lent = NULL;
 		return rc;
+	}
 	return (int64_t)(h.base_lsn + h.record_count - 1);
 }
 

@@ -169,9 +169,9 @@ int64_t sl_proto_append_encoded(struct sl_proto *p, const struct sl_batch_hdr *h
  * copied into the window's own memory then), or at sl_proto_destroy. At
  * most the window's bytes of batches are held. Each fragment's CRC is
  * computed in place and checked against payload_crc. Returns as
- * sl_proto_append_encoded (-EINVAL also without ops.release); an error
- * leaves the buffer with the caller, unless the write op failed (the node
- * has failed then, and the batch is in the window). */
+ * sl_proto_append_encoded (-EINVAL also without ops.release); after an
+ * error the buffer is the caller's (a failed write op fails the node, whose
+ * window then keeps a copy). */
 int64_t sl_proto_append_ref(struct sl_proto *p, const struct sl_batch_hdr *h, uint8_t *batch,
 			    uint64_t now);
 

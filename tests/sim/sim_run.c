@@ -1314,7 +1314,7 @@ static int64_t append_batch(struct sim_node *n, const struct sl_batch_hdr *h, co
 		return sl_proto_append_encoded(n->p, h, enc + SL_BATCH_HDR_SIZE, s->now);
 	memcpy(n->lent + (size_t)j * SIM_LENT_SIZE, enc, len);
 	last = sl_proto_append_ref(n->p, h, n->lent + (size_t)j * SIM_LENT_SIZE, s->now);
-	if (last >= 0 || n->storage_failed)
+	if (last >= 0) /* after an error the buffer is ours */
 		n->lent_out |= 1u << j;
 	return last;
 }
