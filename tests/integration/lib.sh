@@ -211,7 +211,7 @@ it_wait() {
 			return 0
 		fi
 		[ "$SECONDS" -lt "$deadline" ] || fail "$what: not after ${secs}s ($it_last)"
-		sleep 0.5
+		sleep "${IT_POLL:-0.5}"
 	done
 }
 
