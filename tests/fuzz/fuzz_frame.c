@@ -6,7 +6,9 @@
  *     to exactly the same bytes (the MAC trailer aside, which encode leaves
  *     zero for the transport), and the zero-copy prefix agrees. So decode
  *     accepts nothing encode would not produce and drops nothing it wrote.
- *     A DATA frame decodes the same in two parts (prefix, fragment).
+ *     A DATA frame decodes the same in two parts (prefix, fragment), and
+ *     with a placement (sl_frame_decode_place) every input gets the same
+ *     verdict, an accepted fragment copied to the place with the same CRC.
  *  2. The input as frame fields: whatever encode accepts, decode accepts and
  *     returns field for field; what encode refuses it refuses with -EINVAL.
  * A failed property aborts, which libFuzzer and the replay driver report. */
@@ -203,6 +205,28 @@ static void check_fields_equal(const struct sl_frame *a, const struct sl_frame *
 	}
 }
 
+static uint8_t placed[SL_FRAME_MAX];
+
+static uint8_t *place_dest(void *ctx, const struct sl_frame *f)
+{
+	(void)ctx;
+	CHECK(f->data.frag_len <= sizeof(placed));
+	return placed;
+}
+
+static void check_place(const uint8_t *data, size_t size, int rc, const struct sl_frame *f)
+{
+	const struct sl_frame_place place = {.dest = place_dest};
+	struct sl_frame g;
+
+	CHECK(sl_frame_decode_place(data, size, NULL, 0, &place, &g) == rc);
+	if (rc != 0 || (f->hdr.type != SL_FRAME_DATA && f->hdr.type != SL_FRAME_REPAIR))
+		return;
+	CHECK(g.data.frag == placed && g.data.frag_crc == f->data.frag_crc &&
+	      g.data.frag_len == f->data.frag_len);
+	CHECK(memcmp(placed, f->data.frag, f->data.frag_len) == 0);
+}
+
 static void check_build_roundtrip(const uint8_t *data, size_t size)
 {
 	struct sl_frame f, g;
@@ -236,6 +260,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	else
 		CHECK((rc == -EBADMSG || rc == -EMSGSIZE || rc == -EPROTO) &&
 		      sl_err_msg()[0] != '\0');
+	check_place(data, size, rc, &f);
 	check_build_roundtrip(data, size);
 	return 0;
 }
