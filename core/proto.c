@@ -227,6 +227,7 @@ int sl_proto_create(struct sl_proto **out, const struct sl_proto_config *c,
 	p->next_lsn = log->next_lsn ? log->next_lsn : 1;
 	p->last_crc = log->last_crc;
 	p->durable_pos = log->durable_pos;
+	p->cu_rate = SL_PROTO_CATCHUP_RATE_START; /* kept across terms as leader */
 	if ((rc = alloc_memory(p)) || (rc = sl_entropy_init(p)))
 		goto err_free;
 	if (p->cfg.elect)

@@ -23,7 +23,6 @@ int sl_leader_init(struct sl_proto *p)
 	sl_batch_builder_init(&p->builder, p->raw, p->raw_cap);
 	p->commit_pos = p->safe_pos = p->durable_pos;
 	p->commit_lsn = p->next_lsn - 1;
-	p->cu_rate = SL_PROTO_CATCHUP_RATE_START;
 	for (uint32_t i = 0; i < p->cfg.n_nodes; i++) {
 		struct sl_peer *peer;
 
