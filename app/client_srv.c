@@ -66,6 +66,8 @@ struct sl_csrv {
 	struct sl_shm_node *np;
 	uint32_t max_record;
 	int leader;
+	uint64_t epoch;	     /* the node's, as of its last role change */
+	uint64_t woke_epoch; /* waiters were woken for this epoch's change */
 	struct sess *s;
 	unsigned n;
 	int consumer; /* session index or -1 */
@@ -362,6 +364,7 @@ static void finish_entry(struct sl_csrv *s, struct sess *x, const struct sl_shm_
 	x->part_done = 0;
 	atomic_store_explicit(&x->pg->done_lsn, first, memory_order_relaxed);
 	atomic_store_explicit(&x->pg->done_err, err, memory_order_relaxed);
+	atomic_store_explicit(&x->pg->done_epoch, s->epoch, memory_order_relaxed);
 	atomic_store_explicit(&x->pg->stalled, 0, memory_order_relaxed);
 	atomic_store_explicit(&x->pg->done_seq, e->seq, memory_order_release);
 	atomic_store_explicit(&x->pg->ap_head, x->ap_head, memory_order_release);
@@ -631,6 +634,7 @@ static void publish(struct sl_csrv *s)
 	sl_node_status(s->node, &st);
 	sl_node_store_info(s->node, &si);
 	s->leader = st.role == SL_ROLE_LEADER;
+	s->epoch = st.epoch;
 	if (s->leader)
 		quorum_levels(s, &st, lv);
 	lv[SL_LEVEL_COMMITTED] = s->leader ? s->commit_lsn : s->delivered_lsn;
@@ -656,6 +660,9 @@ static void wake_waiters(struct sl_csrv *s)
 
 		if (!x->ready || x->hung_up)
 			continue;
+		/* A new epoch ends the waits for what an earlier one appended. */
+		for (int l = 0; s->epoch != s->woke_epoch && l < SL_SHM_LEVELS; l++)
+			wake |= atomic_exchange(&x->pg->wake_lsn[l], 0) != 0;
 		for (int l = 0; l < SL_SHM_LEVELS; l++) {
 			uint64_t w =
 			    atomic_load_explicit(&x->pg->wake_lsn[l], memory_order_relaxed);
@@ -675,6 +682,7 @@ static void wake_waiters(struct sl_csrv *s)
 		if (wake)
 			kick(s, x);
 	}
+	s->woke_epoch = s->epoch;
 }
 
 /* ---- the node's poller ---- */
@@ -771,6 +779,15 @@ static int csrv_sleep(void *arg, int on)
 }
 
 /* ---- the engine's callbacks ---- */
+
+void sl_csrv_on_role(struct sl_csrv *s, enum sl_role role, uint64_t epoch, uint32_t leader_id)
+{
+	(void)leader_id;
+	if (!s)
+		return;
+	s->leader = role == SL_ROLE_LEADER;
+	s->epoch = epoch;
+}
 
 void sl_csrv_on_commit(struct sl_csrv *s, uint64_t commit_lsn)
 {

@@ -54,6 +54,9 @@ void sl_csrv_close(struct sl_csrv *s);
 
 /* The node's engine callbacks, forwarded (NULL s is ignored). */
 void sl_csrv_on_commit(struct sl_csrv *s, uint64_t commit_lsn);
+/* Elections: appends are taken only while leading, and each tells its
+ * client the epoch it was given its LSNs in (the fencing token). */
+void sl_csrv_on_role(struct sl_csrv *s, enum sl_role role, uint64_t epoch, uint32_t leader_id);
 void sl_csrv_on_deliver(struct sl_csrv *s, const struct sl_batch_hdr *h, const uint8_t *raw,
 			size_t raw_len);
 

@@ -77,6 +77,9 @@ enum key_id {
 	K_WINDOW_BYTES,
 	K_RCV_WINDOW_BYTES,
 	K_MAX_RECORD_BYTES,
+	K_ELECT,
+	K_ELECTION_TIMEOUT,
+	K_HEARTBEAT,
 	K_SEGMENT_BYTES,
 	K_GROUP_BYTES,
 	K_MAX_INFLIGHT,
@@ -268,6 +271,7 @@ static const struct enum_name sync_names[] = {{"default", SL_SYNC_DEFAULT},
 					      {"fdatasync", SL_SYNC_FDATASYNC},
 					      {"dsync", SL_SYNC_DSYNC},
 					      {NULL, 0}};
+static const struct enum_name onoff_names[] = {{"off", 0}, {"on", 1}, {NULL, 0}};
 static const struct enum_name engine_names[] = {{"none", 0}, {"consumer", 1}, {NULL, 0}};
 static const struct enum_name io_names[] = {
     {"auto", SL_IO_AUTO}, {"direct", SL_IO_DIRECT}, {"buffered", SL_IO_BUFFERED}, {NULL, 0}};
@@ -290,7 +294,7 @@ static const struct key_def keys[K_N] = {
     [K_CLUSTER_ID] = {SEC_CLUSTER, "id", V_CUSTOM, .set = set_cluster_id, .required = 1},
     [K_STREAM_ID] = {SEC_CLUSTER, "stream", V_U64, 0, UINT64_MAX, 1, DEST(node.proto.stream_id)},
     [K_EPOCH] = {SEC_CLUSTER, "epoch", V_U64, 1, UINT64_MAX, 1, DEST(node.proto.epoch)},
-    [K_LEADER] = {SEC_CLUSTER, "leader", V_U64, 1, UINT32_MAX, 1, DEST(node.proto.leader_id),
+    [K_LEADER] = {SEC_CLUSTER, "leader", V_U64, 0, UINT32_MAX, 1, DEST(node.proto.leader_id),
 		  .required = 1},
     [K_NODE_ID] = {SEC_NODE, "id", V_U64, 1, UINT32_MAX, 1, DEST(node.proto.node_id),
 		   .required = 1},
@@ -328,6 +332,11 @@ static const struct key_def keys[K_N] = {
 			    DEST(node.proto.rcv_window_bytes)},
     [K_MAX_RECORD_BYTES] = {SEC_STREAM, "max_record_bytes", V_SIZE, 1, 8u << 20, 1,
 			    DEST(node.proto.limits.max_record_bytes)},
+    [K_ELECT] = {SEC_STREAM, "elect", V_ENUM, DEST(node.proto.elect), .names = onoff_names},
+    [K_ELECTION_TIMEOUT] = {SEC_STREAM, "election_timeout_ms", V_U64, 10, 600000, 1000000,
+			    DEST(node.proto.election_timeout_ns)},
+    [K_HEARTBEAT] = {SEC_STREAM, "heartbeat_ms", V_U64, 1, 60000, 1000000,
+		     DEST(node.proto.heartbeat_ns)},
     [K_SEGMENT_BYTES] = {SEC_STORE, "segment_bytes", V_SIZE, 1u << 20, 1ull << 40, 1,
 			 DEST(node.store.segment_bytes)},
     [K_GROUP_BYTES] = {SEC_STORE, "group_bytes", V_SIZE, 4u << 10, 64u << 20, 1,
@@ -846,7 +855,10 @@ static int check_nodes(struct parse *p)
 		return fail_at(p, p->key_line[K_NODE_ID], K_NODE_ID, NULL,
 			       "node %u has no [peer.%u] section", n->proto.node_id,
 			       n->proto.node_id);
-	if (!leader)
+	if (n->proto.leader_id == 0 && !n->proto.elect)
+		return fail_at(p, p->key_line[K_LEADER], K_LEADER, NULL,
+			       "0 (a node joining a running cluster) needs [stream] elect = on");
+	if (!leader && n->proto.leader_id != 0)
 		return fail_at(p, p->key_line[K_LEADER], K_LEADER, NULL,
 			       "%u is not a node of the cluster (no [peer.%u] section)",
 			       n->proto.leader_id, n->proto.leader_id);
@@ -913,6 +925,24 @@ static int check_sizes(struct parse *p)
 	return 0;
 }
 
+/* A follower must hear several heartbeats within the election timeout, or
+ * a loaded machine deposes a working leader. */
+static int check_elections(struct parse *p)
+{
+	const struct sl_proto_config *pc = &p->c->node.proto;
+	uint64_t t =
+	    pc->election_timeout_ns ? pc->election_timeout_ns : SL_PROTO_ELECTION_TIMEOUT_DEFAULT;
+	uint64_t hb = pc->heartbeat_ns ? pc->heartbeat_ns : SL_PROTO_HEARTBEAT_DEFAULT;
+	enum key_id k = p->key_line[K_HEARTBEAT] ? K_HEARTBEAT : K_ELECTION_TIMEOUT;
+
+	if (hb * 3 > t)
+		return fail_at(p, line_of(p, k), k, NULL,
+			       "heartbeat_ms %llu is more than a third of election_timeout_ms %llu",
+			       (unsigned long long)(hb / 1000000),
+			       (unsigned long long)(t / 1000000));
+	return 0;
+}
+
 static int finish(struct parse *p)
 {
 	struct sl_config *c = p->c;
@@ -920,7 +950,7 @@ static int finish(struct parse *p)
 	int rc;
 
 	if ((rc = check_required(p)) || (rc = check_ports(p)) || (rc = check_nodes(p)) ||
-	    (rc = check_sizes(p)))
+	    (rc = check_sizes(p)) || (rc = check_elections(p)))
 		return rc;
 	if (!c->control_socket[0]) {
 		int len = snprintf(c->control_socket, sizeof(c->control_socket), "%s/shipd.sock",

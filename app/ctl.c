@@ -183,10 +183,24 @@ static void out_node(struct out *o, const struct sl_ctl_status *s)
 	const struct sl_proto_status *p = &s->proto;
 
 	begin(o, "node");
-	str(o, "role", p->role == SL_ROLE_LEADER ? "leader" : "follower");
+	str(o, "role",
+	    p->role == SL_ROLE_LEADER	   ? "leader"
+	    : p->role == SL_ROLE_CANDIDATE ? "candidate"
+					   : "follower");
 	u64(o, "node_id", p->node_id);
 	u64(o, "leader_id", p->leader_id);
 	u64(o, "epoch", p->epoch);
+	flag(o, "elect", s->elect);
+	if (s->elect) {
+		u64(o, "last_epoch", p->last_epoch);
+		u64(o, "elections", p->elections);
+		u64(o, "elections_won", p->elections_won);
+		u64(o, "step_downs", p->step_downs);
+		u64(o, "votes_granted", p->votes_granted);
+		u64(o, "truncations", p->truncations);
+		u64(o, "truncated_bytes", p->truncated_bytes);
+		flag(o, "synced", p->synced);
+	}
 	u64(o, "next_lsn", p->next_lsn);
 	u64(o, "log_end", p->log_end);
 	u64(o, "durable_pos", p->durable_pos);

@@ -35,6 +35,7 @@ struct sl_ctl_status {
 	uint64_t generate_done;	    /* ... appended so far */
 	uint64_t generate_last_lsn; /* LSN of the last appended, 0 none */
 	int draining;		    /* 1 once shutting down */
+	int elect;		    /* elections on: their counters are shown */
 	/* Followers: records handed to the engine since this start (shipd's
 	 * stand-in engine keeps nothing, so a restart delivers from LSN 1),
 	 * and deliveries that did not continue the last one (must stay 0). */

@@ -67,6 +67,12 @@ struct sl_node {
 	uint64_t now;	       /* the clock at the start of this turn */
 	uint64_t durable_told; /* durable position the protocol knows */
 	uint64_t skip_through; /* deliver nothing <= this: applied before the start */
+	int leading;	       /* the protocol's role is leader */
+	/* Elections: the superblock holds (persist_epoch, persist_vote); the
+	 * protocol is told in the loop, not from inside its own call. */
+	int persist_due;
+	uint64_t persist_epoch;
+	uint32_t persist_vote;
 	int failed;
 	uint32_t idle_streak;
 	uint64_t sleep_ns;
@@ -180,7 +186,7 @@ static int op_write(void *ctx, const uint8_t *batch, size_t len, uint64_t pos)
 		node_fail(n, rc, "storage");
 		return rc;
 	}
-	if (n->cfg.proto.node_id == n->cfg.proto.leader_id)
+	if (n->leading)
 		lsnmap_push(n, batch, len, pos);
 	return rc;
 }
@@ -350,6 +356,87 @@ static void op_commit(void *ctx, uint64_t commit_lsn, uint64_t commit_pos)
 	(void)commit_pos;
 	if (n->eng.commit)
 		n->eng.commit(n->eng.ctx, commit_lsn);
+}
+
+/* Elections: (epoch, vote) durably in the superblock before the protocol
+ * sends anything that depends on it. A failed write fails the node, as a
+ * failed fsync of the log does. */
+static int op_persist(void *ctx, uint64_t epoch, uint32_t voted_for)
+{
+	struct sl_node *n = ctx;
+	struct sl_store_meta m;
+	int rc;
+
+	sl_store_meta_get(n->store, &m);
+	m.current_epoch = epoch;
+	m.voted_epoch = epoch;
+	m.voted_for = voted_for;
+	if ((rc = sl_store_meta_put(n->store, &m)) < 0) {
+		rc =
+		    sl_err_wrap(rc, "persisting epoch %" PRIu64 " vote %" PRIu32, epoch, voted_for);
+		node_fail(n, rc, "superblock");
+		return rc;
+	}
+	n->st.persists++;
+	n->persist_due = 1;
+	n->persist_epoch = epoch;
+	n->persist_vote = voted_for;
+	return 0;
+}
+
+static void report_persisted(struct sl_node *n)
+{
+	if (!n->persist_due)
+		return;
+	n->persist_due = 0;
+	sl_proto_on_persisted(n->proto, n->persist_epoch, n->persist_vote, n->now);
+}
+
+/* Forget the LSNs this node no longer holds. */
+static void lsnmap_cut(struct sl_node *n, uint64_t lsn)
+{
+	while (n->lsnmap_n > 0 &&
+	       n->lsnmap[(n->lsnmap_head + n->lsnmap_n - 1) % SL_NODE_LSN_MAP].last_lsn >= lsn)
+		n->lsnmap_n--;
+	if (n->lsnmap_floor >= lsn)
+		n->lsnmap_floor = lsn - 1;
+}
+
+/* Elections: cut the log at `pos` (divergence repair, or only the engine's
+ * records when pos is the log end), durably, then the engine forgets. */
+static int op_truncate(void *ctx, uint64_t pos, uint64_t lsn)
+{
+	struct sl_node *n = ctx;
+	int rc = sl_store_truncate_at(n->store, pos);
+
+	if (rc < 0) {
+		node_fail(n, rc, "truncating the log");
+		return rc;
+	}
+	if (n->durable_told > pos)
+		n->durable_told = pos;
+	lsnmap_cut(n, lsn);
+	sl_info("node %" PRIu32 ": log cut at position %" PRIu64 " (lsn %" PRIu64 " on are gone)",
+		n->cfg.proto.node_id, pos, lsn);
+	if (n->eng.truncate)
+		n->eng.truncate(n->eng.ctx, lsn);
+	return 0;
+}
+
+static const char *role_name(enum sl_role r)
+{
+	return r == SL_ROLE_LEADER ? "leader" : r == SL_ROLE_CANDIDATE ? "candidate" : "follower";
+}
+
+static void op_role(void *ctx, enum sl_role role, uint64_t epoch, uint32_t leader_id)
+{
+	struct sl_node *n = ctx;
+
+	n->leading = role == SL_ROLE_LEADER;
+	sl_info("node %" PRIu32 ": %s in epoch %" PRIu64 ", leader %" PRIu32, n->cfg.proto.node_id,
+		role_name(role), epoch, leader_id);
+	if (n->eng.role)
+		n->eng.role(n->eng.ctx, role, epoch, leader_id);
 }
 
 /* ---- opening ---- */
@@ -581,8 +668,14 @@ int sl_node_open(struct sl_node **out, const struct sl_node_config *c,
 	    .commit = op_commit,
 	    .tree = op_tree,
 	    .rewrite = op_rewrite,
+	    .persist = op_persist,
+	    .truncate = op_truncate,
+	    .role = op_role,
 	};
 	struct sl_log_state ls = {0};
+	struct sl_epoch_map epochs;
+	struct sl_store_meta meta;
+	struct sl_proto_status st;
 	struct sl_store_info info;
 	struct sl_node *n = calloc(1, sizeof(*n));
 	int rc;
@@ -620,11 +713,25 @@ int sl_node_open(struct sl_node **out, const struct sl_node_config *c,
 				   .last_crc = info.last_crc,
 				   .durable_pos = info.durable_position};
 	n->durable_told = info.durable_position;
+	sl_store_meta_get(n->store, &meta);
+	sl_store_epochs(n->store, &epochs);
+	ls.current_epoch = meta.current_epoch;
+	ls.voted_epoch = meta.voted_epoch;
+	ls.voted_for = meta.voted_for;
+	ls.epochs = &epochs;
 	if ((rc = applied_state(n, &info, &ls)) || (rc = open_transport(n)))
 		goto err;
 	ops.ctx = n;
 	if ((rc = sl_proto_create(&n->proto, &n->cfg.proto, &ls, &ops)))
 		goto err;
+	sl_proto_get_status(n->proto, &st);
+	n->leading = st.role == SL_ROLE_LEADER;
+	if (n->cfg.proto.elect)
+		sl_info("node %" PRIu32 ": elections on: %s in epoch %" PRIu64
+			" (persisted epoch %" PRIu64 ", vote %" PRIu32 " in %" PRIu64
+			"), log's last epoch %" PRIu64 " of %" PRIu32 " in its map",
+			n->cfg.proto.node_id, role_name(st.role), st.epoch, meta.current_epoch,
+			meta.voted_for, meta.voted_epoch, st.last_epoch, epochs.n);
 	/* The caller's strings need not outlive open. */
 	n->cfg.key_file = NULL;
 	n->cfg.store.dir = NULL;
@@ -643,7 +750,7 @@ void sl_node_close(struct sl_node *n)
 {
 	if (!n)
 		return;
-	if (n->proto && !n->failed && n->cfg.proto.node_id == n->cfg.proto.leader_id)
+	if (n->proto && !n->failed && n->leading)
 		sl_proto_flush(n->proto, sl_node_now());
 	if (n->tr && !n->failed)
 		n->tr->ops->flush(n->tr);
@@ -758,6 +865,10 @@ int sl_node_poll(struct sl_node *n)
 		n->st.timer_ticks++;
 		events++;
 	}
+	if (n->persist_due) {
+		report_persisted(n);
+		events++;
+	}
 	if (n->poller.poll) {
 		if ((rc = n->poller.poll(n->poller.arg, n->now)) < 0) {
 			if (n->poller_errors++ == 0)
@@ -766,6 +877,10 @@ int sl_node_poll(struct sl_node *n)
 			rc = 0;
 		}
 		events += rc;
+	}
+	if (n->persist_due) {
+		report_persisted(n);
+		events++;
 	}
 	if ((rc = reap_storage(n)) < 0)
 		return rc;

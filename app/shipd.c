@@ -87,7 +87,8 @@ static void usage(FILE *f)
 		"  -c, --config FILE       configuration (default " DEFAULT_CONFIG ")\n"
 		"      --check             check the configuration, print a summary, exit 0 or 1\n"
 		"      --generate N[:BYTES]\n"
-		"                          leader only: append N generated WAL-like records of\n"
+		"                          leader only (with elections: while this node leads):\n"
+		"                          append N generated WAL-like records of\n"
 		"                          BYTES bytes each (default %d) as fast as the pipeline\n"
 		"                          takes them, log progress every second and the commit\n"
 		"                          LSN at the end, then keep serving\n"
@@ -162,11 +163,16 @@ static void describe(const struct sl_config *c, char *buf, size_t cap)
 {
 	const struct sl_node_config *n = &c->node;
 	const struct sl_ack_policy *p = &n->proto.policy;
-	char ip[INET_ADDRSTRLEN], acks[16], role[32];
+	char ip[INET_ADDRSTRLEN], acks[16], role[48];
 	struct in_addr a = {.s_addr = n->net.self.ip};
 
 	inet_ntop(AF_INET, &a, ip, sizeof(ip));
-	if (n->proto.node_id == n->proto.leader_id)
+	if (n->proto.elect && n->proto.leader_id)
+		snprintf(role, sizeof(role), "elections, first leader %" PRIu32,
+			 n->proto.leader_id);
+	else if (n->proto.elect)
+		snprintf(role, sizeof(role), "elections, joining");
+	else if (n->proto.node_id == n->proto.leader_id)
 		snprintf(role, sizeof(role), "leader");
 	else
 		snprintf(role, sizeof(role), "follower of %" PRIu32, n->proto.leader_id);
@@ -213,6 +219,30 @@ static void on_deliver(void *ctx, const struct sl_batch_hdr *h, const uint8_t *r
 	d->delivered_lsn = h->base_lsn + h->record_count - 1;
 	if (d->node && !d->cfg->client_engine)
 		sl_node_applied(d->node, d->delivered_lsn);
+}
+
+/* Elections: appends (and --generate) only while leading. */
+static void on_role(void *ctx, enum sl_role role, uint64_t epoch, uint32_t leader_id)
+{
+	struct shipd *d = ctx;
+
+	d->leader = role == SL_ROLE_LEADER;
+	sl_csrv_on_role(d->clients, role, epoch, leader_id);
+}
+
+/* Records from `lsn` on are gone (never committed): delivery, had it reached
+ * them, continues from before. */
+static void on_truncate(void *ctx, uint64_t lsn)
+{
+	struct shipd *d = ctx;
+
+	if (d->delivered_lsn >= lsn)
+		d->delivered_lsn = lsn - 1;
+	if (d->gen_last_lsn >= lsn)
+		sl_warn("generate: lsn %" PRIu64 "..%" PRIu64
+			" were appended by this node as leader "
+			"and never committed: gone",
+			lsn, d->gen_last_lsn);
 }
 
 /* --- control requests --------------------------------------------------------- */
@@ -298,6 +328,7 @@ static int on_request(void *ctx, const char *req, char *reply, size_t cap)
 	s.generate_done = d->gen_done;
 	s.generate_last_lsn = d->gen_last_lsn;
 	s.draining = d->draining;
+	s.elect = d->cfg->node.proto.elect;
 	s.follower = !d->leader;
 	s.delivered_records = d->delivered_records;
 	s.delivery_errors = d->delivery_errors;
@@ -339,8 +370,8 @@ static int generate(struct shipd *d, uint64_t now)
 			sl_wl_fill(&d->wl, d->rec, d->o.generate_bytes);
 		d->rec_ready = 1;
 		lsn = sl_node_append(d->node, d->rec, d->o.generate_bytes);
-		if (lsn == -EAGAIN)
-			break;
+		if (lsn == -EAGAIN || (lsn == -EPERM && d->cfg->node.proto.elect))
+			break; /* window full, or no longer leading: later */
 		if (lsn < 0)
 			return sl_err_wrap((int)lsn, "generate: appending record %" PRIu64,
 					   d->gen_done + 1);
@@ -467,7 +498,7 @@ static int turn(struct shipd *d)
 	if (events < 0)
 		return events;
 	now = sl_node_now();
-	if (d->o.generate && !d->draining && !sl_csrv_busy(d->clients)) {
+	if (d->o.generate && d->leader && !d->draining && !sl_csrv_busy(d->clients)) {
 		if ((rc = generate(d, now)) < 0)
 			return rc;
 		events += rc;
@@ -532,7 +563,11 @@ static void drain(struct shipd *d)
 
 static int serve(struct shipd *d)
 {
-	struct sl_node_engine engine = {.ctx = d, .deliver = on_deliver, .commit = on_commit};
+	struct sl_node_engine engine = {.ctx = d,
+					.deliver = on_deliver,
+					.commit = on_commit,
+					.role = on_role,
+					.truncate = on_truncate};
 	char what[DESCRIBE_MAX];
 	int rc;
 
@@ -544,6 +579,12 @@ static int serve(struct shipd *d)
 	sl_info("shipd %d: %s", (int)getpid(), what);
 	if ((rc = open_node(d, &engine)))
 		return sl_err_wrap(rc, "opening the node");
+	{
+		struct sl_proto_status st;
+
+		sl_node_status(d->node, &st);
+		d->leader = st.role == SL_ROLE_LEADER;
+	}
 	if ((rc = sl_csrv_open(&d->clients, d->node,
 			       &(struct sl_csrv_opts){
 				   .path = d->cfg->client_socket,
@@ -595,6 +636,8 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	d.leader = d.cfg->node.proto.node_id == d.cfg->node.proto.leader_id;
+	/* Election timeouts differ between nodes and runs. */
+	d.cfg->node.proto.rng_seed = sl_node_now() ^ (uint64_t)getpid() << 32;
 	if (d.o.check) {
 		char what[DESCRIBE_MAX];
 
@@ -605,7 +648,7 @@ int main(int argc, char **argv)
 		return 0;
 	}
 	print_risks(d.cfg, 0);
-	if (d.o.generate && !d.leader) {
+	if (d.o.generate && !d.leader && !d.cfg->node.proto.elect) {
 		fprintf(stderr,
 			"shipd: --generate: node %" PRIu32 " is not the leader (%" PRIu32 ")\n",
 			d.cfg->node.proto.node_id, d.cfg->node.proto.leader_id);

@@ -56,6 +56,10 @@ struct sl_client {
 	uint64_t epoch;
 	uint32_t leader_id, node_id, max_record;
 	uint64_t reconnects;
+	/* Fencing: LSNs fence_lo..fence_hi were appended by this client in
+	 * fence_epoch. A wait for them fails once the epoch moved on before
+	 * they reached the level: another leader may have other records there. */
+	uint64_t fence_epoch, fence_lo, fence_hi;
 };
 
 static uint64_t now_ns(void)
@@ -462,9 +466,27 @@ static int check_level(const struct sl_client *c, enum sl_client_level level)
 	return 0;
 }
 
+/* 1 reached, 0 not yet, -ESTALE when the leadership changed before an LSN
+ * this client appended reached a leader's level (the level is read before
+ * the epoch, which shipd publishes first: an unchanged epoch means the level
+ * is the appending leader's). */
 static int level_reached(const struct sl_client *c, uint64_t lsn, enum sl_client_level level)
 {
-	return atomic_load_explicit(&c->node->level_lsn[level], memory_order_acquire) >= lsn;
+	int reached = atomic_load_explicit(&c->node->level_lsn[level], memory_order_acquire) >= lsn;
+	uint64_t epoch;
+
+	if (level == SL_LEVEL_APPLIED_HERE || !c->fence_epoch || lsn < c->fence_lo ||
+	    lsn > c->fence_hi)
+		return reached;
+	epoch = atomic_load_explicit(&c->node->epoch, memory_order_acquire);
+	if (epoch == c->fence_epoch)
+		return reached;
+	return sl_err_set(ESTALE,
+			  "lsn %" PRIu64 " was appended in epoch %" PRIu64
+			  ", and the leadership moved on (epoch %" PRIu64 ", leader %" PRIu32
+			  ") before it was %s: it may be lost or committed",
+			  lsn, c->fence_epoch, epoch, atomic_load(&c->node->leader_id),
+			  sl_client_level_name(level));
 }
 
 int sl_client_reached(struct sl_client *c, uint64_t lsn, enum sl_client_level level)
@@ -488,9 +510,10 @@ struct level_wait {
 static int cond_level(struct sl_client *c, const void *arg)
 {
 	const struct level_wait *w = arg;
+	int rc = level_reached(c, w->lsn, w->level);
 
-	if (level_reached(c, w->lsn, w->level))
-		return 1;
+	if (rc != 0)
+		return rc;
 	if (atomic_load_explicit(&c->node->flags, memory_order_relaxed) & SL_SHM_F_FAILED)
 		return sl_err_set(EIO, "node %" PRIu32 ": its log failed", c->node_id);
 	return 0;
@@ -758,6 +781,15 @@ int64_t sl_client_appendv(struct sl_client *c, const struct iovec *recs, unsigne
 			   ? not_leader(c)
 			   : sl_err_set(-rc, "append: shipd refused it: %s", strerror(-rc));
 	lsn = (int64_t)atomic_load(&c->sess->done_lsn);
+	{
+		uint64_t e = atomic_load(&c->sess->done_epoch);
+
+		if (e != c->fence_epoch) {
+			c->fence_epoch = e;
+			c->fence_lo = (uint64_t)lsn;
+		}
+		c->fence_hi = (uint64_t)lsn + n - 1;
+	}
 	if (flags & SL_APPEND_FLUSH)
 		c->sealed_lsn = (uint64_t)lsn + n - 1;
 	return lsn;

@@ -11,7 +11,7 @@
 #include <stdint.h>
 
 #define SL_SHM_MAGIC   0x73686c63u /* "shlc" */
-#define SL_SHM_VERSION 1u
+#define SL_SHM_VERSION 2u
 #define SL_SHM_LEVELS  5 /* enum sl_client_level */
 #define SL_SHM_ALIGN   8 /* every ring entry starts and ends on this */
 #define SL_SHM_CACHE   64
@@ -52,6 +52,7 @@ struct sl_shm_sess {
 	_Atomic uint64_t done_lsn;			 /* ... its first LSN */
 	_Atomic int32_t done_err;			 /* ... or why it was refused (-errno) */
 	_Atomic uint32_t stalled;			 /* the head entry waits for window room */
+	_Atomic uint64_t done_epoch;			 /* ... the epoch its LSNs were given in */
 	_Atomic uint64_t dl_tail;			 /* delivery ring bytes published */
 };
 

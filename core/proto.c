@@ -23,7 +23,7 @@ void sl_proto_config_defaults(struct sl_proto_config *c)
 	if (!c->rcv_window_bytes)
 		c->rcv_window_bytes = 8 << 20;
 	if (!c->heartbeat_ns)
-		c->heartbeat_ns = 10000000;
+		c->heartbeat_ns = SL_PROTO_HEARTBEAT_DEFAULT;
 	if (!c->nak_delay_ns)
 		c->nak_delay_ns = 200000;
 	if (!c->nak_interval_ns)

@@ -103,6 +103,7 @@ struct scan {
 	uint32_t n;
 	uint64_t next_lsn, next_position, last_epoch, expected_seq;
 	uint32_t last_crc;
+	struct sl_epoch_map *epochs;
 	struct stop stop;
 };
 
@@ -178,6 +179,8 @@ static int scan_batch(struct scan *sc, struct win *w, uint64_t q, uint64_t gend,
 	}
 	if (in->tree && !sl_merkle_add(in->tree, sl_merkle_leaf(h.position, *total, h.hdr_crc)))
 		in->leaf_pos[in->tree->n - 1] = h.position;
+	if (sc->epochs)
+		sl_epoch_map_note(sc->epochs, h.epoch, h.position, h.base_lsn, h.prev_crc);
 	sc->next_lsn = h.base_lsn + h.record_count;
 	sc->next_position = h.position + *total;
 	sc->last_crc = h.hdr_crc;
@@ -730,6 +733,7 @@ int sl_recover(const struct sl_recover_in *in_, struct sl_index *idx, struct sl_
 		return 0;
 	sc.segs = out->segs;
 	sc.n = out->nsegs;
+	sc.epochs = &out->epochs;
 	if ((rc = scan_log(&sc)) < 0)
 		goto err_free;
 	note_stop(&sc, out);
@@ -770,6 +774,7 @@ int sl_recover(const struct sl_recover_in *in_, struct sl_index *idx, struct sl_
 	out->next_position = sc.next_position;
 	out->last_crc = sc.last_crc;
 	out->last_epoch = sc.last_epoch;
+	sl_epoch_map_truncate(&out->epochs, sc.next_position); /* only what is kept */
 	out->next_seq = sc.stop.next_seq;
 	out->torn_bytes = torn;
 	free(a.own);

@@ -11,6 +11,7 @@
 #include "segment.h"
 #include "shiplog/batch.h"
 #include "shiplog/merkle.h"
+#include "shiplog/epoch.h"
 
 struct sl_recover_in {
 	int dirfd;
@@ -45,7 +46,8 @@ struct sl_recover_out {
 	uint8_t cluster_id[16]; /* the log's identity (adopted or as given) */
 	uint64_t stream_id;
 	uint32_t node_id;
-	uint32_t unborn; /* readonly: 1 when an unborn last segment was left out */
+	uint32_t unborn;	    /* readonly: 1 when an unborn last segment was left out */
+	struct sl_epoch_map epochs; /* where each epoch of the recovered log starts */
 };
 
 /* 0, or -errno with a message naming the file (and offset for corruption:

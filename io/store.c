@@ -180,6 +180,7 @@ struct sl_store {
 	/* chain after the last appended batch */
 	uint64_t next_lsn, next_position, last_epoch, next_seq;
 	uint32_t last_crc;
+	struct sl_epoch_map epochs; /* where each epoch of the log starts */
 	/* the durable prefix */
 	uint64_t durable_next_lsn, durable_position, durable_seq;
 	unsigned new_durable;
@@ -1195,6 +1196,7 @@ int sl_store_append(struct sl_store *s, const void *batch, size_t len)
 	s->next_position = h.position + len;
 	s->last_crc = h.hdr_crc;
 	s->last_epoch = h.epoch;
+	sl_epoch_map_note(&s->epochs, h.epoch, h.position, h.base_lsn, h.prev_crc);
 	g->end_lsn = s->next_lsn;
 	g->end_position = s->next_position;
 	/* Group commit: the group goes as soon as a write slot is free; while
@@ -1551,19 +1553,14 @@ static void seg_free(struct sl_store *s, struct sl_seg *seg)
 	free(seg);
 }
 
-int sl_store_truncate_after(struct sl_store *s, uint64_t lsn)
+/* Cut the log before the batch a walk found (everything from it on goes). */
+static int cut_at(struct sl_store *s, const struct walk *wp, const char *what, uint64_t key)
 {
+	const struct walk w = *wp;
 	struct sl_seg *seg;
-	struct walk w;
 	uint64_t cut;
 	int rc, fd;
 
-	if ((rc = sl_store_sync(s)) < 0)
-		return sl_err_wrap(rc, "truncating %s after lsn %" PRIu64, s->dir, lsn);
-	rc = walk(s, lsn, WALK_TRUNC, &w);
-	if (rc <= 0)
-		return rc < 0 ? sl_err_wrap(rc, "truncating %s after lsn %" PRIu64, s->dir, lsn)
-			      : 0;
 	seg = s->segs[w.si];
 	cut = w.first ? w.goff : w.boff;
 	s->rlen = 0; /* the cached chunk may hold the bytes cut */
@@ -1599,15 +1596,49 @@ int sl_store_truncate_after(struct sl_store *s, uint64_t lsn)
 	s->next_position = s->durable_position = w.h.position;
 	s->last_crc = w.h.prev_crc;
 	s->last_epoch = w.epoch;
+	sl_epoch_map_truncate(&s->epochs, w.h.position);
 	s->next_seq = w.first ? w.gseq : w.gseq + 1;
 	s->durable_seq = s->next_seq - 1;
-	sl_info("log %s: truncated after lsn %" PRIu64 " (segment %s offset %" PRIu64 ")", s->dir,
-		lsn, seg->name, cut);
+	sl_info("log %s: truncated %s %" PRIu64 " (segment %s offset %" PRIu64 ")", s->dir, what,
+		key, seg->name, cut);
 	return 0;
 
 err_fail:
 	fail_store(s, rc, s->next_seq);
-	return sl_err_wrap(rc, "truncating %s after lsn %" PRIu64, s->dir, lsn);
+	return rc;
+}
+
+int sl_store_truncate_after(struct sl_store *s, uint64_t lsn)
+{
+	struct walk w;
+	int rc;
+
+	if ((rc = sl_store_sync(s)) >= 0 && (rc = walk(s, lsn, WALK_TRUNC, &w)) > 0)
+		rc = cut_at(s, &w, "after lsn", lsn);
+	return rc < 0 ? sl_err_wrap(rc, "truncating %s after lsn %" PRIu64, s->dir, lsn) : 0;
+}
+
+int sl_store_truncate_at(struct sl_store *s, uint64_t pos)
+{
+	struct walk w;
+	int rc;
+
+	if (pos > s->next_position)
+		return sl_err_set(EINVAL,
+				  "truncating %s at position %" PRIu64 ": the log ends at %" PRIu64,
+				  s->dir, pos, s->next_position);
+	if (pos == s->next_position)
+		return s->failed ? fail_err(s) : 0;
+	if ((rc = sl_store_sync(s)) >= 0 && (rc = walk(s, pos, WALK_POS, &w)) == 0)
+		rc = sl_err_set(EINVAL, "no batch starts there");
+	if (rc > 0)
+		rc = cut_at(s, &w, "at position", pos);
+	return rc < 0 ? sl_err_wrap(rc, "truncating %s at position %" PRIu64, s->dir, pos) : 0;
+}
+
+void sl_store_epochs(const struct sl_store *s, struct sl_epoch_map *out)
+{
+	*out = s->epochs;
 }
 
 /* Turn a dropped segment into a spare: a rename, so its blocks stay
@@ -2124,6 +2155,7 @@ static int recover(struct sl_store *s)
 	s->next_position = out.next_position;
 	s->last_crc = out.last_crc;
 	s->last_epoch = out.last_epoch;
+	s->epochs = out.epochs;
 	s->next_seq = out.next_seq;
 	s->torn_bytes = out.torn_bytes;
 	return 0;

@@ -741,6 +741,39 @@ static void test_impossible_policy(void **state)
 	sl_config_free(c);
 }
 
+/* Elections: off by default; on, the timers in milliseconds, a heartbeat
+ * that leaves fewer than three per timeout refused, and leader 0 (a node
+ * joining a running cluster) only with elections. */
+static void test_elections(void **state)
+{
+	struct fx *f = *state;
+	struct sl_config *c;
+
+	write_cfg(f, 0, NULL, NULL);
+	c = loaded(f);
+	assert_int_equal(c->node.proto.elect, 0);
+	sl_config_free(c);
+	write_cfg(f, 0, NULL,
+		  "[stream]\nelect = on\nelection_timeout_ms = 300\nheartbeat_ms = 20\n");
+	c = loaded(f);
+	assert_int_equal(c->node.proto.elect, 1);
+	assert_int_equal(c->node.proto.election_timeout_ns, 300000000ull);
+	assert_int_equal(c->node.proto.heartbeat_ns, 20000000ull);
+	sl_config_free(c);
+	write_cfg(f, 0, NULL, "[stream]\nelect = maybe\n");
+	refused(f, BASE_N + 2, "[stream] elect", NULL);
+	write_cfg(f, 0, NULL, "[stream]\nelect = on\nheartbeat_ms = 60\n");
+	refused(f, BASE_N + 3, "[stream] heartbeat_ms", "more than a third");
+	write_cfg(f, 0, NULL, "[stream]\nelection_timeout_ms = 20\n");
+	refused(f, BASE_N + 2, "[stream] election_timeout_ms", "more than a third");
+	write_cfg(f, 6, "leader = 0", NULL);
+	refused(f, 6, "[cluster] leader", "elect = on");
+	write_cfg(f, 6, "leader = 0", "[stream]\nelect = on\n");
+	c = loaded(f);
+	assert_int_equal(c->node.proto.leader_id, 0);
+	sl_config_free(c);
+}
+
 /* What a policy survives: nothing to say for the default; each risk of a
  * single failure named once; and acks=0 with local=none refused. */
 static int warnings_for(struct fx *f, const char *stream, char w[][SL_CONFIG_WARN_MAX])
@@ -874,6 +907,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_log_dir_unwritable, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_impossible_policy, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_policy_warnings, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_elections, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_mtu_range, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_sizes_that_do_not_fit, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_control_socket_too_long, setup, teardown),

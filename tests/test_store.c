@@ -540,6 +540,80 @@ static void test_truncate_everything(void **state)
 	th_check_reads(f->s, &f->log, 0);
 }
 
+/* The epoch map follows appends, survives a reopen (rebuilt from the batch
+ * headers) and a cut by position, which may cut at an empty batch (the
+ * first batch of an epoch), which no LSN names. */
+static void test_epochs_and_truncate_at(void **state)
+{
+	struct fixture *f = *state;
+	struct sl_store_opts o = th_opts(f->dir, 1);
+	struct sl_epoch_map m;
+	struct sl_store_info info;
+	uint64_t cut_pos, cut_lsn;
+	size_t cut_idx;
+
+	o.segment_bytes = 64 << 10;
+	o.group_bytes = 16 << 10;
+	open_store(f, &o);
+	for (int i = 0; i < 20; i++)
+		append_ok(f, 3, 400, 1);
+	f->log.epoch = 5;
+	cut_idx = f->log.n;
+	cut_pos = f->log.position;
+	cut_lsn = f->log.next_lsn;
+	append_ok(f, 0, 0, 0); /* the first batch of epoch 5: empty */
+	for (int i = 0; i < 20; i++)
+		append_ok(f, 3, 400, 1);
+	f->log.epoch = 9;
+	for (int i = 0; i < 5; i++)
+		append_ok(f, 2, 300, 0);
+	sync_ok(f);
+	sl_store_epochs(f->s, &m);
+	assert_int_equal(m.n, 3);
+	assert_int_equal(m.e[1].epoch, 5);
+	assert_int_equal(m.e[1].pos, cut_pos);
+	assert_int_equal(m.e[1].lsn, cut_lsn);
+	assert_int_equal(m.e[2].epoch, 9);
+	reopen(f, o);
+	{
+		struct sl_epoch_map r;
+
+		sl_store_epochs(f->s, &r);
+		assert_int_equal(r.n, m.n);
+		assert_memory_equal(r.e, m.e, m.n * sizeof(m.e[0]));
+	}
+	/* Not a batch boundary, past the end, the end itself. */
+	assert_true(sl_store_truncate_at(f->s, cut_pos + 1) == -EINVAL);
+	assert_true(sl_store_truncate_at(f->s, f->log.position + 1) == -EINVAL);
+	assert_int_equal(sl_store_truncate_at(f->s, f->log.position), 0);
+	check_info_matches_log(f);
+	/* At the empty batch: epochs 5 and 9 go. */
+	assert_int_equal(sl_store_truncate_at(f->s, cut_pos), 0);
+	for (size_t i = cut_idx; i < f->log.n; i++)
+		free(f->log.b[i].bytes);
+	f->log.n = cut_idx;
+	f->log.next_lsn = cut_lsn;
+	f->log.position = cut_pos;
+	sl_store_get_info(f->s, &info);
+	assert_int_equal(info.next_position, cut_pos);
+	assert_int_equal(info.next_lsn, cut_lsn);
+	assert_int_equal(info.last_epoch, 1);
+	sl_store_epochs(f->s, &m);
+	assert_int_equal(m.n, 1);
+	f->log.prev_crc = info.last_crc;
+	f->log.epoch = 13;
+	for (int i = 0; i < 5; i++)
+		append_ok(f, 2, 300, 1);
+	sync_ok(f);
+	reopen(f, o);
+	check_info_matches_log(f);
+	th_check_reads(f->s, &f->log, 0);
+	sl_store_epochs(f->s, &m);
+	assert_int_equal(m.n, 2);
+	assert_int_equal(m.e[1].epoch, 13);
+	assert_int_equal(m.e[1].pos, cut_pos);
+}
+
 /* Retention deletes whole segments only, never the last one. */
 static void test_drop_before(void **state)
 {
@@ -1310,6 +1384,7 @@ int main(void)
 	    T(test_read_chunk_cache),
 	    T(test_truncate_mid_batch),
 	    T(test_truncate_after_batch),
+	    T(test_epochs_and_truncate_at),
 	    T(test_truncate_early_segment),
 	    T(test_truncate_everything),
 	    T(test_drop_before),

@@ -109,7 +109,10 @@ int64_t sl_client_appendv(struct sl_client *c, const struct iovec *recs, unsigne
 /* ---- waiting ---- */
 
 /* 1 when `lsn` has reached `level`, 0 when not yet, -errno on trouble
- * (-ENOTSUP: a quorum level asked on a follower; -ENOTCONN). Never blocks. */
+ * (-ENOTSUP: a quorum level asked on a follower; -ENOTCONN; -ESTALE: this
+ * client appended `lsn` in an epoch that ended before it reached a leader's
+ * level: whether it survives is unknown, docs/client.md "Fencing"). Never
+ * blocks. */
 int sl_client_reached(struct sl_client *c, uint64_t lsn, enum sl_client_level level);
 
 /* Wait until `lsn` reaches `level`: spin, then sleep. timeout_ms < 0 waits

@@ -78,6 +78,13 @@ struct sl_node_engine {
 			size_t raw_len);
 	/* Leader: every LSN <= commit_lsn is committed under the policy. */
 	void (*commit)(void *ctx, uint64_t commit_lsn);
+	/* Elections: the role, epoch or leader changed (leader_id 0: none
+	 * known yet). Appends succeed only while the role is leader. */
+	void (*role)(void *ctx, enum sl_role role, uint64_t epoch, uint32_t leader_id);
+	/* Elections: forget every record from `lsn` on. A deposed leader's
+	 * appends that never committed, or a follower's uncommitted suffix cut
+	 * to follow a new leader; never a committed record. */
+	void (*truncate)(void *ctx, uint64_t lsn);
 };
 
 /* The node's own counters (the protocol's are in sl_proto_status). */
@@ -98,6 +105,7 @@ struct sl_node_stats {
 	uint64_t scrub_passes; /* passes of the scrub over the sealed segments */
 	uint64_t scrub_steps;  /* reads of up to 256 KiB it made */
 	uint64_t scrub_bad;    /* bad batches it found (each one handed to repair) */
+	uint64_t persists;     /* election state (epoch, vote) written to the superblock */
 };
 
 struct sl_node;

@@ -27,6 +27,7 @@ enum sl_role {
 /* The election timeout a LAN suits (heartbeats every 10 ms): a follower that
  * hears no leader for a random time in [t, 2t) stands for election. */
 #define SL_PROTO_ELECTION_TIMEOUT_DEFAULT 150000000ull
+#define SL_PROTO_HEARTBEAT_DEFAULT	  10000000ull
 
 struct sl_proto_config {
 	uint8_t cluster_id[16];

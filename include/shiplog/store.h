@@ -9,6 +9,7 @@
 
 #include "shiplog/batch.h"
 #include "shiplog/merkle.h"
+#include "shiplog/epoch.h"
 
 struct sl_store;
 
@@ -182,6 +183,16 @@ int sl_store_read_pos(struct sl_store *s, uint64_t pos, void *buf, size_t cap,
  * deletes later segments and fsyncs. Appends continue from the last kept
  * batch, at the next block boundary. Durable and not reversible. */
 int sl_store_truncate_after(struct sl_store *s, uint64_t lsn);
+
+/* The same by position (divergence repair: an empty batch holds no LSN to
+ * name it by): remove the batch that starts at `pos` and every later one.
+ * pos == the log end cuts nothing; -EINVAL when no batch starts at `pos`. */
+int sl_store_truncate_at(struct sl_store *s, uint64_t pos);
+
+/* The log's epoch map (shiplog/epoch.h): where each epoch's first batch
+ * starts, rebuilt from the batch headers at open and kept with appends and
+ * truncations (the protocol's elections start from it). */
+void sl_store_epochs(const struct sl_store *s, struct sl_epoch_map *out);
 
 /* Retention: delete whole segments whose batches all precede `lsn` and are
  * durable. The last segment is never deleted (its header anchors the chain).
