@@ -1051,6 +1051,21 @@ int sl_node_flush(struct sl_node *n)
 	return rc;
 }
 
+int sl_node_transfer(struct sl_node *n, uint32_t target)
+{
+	return n->failed ? n->failed : sl_proto_transfer(n->proto, target, sl_node_now());
+}
+
+int sl_node_stepdown(struct sl_node *n)
+{
+	return n->failed ? n->failed : sl_proto_stepdown(n->proto, sl_node_now());
+}
+
+int sl_node_force_lead(struct sl_node *n)
+{
+	return n->failed ? n->failed : sl_proto_force_lead(n->proto, sl_node_now());
+}
+
 void sl_node_set_poller(struct sl_node *n, const struct sl_node_poller *p)
 {
 	n->poller = p ? *p : (struct sl_node_poller){0};

@@ -35,23 +35,32 @@ struct command {
 
 static int cmd_status(const struct ctl_opts *o);
 static int cmd_lag(const struct ctl_opts *o);
+static int cmd_promote(const struct ctl_opts *o);
+static int parse_u64(const char *opt, const char *v, uint64_t min, uint64_t max, uint64_t *out);
+static int cmd_stepdown(const struct ctl_opts *o);
 
 static const struct command commands[] = {
     {"status", "[--json]",
      "a running shipd's role, positions, commit and delivered LSNs,\n"
-     "                   per-follower lag, counters",
+     "                      per-follower lag, counters",
      cmd_status, 0},
     {"tail", "[DIR]",
      "print the records of log directory DIR or, without DIR, those a\n"
-     "                   running shipd has committed and holds durably",
+     "                      running shipd has committed and holds durably",
      shipctl_tail, 1},
     {"verify", "DIR",
      "check every batch (CRCs, chain, records) of log directory DIR;\n"
-     "                   report the first problem with its segment file and offset;\n"
-     "                   with --cluster instead, compare the Merkle trees of running\n"
-     "                   nodes (-s or -c for each) and report where they differ",
+     "                      report the first problem with its segment file and offset;\n"
+     "                      with --cluster instead, compare the Merkle trees of running\n"
+     "                      nodes (-s or -c for each) and report where they differ",
      shipctl_verify, 2},
     {"lag", "", "per-follower lag of a running leader, refreshed in place", cmd_lag, 0},
+    {"promote", "NODE",
+     "(elections) the leader hands over to NODE once NODE holds its whole\n"
+     "                      log, and waits until NODE leads; ask the leader (-c its config)",
+     cmd_promote, 2},
+    {"stepdown", "", "(elections) the leader steps down; waits until another leads", cmd_stepdown,
+     0},
 };
 #define N_COMMANDS (sizeof(commands) / sizeof(commands[0]))
 
@@ -59,7 +68,7 @@ static void usage(FILE *f)
 {
 	fprintf(f, "usage: shipctl COMMAND [options]\n\ncommands:\n");
 	for (size_t i = 0; i < N_COMMANDS; i++)
-		fprintf(f, "  %-6s %-9s  %s\n", commands[i].name, commands[i].args,
+		fprintf(f, "  %-8s %-9s  %s\n", commands[i].name, commands[i].args,
 			commands[i].help);
 	fprintf(f,
 		"\nreaching shipd (status, lag, tail without DIR):\n"
@@ -78,6 +87,10 @@ static void usage(FILE *f)
 		"                       segment file and offset, sizes\n"
 		"verify --cluster (exit 1 when replicas differ):\n"
 		"      --cluster        every -s SOCKET / -c CONFIG names a node to compare\n"
+		"promote:\n"
+		"      --force          make NODE lead without an election (ask NODE itself):\n"
+		"                       for when no quorum of voters is left; prints the LSN\n"
+		"                       range that may be lost. Refused without the flag\n"
 		"lag:\n"
 		"  -n, --count N        stop after N refreshes (default: until Ctrl-C)\n"
 		"  -i, --interval MS    between refreshes (default %d; tail -f: 200)\n"
@@ -137,6 +150,88 @@ static int cmd_status(const struct ctl_opts *o)
 		return 1;
 	fputs(reply, stdout);
 	return ferror(stdout) || fflush(stdout) ? 1 : 0;
+}
+
+/* --- promote and stepdown -------------------------------------------------------- */
+
+#define ELECT_WAIT_MS 10000 /* for the outcome of a promote or stepdown */
+
+/* Ask `socket` for its role and leader until done(role, leader) or the
+ * wait ends. 0 done, 1 not (printed). */
+static int watch(const char *socket, uint32_t want, int forced, uint32_t self)
+{
+	static char reply[SL_CTL_REPLY_MAX + 1];
+	uint64_t epoch = 0, leader = 0;
+	char role[16] = "?";
+
+	for (int waited = 0; waited <= ELECT_WAIT_MS && !shipctl_stop; waited += 50) {
+		if (sl_ctl_request(socket, "status json", SHIPCTL_TIMEOUT_MS, reply,
+				   sizeof(reply)) > 0 &&
+		    sl_ctl_json_get(reply, "node.role", role, sizeof(role)) == 0 &&
+		    sl_ctl_json_u64(reply, "node.leader_id", &leader) == 0 &&
+		    sl_ctl_json_u64(reply, "node.epoch", &epoch) == 0) {
+			int done = forced ? strcmp(role, "leader") == 0
+				   : want ? leader == want
+					  : leader != 0 && leader != self;
+
+			if (done) {
+				printf("node %" PRIu64 " leads epoch %" PRIu64 "\n", leader, epoch);
+				return fflush(stdout) ? 1 : 0;
+			}
+		}
+		shipctl_nap(50);
+	}
+	fprintf(stderr,
+		"shipctl: not done after %d ms: node %" PRIu32 " is %s in epoch %" PRIu64
+		", leader %" PRIu64 "%s\n",
+		ELECT_WAIT_MS, self, role, epoch, leader,
+		want && !forced ? " (a hand-over is given up after an election timeout when the "
+				  "target does not catch up)"
+				: "");
+	return 1;
+}
+
+static int self_id(const char *socket, uint64_t *id)
+{
+	static char reply[SL_CTL_REPLY_MAX + 1];
+
+	if (shipctl_ask(socket, "status json", reply))
+		return 1;
+	if (sl_ctl_json_u64(reply, "node.node_id", id)) {
+		fprintf(stderr, "shipctl: %s\n", sl_err_msg());
+		return 1;
+	}
+	return 0;
+}
+
+static int cmd_promote(const struct ctl_opts *o)
+{
+	static char reply[SL_CTL_REPLY_MAX + 1];
+	const char *socket = shipctl_socket(o);
+	char req[64];
+	uint64_t target, self;
+
+	if (parse_u64("NODE", o->dir, 1, UINT32_MAX, &target))
+		return 2;
+	if (!socket || self_id(socket, &self))
+		return 1;
+	snprintf(req, sizeof(req), "promote %" PRIu64 "%s", target, o->force ? " force" : "");
+	if (shipctl_ask(socket, req, reply))
+		return 1;
+	fputs(reply, stdout);
+	return watch(socket, (uint32_t)target, o->force, (uint32_t)self);
+}
+
+static int cmd_stepdown(const struct ctl_opts *o)
+{
+	static char reply[SL_CTL_REPLY_MAX + 1];
+	const char *socket = shipctl_socket(o);
+	uint64_t self;
+
+	if (!socket || self_id(socket, &self) || shipctl_ask(socket, "stepdown", reply))
+		return 1;
+	fputs(reply, stdout);
+	return watch(socket, 0, 0, (uint32_t)self);
 }
 
 /* --- lag ----------------------------------------------------------------------- */
@@ -306,6 +401,7 @@ static int parse_opts(int argc, char **argv, struct ctl_opts *o)
 	    {"batches", no_argument, 0, 'b'},
 	    {"interval", required_argument, 0, 'i'},
 	    {"cluster", no_argument, 0, 'C'},
+	    {"force", no_argument, 0, 'P'},
 	    {"help", no_argument, 0, 'h'},
 	    {0, 0, 0, 0},
 	};
@@ -348,6 +444,9 @@ static int parse_opts(int argc, char **argv, struct ctl_opts *o)
 			break;
 		case 'b':
 			o->batches = 1;
+			break;
+		case 'P':
+			o->force = 1;
 			break;
 		case 'i':
 			if (parse_u64("--interval", optarg, 1, INTERVAL_MAX_MS, &o->interval_ms))
@@ -402,11 +501,17 @@ int main(int argc, char **argv)
 	nargs = argc - optind - 1;
 	if (nargs > (cmd->dir ? 1 : 0) || (cmd->dir == 2 && nargs == 0 && !o.cluster)) {
 		fprintf(stderr, "shipctl %s: %s\n", cmd->name,
-			nargs ? "too many arguments" : "which log directory?");
+			nargs			  ? "too many arguments"
+			: cmd->run == cmd_promote ? "which node?"
+						  : "which log directory?");
 		return 2;
 	}
 	if (nargs)
 		o.dir = argv[optind + 1];
+	if (o.force && cmd->run != cmd_promote) {
+		fprintf(stderr, "shipctl %s: --force is promote's\n", cmd->name);
+		return 2;
+	}
 	if (o.cluster && cmd->run != shipctl_verify) {
 		fprintf(stderr, "shipctl %s: --cluster is for verify\n", cmd->name);
 		return 2;

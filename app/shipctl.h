@@ -19,6 +19,7 @@ struct ctl_opts {
 	int follow;
 	int hex;
 	int batches;
+	int force;	      /* promote --force */
 	uint64_t from;	      /* tail: first LSN (0: the oldest held) */
 	uint64_t count;	      /* tail: records; lag: refreshes (0: no limit) */
 	uint64_t interval_ms; /* lag and tail -f: between looks (0: the default) */

@@ -296,6 +296,71 @@ static void tree_status(struct shipd *d, struct sl_ctl_status *s)
 		 sl_merkle_root_at(t.m, t.sealed));
 }
 
+/* promote N [force] and stepdown (shipctl): the protocol acts on its next
+ * turns; shipctl watches the status for the outcome. */
+static int elect_request(struct shipd *d, const char *req, char *reply, size_t cap)
+{
+	const uint32_t self = d->cfg->node.proto.node_id;
+	struct sl_proto_status st;
+	unsigned long target = 0;
+	char force[8] = "";
+	int rc, n;
+
+	if (!d->cfg->node.proto.elect)
+		return sl_err_set(EPERM,
+				  "elections are off ([stream] elect = off): node %" PRIu32
+				  " leads for good",
+				  d->cfg->node.proto.leader_id);
+	sl_node_status(d->node, &st);
+	if (strcmp(req, "stepdown") == 0) {
+		if ((rc = sl_node_stepdown(d->node)) < 0)
+			return sl_err_wrap(rc,
+					   "stepdown (leader: node %" PRIu32 ", epoch %" PRIu64 ")",
+					   st.leader_id, st.epoch);
+		return snprintf(reply, cap, "node %" PRIu32 " steps down in epoch %" PRIu64 "\n",
+				self, st.epoch);
+	}
+	if (sscanf(req, "promote %lu %7s", &target, force) < 1 || target == 0 ||
+	    target > UINT32_MAX || (force[0] && strcmp(force, "force") != 0))
+		return sl_err_set(EINVAL, "bad request '%.64s' (promote NODE [force])", req);
+	if (force[0] && target != self)
+		return sl_err_set(EINVAL,
+				  "promote --force makes the node it is sent to lead: this is node "
+				  "%" PRIu32 ", not %lu (use node %lu's configuration)",
+				  self, target, target);
+	if (force[0]) {
+		if ((rc = sl_node_force_lead(d->node)) < 0)
+			return sl_err_wrap(rc, "promote --force");
+		/* What it holds is kept; what others hold beyond it is cut. */
+		n = snprintf(
+		    reply, cap,
+		    "node %" PRIu32 " takes the lead without an election (epoch was %" PRIu64
+		    ")\nkept: lsn 1..%" PRIu64 " (its log; known committed through lsn %" PRIu64
+		    ")\nmay be lost: lsn %" PRIu64 " and after (whatever the previous leader "
+		    "committed or another node holds past lsn %" PRIu64 ")\n",
+		    self, st.epoch, st.next_lsn - 1,
+		    st.commit_lsn > st.delivered_lsn ? st.commit_lsn : st.delivered_lsn,
+		    st.next_lsn, st.next_lsn - 1);
+		return n;
+	}
+	if (target == self)
+		return sl_err_set(st.role == SL_ROLE_LEADER ? EALREADY : EPERM,
+				  st.role == SL_ROLE_LEADER
+				      ? "node %" PRIu32 " already leads"
+				      : "node %" PRIu32
+					" does not lead: send promote to the leader "
+					"(node %" PRIu32 "), or, when no leader can be elected, "
+					"promote --force (refused without it: records may be lost)",
+				  self, st.leader_id);
+	if ((rc = sl_node_transfer(d->node, (uint32_t)target)) < 0)
+		return sl_err_wrap(rc, "promote %lu (leader: node %" PRIu32 ", epoch %" PRIu64 ")",
+				   target, st.leader_id, st.epoch);
+	return snprintf(reply, cap,
+			"node %" PRIu32 " hands over to node %lu once it holds the whole log (lsn "
+			"%" PRIu64 ")\n",
+			self, target, st.next_lsn - 1);
+}
+
 static int on_request(void *ctx, const char *req, char *reply, size_t cap)
 {
 	struct shipd *d = ctx;
@@ -309,9 +374,13 @@ static int on_request(void *ctx, const char *req, char *reply, size_t cap)
 		json = 1;
 	else if (strncmp(req, "tree ", 5) == 0)
 		return tree_request(d, req, reply, cap);
+	else if (strncmp(req, "promote ", 8) == 0 || strcmp(req, "stepdown") == 0)
+		return elect_request(d, req, reply, cap);
 	else
-		return sl_err_set(
-		    EINVAL, "unknown request '%.64s' (known: status, status json, tree)", req);
+		return sl_err_set(EINVAL,
+				  "unknown request '%.64s' (known: status, status json, tree, "
+				  "promote NODE [force], stepdown)",
+				  req);
 	memset(&s, 0, sizeof(s));
 	sl_node_status(d->node, &s.proto);
 	sl_node_transport_stats(d->node, &s.transport);

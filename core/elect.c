@@ -202,8 +202,9 @@ static void count_vote(struct sl_proto *p, int idx, uint64_t now)
 	struct sl_elect *e = &p->el;
 
 	e->votes |= 1u << idx;
-	if ((uint32_t)__builtin_popcount(e->votes) < e->votes_needed)
+	if ((uint32_t)__builtin_popcount(e->votes) < e->votes_needed && !e->forced)
 		return;
+	e->forced = 0;
 	e->elections_won++;
 	sl_role_leader(p, now);
 }
@@ -379,6 +380,21 @@ int sl_proto_stepdown(struct sl_proto *p, uint64_t now)
 	p->el.transfer_to = 0;
 	sl_role_follower(p, 0, now);
 	p->el.deadline = now + 2 * p->cfg.election_timeout_ns; /* the others first */
+	return 0;
+}
+
+int sl_proto_force_lead(struct sl_proto *p, uint64_t now)
+{
+	if (!p->el.on || p->failed)
+		return sl_err_set(EPERM, "node %u: %s", p->cfg.node_id,
+				  p->failed ? "failed" : "elections are off");
+	if (p->role == SL_ROLE_LEADER)
+		return sl_err_set(EALREADY, "node %u already leads epoch %llu", p->cfg.node_id,
+				  (unsigned long long)p->cfg.epoch);
+	if (p->role == SL_ROLE_CANDIDATE)
+		sl_role_follower(p, 0, now);
+	stand(p, now);
+	p->el.forced = 1; /* wins on its own vote once that is persisted */
 	return 0;
 }
 

@@ -128,6 +128,7 @@ struct sl_elect {
 	uint32_t transfer_to;	 /* leader: handing over to this node, 0 none */
 	uint64_t transfer_until; /* and giving up at */
 	int transferred;	 /* candidate: stands by the leader's leave (TRANSFER) */
+	int forced;		 /* candidate: leads on its own vote (an operator's order) */
 	/* The promise and the vote, in memory and as persisted. */
 	uint64_t voted_epoch;
 	uint32_t voted_for;

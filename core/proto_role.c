@@ -86,6 +86,7 @@ void sl_role_follower(struct sl_proto *p, uint32_t leader_id, uint64_t now)
 	p->cfg.leader_id = leader_id;
 	reset_follower_view(p);
 	p->el.votes = 0;
+	p->el.forced = 0;
 	p->el.prevoting = 0;
 	p->el.last_leader_ns = now;
 	p->el.deadline = now + p->el.timeout;

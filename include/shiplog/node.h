@@ -163,6 +163,11 @@ int64_t sl_node_append(struct sl_node *n, const void *rec, uint32_t len);
  * -EAGAIN: the window is full; the batch stays open and is sealed by a later
  * flush or its linger timer once commits make room. */
 int sl_node_flush(struct sl_node *n);
+/* Elections (shipctl promote, stepdown, promote --force): see
+ * sl_proto_transfer, sl_proto_stepdown, sl_proto_force_lead. */
+int sl_node_transfer(struct sl_node *n, uint32_t target);
+int sl_node_stepdown(struct sl_node *n);
+int sl_node_force_lead(struct sl_node *n);
 /* Followers / any node: the engine applied up to lsn. */
 void sl_node_applied(struct sl_node *n, uint64_t lsn);
 

@@ -202,6 +202,14 @@ int sl_proto_transfer(struct sl_proto *p, uint32_t target, uint64_t now);
  * than the others would. -EPERM when not the leader. */
 int sl_proto_stepdown(struct sl_proto *p, uint64_t now);
 
+/* Elections: make this node lead without an election (shipctl promote
+ * --force, when no quorum of voters can be reached): it takes the next epoch
+ * it owns and leads it on its own vote once that is persisted. Records other
+ * nodes hold past this node's log end (committed or not) are cut when they
+ * follow it: the operator accepts losing LSNs from its next_lsn on.
+ * -EALREADY when leading, -EPERM without elections or once failed. */
+int sl_proto_force_lead(struct sl_proto *p, uint64_t now);
+
 /* Anti-entropy: the batch at `pos`, `len` bytes, whose leaf is `leaf`
  * (sl_merkle_leaf as appended), is bad in this node's log (the store's
  * scrub found it): fetch it from a peer that holds it committed (the
