@@ -68,5 +68,6 @@ int bench_store_main(const struct bench_common *c, int argc, char **argv);
 int bench_proto_main(const struct bench_common *c, int argc, char **argv);
 int bench_cluster_main(const struct bench_common *c, int argc, char **argv);
 int bench_client_main(const struct bench_common *c, int argc, char **argv);
+int bench_failover_main(const struct bench_common *c, int argc, char **argv);
 
 #endif

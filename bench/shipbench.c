@@ -24,6 +24,9 @@ static const struct subcommand subcommands[] = {
      bench_cluster_main},
     {"client", "append-to-commit through libshiplog against the same append in the node process",
      bench_client_main},
+    {"failover",
+     "3 shipd processes: leader kill to the first new commit, acknowledged records lost",
+     bench_failover_main},
 };
 
 static void usage(FILE *f)

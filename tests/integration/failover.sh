@@ -1,0 +1,100 @@
+#!/usr/bin/env bash
+# integration_failover: elections between real shipd processes (kernel UDP
+# on 127.0.0.1, [stream] elect = on, acks = majority, ack_level = durable).
+#
+# 1. shipbench failover (KILLS kills): a libshiplog client appends to
+#    whichever node leads and remembers every LSN acknowledged as committed;
+#    the leader's shipd is killed with SIGKILL under that load. A new leader
+#    must commit within 2 election timeouts (ELECTION_MS) each time; the
+#    killed node restarts on its log and must rejoin as a follower holding
+#    every acknowledged record. At the end every acknowledged record must
+#    be in every node's log byte for byte (acked_lost 0), and the stopped
+#    nodes' logs must match each other (logcmp).
+# 2. The same with SIGSTOP past the election timeout, then SIGCONT: the
+#    resumed leader is fenced (it follows the new leader) and takes no
+#    append that is then acknowledged (fenced_acked 0).
+# 3. shipctl: promote NODE hands over (NODE leads), stepdown (another
+#    leads), promote of a follower sent to itself is refused without
+#    --force; with only one node left, promote --force makes it lead and
+#    prints the LSN range that may be lost.
+#
+#   failover.sh SHIPD SHIPCTL LOGCMP SHIPBENCH
+SHIPD=$1 SHIPCTL=$2 LOGCMP=$3 SHIPBENCH=$4
+. "$(dirname "$0")/lib.sh"
+
+KILLS=${KILLS:-3}
+ELECTION_MS=${ELECTION_MS:-300}
+
+it_init failover
+
+# json_field FILE KEY: a number from shipbench's one-line JSON.
+json_field() {
+	python3 -c 'import json, sys; print(json.load(open(sys.argv[1]))[sys.argv[2]])' "$1" "$2"
+}
+
+# bench NAME ARGS...: run shipbench failover in $dir/NAME, its JSON in $dir/NAME.json.
+bench() {
+	local name=$1
+	shift
+	"$SHIPBENCH" failover --json --kills "$KILLS" --load-ms 200 \
+		--election-timeout-ms "$ELECTION_MS" --shipd "$SHIPD" --dir "$dir/$name" \
+		--keep "$@" >"$dir/$name.json" 2>"$dir/$name.log" ||
+		{ cat "$dir/$name.log" "$dir/$name.json"; fail "shipbench failover $* failed"; }
+	say "$(cat "$dir/$name.json")"
+	local lost max kills
+	lost=$(json_field "$dir/$name.json" acked_lost)
+	kills=$(json_field "$dir/$name.json" kills)
+	max=$(json_field "$dir/$name.json" failover_max_ms)
+	[ "$kills" = "$KILLS" ] || fail "$name: $kills kills, want $KILLS"
+	[ "$lost" = 0 ] || fail "$name: $lost acknowledged records lost"
+	[ "$(json_field "$dir/$name.json" acked)" -gt 0 ] || fail "$name: nothing acknowledged"
+	python3 -c 'import sys; sys.exit(float(sys.argv[1]) > 2 * float(sys.argv[2]))' \
+		"$max" "$ELECTION_MS" ||
+		fail "$name: a new leader committed only after $max ms (2 election timeouts: $((2 * ELECTION_MS)) ms)"
+	# The stopped nodes' logs agree, byte for byte, through the shorter one.
+	for n in 2 3; do
+		"$LOGCMP" "$dir/$name/n1.ini" "$dir/$name/n$n.ini" >/dev/null ||
+			fail "$name: node $n's log differs from node 1's"
+	done
+}
+
+bench kill
+bench pause --pause
+[ "$(json_field "$dir/pause.json" fenced_acked)" = 0 ] ||
+	fail "the resumed leader acknowledged appends after it was replaced"
+
+# --- shipctl promote, stepdown, promote --force ---
+it_free_ports 3
+for n in 1 2 3; do IT_ADDR[$n]=127.0.0.1:${ports[$((n - 1))]}; done
+IT_STREAM_EXTRA="elect = on
+election_timeout_ms = $ELECTION_MS"
+for n in 1 2 3; do it_config "$n"; done
+RECORDS=20000 BYTES=200
+it_start_all
+
+leads() { # leads N: node N's shipd says it leads
+	[ "$(it_field "$1" node.role)" = leader ]
+}
+it_wait 30 "node 1 leads" leads 1
+out=$("$SHIPCTL" promote 2 -c "$dir/n1.ini") || fail "promote 2: $out"
+say "$out"
+echo "$out" | grep -q "^node 2 leads epoch" || fail "promote 2: $out"
+leads 2 || fail "node 2 does not lead after promote"
+out=$("$SHIPCTL" stepdown -c "$dir/n2.ini") || fail "stepdown: $out"
+say "$out"
+echo "$out" | grep -Eq "^node [13] leads epoch" || fail "stepdown: $out"
+new=$(echo "$out" | sed -n 's/^node \([13]\) leads.*/\1/p')
+follower=$((new == 1 ? 3 : 1))
+if out=$("$SHIPCTL" promote "$follower" -c "$dir/n$follower.ini" 2>&1); then
+	fail "promote of a follower sent to itself without --force: accepted ($out)"
+fi
+echo "$out" | grep -q -- "--force" || fail "the refusal does not name --force: $out"
+# Only node 2 is left: no election can win (2 votes needed), --force can.
+it_kill9 "$new"
+it_kill9 "$follower"
+out=$("$SHIPCTL" promote --force 2 -c "$dir/n2.ini") || fail "promote --force 2: $out"
+say "$out"
+next=$(it_field 2 node.next_lsn)
+echo "$out" | grep -q "may be lost: lsn $next and after" || fail "promote --force: no lost range: $out"
+leads 2 || fail "node 2 does not lead after promote --force"
+say "ok"
