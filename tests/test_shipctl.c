@@ -361,7 +361,15 @@ static void test_tail_errors(void **state)
 	assert_int_equal(run(f, "tail", f->dir, f->dir, NULL), 2);
 	assert_int_equal(run(f, "tial", NULL), 2);
 	assert_int_equal(run(f, "--help", NULL), 0);
-	assert_contains(f->out, "verify DIR");
+	assert_contains(f->out, "verify   DIR");
+	assert_contains(f->out, "promote  NODE");
+	assert_contains(f->out, "--force");
+	/* promote wants a node; --force is promote's alone */
+	assert_int_equal(run(f, "promote", NULL), 2);
+	assert_contains(f->err, "which node?");
+	assert_int_equal(run(f, "promote", "x", "-s", missing, NULL), 2);
+	assert_int_equal(run(f, "stepdown", "--force", NULL), 2);
+	assert_contains(f->err, "--force is promote's");
 	th_rmrf(empty);
 	free(empty);
 	free(missing);
