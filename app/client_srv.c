@@ -426,6 +426,13 @@ static int take_entry(struct sl_csrv *s, unsigned i, uint64_t tail)
 			lsn = sl_node_append(s->node, p + sizeof(len), len);
 			if (lsn == -EAGAIN) {
 				atomic_fetch_or(&s->np->flags, SL_SHM_F_FULL);
+				if (x->part_done == 0 && (e->flags & SL_APPEND_NONBLOCK)) {
+					/* Refused here: handing it back for the client
+					 * to withdraw could lose the wakeup when the
+					 * client looked while this turn held it. */
+					finish_entry(s, x, e, 0, -EAGAIN);
+					return 1;
+				}
 				if (x->part_done == 0) {
 					atomic_store(&e->state, SL_SHM_E_READY);
 					/* A nonblocking client withdraws it now: tell

@@ -675,7 +675,7 @@ static void write_entry(struct sl_client *c, const struct iovec *recs, unsigned 
 	e->bytes = (uint32_t)bytes;
 	e->count = n;
 	e->seq = ++c->seq;
-	e->flags = flags & SL_APPEND_FLUSH;
+	e->flags = flags & (SL_APPEND_FLUSH | SL_APPEND_NONBLOCK);
 	atomic_store_explicit(&e->state, SL_SHM_E_READY, memory_order_relaxed);
 	for (unsigned i = 0; i < n; i++) {
 		uint32_t len = (uint32_t)recs[i].iov_len;
@@ -776,10 +776,13 @@ int64_t sl_client_appendv(struct sl_client *c, const struct iovec *recs, unsigne
 	if (rc)
 		return rc == -ENOTCONN ? sl_err_wrap(rc, "append: whether shipd took it is unknown")
 				       : rc;
-	if ((rc = atomic_load(&c->sess->done_err)) < 0)
-		return rc == -EPERM
-			   ? not_leader(c)
-			   : sl_err_set(-rc, "append: shipd refused it: %s", strerror(-rc));
+	if ((rc = atomic_load(&c->sess->done_err)) < 0) {
+		if (rc == -EPERM)
+			return not_leader(c);
+		if (rc == -EAGAIN)
+			return sl_err_set(EAGAIN, "append: the replication window is full");
+		return sl_err_set(-rc, "append: shipd refused it: %s", strerror(-rc));
+	}
 	lsn = (int64_t)atomic_load(&c->sess->done_lsn);
 	{
 		uint64_t e = atomic_load(&c->sess->done_epoch);

@@ -62,7 +62,7 @@ struct sl_shm_append {
 	uint32_t bytes, count;
 	uint64_t seq;		/* 1, 2, ... per session */
 	_Atomic uint32_t state; /* SL_SHM_E_*: shipd takes, a NONBLOCK client may cancel */
-	uint32_t flags;		/* SL_APPEND_FLUSH */
+	uint32_t flags;		/* SL_APPEND_FLUSH, SL_APPEND_NONBLOCK */
 };
 
 enum {
