@@ -506,6 +506,10 @@ void sl_follower_on_data(struct sl_proto *p, const struct sl_frame *f, uint64_t 
 	 * restate our position, even if our first STATUS was lost. */
 	learn(p, d->commit_pos, p->el.on ? d->leader_end : 0);
 	place_fragment(p, d, now);
+	/* DATA stands in for heartbeats: answer it as often, even while no
+	 * batch completes (a slow catch-up), or the leader's lease runs out. */
+	if (now - p->last_status_sent >= p->cfg.heartbeat_ns)
+		p->status_dirty = 1;
 	after_event(p, now);
 }
 
