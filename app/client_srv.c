@@ -365,7 +365,6 @@ static void finish_entry(struct sl_csrv *s, struct sess *x, const struct sl_shm_
 	atomic_store_explicit(&x->pg->done_lsn, first, memory_order_relaxed);
 	atomic_store_explicit(&x->pg->done_err, err, memory_order_relaxed);
 	atomic_store_explicit(&x->pg->done_epoch, s->epoch, memory_order_relaxed);
-	atomic_store_explicit(&x->pg->stalled, 0, memory_order_relaxed);
 	atomic_store_explicit(&x->pg->done_seq, e->seq, memory_order_release);
 	atomic_store_explicit(&x->pg->ap_head, x->ap_head, memory_order_release);
 	if (s->partial >= 0 && &s->s[s->partial] == x)
@@ -402,15 +401,10 @@ static int take_entry(struct sl_csrv *s, unsigned i, uint64_t tail)
 	struct sess *x = &s->s[i];
 	struct sl_shm_append *e = (struct sl_shm_append *)(x->ap + x->ap_head % x->ap_bytes);
 	const uint8_t *p;
-	uint32_t ready = SL_SHM_E_READY;
 
 	if (x->part_done == 0) {
 		if (!entry_ok(s, x, e, tail - x->ap_head))
 			return -1;
-		if (!atomic_compare_exchange_strong(&e->state, &ready, SL_SHM_E_TAKEN)) {
-			finish_entry(s, x, e, 0, -EAGAIN); /* cancelled by a NONBLOCK client */
-			return 1;
-		}
 		if (!s->leader) {
 			finish_entry(s, x, e, 0, -EPERM);
 			return 1;
@@ -427,20 +421,10 @@ static int take_entry(struct sl_csrv *s, unsigned i, uint64_t tail)
 			if (lsn == -EAGAIN) {
 				atomic_fetch_or(&s->np->flags, SL_SHM_F_FULL);
 				if (x->part_done == 0 && (e->flags & SL_APPEND_NONBLOCK)) {
-					/* Refused here: handing it back for the client
-					 * to withdraw could lose the wakeup when the
-					 * client looked while this turn held it. */
-					finish_entry(s, x, e, 0, -EAGAIN);
+					finish_entry(s, x, e, 0, -EAGAIN); /* no room: refused */
 					return 1;
 				}
-				if (x->part_done == 0) {
-					atomic_store(&e->state, SL_SHM_E_READY);
-					/* A nonblocking client withdraws it now: tell
-					 * it once, not on every turn of the stall. */
-					if (!atomic_exchange(&x->pg->stalled, 1) &&
-					    atomic_load(&x->pg->wake_seq))
-						kick(s, x);
-				} else if (s->partial != (int)i) {
+				if (x->part_done > 0 && s->partial != (int)i) {
 					s->partial = (int)i;
 					s->st.vectors_split++;
 				}

@@ -676,7 +676,7 @@ static void write_entry(struct sl_client *c, const struct iovec *recs, unsigned 
 	e->count = n;
 	e->seq = ++c->seq;
 	e->flags = flags & (SL_APPEND_FLUSH | SL_APPEND_NONBLOCK);
-	atomic_store_explicit(&e->state, SL_SHM_E_READY, memory_order_relaxed);
+	e->reserved = 0;
 	for (unsigned i = 0; i < n; i++) {
 		uint32_t len = (uint32_t)recs[i].iov_len;
 
@@ -689,37 +689,21 @@ static void write_entry(struct sl_client *c, const struct iovec *recs, unsigned 
 	ring_doorbell(c);
 }
 
-struct append_wait {
-	uint64_t seq;
-	struct sl_shm_append *e;
-	int nonblock;
-};
-
+/* shipd finished the entry numbered *arg: took it, or (NONBLOCK, no
+ * window room) refused it with -EAGAIN in done_err. */
 static int cond_done(struct sl_client *c, const void *arg)
 {
-	const struct append_wait *w = arg;
-	uint32_t ready = SL_SHM_E_READY;
-
-	if (atomic_load_explicit(&c->sess->done_seq, memory_order_acquire) >= w->seq)
-		return 1;
-	/* Nonblocking: shipd found no room; withdraw the entry if it has not
-	 * started on it (it then skips it). */
-	if (w->nonblock && atomic_load_explicit(&c->sess->stalled, memory_order_acquire) &&
-	    atomic_compare_exchange_strong(&w->e->state, &ready, SL_SHM_E_CANCELLED))
-		return sl_err_set(EAGAIN, "append: the replication window is full");
-	return 0;
+	return atomic_load_explicit(&c->sess->done_seq, memory_order_acquire) >=
+	       *(const uint64_t *)arg;
 }
 
 static void arm_done(struct sl_client *c, const void *arg)
 {
-	const struct append_wait *w = arg;
-
-	atomic_store(&c->sess->wake_seq, w->seq);
+	atomic_store(&c->sess->wake_seq, *(const uint64_t *)arg);
 	ring_doorbell(c);
 }
 
-/* Room for `bytes` in the append ring (entries this client cancelled are
- * still being skipped by shipd). */
+/* Room for `bytes` in the append ring (shipd frees what it finished). */
 static int cond_room(struct sl_client *c, const void *arg)
 {
 	uint64_t bytes = *(const uint64_t *)arg;
@@ -737,7 +721,7 @@ static void arm_room(struct sl_client *c, const void *arg)
 
 int64_t sl_client_appendv(struct sl_client *c, const struct iovec *recs, unsigned n, unsigned flags)
 {
-	struct append_wait w;
+	uint64_t seq;
 	uint64_t bytes;
 	int64_t lsn;
 	int rc;
@@ -766,11 +750,9 @@ int64_t sl_client_appendv(struct sl_client *c, const struct iovec *recs, unsigne
 	}
 	if ((flags & SL_APPEND_NONBLOCK) && (atomic_load(&c->node->flags) & SL_SHM_F_FULL))
 		return sl_err_set(EAGAIN, "append: the replication window is full");
-	w = (struct append_wait){.seq = c->seq + 1,
-				 .e = (struct sl_shm_append *)(c->ap + c->ap_tail % c->ap_bytes),
-				 .nonblock = !!(flags & SL_APPEND_NONBLOCK)};
+	seq = c->seq + 1;
 	write_entry(c, recs, n, bytes, flags);
-	rc = wait_cond(c, cond_done, arm_done, &w, -1, 0, &c->typical[0]);
+	rc = wait_cond(c, cond_done, arm_done, &seq, -1, 0, &c->typical[0]);
 	if (c->sess)
 		atomic_store(&c->sess->wake_seq, 0);
 	if (rc)

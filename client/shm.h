@@ -11,7 +11,7 @@
 #include <stdint.h>
 
 #define SL_SHM_MAGIC   0x73686c63u /* "shlc" */
-#define SL_SHM_VERSION 2u
+#define SL_SHM_VERSION 3u
 #define SL_SHM_LEVELS  5 /* enum sl_client_level */
 #define SL_SHM_ALIGN   8 /* every ring entry starts and ends on this */
 #define SL_SHM_CACHE   64
@@ -51,7 +51,7 @@ struct sl_shm_sess {
 	_Atomic uint64_t done_seq;			 /* the last append entry finished */
 	_Atomic uint64_t done_lsn;			 /* ... its first LSN */
 	_Atomic int32_t done_err;			 /* ... or why it was refused (-errno) */
-	_Atomic uint32_t stalled;			 /* the head entry waits for window room */
+	uint32_t reserved;				 /* 0 */
 	_Atomic uint64_t done_epoch;			 /* ... the epoch its LSNs were given in */
 	_Atomic uint64_t dl_tail;			 /* delivery ring bytes published */
 };
@@ -60,15 +60,9 @@ struct sl_shm_sess {
  * its bytes padded to SL_SHM_ALIGN. `bytes` covers the whole entry. */
 struct sl_shm_append {
 	uint32_t bytes, count;
-	uint64_t seq;		/* 1, 2, ... per session */
-	_Atomic uint32_t state; /* SL_SHM_E_*: shipd takes, a NONBLOCK client may cancel */
-	uint32_t flags;		/* SL_APPEND_FLUSH, SL_APPEND_NONBLOCK */
-};
-
-enum {
-	SL_SHM_E_READY = 0,
-	SL_SHM_E_TAKEN = 1,
-	SL_SHM_E_CANCELLED = 2,
+	uint64_t seq;	   /* 1, 2, ... per session */
+	uint32_t reserved; /* 0 */
+	uint32_t flags;	   /* SL_APPEND_FLUSH, SL_APPEND_NONBLOCK */
 };
 
 /* A delivery entry: this header, then `len` bytes padded to SL_SHM_ALIGN. */
