@@ -289,6 +289,16 @@ static int64_t append(uint32_t id, uint32_t len)
 }
 
 /* Append until `count` records are accepted on `id` (retrying -EAGAIN). */
+/* A frame header of this cluster and stream, as a peer would send it. */
+static void forged_hdr(struct sl_frame *f, uint64_t epoch, uint32_t sender, uint32_t receiver)
+{
+	memcpy(f->hdr.cluster_id, E.cfg.cluster_id, 16);
+	f->hdr.stream_id = E.cfg.stream_id;
+	f->hdr.epoch = epoch;
+	f->hdr.sender = sender;
+	f->hdr.receiver = receiver;
+}
+
 static void append_n(uint32_t id, int count)
 {
 	for (int i = 0, tries = 0; i < count && tries < 10000; tries++) {
@@ -505,11 +515,7 @@ static void prevote_refused_while_leader_heard(void **state)
 	append_n(1, 5);
 	e_advance(5000000);
 	E.q_len = 0;
-	memcpy(f.hdr.cluster_id, E.cfg.cluster_id, 16);
-	f.hdr.stream_id = E.cfg.stream_id;
-	f.hdr.epoch = 5;
-	f.hdr.sender = 3;
-	f.hdr.receiver = 2;
+	forged_hdr(&f, 5, 3, 2);
 	f.vreq = (struct sl_frame_vote_req){
 	    .last_epoch = 5, .last_pos = 1u << 20, .flags = SL_VOTE_F_PRE};
 	len = sl_frame_encode(&f, buf, sizeof(buf));
@@ -548,11 +554,7 @@ static void never_cuts_below_commit(void **state)
 	assert_int_equal(st.safe_pos, written);
 	/* A leader of a later epoch (owned by node 3: 5 - 5 % 16 + 2 + 16) with
 	 * a log that leaves 2's at position 0. */
-	memcpy(f.hdr.cluster_id, E.cfg.cluster_id, 16);
-	f.hdr.stream_id = E.cfg.stream_id;
-	f.hdr.epoch = 18;
-	f.hdr.sender = 3;
-	f.hdr.receiver = 2;
+	forged_hdr(&f, 18, 3, 2);
 	f.hb = (struct sl_frame_hb){.leader_end = 96, .commit_pos = 0, .leader_ts = E.now};
 	len = sl_frame_encode(&f, buf, sizeof(buf));
 	sl_proto_on_frame(node(2)->p, buf, (size_t)len, E.now);
@@ -583,11 +585,7 @@ static void lower_epoch_fenced(void **state)
 	append_n(1, 5);
 	e_advance(5000000);
 	E.q_len = 0;
-	memcpy(f.hdr.cluster_id, E.cfg.cluster_id, 16);
-	f.hdr.stream_id = E.cfg.stream_id;
-	f.hdr.epoch = 4;
-	f.hdr.sender = 3;
-	f.hdr.receiver = 2;
+	forged_hdr(&f, 4, 3, 2);
 	f.hb = (struct sl_frame_hb){.leader_end = 1 << 20, .commit_pos = 1 << 20};
 	len = sl_frame_encode(&f, buf, sizeof(buf));
 	sl_proto_get_status(node(2)->p, &before);
