@@ -1,8 +1,9 @@
 /* Anti-entropy: a follower compares the Merkle tree over its sealed,
  * committed batches with the leader's, from the root down to the first batch
  * that differs (TREE_REQ / TREE, one subtree hash per round trip), and any
- * node fetches a good copy of a batch its scrub found bad (REPAIR_REQ /
- * REPAIR) and has it rewritten in place. The tree and the rewrite are ops;
+ * node fetches a good copy of a batch its scrub found bad, or of the batch
+ * the comparison found different (REPAIR_REQ / REPAIR), and has it rewritten
+ * in place. The tree and the rewrite are ops;
  * the decisions are here. See docs/failover.md. */
 #include <assert.h>
 #include <errno.h>
@@ -192,6 +193,22 @@ static void finish(struct sl_proto *p, enum sl_entropy_result r, uint64_t leaf, 
 	}
 }
 
+/* Leaf `leaf` differs from the peer's, whose hash is `theirs`: a valid
+ * batch that is not the committed one (another batch copied there, or one of
+ * another history). It is below the commit position, so it is replaced in
+ * place with the peer's copy, never cut; a copy of another length cannot
+ * be (the repair finds none to take) and stays reported. */
+static void found(struct sl_proto *p, uint64_t leaf, uint64_t theirs, uint64_t now)
+{
+	struct sl_proto_tree t;
+
+	finish(p, SL_ENTROPY_DIFFER, leaf, now);
+	if (get_tree(p, &t) < 0 || leaf + 1 >= t.leaves) /* its length is not known */
+		return;
+	(void)sl_proto_repair(p, t.leaf_pos[leaf],
+			      (uint32_t)(t.leaf_pos[leaf + 1] - t.leaf_pos[leaf]), theirs, now);
+}
+
 /* Start a comparison with the leader over what both can compare. */
 static void start(struct sl_proto *p, uint64_t now)
 {
@@ -255,8 +272,18 @@ static void on_hash(struct sl_proto *p, uint64_t theirs, uint64_t now)
 			uint64_t i = same ? e->index + 1 : e->index;
 
 			e->phase = PH_DOWN;
+			if (e->level == 0 && !same) {
+				found(p, e->index, theirs, now);
+				return;
+			}
 			if (e->level == 0) {
-				finish(p, SL_ENTROPY_DIFFER, i, now);
+				/* Its sibling differs: ask for its hash too, the
+				 * one a good copy must match (a left child's, the
+				 * descent's first leaf: else the trees changed). */
+				if (e->index & 1)
+					finish(p, SL_ENTROPY_DIFFER, i, now);
+				else
+					ask(p, 0, i, now);
 				return;
 			}
 			ask(p, e->level - 1, 2 * i, now);

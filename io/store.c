@@ -1915,10 +1915,10 @@ static int locate(struct sl_store *s, uint32_t i, uint64_t j, uint64_t *where)
 
 int sl_store_rewrite(struct sl_store *s, uint64_t pos, const void *batch, size_t len)
 {
-	uint64_t j = leaves_before(s->leaf_pos, s->tree.n, pos), off = 0;
+	uint64_t j = leaves_before(s->leaf_pos, s->tree.n, pos), off = 0, leaf;
 	struct sl_batch_hdr h;
 	uint32_t i = s->nsegs;
-	int rc, fd;
+	int rc, fd, replaced;
 
 	if (s->failed)
 		return fail_err(s);
@@ -1934,11 +1934,12 @@ int sl_store_rewrite(struct sl_store *s, uint64_t pos, const void *batch, size_t
 	i--;
 	rc = sl_batch_verify(batch, len, &s->lim, &h);
 	if (rc < 0 || (size_t)rc != len || len != leaf_len(s, j) || h.position != pos ||
-	    sl_merkle_leaf(pos, (uint32_t)len, h.hdr_crc) != s->tree.level[0][j])
+	    memcmp(h.cluster_id, s->cluster_id, 16) != 0 || h.stream_id != s->stream_id)
 		return sl_err_set(EINVAL,
 				  "log %s: the batch offered for position %" PRIu64
-				  " is not the one appended there",
+				  " is not a batch of this log of the length there",
 				  s->dir, pos);
+	leaf = sl_merkle_leaf(pos, (uint32_t)len, h.hdr_crc);
 	if ((rc = locate(s, i, j, &off)) < 0)
 		return sl_err_set(-rc, "log %s: batch at position %" PRIu64 " not found in %s",
 				  s->dir, pos, s->segs[i]->name);
@@ -1958,9 +1959,12 @@ int sl_store_rewrite(struct sl_store *s, uint64_t pos, const void *batch, size_t
 		return fail_err(s);
 	}
 	s->rlen = 0; /* the read cache may hold the bad bytes */
-	sl_info("log %s: rewrote the batch at position %" PRIu64 " (segment %s offset %" PRIu64
+	replaced = leaf != s->tree.level[0][j];
+	if (replaced) /* another valid batch was there: the tree takes this one */
+		sl_merkle_set(&s->tree, j, leaf);
+	sl_info("log %s: %s the batch at position %" PRIu64 " (segment %s offset %" PRIu64
 		", %zu bytes)",
-		s->dir, pos, s->segs[i]->name, off, len);
+		s->dir, replaced ? "replaced" : "rewrote", pos, s->segs[i]->name, off, len);
 	return 0;
 }
 

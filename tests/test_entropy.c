@@ -2,7 +2,9 @@
  * a follower compares its tree with the leader's when it joins and then
  * every interval; equal logs compare equal, one divergent batch is found
  * with O(log n) questions; a bad batch is fetched from the leader, checked
- * against its leaf and rewritten; nothing at or past the commit is repaired;
+ * against its leaf and rewritten, and a valid batch that differs from the
+ * leader's is replaced with the leader's; nothing at or past the commit is
+ * repaired;
  * a node without enough sealed leaves makes the asker compare less. */
 #include <errno.h>
 #include <setjmp.h>
@@ -158,6 +160,53 @@ static void a_bad_batch_is_repaired(void **state)
 	h_free(&h);
 }
 
+/* A valid batch copied over another of the same length in a follower's
+ * log (its tree shows it): the comparison finds the leaf and replaces the
+ * batch in place with the leader's copy, checked against the leader's leaf,
+ * whether the leaf is a left or a right child; the next comparison is
+ * equal. */
+static void a_misplaced_batch_is_replaced(void **state)
+{
+	struct h_node *f;
+	struct sl_entropy_status e;
+	int replaced = 0;
+
+	(void)state;
+	start();
+	run_for(SEC / 10);
+	f = &h.nodes[2];
+	for (uint64_t j = 3; j < 40 && replaced < 2; j++) {
+		uint64_t pos = f->leaf_pos[j], len = f->leaf_pos[j + 1] - pos, k;
+
+		if ((j & 1) != (uint64_t)replaced) /* one left child, one right */
+			continue;
+		for (k = j + 1; k < 58; k++)
+			if (f->leaf_pos[k + 1] - f->leaf_pos[k] == len)
+				break;
+		if (k == 58)
+			continue;
+		memcpy(f->log + pos, f->log + f->leaf_pos[k], len);
+		assert_int_not_equal(memcmp(f->log, h.nodes[0].log, f->durable), 0);
+		sl_proto_tick(f->p, h.now + 11 * SEC);
+		h.now += 11 * SEC;
+		h_run(&h, 100000);
+		run_for(SEC / 10);
+		e = entropy_of(2);
+		assert_int_equal(e.last_result, SL_ENTROPY_DIFFER);
+		assert_int_equal(e.diff_leaf, j);
+		assert_int_equal(e.repairs, (uint64_t)replaced + 1);
+		assert_int_equal(f->rewrites, (uint64_t)replaced + 1);
+		assert_memory_equal(f->log, h.nodes[0].log, f->durable);
+		replaced++;
+	}
+	assert_int_equal(replaced, 2);
+	run_for(11 * SEC);
+	e = entropy_of(2);
+	assert_int_equal(e.last_result, SL_ENTROPY_EQUAL);
+	assert_int_equal(e.repairs_failed, 0);
+	h_free(&h);
+}
+
 /* The leader's bad batch comes from a follower that holds it durably. */
 static void the_leader_asks_a_follower(void **state)
 {
@@ -195,6 +244,7 @@ int main(void)
 	    cmocka_unit_test(a_divergent_batch_is_found),
 	    cmocka_unit_test(compares_what_both_hold),
 	    cmocka_unit_test(a_bad_batch_is_repaired),
+	    cmocka_unit_test(a_misplaced_batch_is_replaced),
 	    cmocka_unit_test(the_leader_asks_a_follower),
 	};
 

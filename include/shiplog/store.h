@@ -244,11 +244,14 @@ struct sl_store_bad {
 int sl_store_scrub(struct sl_store *s, uint64_t max_bytes, struct sl_store_bad *bad);
 
 /* Repair: write `batch` over the batch at `pos` in place, then fdatasync.
- * Only a batch identical in leaf to what was appended there (the tree's
- * leaf: same position, length and header CRC, so the chain on both sides
- * holds) that verifies: -EINVAL otherwise, -ENOENT when no leaf starts at
- * `pos` or the batch is not in a sealed, durable segment. A failed write or
- * fdatasync fails the store. Repairs never cut the log. */
+ * Only a batch of this log that verifies, of that position and of the
+ * length there: -EINVAL otherwise, -ENOENT when no leaf starts at `pos` or
+ * the batch is not in a sealed, durable segment. Usually it is the one
+ * appended there (the tree's leaf); one of another leaf replaces a valid
+ * batch that is not the committed one, and the tree takes its leaf: the
+ * caller vouches for it (anti-entropy checked it against the leader's
+ * tree). A failed write or fdatasync fails the store. Repairs never cut the
+ * log. */
 int sl_store_rewrite(struct sl_store *s, uint64_t pos, const void *batch, size_t len);
 
 /* Superblock: election state, written durably (two alternating copies with a

@@ -6,7 +6,9 @@
 # (its second segment file, inside the first batch's payload). The
 # follower's scrub must find it (scrub_bad), fetch the batch from the leader
 # and rewrite it in place (entropy.repairs); shipctl status shows the
-# comparisons. Every node then stops (SIGTERM, drain, exit 0) and logcmp
+# comparisons. Then a valid batch is copied over another in follower 3's
+# sealed segment: its scrub finds the batch is not the one appended there and
+# replaces it with the leader's copy. Every node then stops (SIGTERM, drain, exit 0) and logcmp
 # finds each follower's log equal to the leader's, byte for byte.
 #
 #   entropy.sh SHIPD SHIPCTL LOGCMP      (meson passes the built programs)
@@ -78,6 +80,52 @@ served=$(it_field 1 entropy.repairs_served)
 [ "${served:-0}" -ge 1 ] || fail "the leader served no repair ($served)"
 "$SHIPCTL" status -c "$dir/n2.ini" | sed -n '/^entropy:/,$p' >"$dir/status2.out"
 grep -q "last_result: equal" "$dir/status2.out" || fail "status: $(cat "$dir/status2.out")"
+
+# A valid batch at the wrong offset: in follower 3's second segment, a batch
+# of the first groups copied over an earlier one of the same length (or, with
+# none of the same length, the second over the first). Its scrub must find
+# it (not the batch appended there) and replace it with the leader's copy.
+seg=$(ls "$dir/n3"/*.seg | sort | sed -n 2p)
+before=$(it_field 3 entropy.repairs)
+python3 - "$seg" <<'PY' || fail "no two batches in the first groups of node 3's $(basename "$seg")"
+import struct, sys
+with open(sys.argv[1], "r+b") as f:
+    offs, off = [], 4096
+    while len(offs) < 16: # the batches of the first groups
+        f.seek(off)
+        g = f.read(32)
+        if len(g) < 32 or struct.unpack_from("<I", g, 0)[0] != 0x52474C53:
+            break
+        q, end = off + 32, off + 32 + struct.unpack_from("<I", g, 4)[0]
+        while q < end:
+            f.seek(q)
+            h = f.read(96)
+            n = 96 + struct.unpack_from("<I", h, 64)[0]
+            offs.append((q, n))
+            q += n
+        off = (end + 4095) // 4096 * 4096
+    pair = next(((a, b) for i, a in enumerate(offs) for b in offs[i + 1:] if a[1] == b[1]), None)
+    if pair is None and len(offs) >= 2:
+        pair = (offs[0], offs[1])
+    if pair is None:
+        sys.exit(1)
+    (dst, dn), (src, sn) = pair
+    f.seek(src)
+    b = f.read(sn)
+    f.seek(dst)
+    f.write(b)
+    print(f"copied the batch at offset {src} ({sn} bytes) over the one at {dst} ({dn} bytes)")
+PY
+say "node 3: $(basename "$seg"): a valid batch copied over another (repairs before: $before)"
+replaced() {
+	local r
+	r=$(it_field 3 entropy.repairs)
+	echo "node 3 repairs: $r"
+	[ "${r:-0}" -gt "$before" ]
+}
+it_wait 60 "the repair of node 3's misplaced batch" replaced
+say "$it_last"
+grep -q "that is not the one appended here" "$dir/n3.log" || fail "node 3 logged no misplaced batch"
 
 it_stop 2 3 1
 it_compare "$RECORDS"
