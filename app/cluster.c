@@ -982,6 +982,86 @@ static int first_error(struct sl_cluster *c)
 	return 0;
 }
 
+/* ---- steal time ---- */
+
+#define STEAL_CPUS 256
+
+/* Each CPU's steal time so far, in ms (USER_HZ ticks of /proc/stat). The
+ * number of CPUs read, or -1 when /proc/stat cannot be read. */
+static int steal_read(double *ms, unsigned cap)
+{
+	long hz = sysconf(_SC_CLK_TCK);
+	char line[512];
+	int n = 0;
+	FILE *f = fopen("/proc/stat", "re");
+
+	if (!f || hz <= 0) {
+		if (f)
+			fclose(f);
+		return -1;
+	}
+	while (fgets(line, sizeof(line), f) && (unsigned)n < cap) {
+		unsigned long long v[8];
+
+		/* "cpuN user nice system idle iowait irq softirq steal ..." */
+		if (strncmp(line, "cpu", 3) != 0 || line[3] < '0' || line[3] > '9')
+			continue;
+		if (sscanf(line, "%*s %llu %llu %llu %llu %llu %llu %llu %llu", &v[0], &v[1], &v[2],
+			   &v[3], &v[4], &v[5], &v[6], &v[7]) != 8)
+			continue;
+		ms[n++] = (double)v[7] * 1000.0 / (double)hz;
+	}
+	fclose(f);
+	return n > 0 ? n : -1;
+}
+
+static void sleep_until(uint64_t at)
+{
+	struct timespec ts = {.tv_sec = (time_t)(at / 1000000000ull),
+			      .tv_nsec = (long)(at % 1000000000ull)};
+
+	while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL) == EINTR)
+		;
+}
+
+/* While the leader's thread runs the window: at the end of each lag slice,
+ * the steal of the CPU that lost most, so that a stall in the lag plot can
+ * be told from one the machine's host made. 1 when it joined the leader's
+ * thread (the leader stopped before the window ended). */
+static int steal_watch(struct sl_cluster *c)
+{
+	static double prev[STEAL_CPUS], cur[STEAL_CPUS];
+	struct sl_cluster_result *r = c->r;
+	int n;
+
+	if (r->n_lag_slices == 0)
+		return 0;
+	sleep_until(c->win_start);
+	if (pthread_tryjoin_np(c->nodes[0].thread, NULL) == 0)
+		return 1;
+	if ((n = steal_read(prev, STEAL_CPUS)) < 0)
+		return 0;
+	r->steal_known = 1;
+	for (unsigned s = 0; s < r->n_lag_slices; s++) {
+		sleep_until(c->win_start + (s + 1) * c->slice_ns);
+		if (steal_read(cur, STEAL_CPUS) != n) {
+			r->steal_known = 0;
+			return 0;
+		}
+		for (int i = 0; i < n; i++) {
+			double d = cur[i] - prev[i];
+
+			r->steal_ms += d;
+			if (d > r->steal_slice_ms[s])
+				r->steal_slice_ms[s] = d;
+			prev[i] = cur[i];
+		}
+		if (pthread_tryjoin_np(c->nodes[0].thread, NULL) == 0)
+			return 1;
+	}
+	return 0;
+}
+
 /* Slices of at least 10 ms, at most SL_CLUSTER_LAG_SLICES over the window. */
 static uint64_t lag_slice_ns(const struct sl_cluster_opts *o)
 {
@@ -1017,7 +1097,8 @@ static int run(struct sl_cluster *c)
 	if (c->r->n_lag_slices > SL_CLUSTER_LAG_SLICES)
 		c->r->n_lag_slices = SL_CLUSTER_LAG_SLICES;
 	pthread_barrier_wait(&c->go);
-	pthread_join(c->nodes[0].thread, NULL);
+	if (!steal_watch(c))
+		pthread_join(c->nodes[0].thread, NULL);
 	atomic_store_explicit(&c->clients_stop, 1, memory_order_release);
 	for (unsigned i = 0; i < c->o.clients; i++)
 		pthread_join(c->clients[i].thread, NULL);

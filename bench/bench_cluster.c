@@ -134,8 +134,9 @@ static void usage(FILE *f)
 		"                    --batch-bytes and --linger-us, as an engine that does not\n"
 		"                    wait; auto (default): idle in closed loop, linger in open\n"
 		"                    loop (its records go on schedule, nobody waits)\n"
-		"  --plot DIR        write each run's commit-latency CDF and follower lag over\n"
-		"                    time (CSV) and results.jsonl into DIR, then draw the PNG\n"
+		"  --plot DIR        write each run's commit-latency CDF, follower lag and the\n"
+		"                    host's steal time over time (CSV) and results.jsonl into\n"
+		"                    DIR, then draw the PNG\n"
 		"                    plots with %s (python3-matplotlib)\n"
 		"  --check-records   followers also compare every record they are delivered\n"
 		"  --dir DIR         parent of the runs' directories (default /var/tmp)\n"
@@ -451,6 +452,17 @@ static void fill_row(struct cb_row *w, const struct sl_cluster_result *r, const 
 	w->retransmits = r->retransmits;
 }
 
+/* The most steal time one CPU saw in one lag slice. */
+static double steal_slice_max(const struct sl_cluster_result *r)
+{
+	double m = 0;
+
+	for (unsigned s = 0; s < r->n_lag_slices; s++)
+		if (r->steal_slice_ms[s] > m)
+			m = r->steal_slice_ms[s];
+	return m;
+}
+
 static void print_text(const struct sl_cluster_opts *o, const struct sl_cluster_result *r,
 		       const struct cb_limits *l, const struct cb_row *w)
 {
@@ -464,6 +476,11 @@ static void print_text(const struct sl_cluster_opts *o, const struct sl_cluster_
 	sl_cluster_print_summary(stdout, r);
 	printf("  cost        %.1f CPU s per GB of records, %llu retransmits, %llu NAKs\n",
 	       w->cpu_gb, (unsigned long long)r->retransmits, (unsigned long long)r->naks);
+	if (r->steal_known)
+		printf(
+		    "  host        %.0f ms of CPU time stolen by the hypervisor, at most %.0f ms "
+		    "of one CPU in one %.0f ms slice\n",
+		    r->steal_ms, steal_slice_max(r), (double)r->lag_slice_ns / 1e6);
 	printf("  vs limits   commit p50 / (fsync p50 + round-trip p50) = %.2f, p99 / that = %.2f; "
 	       "lag p50 / that = %.2f;\n"
 	       "              records MB/s / LZ4 MB/s = %.3f; log MB/s (%.1f) / sequential MB/s = "
@@ -523,6 +540,10 @@ static void print_json(const struct sl_cluster_opts *o, const struct sl_cluster_
 	bench_json_num(&j, "lz4_ratio", safe_div(w->mb_s, l->lz4_mb_s));
 	bench_json_num(&j, "disk_ratio", safe_div(stored, l->seq_mb_s));
 	bench_json_num(&j, "load1", load[0]);
+	if (r->steal_known) {
+		bench_json_num(&j, "steal_ms", r->steal_ms);
+		bench_json_num(&j, "steal_slice_max_ms", steal_slice_max(r));
+	}
 	j.len += (size_t)snprintf(j.buf + j.len, sizeof(j.buf) - j.len, ",\"verified\":%s",
 				  r->verified ? "true" : "false");
 	if (also)
@@ -565,6 +586,16 @@ static int write_plot_data(const char *dir, unsigned run, const struct sl_cluste
 				r->f[k].node_id, (unsigned long long)x->count,
 				x->sum_ns / (double)x->count / 1e6, (double)x->max_ns / 1e6);
 		}
+	fclose(f);
+	if (!r->steal_known)
+		return 0;
+	snprintf(path, sizeof(path), "%s/run-%03u-steal.csv", dir, run);
+	if (!(f = fopen(path, "w")))
+		return sl_err_set(errno, "%s: %s", path, strerror(errno));
+	fprintf(f, "t_s,steal_ms\n");
+	for (unsigned s = 0; s < r->n_lag_slices; s++)
+		fprintf(f, "%.3f,%.1f\n", (double)(s * r->lag_slice_ns) / 1e9,
+			r->steal_slice_ms[s]);
 	fclose(f);
 	return 0;
 }

@@ -1,13 +1,15 @@
 #!/usr/bin/env python3
 """Draw shipbench cluster's plots from the data `shipbench cluster --plot DIR`
-writes into DIR (results.jsonl, run-NNN-commit.csv, run-NNN-lag.csv):
+writes into DIR (results.jsonl, run-NNN-commit.csv, run-NNN-lag.csv,
+run-NNN-steal.csv):
 
   commit_cdf.png        commit-latency CDF, a line per run, a panel per
                         transport, two panels a row (the runs differ by ack
                         policy, mode, size)
   lag_over_time.png     follower lag (mean and max per time slice) over the
                         measured window, a panel per transport, a line per run
-                        and follower
+                        and follower; grey bars: the host's steal time per
+                        slice (the CPU that lost most), on the right axis
   throughput_size.png   committed records/s and MB/s against record size,
                         a line per transport (closed-loop runs)
 
@@ -113,6 +115,15 @@ def lag_over_time(d, runs, title):
                                 label="%s, node %s" % (label(r, keys), f))
                 ax.plot(ts, [float(x["max_ms"]) for x in mine], linewidth=0.6, alpha=0.5,
                         color=line.get_color(), linestyle="--")
+            steal = [x for x in read_csv(os.path.join(d, "run-%03d-steal.csv" % r["run"]))
+                     if float(x["steal_ms"]) > 0]
+            if steal:
+                if not hasattr(ax, "steal_ax"):
+                    ax.steal_ax = ax.twinx()
+                    ax.steal_ax.set_ylabel("host steal (ms per slice)", fontsize=8)
+                ax.steal_ax.bar([float(x["t_s"]) for x in steal],
+                                [float(x["steal_ms"]) for x in steal], width=0.01, zorder=0,
+                                color="grey", alpha=0.4, align="edge")
         ax.set_yscale("log")
         ax.set_ylabel("lag (ms, log)")
         ax.set_title("%s: follower lag, leader seal -> delivery (solid: mean per slice, "

@@ -131,6 +131,14 @@ struct sl_cluster_result {
 	uint64_t lag_slice_ns;
 	unsigned n_lag_slices;
 	struct sl_cluster_lag_slice lag_slices[SL_NODES_MAX - 1][SL_CLUSTER_LAG_SLICES];
+	/* Time the hypervisor kept this machine's CPUs from running it (the
+	 * steal column of /proc/stat, 10 ms units): over the window, and per
+	 * lag slice the most of any one CPU. A guest cannot see such a pause
+	 * any other way: every thread on the CPU stops, the clock runs on.
+	 * steal_known 0: /proc/stat was not readable. */
+	int steal_known;
+	double steal_ms;
+	double steal_slice_ms[SL_CLUSTER_LAG_SLICES];
 	int direct_io; /* the leader's log */
 	enum sl_sync_mode sync_mode;
 	int sync_adaptive; /* default mode: RWF_DSYNC alone, write + fdatasync when groups queue */

@@ -26,7 +26,8 @@ import json, sys
 keys = ("bench transport nodes acks ack_level record_bytes mode rate records_per_s mb_s "
         "wire_mb_s commit_p50_us commit_p99_us commit_p999_us commit_max_us lag_p50_ms "
         "lag_p99_ms lag_max_ms ratio cpu_s_per_gb retransmits naks limit_fsync_p50_us "
-        "limit_rtt_p50_us limit_lz4_mb_s limit_seq_mb_s ratio_p99 verified").split()
+        "limit_rtt_p50_us limit_lz4_mb_s limit_seq_mb_s ratio_p99 steal_ms steal_slice_max_ms "
+        "verified").split()
 runs = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
 want = [(t, m) for t in ("udp", "tcp") for m in ("closed", "open")]
 got = [(r["transport"], r["mode"]) for r in runs]
@@ -37,12 +38,13 @@ for r in runs:
     assert r["bench"] == "cluster" and r["nodes"] == 3 and r["verified"] is True, r
     assert r["records_per_s"] > 0 and r["commit_p50_us"] > 0 and r["limit_rtt_p50_us"] > 0, r
     assert (r["rate"] > 0) == (r["mode"] == "open"), r
+    assert 0 <= r["steal_slice_max_ms"] <= r["steal_ms"], r
 for closed, half in zip(runs[::2], runs[1::2]):
     assert abs(half["rate"] - closed["records_per_s"] / 2) <= 1, (closed, half)
 print("bench_cluster: %d runs, every key present, every log verified" % len(runs))
 PY
 grep -q "^transport" "$dir/err.log" || { echo "bench_cluster: no summary table" >&2; exit 1; }
-for f in results.jsonl commit_cdf.png lag_over_time.png; do
+for f in results.jsonl commit_cdf.png lag_over_time.png run-001-steal.csv; do
 	[ -s "$dir/plot/$f" ] || { echo "bench_cluster: --plot wrote no $f" >&2; exit 1; }
 done
 echo "bench_cluster: PASS"
