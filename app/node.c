@@ -519,6 +519,10 @@ static int open_store(struct sl_node *n)
 	if ((rc = dir_is_new(n->cfg.store.dir, &is_new)))
 		return rc;
 	n->cfg.store.create = is_new;
+	/* Corrupt batches followed by valid ones are kept for a peer to repair
+	 * (never cut: they may be committed) where this node can follow. */
+	n->cfg.store.repair_holes =
+	    n->cfg.proto.elect || n->cfg.proto.leader_id != n->cfg.proto.node_id;
 	if ((rc = sl_store_open(&n->store, &n->cfg.store)))
 		return sl_err_wrap(rc, "%s log %s", is_new ? "creating" : "recovering",
 				   n->cfg.store.dir);
@@ -533,6 +537,34 @@ static int open_store(struct sl_node *n)
 			n->cfg.proto.node_id, n->cfg.store.dir, info.first_lsn, info.next_lsn - 1,
 			info.next_position, info.last_epoch, info.segments, info.torn_bytes,
 			n->cfg.applied_lsn);
+	return 0;
+}
+
+/* Recovery's holes go to the protocol, which has them fetched from a peer
+ * once committed and keeps this node from leading meanwhile. */
+static int keep_holes(struct sl_node *n)
+{
+	struct sl_store_bad holes[SL_STORE_HOLES_MAX];
+	uint32_t nh = sl_store_holes(n->store, holes, SL_STORE_HOLES_MAX);
+	struct sl_proto_status st;
+	int rc;
+
+	if (nh == 0)
+		return 0;
+	sl_proto_get_status(n->proto, &st);
+	if (st.role == SL_ROLE_LEADER)
+		return sl_err_set(EBADMSG,
+				  "%" PRIu32 " corrupt batches (the first in segment %s at offset "
+				  "%" PRIu64
+				  ": %s) and this node would lead: nobody to repair them from",
+				  nh, holes[0].segment, holes[0].offset, holes[0].why);
+	for (uint32_t k = 0; k < nh; k++)
+		if ((rc = sl_proto_hole(n->proto, holes[k].pos, holes[k].len, holes[k].leaf_hash)))
+			return rc;
+	sl_warn("node %" PRIu32 ": %" PRIu32 " corrupt batches kept for repair from a peer "
+		"(first at position %" PRIu64 "); this node does not stand for election until "
+		"they are repaired",
+		n->cfg.proto.node_id, nh, holes[0].pos);
 	return 0;
 }
 
@@ -723,6 +755,8 @@ int sl_node_open(struct sl_node **out, const struct sl_node_config *c,
 		goto err;
 	ops.ctx = n;
 	if ((rc = sl_proto_create(&n->proto, &n->cfg.proto, &ls, &ops)))
+		goto err;
+	if ((rc = keep_holes(n)))
 		goto err;
 	sl_proto_get_status(n->proto, &st);
 	n->leading = st.role == SL_ROLE_LEADER;

@@ -391,6 +391,12 @@ int sl_proto_force_lead(struct sl_proto *p, uint64_t now)
 	if (p->role == SL_ROLE_LEADER)
 		return sl_err_set(EALREADY, "node %u already leads epoch %llu", p->cfg.node_id,
 				  (unsigned long long)p->cfg.epoch);
+	if (p->ent.nholes)
+		return sl_err_set(EAGAIN,
+				  "node %u: %u corrupt batches of its log (from position %llu) "
+				  "are not repaired yet",
+				  p->cfg.node_id, p->ent.nholes,
+				  (unsigned long long)sl_entropy_first_hole(p));
 	if (p->role == SL_ROLE_CANDIDATE)
 		sl_role_follower(p, 0, now);
 	stand(p, now);
@@ -419,7 +425,7 @@ static void try_transfer(struct sl_proto *p, uint64_t received, uint64_t now)
 void sl_elect_on_elect_now(struct sl_proto *p, const struct sl_frame *f, uint64_t now)
 {
 	(void)f;
-	if (p->role != SL_ROLE_FOLLOWER)
+	if (p->role != SL_ROLE_FOLLOWER || p->ent.nholes)
 		return;
 	stand(p, now);
 	p->el.transferred = 1;
@@ -599,7 +605,9 @@ void sl_elect_tick(struct sl_proto *p, uint64_t now)
 		leader_tick(p, now);
 		break;
 	case SL_ROLE_FOLLOWER:
-		if (now >= e->deadline)
+		if (now >= e->deadline && p->ent.nholes)
+			e->deadline = now + e->timeout; /* a log with holes must not lead */
+		else if (now >= e->deadline)
 			prevote(p, now);
 		else if (e->prevoting && now >= e->vreq_at)
 			send_vote_reqs(p, now);

@@ -321,6 +321,63 @@ static void on_tree(struct sl_proto *p, const struct sl_frame *f, uint64_t now)
 	}
 }
 
+/* ---- holes ---- */
+
+int sl_proto_hole(struct sl_proto *p, uint64_t pos, uint32_t len, uint64_t leaf)
+{
+	struct sl_entropy *e = &p->ent;
+
+	if (e->nholes == SL_PROTO_REPAIRS_MAX)
+		return sl_err_set(ENOSPC, "hole at %llu: %d holes already", (unsigned long long)pos,
+				  SL_PROTO_REPAIRS_MAX);
+	e->holes[e->nholes++] = (struct sl_repair){.pos = pos, .len = len, .leaf = leaf};
+	return 0;
+}
+
+uint64_t sl_entropy_first_hole(const struct sl_proto *p)
+{
+	uint64_t first = UINT64_MAX;
+
+	for (uint32_t k = 0; k < p->ent.nholes; k++)
+		if (p->ent.holes[k].pos < first)
+			first = p->ent.holes[k].pos;
+	return first;
+}
+
+static void hole_filled(struct sl_proto *p, uint64_t pos)
+{
+	struct sl_entropy *e = &p->ent;
+
+	for (uint32_t k = 0; k < e->nholes; k++)
+		if (e->holes[k].pos == pos) {
+			e->holes[k] = e->holes[--e->nholes];
+			return;
+		}
+}
+
+/* The log was cut at `pos`: holes past it went with it. */
+void sl_entropy_cut(struct sl_proto *p, uint64_t pos)
+{
+	struct sl_entropy *e = &p->ent;
+
+	for (uint32_t k = e->nholes; k-- > 0;)
+		if (e->holes[k].pos + e->holes[k].len > pos)
+			e->holes[k] = e->holes[--e->nholes];
+}
+
+/* Ask for each hole the commit position has passed (a hole repair that
+ * failed its retries is asked for again: this node cannot lead without). */
+static void ask_holes(struct sl_proto *p, uint64_t now)
+{
+	struct sl_entropy *e = &p->ent;
+	uint64_t committed = p->role == SL_ROLE_LEADER ? p->commit_pos : p->safe_pos;
+
+	for (uint32_t k = 0; k < e->nholes && e->nwant < SL_PROTO_REPAIRS_MAX; k++)
+		if (e->holes[k].pos + e->holes[k].len <= committed)
+			(void)sl_proto_repair(p, e->holes[k].pos, e->holes[k].len, e->holes[k].leaf,
+					      now);
+}
+
 /* ---- repairing ---- */
 
 int sl_proto_repair(struct sl_proto *p, uint64_t pos, uint32_t len, uint64_t leaf, uint64_t now)
@@ -416,6 +473,9 @@ static void repair_done(struct sl_proto *p, uint64_t now)
 		e->st.repairs_failed++;
 	} else {
 		e->st.repairs++;
+		hole_filled(p, e->rpos);
+		if (p->role == SL_ROLE_FOLLOWER)
+			sl_follower_deliver(p); /* it may have waited for the hole */
 	}
 	repair_next(p, now);
 }
@@ -497,6 +557,10 @@ void sl_entropy_tick(struct sl_proto *p, uint64_t now)
 			repair_ask(p, now);
 		}
 	}
+	if (e->nholes && p->role == SL_ROLE_FOLLOWER && p->cfg.leader_id && now >= e->holes_at) {
+		ask_holes(p, now);
+		e->holes_at = now + answer_ns(p);
+	}
 	if (!e->rlen && e->nwant)
 		repair_next(p, now);
 }
@@ -514,6 +578,8 @@ uint64_t sl_entropy_next_timer(const struct sl_proto *p)
 		t = e->next_at;
 	if (e->rlen && e->r_at + answer_ns(p) < t)
 		t = e->r_at + answer_ns(p);
+	if (e->nholes && p->role == SL_ROLE_FOLLOWER && p->cfg.leader_id && e->holes_at < t)
+		t = e->holes_at;
 	if (!e->rlen && e->nwant)
 		t = 0;
 	return t;
@@ -523,4 +589,5 @@ void sl_entropy_status(const struct sl_proto *p, struct sl_entropy_status *s)
 {
 	*s = p->ent.st;
 	s->repairs_pending = p->ent.nwant + (p->ent.rlen ? 1 : 0);
+	s->holes = p->ent.nholes;
 }

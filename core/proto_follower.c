@@ -251,6 +251,8 @@ static void deliver(struct sl_proto *p)
 
 	if (p->delivering)
 		return;
+	if (p->ent.nholes && sl_entropy_first_hole(p) < limit) /* delivered once repaired */
+		limit = sl_entropy_first_hole(p);
 	p->delivering = 1;
 	for (int budget = DELIVER_BUDGET; budget > 0 && p->delivered_pos < limit; budget--) {
 		struct sl_batch_hdr h;

@@ -166,6 +166,10 @@ struct sl_entropy {
 	/* Repairs: queued, and the one asked for (rlen 0: none). */
 	struct sl_repair want[SL_PROTO_REPAIRS_MAX];
 	uint32_t nwant;
+	/* Holes recovery kept (sl_proto_hole): repaired once committed. */
+	struct sl_repair holes[SL_PROTO_REPAIRS_MAX];
+	uint32_t nholes;
+	uint64_t holes_at; /* asked for them again at */
 	uint64_t rpos, rleaf, r_at;
 	uint32_t rlen, rpeer, rtries, rgot;
 	uint8_t *rbuf;	 /* the batch being fetched */
@@ -324,6 +328,8 @@ void sl_entropy_rejoin(struct sl_proto *p);
 void sl_entropy_tick(struct sl_proto *p, uint64_t now);
 uint64_t sl_entropy_next_timer(const struct sl_proto *p);
 void sl_entropy_status(const struct sl_proto *p, struct sl_entropy_status *s);
+uint64_t sl_entropy_first_hole(const struct sl_proto *p);
+void sl_entropy_cut(struct sl_proto *p, uint64_t pos);
 
 /* diverge.c */
 void sl_diverge_start(struct sl_proto *p, uint64_t now);

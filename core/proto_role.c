@@ -194,6 +194,7 @@ int sl_role_truncate(struct sl_proto *p, uint64_t pos, uint64_t lsn, uint32_t cr
 	p->log_end = pos;
 	p->next_lsn = lsn;
 	p->last_crc = crc;
+	sl_entropy_cut(p, pos);
 	sl_epoch_map_truncate(&p->el.map, pos);
 	p->last_epoch = sl_epoch_map_last(&p->el.map);
 	if (p->durable_pos > pos)

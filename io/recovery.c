@@ -105,6 +105,14 @@ struct scan {
 	uint32_t last_crc;
 	struct sl_epoch_map *epochs;
 	struct stop stop;
+	/* Holes (in->holes): where they go, up to which position they are
+	 * taken, and the end of the last valid batch (holes past it are a torn
+	 * tail). */
+	struct sl_recover_out *out;
+	uint64_t hole_limit, valid_end;
+	uint64_t group_seq;			 /* of the group being scanned */
+	uint64_t vouched;			 /* highest durable_through of the groups scanned */
+	uint64_t hole_seq[SL_RECOVER_HOLES_MAX]; /* each hole's group */
 };
 
 static void set_stop(struct scan *sc, uint32_t seg, uint64_t x, uint64_t s, uint64_t next_seq,
@@ -126,13 +134,65 @@ static void set_stop(struct scan *sc, uint32_t seg, uint64_t x, uint64_t s, uint
 	memcpy(sc->stop.why, why, sizeof(why));
 }
 
+static int chains(const struct scan *sc, const struct sl_batch_hdr *h)
+{
+	return h->base_lsn == sc->next_lsn && h->position == sc->next_position &&
+	       h->prev_crc == sc->last_crc && h->epoch >= sc->last_epoch &&
+	       memcmp(h->cluster_id, sc->in->cluster_id, 16) == 0 &&
+	       h->stream_id == sc->in->stream_id;
+}
+
+/* The batch (header h, total bytes) is the log's next one. */
+static void chain_add(struct scan *sc, const struct sl_batch_hdr *h, uint32_t total)
+{
+	const struct sl_recover_in *in = sc->in;
+
+	if (in->tree && !sl_merkle_add(in->tree, sl_merkle_leaf(h->position, total, h->hdr_crc)))
+		in->leaf_pos[in->tree->n - 1] = h->position;
+	if (sc->epochs)
+		sl_epoch_map_note(sc->epochs, h->epoch, h->position, h->base_lsn, h->prev_crc);
+	sc->next_lsn = h->base_lsn + h->record_count;
+	sc->next_position = h->position + total;
+	sc->last_crc = h->hdr_crc;
+	sc->last_epoch = h->epoch;
+}
+
+/* A batch whose header verifies and chains but whose payload does not, in
+ * a sealed segment (not the last): with in->holes, it is kept as a hole to
+ * be repaired from a peer, and the chain goes on from its header (whose CRC
+ * covers the payload CRC: its leaf is the one appended). Whether valid
+ * batches follow it is settled after the scan (sl_recover). 1: kept, 0: not
+ * a hole (the scan stops as for any invalid batch). */
+static int hole(struct scan *sc, const struct win *w, uint64_t q, const struct sl_batch_hdr *h,
+		uint32_t total)
+{
+	struct sl_recover_out *out = sc->out;
+	struct sl_recover_hole *x;
+
+	if (!sc->in->holes || w->seg == sc->segs[sc->n - 1] || !chains(sc, h) ||
+	    h->position >= sc->hole_limit || out->nholes == SL_RECOVER_HOLES_MAX)
+		return 0;
+	x = &out->holes[out->nholes++];
+	*x = (struct sl_recover_hole){.position = h->position,
+				      .len = total,
+				      .hdr_crc = h->hdr_crc,
+				      .base_lsn = h->base_lsn,
+				      .records = h->record_count,
+				      .offset = q};
+	sc->hole_seq[out->nholes - 1] = sc->group_seq;
+	snprintf(x->segment, sizeof(x->segment), "%s", w->seg->name);
+	snprintf(x->why, sizeof(x->why), "%s", sc->stop.why);
+	chain_add(sc, h, total);
+	return 1;
+}
+
 /* Check one batch at q (inside a group ending at gend) against the chain.
- * 1: valid and appended to the chain; 0: invalid (sc->stop.why says why);
- * <0: I/O error. */
+ * 1: valid (or a hole) and appended to the chain; 0: invalid (sc->stop.why
+ * says why); <0: I/O error. */
 static int scan_batch(struct scan *sc, struct win *w, uint64_t q, uint64_t gend, uint32_t *total)
 {
 	const struct sl_recover_in *in = sc->in;
-	struct sl_batch_hdr h;
+	struct sl_batch_hdr h, hd;
 	const uint8_t *p;
 	int rc;
 
@@ -156,19 +216,19 @@ static int scan_batch(struct scan *sc, struct win *w, uint64_t q, uint64_t gend,
 	*total = SL_BATCH_HDR_SIZE + h.stored_len;
 	if ((p = win_get(w, q, *total)) == NULL)
 		return -EIO;
+	hd = h;
 	sl_err_clear();
 	if ((rc = sl_batch_verify(p, *total, in->lim, &h)) < 0) {
 		snprintf(sc->stop.why, sizeof(sc->stop.why), "bad batch: %s",
 			 sl_err_msg()[0] ? sl_err_msg() : strerror(-rc));
-		return 0;
+		return hole(sc, w, q, &hd, *total);
 	}
 	if (memcmp(h.cluster_id, in->cluster_id, 16) != 0 || h.stream_id != in->stream_id) {
 		snprintf(sc->stop.why, sizeof(sc->stop.why),
 			 "batch of another cluster or stream (stream %" PRIu64 ")", h.stream_id);
 		return 0;
 	}
-	if (h.base_lsn != sc->next_lsn || h.position != sc->next_position ||
-	    h.prev_crc != sc->last_crc || h.epoch < sc->last_epoch) {
+	if (!chains(sc, &h)) {
 		snprintf(sc->stop.why, sizeof(sc->stop.why),
 			 "chain broken: lsn %" PRIu64 "/%" PRIu64 " position %" PRIu64 "/%" PRIu64
 			 " prev_crc %08" PRIx32 "/%08" PRIx32 " epoch %" PRIu64 "/>=%" PRIu64
@@ -177,14 +237,8 @@ static int scan_batch(struct scan *sc, struct win *w, uint64_t q, uint64_t gend,
 			 sc->last_crc, h.epoch, sc->last_epoch);
 		return 0;
 	}
-	if (in->tree && !sl_merkle_add(in->tree, sl_merkle_leaf(h.position, *total, h.hdr_crc)))
-		in->leaf_pos[in->tree->n - 1] = h.position;
-	if (sc->epochs)
-		sl_epoch_map_note(sc->epochs, h.epoch, h.position, h.base_lsn, h.prev_crc);
-	sc->next_lsn = h.base_lsn + h.record_count;
-	sc->next_position = h.position + *total;
-	sc->last_crc = h.hdr_crc;
-	sc->last_epoch = h.epoch;
+	chain_add(sc, &h, *total);
+	sc->valid_end = sc->next_position;
 	return 1;
 }
 
@@ -251,6 +305,9 @@ static int scan_segment(struct scan *sc, uint32_t i, uint64_t *end_x, uint64_t *
 			break;
 		}
 		gend = off + SL_GROUP_HDR_SIZE + g.batch_bytes;
+		sc->group_seq = g.seq;
+		if (g.durable_through > sc->vouched)
+			sc->vouched = g.durable_through;
 		for (q = off + SL_GROUP_HDR_SIZE; q < gend;) {
 			struct sl_index_entry e = {.lsn = sc->next_lsn,
 						   .position = sc->next_position,
@@ -345,6 +402,37 @@ static int scan_log(struct scan *sc)
 	}
 	set_stop(sc, sc->n - 1, end_x, end_s, end_next, "end of log");
 	return 0;
+}
+
+/* Scan, keeping holes only where a valid batch follows them and a later
+ * group vouches for theirs (it was durable: corruption, not a torn write).
+ * Otherwise the scan runs again taking holes only before the first that is
+ * not, and stops there as for any invalid batch (a torn tail is cut). */
+static int scan_holes(struct scan *sc)
+{
+	struct sl_recover_out *out = sc->out;
+	uint32_t k;
+	int rc;
+
+	for (int pass = 0; pass < 2; pass++) {
+		if ((rc = scan_log(sc)) < 0)
+			return rc;
+		for (k = 0; k < out->nholes && out->holes[k].position < sc->valid_end &&
+			    sc->hole_seq[k] <= sc->vouched;
+		     k++)
+			;
+		if (k == out->nholes)
+			return 0;
+		sc->hole_limit = out->holes[k].position;
+		out->nholes = 0;
+		sc->valid_end = sc->vouched = 0;
+		sl_index_cut(sc->idx, 0);
+		if (sc->in->tree)
+			sl_merkle_truncate(sc->in->tree, 0);
+		memset(sc->epochs, 0, sizeof(*sc->epochs));
+	}
+	assert(0); /* the second pass takes no hole past the last valid batch */
+	return sl_err_set(EINVAL, "recovery: holes past the last valid batch");
 }
 
 static int64_t last_nonzero(const uint8_t *p, size_t n)
@@ -715,7 +803,7 @@ static void note_stop(const struct scan *sc, struct sl_recover_out *out)
 int sl_recover(const struct sl_recover_in *in_, struct sl_index *idx, struct sl_recover_out *out)
 {
 	struct sl_recover_in own = *in_, *in = &own;
-	struct scan sc = {.in = in, .idx = idx};
+	struct scan sc = {.in = in, .idx = idx, .out = out, .hole_limit = UINT64_MAX};
 	struct after a = {0};
 	uint64_t torn;
 	struct sl_seg *tail;
@@ -734,7 +822,7 @@ int sl_recover(const struct sl_recover_in *in_, struct sl_index *idx, struct sl_
 	sc.segs = out->segs;
 	sc.n = out->nsegs;
 	sc.epochs = &out->epochs;
-	if ((rc = scan_log(&sc)) < 0)
+	if ((rc = scan_holes(&sc)) < 0)
 		goto err_free;
 	note_stop(&sc, out);
 	found = search_after(&sc, &a);

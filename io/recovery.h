@@ -1,7 +1,8 @@
 /* Recovery: list and check the segments of a log directory, verify every
  * group and batch (header CRC, payload CRC, chain), tell a torn tail (cut it,
- * durably) from corruption (refuse, change nothing), rebuild the sparse index
- * and return where appending continues. The rule is in docs/disk-format.md. */
+ * durably) from corruption (refuse, change nothing, or keep a batch whose
+ * payload alone is bad as a hole for a peer to repair), rebuild the sparse
+ * index and return where appending continues. The rule is in docs/disk-format.md. */
 #ifndef SHIPLOG_IO_RECOVERY_H
 #define SHIPLOG_IO_RECOVERY_H
 
@@ -29,6 +30,21 @@ struct sl_recover_in {
 	 * leaf_pos (its capacity, m->cap) the batch's position. */
 	struct sl_merkle *tree;
 	uint64_t *leaf_pos;
+	/* 1: a batch of a sealed segment (not the last) whose header verifies
+	 * and chains but whose payload does not is kept as a hole (out->holes)
+	 * when valid batches follow it, for the caller to repair from a peer;
+	 * past the last valid batch it is a torn tail as before. 0: refused as
+	 * corruption, as any other invalid point a later group vouches for. */
+	int holes;
+};
+
+/* A corrupt batch kept by recovery (in->holes): its header is intact. */
+#define SL_RECOVER_HOLES_MAX 16
+struct sl_recover_hole {
+	uint64_t position, base_lsn, offset;
+	uint32_t len, hdr_crc, records;
+	char segment[SL_SEG_NAME_MAX];
+	char why[160];
 };
 
 struct sl_recover_out {
@@ -48,6 +64,8 @@ struct sl_recover_out {
 	uint32_t node_id;
 	uint32_t unborn;	    /* readonly: 1 when an unborn last segment was left out */
 	struct sl_epoch_map epochs; /* where each epoch of the recovered log starts */
+	struct sl_recover_hole holes[SL_RECOVER_HOLES_MAX]; /* in->holes */
+	uint32_t nholes;
 };
 
 /* 0, or -errno with a message naming the file (and offset for corruption:

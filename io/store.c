@@ -190,6 +190,10 @@ struct sl_store {
 	char fail_msg[SL_ERR_MSG_MAX];
 
 	uint64_t torn_bytes, groups_written;
+	/* Batches recovery kept as holes (repair_holes), until rewritten. */
+	int repair_holes;
+	struct sl_store_bad holes[SL_STORE_HOLES_MAX];
+	uint32_t nholes;
 	struct sl_index idx;
 
 	uint8_t *rbuf; /* read chunk */
@@ -1130,6 +1134,9 @@ static void tree_cut(struct sl_store *s, uint64_t pos)
 	uint64_t n = leaves_before(s->leaf_pos, s->tree.n, pos);
 
 	sl_merkle_truncate(&s->tree, n);
+	for (uint32_t k = s->nholes; k-- > 0;) /* holes cut with the log */
+		if (s->holes[k].pos >= pos)
+			s->holes[k] = s->holes[--s->nholes];
 }
 
 void sl_store_tree(const struct sl_store *s, struct sl_store_tree *out)
@@ -1959,6 +1966,11 @@ int sl_store_rewrite(struct sl_store *s, uint64_t pos, const void *batch, size_t
 		return fail_err(s);
 	}
 	s->rlen = 0; /* the read cache may hold the bad bytes */
+	for (uint32_t k = 0; k < s->nholes; k++)
+		if (s->holes[k].pos == pos) {
+			s->holes[k] = s->holes[--s->nholes];
+			break;
+		}
 	replaced = leaf != s->tree.level[0][j];
 	if (replaced) /* another valid batch was there: the tree takes this one */
 		sl_merkle_set(&s->tree, j, leaf);
@@ -2138,6 +2150,36 @@ static int setup_rings(struct sl_store *s, uint32_t mem_align)
 	return 0;
 }
 
+_Static_assert(SL_STORE_HOLES_MAX == SL_RECOVER_HOLES_MAX, "a store keeps recovery's holes");
+
+static void keep_hole(struct sl_store *s, const struct sl_recover_hole *x)
+{
+	uint64_t j = leaves_before(s->leaf_pos, s->tree.n, x->position);
+	struct sl_store_bad *b = &s->holes[s->nholes++];
+
+	*b = (struct sl_store_bad){.pos = x->position,
+				   .len = x->len,
+				   .leaf = j,
+				   .leaf_hash = sl_merkle_leaf(x->position, x->len, x->hdr_crc),
+				   .offset = x->offset};
+	snprintf(b->segment, sizeof(b->segment), "%.*s", (int)sizeof(b->segment) - 1, x->segment);
+	snprintf(b->why, sizeof(b->why), "%.*s", (int)sizeof(b->why) - 1, x->why);
+	sl_warn("log %s: corrupt batch in segment %s at offset %" PRIu64 " (position %" PRIu64
+		", LSNs %" PRIu64 "..%" PRIu64 "): %s; valid batches follow, so it is kept, to be "
+		"repaired from a peer",
+		s->dir, x->segment, x->offset, x->position, x->base_lsn,
+		x->base_lsn + x->records - 1, x->why);
+}
+
+uint32_t sl_store_holes(const struct sl_store *s, struct sl_store_bad *out, uint32_t max)
+{
+	uint32_t n = s->nholes < max ? s->nholes : max;
+
+	if (n > 0)
+		memcpy(out, s->holes, n * sizeof(*out));
+	return s->nholes;
+}
+
 static int recover(struct sl_store *s)
 {
 	struct sl_recover_in in = {.dirfd = s->dirfd,
@@ -2147,12 +2189,15 @@ static int recover(struct sl_store *s)
 				   .node_id = s->node_id,
 				   .lim = &s->lim,
 				   .tree = &s->tree,
-				   .leaf_pos = s->leaf_pos};
+				   .leaf_pos = s->leaf_pos,
+				   .holes = s->repair_holes};
 	struct sl_recover_out out;
 	int rc;
 
 	if ((rc = sl_recover(&in, &s->idx, &out)) < 0)
 		return rc;
+	for (uint32_t k = 0; k < out.nholes; k++)
+		keep_hole(s, &out.holes[k]);
 	s->segs = out.segs;
 	s->nsegs = s->segs_cap = out.nsegs;
 	s->next_lsn = out.next_lsn;
@@ -2287,6 +2332,7 @@ int sl_store_open(struct sl_store **out, const struct sl_store_opts *o)
 	s->stream_id = o->stream_id;
 	s->faults = o->faults;
 	s->lim = o->limits.max_raw_bytes ? o->limits : sl_batch_default_limits;
+	s->repair_holes = o->repair_holes;
 	s->max_inflight = o->max_inflight ? o->max_inflight : DEFAULT_INFLIGHT;
 	s->max_spares = o->spare_segments < 0	 ? 0
 			: o->spare_segments == 0 ? DEFAULT_SPARES

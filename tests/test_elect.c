@@ -389,6 +389,31 @@ static void silent_leader_replaced(void **state)
 	assert_memory_equal(node(1)->log, node(who)->log, node(who)->written);
 }
 
+/* A follower whose log has a hole (recovery kept a corrupt batch for a peer
+ * to repair) does not stand and cannot be forced to lead: with holes in
+ * both followers, the silent leader is not replaced (they would be a
+ * quorum); with one, the other is elected. */
+static void a_log_with_a_hole_does_not_lead(void **state)
+{
+	struct sl_proto_status st;
+
+	(void)state;
+	assert_int_equal(e_init(3, 1), 0);
+	append_n(1, 20);
+	e_advance(10000000);
+	assert_int_equal(sl_proto_hole(node(2)->p, 0, 100, 1), 0);
+	assert_int_equal(sl_proto_hole(node(3)->p, 0, 100, 1), 0);
+	assert_int_equal(sl_proto_force_lead(node(2)->p, E.now), -EAGAIN);
+	isolate(1, 1);
+	e_advance(10 * E_TIMEOUT);
+	for (uint32_t id = 2; id <= 3; id++) {
+		sl_proto_get_status(node(id)->p, &st);
+		assert_int_equal(st.role, SL_ROLE_FOLLOWER);
+		assert_int_equal(st.elections, 0);
+		assert_int_equal(st.entropy.holes, 1);
+	}
+}
+
 /* A candidate sends VOTE_REQ only once its own vote is persisted, and a
  * voter sends its VOTE only once that vote is persisted. */
 static void votes_wait_for_persist(void **state)
@@ -663,6 +688,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test_teardown(silent_leader_replaced, teardown),
+	    cmocka_unit_test_teardown(a_log_with_a_hole_does_not_lead, teardown),
 	    cmocka_unit_test_teardown(votes_wait_for_persist, teardown),
 	    cmocka_unit_test_teardown(vote_quorum_follows_the_policy, teardown),
 	    cmocka_unit_test_teardown(deposed_leader_fenced_and_cut, teardown),

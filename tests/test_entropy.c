@@ -207,6 +207,30 @@ static void a_misplaced_batch_is_replaced(void **state)
 	h_free(&h);
 }
 
+/* A hole recovery kept (sl_proto_hole) is asked for once the commit passes
+ * it, rewritten, and forgotten; force_lead is refused meanwhile. */
+static void a_hole_is_filled(void **state)
+{
+	struct h_node *f;
+	uint64_t pos, len, leaf;
+
+	(void)state;
+	start();
+	f = &h.nodes[1];
+	pos = f->leaf_pos[9];
+	len = f->leaf_pos[10] - pos;
+	leaf = f->tree.level[0][9];
+	f->log[pos + 300] ^= 0x04;
+	assert_int_equal(sl_proto_hole(f->p, pos, (uint32_t)len, leaf), 0);
+	assert_int_equal(entropy_of(1).holes, 1);
+	run_for(SEC / 10);
+	assert_int_equal(entropy_of(1).holes, 0);
+	assert_int_equal(entropy_of(1).repairs, 1);
+	assert_int_equal(f->rewrites, 1);
+	assert_memory_equal(f->log, h.nodes[0].log, f->durable);
+	h_free(&h);
+}
+
 /* The leader's bad batch comes from a follower that holds it durably. */
 static void the_leader_asks_a_follower(void **state)
 {
@@ -245,6 +269,7 @@ int main(void)
 	    cmocka_unit_test(compares_what_both_hold),
 	    cmocka_unit_test(a_bad_batch_is_repaired),
 	    cmocka_unit_test(a_misplaced_batch_is_replaced),
+	    cmocka_unit_test(a_hole_is_filled),
 	    cmocka_unit_test(the_leader_asks_a_follower),
 	};
 

@@ -18,7 +18,9 @@
 
 #include "shiplog/crc32c.h"
 #include "shiplog/err.h"
+#include "shiplog/le.h"
 #include "shiplog/log.h"
+#include "shiplog/merkle.h"
 #include "shiplog/store.h"
 #include "store_helpers.h"
 
@@ -283,6 +285,13 @@ static void test_torn_with_two_in_flight(void **state)
 
 /* Corruption before the last group: refused, naming segment and offset, and
  * not a byte of the directory changes. */
+static const char *names_of(const char *path)
+{
+	const char *s = strrchr(path, '/');
+
+	return s ? s + 1 : path;
+}
+
 static void check_refused(struct fixture *f, const char *segname, uint64_t off)
 {
 	char where[64];
@@ -427,7 +436,9 @@ static void test_torn_across_segments(void **state)
 	assert_int_equal(gb, 1);
 	assert_true(h[0].durable_through < g[ga - 1].seq);
 	th_flip_byte(a, g[ga - 1].batch_off[0] + 500);
+	f->o.repair_holes = 1; /* not vouched for: torn, not a hole */
 	open_ok(f);
+	assert_int_equal(sl_store_holes(f->s, NULL, 0), 0);
 	sl_store_get_info(f->s, &info);
 	assert_int_equal(info.segments, 1);
 	assert_true(info.torn_bytes > g[ga - 1].batch_len[0]);
@@ -441,6 +452,78 @@ static void test_torn_across_segments(void **state)
 	free(ib);
 	free(a);
 	free(b);
+}
+
+/* Two segments of durable one-batch groups (each vouches for the one
+ * before it); returns segment 1's path, its image and groups. */
+static char *two_segments(struct fixture *f, struct th_group *g, int *ng, uint8_t **img)
+{
+	char names[32][32];
+	struct sl_store_info info;
+	size_t len;
+	char *a;
+
+	open_ok(f);
+	for (int i = 0; i < 18; i++) {
+		append_ok(f, 1, 2000, 1);
+		sync_ok(f);
+	}
+	sl_store_get_info(f->s, &info);
+	assert_int_equal(info.segments, 2);
+	close_store(f);
+	assert_int_equal(th_list_segments(f->dir, names, 32), 2);
+	a = th_path(f->dir, names[0]);
+	*img = th_read_file(a, &len);
+	*ng = th_parse_groups(*img, len, g, 64);
+	assert_true(*ng >= 10);
+	return a;
+}
+
+/* repair_holes: a payload flipped in a sealed segment, valid batches after
+ * it, its group vouched for: the log opens whole, the batch kept as a hole
+ * (its position, length and leaf from the intact header), reads of it fail,
+ * everything else reads back; a rewrite with the good copy fills it. The
+ * same log is refused without repair_holes; a flipped header, or a flip in
+ * the last segment, is still refused. */
+static void test_corrupt_payload_kept_as_hole(void **state)
+{
+	struct fixture *f = *state;
+	struct th_group g[64];
+	struct sl_store_bad hole;
+	struct sl_store_info info;
+	struct sl_store_bad bad;
+	uint8_t *img, *good;
+	uint64_t pos;
+	int ng;
+	char *a = two_segments(f, g, &ng, &img);
+
+	pos = sl_le64_get(img + g[3].batch_off[0] + 56);
+	good = malloc(g[3].batch_len[0]);
+	memcpy(good, img + g[3].batch_off[0], g[3].batch_len[0]);
+	th_flip_byte(a, g[3].batch_off[0] + 500);
+	check_refused(f, names_of(a), g[3].batch_off[0]);
+	f->o.repair_holes = 1;
+	open_ok(f);
+	sl_store_get_info(f->s, &info);
+	assert_int_equal(info.next_lsn, f->log.next_lsn);
+	assert_int_equal(info.torn_bytes, 0);
+	assert_int_equal(sl_store_holes(f->s, &hole, 1), 1);
+	assert_int_equal(hole.pos, pos);
+	assert_int_equal(hole.len, g[3].batch_len[0]);
+	assert_int_equal(hole.offset, g[3].batch_off[0]);
+	assert_int_equal(hole.leaf_hash, sl_merkle_leaf(pos, hole.len, sl_le32_get(good + 92)));
+	assert_int_equal(sl_store_scrub(f->s, 1 << 20, &bad), 2); /* the scrub finds it too */
+	assert_int_equal(bad.pos, pos);
+	assert_int_equal(sl_store_rewrite(f->s, pos, good, hole.len), 0);
+	assert_int_equal(sl_store_holes(f->s, &hole, 1), 0);
+	th_check_reads(f->s, &f->log, 0);
+	close_store(f);
+	/* A batch header flipped: its length and leaf are not known. */
+	th_flip_byte(a, g[5].batch_off[0] + 40);
+	check_refused(f, names_of(a), g[5].batch_off[0]);
+	free(good);
+	free(img);
+	free(a);
 }
 
 static void test_foreign_segment_refused(void **state)
@@ -838,6 +921,7 @@ int main(void)
 	    T(test_zeroed_group_refused),
 	    T(test_corrupt_last_group_looks_torn),
 	    T(test_torn_across_segments),
+	    T(test_corrupt_payload_kept_as_hole),
 	    T(test_foreign_segment_refused),
 	    T(test_other_cluster_segment_refused),
 	    T(test_unborn_segment_removed),

@@ -221,6 +221,15 @@ int sl_proto_force_lead(struct sl_proto *p, uint64_t now);
 #define SL_PROTO_REPAIRS_MAX 16
 int sl_proto_repair(struct sl_proto *p, uint64_t pos, uint32_t len, uint64_t leaf, uint64_t now);
 
+/* Anti-entropy: recovery kept the batch at `pos` as a hole (its payload is
+ * corrupt, valid batches follow it; sl_store_holes). Until it is repaired
+ * (sl_proto_repair, asked for once the commit position passes it) this node
+ * does not stand for election, cannot be forced to lead, and delivers no
+ * record from it on. A cut of the log below it forgets it. At most
+ * SL_PROTO_REPAIRS_MAX: -ENOSPC beyond. Without the tree and rewrite ops
+ * nothing repairs it: the node never leads. */
+int sl_proto_hole(struct sl_proto *p, uint64_t pos, uint32_t len, uint64_t leaf);
+
 /* Elections: the persist op finished writing (epoch, voted_for). */
 void sl_proto_on_persisted(struct sl_proto *p, uint64_t epoch, uint32_t voted_for, uint64_t now);
 
@@ -263,6 +272,7 @@ struct sl_entropy_status {
 	enum sl_entropy_result last_result;
 	uint64_t diff_leaf, diff_pos; /* DIFFER: the first batch that differs */
 	uint32_t repairs_pending;
+	uint32_t holes; /* recovery's holes not repaired yet (sl_proto_hole) */
 };
 
 struct sl_proto_status {

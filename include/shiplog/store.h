@@ -91,7 +91,15 @@ struct sl_store_opts {
 	 * per batch; 0: SL_STORE_TREE_DEFAULT. 24 bytes each are allocated
 	 * (touched as batches come). Past it the tree covers a prefix. */
 	uint64_t tree_leaves;
+	/* 1: recovery keeps a batch of a sealed segment whose header verifies
+	 * and chains but whose payload does not, when valid batches follow it,
+	 * as a hole (sl_store_holes) for the caller to repair from a peer (at
+	 * most SL_STORE_HOLES_MAX; more are refused as corruption). 0: such a
+	 * log is refused (-EBADMSG), as any corruption. */
+	int repair_holes;
 };
+
+#define SL_STORE_HOLES_MAX 16
 
 #define SL_STORE_TREE_DEFAULT (1ull << 20)
 
@@ -242,6 +250,11 @@ struct sl_store_bad {
 	char why[128];
 };
 int sl_store_scrub(struct sl_store *s, uint64_t max_bytes, struct sl_store_bad *bad);
+
+/* The holes recovery kept (repair_holes) and no rewrite or cut has removed
+ * yet: up to `max` copied to out (leaf_hash: the leaf as appended, from the
+ * intact header); returns how many there are. Reading one fails its CRC. */
+uint32_t sl_store_holes(const struct sl_store *s, struct sl_store_bad *out, uint32_t max);
 
 /* Repair: write `batch` over the batch at `pos` in place, then fdatasync.
  * Only a batch of this log that verifies, of that position and of the

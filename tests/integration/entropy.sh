@@ -8,7 +8,9 @@
 # and rewrite it in place (entropy.repairs); shipctl status shows the
 # comparisons. Then a valid batch is copied over another in follower 3's
 # sealed segment: its scrub finds the batch is not the one appended there and
-# replaces it with the leader's copy. Every node then stops (SIGTERM, drain, exit 0) and logcmp
+# replaces it with the leader's copy. Then follower 2 stops, a bit of a
+# sealed batch flips, and it starts again: recovery keeps the batch as a hole,
+# and it is repaired from the leader. Every node then stops (SIGTERM, drain, exit 0) and logcmp
 # finds each follower's log equal to the leader's, byte for byte.
 #
 #   entropy.sh SHIPD SHIPCTL LOGCMP      (meson passes the built programs)
@@ -126,6 +128,36 @@ replaced() {
 it_wait 60 "the repair of node 3's misplaced batch" replaced
 say "$it_last"
 grep -q "that is not the one appended here" "$dir/n3.log" || fail "node 3 logged no misplaced batch"
+
+# A stopped follower with a flipped bit in a sealed segment: node 2 stops,
+# a bit of a batch's payload in its second segment flips, and it starts
+# again. Recovery keeps the batch as a hole (valid batches follow it: not a
+# torn tail), the node follows without standing for election, and the batch
+# is fetched from the leader and rewritten.
+it_stop 2
+seg=$(ls "$dir/n2"/*.seg | sort | sed -n 2p)
+before=$(it_field 1 entropy.repairs_served)
+python3 - "$seg" <<'PY'
+import sys
+off = 4096 + 32 + 96 + 500
+with open(sys.argv[1], "r+b") as f:
+    f.seek(off)
+    b = f.read(1)
+    f.seek(off)
+    f.write(bytes([b[0] ^ 0x40]))
+PY
+say "node 2 stopped; flipped bit 6 of byte $((4096 + 32 + 96 + 500)) of $(basename "$seg"); restarting it"
+it_start 2
+healed() {
+	local r
+	r=$(it_field 2 entropy.holes entropy.repairs node.role | tr '\n' ' ')
+	echo "node 2 holes, repairs, role: $r"
+	[[ "$r" =~ ^0\ ([0-9]+)\ follower ]] && [ "${BASH_REMATCH[1]}" -ge 1 ]
+}
+it_wait 60 "the repair of node 2's hole" healed
+say "$it_last"
+grep -q "valid batches follow, so it is kept" "$dir/n2.log" || fail "node 2 kept no hole"
+grep -q "repaired the batch at position" "$dir/n2.log" || fail "node 2 logged no repair"
 
 it_stop 2 3 1
 it_compare "$RECORDS"
