@@ -596,7 +596,7 @@ int bench_store_main(const struct bench_common *c, int argc, char **argv)
 			struct mode_result *r = &res[(k + round) % o.nmodes];
 
 			settle(base);
-			rc = bench_raw_sync(base, raw_sync_mode(r->mode), slice, &r->raw_sync,
+			rc = bench_raw_sync(base, raw_sync_mode(r->mode), slice, 0, &r->raw_sync,
 					    &seed);
 			settle(base);
 			/* Each store phase right after its raw counterpart, so the

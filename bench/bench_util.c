@@ -2,6 +2,7 @@
 #include "bench_util.h"
 
 #include <dirent.h>
+#include <assert.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <liburing.h>
@@ -138,16 +139,23 @@ int bench_fresh_file(const char *dir, const char *name, uint64_t size, char *pat
 	return fd;
 }
 
-int bench_raw_sync(const char *dir, enum sl_sync_mode mode, double secs, struct sl_hist *h,
-		   uint64_t *seed)
+int bench_raw_sync(const char *dir, enum sl_sync_mode mode, double secs, uint64_t written,
+		   struct sl_hist *h, uint64_t *seed)
 {
 	char path[4096];
 	uint8_t *buf;
-	uint64_t off = 0, deadline;
+	uint64_t off = 0, deadline, span = written ? written : SYNC_FILE;
 	int fd, rc = 0;
 
-	if ((fd = bench_fresh_file(dir, "raw-sync", SYNC_FILE, path, sizeof(path))) < 0)
+	assert(span % 4096 == 0 && span <= SYNC_FILE);
+	if ((fd = bench_fresh_file(dir, "raw-sync", span, path, sizeof(path))) < 0)
 		return fd;
+	if (written &&
+	    ((rc = bench_raw_loop(fd, written, 0, 1u << 20, 4, -1, NULL, NULL, seed)) < 0 ||
+	     (fdatasync(fd) < 0 && (rc = -errno) < 0))) {
+		close(fd);
+		return rc;
+	}
 	if (posix_memalign((void **)&buf, 4096, 4096)) {
 		close(fd);
 		return -ENOMEM;
@@ -172,7 +180,7 @@ int bench_raw_sync(const char *dir, enum sl_sync_mode mode, double secs, struct 
 			break;
 		}
 		sl_hist_record(h, bench_now_ns() - t0);
-		off = off + 4096 >= SYNC_FILE ? 0 : off + 4096;
+		off = off + 4096 >= span ? 0 : off + 4096;
 	}
 	free(buf);
 	close(fd);

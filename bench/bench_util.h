@@ -46,9 +46,12 @@ void bench_fill_random(uint8_t *p, size_t n, uint64_t *x);
 int bench_fresh_file(const char *dir, const char *name, uint64_t size, char *path, size_t cap);
 /* The disk's durable-write limit: 4 KiB O_DIRECT writes at queue depth 1 in
  * a fresh file in `dir` for `secs`, each pwrite + fdatasync (or one
- * pwritev2 RWF_DSYNC for SL_SYNC_DSYNC), latencies into h. 0 or -errno. */
-int bench_raw_sync(const char *dir, enum sl_sync_mode mode, double secs, struct sl_hist *h,
-		   uint64_t *seed);
+ * pwritev2 RWF_DSYNC for SL_SYNC_DSYNC), latencies into h. `written` 0:
+ * into the file's fallocated (unwritten) blocks; else the first `written`
+ * bytes are written and synced first and the writes cycle over them, as a
+ * log that writes ahead of its appends does. 0 or -errno. */
+int bench_raw_sync(const char *dir, enum sl_sync_mode mode, double secs, uint64_t written,
+		   struct sl_hist *h, uint64_t *seed);
 /* Sequential O_DIRECT writes of `wbytes`, `depth` in flight through
  * io_uring, into fd from offset 0 for `secs`: wrapping at `file_bytes` when
  * `wrap`, else stopping there (which ends the phase early). secs < 0: one
