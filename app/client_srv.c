@@ -401,6 +401,7 @@ static int take_entry(struct sl_csrv *s, unsigned i, uint64_t tail)
 	struct sess *x = &s->s[i];
 	struct sl_shm_append *e = (struct sl_shm_append *)(x->ap + x->ap_head % x->ap_bytes);
 	const uint8_t *p;
+	uint32_t flush;
 
 	if (x->part_done == 0) {
 		if (!entry_ok(s, x, e, tail - x->ap_head))
@@ -445,9 +446,12 @@ static int take_entry(struct sl_csrv *s, unsigned i, uint64_t tail)
 		p += sl_shm_pad(sizeof(len) + len);
 	}
 	atomic_fetch_and(&s->np->flags, ~SL_SHM_F_FULL);
-	if (e->flags & SL_APPEND_FLUSH)
-		sl_node_flush(s->node);
+	flush = e->flags & SL_APPEND_FLUSH; /* the client may reuse e once finished */
+	/* Its LSNs are known: the client need not wait for the send and write
+	 * the flush does, it goes on to wait for the commit meanwhile. */
 	finish_entry(s, x, e, x->part_first, 0);
+	if (flush)
+		sl_node_flush(s->node);
 	return 1;
 }
 
@@ -642,7 +646,19 @@ static void publish(struct sl_csrv *s)
 			atomic_store_explicit(&s->np->level_lsn[l], lv[l], memory_order_release);
 }
 
-/* Signal the clients whose armed targets were reached. */
+/* Clears the session's armed level wait if the node page shows it reached:
+ * 1 when the client must be signalled. */
+static int level_due(struct sl_csrv *s, struct sess *x, int l)
+{
+	uint64_t w = atomic_load_explicit(&x->pg->wake_lsn[l], memory_order_relaxed);
+
+	return w && atomic_load_explicit(&s->np->level_lsn[l], memory_order_relaxed) >= w &&
+	       atomic_compare_exchange_strong(&x->pg->wake_lsn[l], &w, 0);
+}
+
+/* Signal the clients whose armed targets were reached. The caller has
+ * published the node page and fenced (Dekker with the client: it arms,
+ * fences, then looks at the page; one of the two sees the other). */
 static void wake_waiters(struct sl_csrv *s)
 {
 	for (unsigned i = 0; i < s->n; i++) {
@@ -654,15 +670,8 @@ static void wake_waiters(struct sl_csrv *s)
 		/* A new epoch ends the waits for what an earlier one appended. */
 		for (int l = 0; s->epoch != s->woke_epoch && l < SL_SHM_LEVELS; l++)
 			wake |= atomic_exchange(&x->pg->wake_lsn[l], 0) != 0;
-		for (int l = 0; l < SL_SHM_LEVELS; l++) {
-			uint64_t w =
-			    atomic_load_explicit(&x->pg->wake_lsn[l], memory_order_relaxed);
-
-			if (w &&
-			    atomic_load_explicit(&s->np->level_lsn[l], memory_order_relaxed) >= w &&
-			    atomic_compare_exchange_strong(&x->pg->wake_lsn[l], &w, 0))
-				wake = 1;
-		}
+		for (int l = 0; l < SL_SHM_LEVELS; l++)
+			wake |= level_due(s, x, l);
 		{
 			uint64_t w = atomic_load_explicit(&x->pg->wake_seq, memory_order_relaxed);
 
@@ -674,6 +683,30 @@ static void wake_waiters(struct sl_csrv *s)
 			kick(s, x);
 	}
 	s->woke_epoch = s->epoch;
+}
+
+/* Would wake_waiters signal anyone? Read-only: the node must not sleep
+ * while it would. */
+static int waiter_due(struct sl_csrv *s)
+{
+	for (unsigned i = 0; i < s->n; i++) {
+		struct sess *x = &s->s[i];
+		uint64_t w;
+
+		if (!x->ready || x->hung_up)
+			continue;
+		for (int l = 0; l < SL_SHM_LEVELS; l++) {
+			w = atomic_load_explicit(&x->pg->wake_lsn[l], memory_order_relaxed);
+			if (w &&
+			    (s->epoch != s->woke_epoch ||
+			     atomic_load_explicit(&s->np->level_lsn[l], memory_order_relaxed) >= w))
+				return 1;
+		}
+		w = atomic_load_explicit(&x->pg->wake_seq, memory_order_relaxed);
+		if (w && x->seq >= w)
+			return 1;
+	}
+	return 0;
 }
 
 /* ---- the node's poller ---- */
@@ -730,6 +763,7 @@ static void csrv_after(void *arg)
 	if (s->st.clients == 0 && s->partial < 0)
 		return; /* nobody looks: spare the turn */
 	publish(s);
+	atomic_thread_fence(memory_order_seq_cst); /* the page, then the armed waits */
 	wake_waiters(s);
 }
 
@@ -761,8 +795,11 @@ static int csrv_sleep(void *arg, int on)
 		s->st.wakeups++;
 		return 0;
 	}
-	atomic_store(&s->np->sleeping, 1); /* seq_cst: pairs with the clients' fence */
-	if (work_pending(s)) {
+	/* seq_cst: pairs with the clients' fence after they publish work or
+	 * arm a wait (a wait armed too late for the last turn's wake_waiters
+	 * keeps the node up for one more turn). */
+	atomic_store(&s->np->sleeping, 1);
+	if (work_pending(s) || waiter_due(s)) {
 		atomic_store(&s->np->sleeping, 0);
 		return -1;
 	}
@@ -780,10 +817,29 @@ void sl_csrv_on_role(struct sl_csrv *s, enum sl_role role, uint64_t epoch, uint3
 	s->epoch = epoch;
 }
 
+/* The commit is published and its waiters are signalled at once rather
+ * than at the end of the turn, whose receiving, storage and sending would
+ * delay them. Only in the epoch the node page shows already: a client reads
+ * a level, then the epoch, to tell whether it is its leader's. */
 void sl_csrv_on_commit(struct sl_csrv *s, uint64_t commit_lsn)
 {
-	if (s)
-		s->commit_lsn = commit_lsn;
+	if (!s)
+		return;
+	s->commit_lsn = commit_lsn;
+	if (!s->leader || s->st.clients == 0 ||
+	    atomic_load_explicit(&s->np->epoch, memory_order_relaxed) != s->epoch ||
+	    atomic_load_explicit(&s->np->level_lsn[SL_LEVEL_COMMITTED], memory_order_relaxed) >=
+		commit_lsn)
+		return;
+	atomic_store_explicit(&s->np->level_lsn[SL_LEVEL_COMMITTED], commit_lsn,
+			      memory_order_release);
+	atomic_thread_fence(memory_order_seq_cst); /* as in csrv_after */
+	for (unsigned i = 0; i < s->n; i++) {
+		struct sess *x = &s->s[i];
+
+		if (x->ready && !x->hung_up && level_due(s, x, SL_LEVEL_COMMITTED))
+			kick(s, x);
+	}
 }
 
 void sl_csrv_on_deliver(struct sl_csrv *s, const struct sl_batch_hdr *h, const uint8_t *raw,

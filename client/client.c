@@ -24,9 +24,9 @@
 #include "shiplog/err.h"
 #include "shm.h"
 
-#define SPIN_MIN_NS	   50000ull  /* waits spin at least this long */
-#define SPIN_MAX_NS	   500000ull /* ... and at most this (adaptive) */
-#define SPIN_TYPICAL_MAX   250000ull /* waits typically longer than this sleep sooner */
+#define SPIN_MIN_NS	   20000ull /* short waits spin at least this long */
+#define SPIN_SHORT_NS	   50000ull /* waits typically longer than this ... */
+#define SPIN_BRIEF_NS	   2000ull  /* ... spin only this long */
 #define CONNECT_MS_DEFAULT 2000
 #define LIVENESS_NS	   1000000ull /* a spin looks at the socket this often */
 #define RETRY_MS	   20	      /* between connection attempts */
@@ -354,6 +354,15 @@ static void ring_doorbell(struct sl_client *c)
 		sl_shm_kick(c->doorbell);
 }
 
+/* After arming a wait, before looking at the condition again: Dekker with
+ * shipd, which publishes progress, fences, then looks at the armed waits
+ * (and will not sleep while one it reached is armed). No doorbell: only
+ * shipd's own turns make progress, and each ends looking. */
+static void fence_armed(void)
+{
+	atomic_thread_fence(memory_order_seq_cst);
+}
+
 static void drain_efd(struct sl_client *c)
 {
 	uint64_t v;
@@ -381,18 +390,22 @@ static int sleep_once(struct sl_client *c, uint64_t deadline)
 }
 
 /* How long a wait spins before it sleeps: opts.spin_us, or adaptive: a
- * wait that usually ends within SPIN_TYPICAL_MAX spins twice its usual time
- * (a sleep and a wake-up would cost more than the rest of the wait), any
- * other SPIN_MIN_NS. */
+ * kind of wait that usually ends within SPIN_SHORT_NS (an append that shipd's
+ * loop takes at once) spins twice its usual time, at least SPIN_MIN_NS; a
+ * longer one (a commit: replication, other threads' work) sleeps after
+ * SPIN_BRIEF_NS, since a spinner would hold a core those threads need and a
+ * wake-up costs less than that wait. */
 static uint64_t spin_for(const struct sl_client *c, const uint64_t *typical)
 {
 	uint64_t t = typical ? *typical : 0;
 
 	if (c->spin_ns)
 		return c->spin_ns;
-	if (t == 0 || t > SPIN_TYPICAL_MAX)
+	if (t == 0)
 		return SPIN_MIN_NS;
-	return 2 * t < SPIN_MIN_NS ? SPIN_MIN_NS : 2 * t > SPIN_MAX_NS ? SPIN_MAX_NS : 2 * t;
+	if (t > SPIN_SHORT_NS)
+		return SPIN_BRIEF_NS;
+	return 2 * t < SPIN_MIN_NS ? SPIN_MIN_NS : 2 * t;
 }
 
 /* Wait for cond. A connection lost on the way is reconnected when
@@ -524,7 +537,7 @@ static void arm_level(struct sl_client *c, const void *arg)
 	const struct level_wait *w = arg;
 
 	atomic_store(&c->sess->wake_lsn[w->level], w->lsn);
-	ring_doorbell(c);
+	fence_armed();
 }
 
 /* A commit cannot happen while the record sits in the open batch. */
@@ -700,7 +713,7 @@ static int cond_done(struct sl_client *c, const void *arg)
 static void arm_done(struct sl_client *c, const void *arg)
 {
 	atomic_store(&c->sess->wake_seq, *(const uint64_t *)arg);
-	ring_doorbell(c);
+	fence_armed();
 }
 
 /* Room for `bytes` in the append ring (shipd frees what it finished). */
@@ -716,7 +729,7 @@ static void arm_room(struct sl_client *c, const void *arg)
 {
 	(void)arg;
 	atomic_store(&c->sess->wake_seq, c->seq);
-	ring_doorbell(c);
+	fence_armed();
 }
 
 int64_t sl_client_appendv(struct sl_client *c, const struct iovec *recs, unsigned n, unsigned flags)

@@ -58,10 +58,11 @@ struct sl_client_opts {
 	uint64_t applied_lsn;
 	/* Waits spin (polling shared memory) this long before they sleep in
 	 * the kernel; UINT32_MAX never sleeps. 0 (the default) adapts: a kind
-	 * of wait (appends, levels) that usually ends within 250 us spins
-	 * twice its usual time (at most 500 us), any other 50 us. Spinning
-	 * keeps a wait within a microsecond of the event; a sleep costs a
-	 * wake-up, which on a busy machine can be far longer. */
+	 * of wait (appends, levels) that usually ends within 50 us spins
+	 * twice its usual time (at least 20 us, the first wait too), a longer
+	 * one (typically a commit) 2 us. Spinning keeps a wait within a
+	 * microsecond of the event, but holds a core that shipd's threads may
+	 * need for the commit itself; a sleep costs a wake-up. */
 	uint32_t spin_us;
 	/* Bound on connecting and on the handshake (default 2000 ms). */
 	uint32_t connect_timeout_ms;
