@@ -202,6 +202,7 @@ static void out_node(struct out *o, const struct sl_ctl_status *s)
 		flag(o, "synced", p->synced);
 	}
 	u64(o, "next_lsn", p->next_lsn);
+	u64(o, "heard_lsn", p->heard_lsn);
 	u64(o, "log_end", p->log_end);
 	u64(o, "durable_pos", p->durable_pos);
 	u64(o, "commit_pos", p->commit_pos);

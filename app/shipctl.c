@@ -88,9 +88,12 @@ static void usage(FILE *f)
 		"verify --cluster (exit 1 when replicas differ):\n"
 		"      --cluster        every -s SOCKET / -c CONFIG names a node to compare\n"
 		"promote:\n"
-		"      --force          make NODE lead without an election (ask NODE itself):\n"
-		"                       for when no quorum of voters is left; prints the LSN\n"
-		"                       range that may be lost. Refused without the flag\n"
+		"      --force          make NODE lead without an election (ask NODE itself,\n"
+		"                       the first -s / -c): for when no quorum of voters is\n"
+		"                       left. Refused without the flag. Prints the LSNs that\n"
+		"                       may be lost: from NODE's next LSN to the highest LSN\n"
+		"                       a leader is known to have appended, as NODE and every\n"
+		"                       other -s / -c given (the nodes still reachable) saw it\n"
 		"lag:\n"
 		"  -n, --count N        stop after N refreshes (default: until Ctrl-C)\n"
 		"  -i, --interval MS    between refreshes (default %d; tail -f: 200)\n"
@@ -204,10 +207,62 @@ static int self_id(const char *socket, uint64_t *id)
 	return 0;
 }
 
+#define PEER_WAIT_MS 1000 /* promote --force: for each other node's status */
+
+static void add_name(char *list, size_t cap, const char *name)
+{
+	size_t n = strlen(list);
+
+	snprintf(list + n, cap - n, "%s%s", n ? ", " : "", name);
+}
+
+/* promote --force: the LSNs that may be lost run from the target's next LSN
+ * to the highest LSN any node asked (the target, then every other -s / -c)
+ * knows a leader appended (node.heard_lsn: its own log, or a batch header a
+ * leader sent it). Asked before the force, so the target's log is as it was. */
+static void print_lost(const struct ctl_opts *o, const char *target)
+{
+	static char reply[SL_CTL_REPLY_MAX + 1];
+	char asked[256] = "", gone[512] = "", name[32];
+	uint64_t a = 0, b = 0, from = 0, id, heard;
+
+	for (int i = 0; i < (o->nsockets > 1 ? o->nsockets : 1); i++) {
+		const char *sock = i == 0 ? target : o->sockets[i];
+
+		if (sl_ctl_request(sock, "status json", i == 0 ? SHIPCTL_TIMEOUT_MS : PEER_WAIT_MS,
+				   reply, sizeof(reply)) <= 0 ||
+		    sl_ctl_json_u64(reply, "node.node_id", &id) ||
+		    sl_ctl_json_u64(reply, "node.heard_lsn", &heard) ||
+		    (i == 0 && sl_ctl_json_u64(reply, "node.next_lsn", &a))) {
+			add_name(gone, sizeof(gone), sock);
+			continue;
+		}
+		snprintf(name, sizeof(name), "%" PRIu64, id);
+		add_name(asked, sizeof(asked), name);
+		if (heard >= b) {
+			b = heard;
+			from = id;
+		}
+	}
+	if (a == 0) /* the target did not answer: the request fails below */
+		return;
+	if (b >= a)
+		printf("LSNs %" PRIu64 "..%" PRIu64 " may be lost (%" PRIu64
+		       ": the highest LSN a leader is known to have appended, seen by node "
+		       "%" PRIu64 " in its log or in a batch a leader sent it",
+		       a, b, b, from);
+	else
+		printf("no LSN is known to be lost (no node asked saw a leader append past lsn "
+		       "%" PRIu64,
+		       a - 1);
+	printf("; nodes asked: %s%s%s; a leader's records no node asked saw are not counted)\n",
+	       asked, gone[0] ? "; not reachable: " : "", gone);
+}
+
 static int cmd_promote(const struct ctl_opts *o)
 {
 	static char reply[SL_CTL_REPLY_MAX + 1];
-	const char *socket = shipctl_socket(o);
+	const char *socket = o->force && o->nsockets > 1 ? o->sockets[0] : shipctl_socket(o);
 	char req[64];
 	uint64_t target, self;
 
@@ -215,6 +270,8 @@ static int cmd_promote(const struct ctl_opts *o)
 		return 2;
 	if (!socket || self_id(socket, &self))
 		return 1;
+	if (o->force && target == self)
+		print_lost(o, socket);
 	snprintf(req, sizeof(req), "promote %" PRIu64 "%s", target, o->force ? " force" : "");
 	if (shipctl_ask(socket, req, reply))
 		return 1;
@@ -460,11 +517,11 @@ static int parse_opts(int argc, char **argv, struct ctl_opts *o)
 			return 2;
 		}
 	}
-	if (o->cluster)
+	if (o->cluster || (o->force && o->nsockets > 1))
 		return cluster_sockets(o);
 	if (o->nsockets > 1) {
 		fprintf(stderr, "shipctl: -s and -c name one socket: give one (several: only "
-				"verify --cluster)\n");
+				"verify --cluster and promote --force)\n");
 		return 2;
 	}
 	return 0;

@@ -332,15 +332,24 @@ static int elect_request(struct shipd *d, const char *req, char *reply, size_t c
 		if ((rc = sl_node_force_lead(d->node)) < 0)
 			return sl_err_wrap(rc, "promote --force");
 		/* What it holds is kept; what others hold beyond it is cut. */
-		n = snprintf(
-		    reply, cap,
-		    "node %" PRIu32 " takes the lead without an election (epoch was %" PRIu64
-		    ")\nkept: lsn 1..%" PRIu64 " (its log; known committed through lsn %" PRIu64
-		    ")\nmay be lost: lsn %" PRIu64 " and after (whatever the previous leader "
-		    "committed or another node holds past lsn %" PRIu64 ")\n",
-		    self, st.epoch, st.next_lsn - 1,
-		    st.commit_lsn > st.delivered_lsn ? st.commit_lsn : st.delivered_lsn,
-		    st.next_lsn, st.next_lsn - 1);
+		n = snprintf(reply, cap,
+			     "node %" PRIu32
+			     " takes the lead without an election (epoch was %" PRIu64
+			     ")\nkept: lsn 1..%" PRIu64
+			     " (its log; known committed through lsn %" PRIu64 ")\n",
+			     self, st.epoch, st.next_lsn - 1,
+			     st.commit_lsn > st.delivered_lsn ? st.commit_lsn : st.delivered_lsn);
+		if (n > 0 && (size_t)n < cap && st.heard_lsn >= st.next_lsn)
+			n += snprintf(reply + n, cap - (size_t)n,
+				      "may be lost: lsn %" PRIu64 "..%" PRIu64
+				      " as this node knows (a leader appended through lsn %" PRIu64
+				      "), and whatever other nodes hold past lsn %" PRIu64 "\n",
+				      st.next_lsn, st.heard_lsn, st.heard_lsn, st.next_lsn - 1);
+		else if (n > 0 && (size_t)n < cap)
+			n += snprintf(reply + n, cap - (size_t)n,
+				      "may be lost: whatever other nodes hold past lsn %" PRIu64
+				      " (this node saw no leader append past it)\n",
+				      st.next_lsn - 1);
 		return n;
 	}
 	if (target == self)

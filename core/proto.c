@@ -502,6 +502,7 @@ void sl_proto_get_status(const struct sl_proto *p, struct sl_proto_status *s)
 	s->epoch = p->cfg.epoch;
 	s->last_epoch = p->last_epoch;
 	s->next_lsn = p->next_lsn;
+	s->heard_lsn = p->heard_lsn > p->next_lsn - 1 ? p->heard_lsn : p->next_lsn - 1;
 	s->log_end = p->log_end;
 	s->durable_pos = p->durable_pos;
 	s->commit_pos = p->commit_pos;

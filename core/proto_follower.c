@@ -457,6 +457,23 @@ uint8_t *sl_follower_rx_dest(void *ctx, const struct sl_frame *f)
 	return sl_ring_at(&p->ring, d->batch_pos) + d->frag_off;
 }
 
+/* A batch's first fragment names its LSNs: what the leader appended, even
+ * if the batch never completes here (promote --force reports what a lost
+ * leader may have taken). Kept for the latest leader's epoch only. */
+static void heard(struct sl_proto *p, const uint8_t *b, uint32_t len)
+{
+	struct sl_batch_hdr h;
+
+	if (sl_batch_decode_hdr(b, len, &p->cfg.limits, &h) < 0 || h.record_count == 0)
+		return;
+	if (p->heard_epoch != p->cfg.epoch) {
+		p->heard_epoch = p->cfg.epoch;
+		p->heard_lsn = 0;
+	}
+	if (h.base_lsn + h.record_count - 1 > p->heard_lsn)
+		p->heard_lsn = h.base_lsn + h.record_count - 1;
+}
+
 static void place_fragment(struct sl_proto *p, const struct sl_frame_data *d, uint64_t now)
 {
 	uint8_t *dst;
@@ -487,6 +504,8 @@ static void place_fragment(struct sl_proto *p, const struct sl_frame_data *d, ui
 	s->bits[bit / 64] |= 1ull << (bit % 64);
 	s->got += d->frag_len;
 	p->last_frag_ns = now;
+	if (d->frag_off == 0)
+		heard(p, dst, d->frag_len);
 	if (d->batch_pos + d->frag_off + d->frag_len > p->highest_seen)
 		p->highest_seen = d->batch_pos + d->frag_off + d->frag_len;
 	if (s->got == s->len)

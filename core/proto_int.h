@@ -221,6 +221,9 @@ struct sl_proto {
 
 	/* Follower. */
 	uint64_t leader_end, highest_seen;
+	/* The highest LSN a leader was seen appending (batch headers of DATA
+	 * fragments, complete or not), and that leader's epoch. */
+	uint64_t heard_lsn, heard_epoch;
 	uint64_t delivered_pos, delivered_lsn;
 	uint64_t applied_lsn, applied_pos, engine_start_lsn;
 	uint64_t echo_recv_ts, echo_durable_ts, echo_applied_ts;

@@ -175,6 +175,42 @@ static void loss_is_repaired(void **state)
 	assert_int_equal(H.nodes[1].delivered_next, 20001);
 }
 
+/* Node 2 gets only the first fragment of each batch. */
+static int first_fragments_to_2(struct harness *h, const struct h_frame *f)
+{
+	struct sl_frame d;
+
+	(void)h;
+	return f->to == 2 && sl_frame_decode(f->buf, f->len, &d) == 0 &&
+	       d.hdr.type == SL_FRAME_DATA && d.data.frag_off != 0;
+}
+
+/* heard_lsn: a follower that saw only a batch's first fragment knows the
+ * LSNs the leader appended in it (what promote --force reports as may be
+ * lost), past its own log; the leader's is its own last LSN. */
+static void heard_lsn_from_first_fragments(void **state)
+{
+	struct sl_ack_policy pol = {.acks = SL_ACKS_MAJORITY, .level = SL_ACK_DURABLE};
+	struct sl_proto_status s;
+
+	(void)state;
+	assert_int_equal(setup3(&pol), 0);
+	H.filter = first_fragments_to_2;
+	for (int i = 0; i < 6; i++)
+		assert_true(h_append(&H, 30000) > 0);
+	assert_int_equal(sl_proto_flush(H.nodes[0].p, H.now), 0);
+	h_run(&H, 100000);
+	status_of(2, &s);
+	assert_int_equal(s.next_lsn, 1);
+	assert_int_equal(s.heard_lsn, 6);
+	status_of(1, &s);
+	assert_int_equal(s.heard_lsn, 6);
+	status_of(3, &s);
+	assert_int_equal(s.next_lsn, 7);
+	assert_int_equal(s.heard_lsn, 6);
+	H.filter = NULL;
+}
+
 /* Lose only the last DATA frames of a burst: the tail-loss probe recovers. */
 static int drop_tail(struct harness *h, const struct h_frame *f)
 {
@@ -642,6 +678,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test_teardown(replicates_end_to_end, teardown),
+	    cmocka_unit_test_teardown(heard_lsn_from_first_fragments, teardown),
 	    cmocka_unit_test_teardown(single_node_commits_on_durability, teardown),
 	    cmocka_unit_test_teardown(all_waits_for_slowest, teardown),
 	    cmocka_unit_test_teardown(dead_follower_does_not_stall_acks1, teardown),

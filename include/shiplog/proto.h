@@ -281,7 +281,11 @@ struct sl_proto_status {
 	uint64_t epoch;
 	uint64_t last_epoch; /* epoch of the last batch in this node's log */
 	uint64_t next_lsn;   /* next LSN this node expects to append/receive */
-	uint64_t log_end;    /* end position of complete batches held */
+	/* The highest LSN this node knows a leader of the latest epoch it
+	 * heard appended: its own log's last, or a batch header a leader sent
+	 * it (complete or not). promote --force reports it as what may be lost. */
+	uint64_t heard_lsn;
+	uint64_t log_end; /* end position of complete batches held */
 	uint64_t durable_pos;
 	uint64_t commit_pos, commit_lsn;
 	uint64_t safe_pos;	/* quorum-durable: what followers may deliver */
