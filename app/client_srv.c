@@ -842,6 +842,19 @@ void sl_csrv_on_commit(struct sl_csrv *s, uint64_t commit_lsn)
 	}
 }
 
+/* The consumer is at this batch and has nothing else queued: it takes the
+ * records from the delivery instead of reading them back from the log. */
+int sl_csrv_wants_records(const struct sl_csrv *s, const struct sl_batch_hdr *h)
+{
+	uint64_t want;
+
+	if (!s || h->record_count == 0 || s->consumer < 0 || s->cur != s->cur_end ||
+	    h->raw_len > s->raw_cap)
+		return 0;
+	want = s->s[s->consumer].sent_lsn + 1;
+	return h->base_lsn <= want && want <= h->base_lsn + h->record_count - 1;
+}
+
 void sl_csrv_on_deliver(struct sl_csrv *s, const struct sl_batch_hdr *h, const uint8_t *raw,
 			size_t raw_len)
 {
@@ -850,15 +863,9 @@ void sl_csrv_on_deliver(struct sl_csrv *s, const struct sl_batch_hdr *h, const u
 	if (!s || h->record_count == 0)
 		return;
 	last = h->base_lsn + h->record_count - 1;
-	/* The consumer is at this batch and has nothing else queued: take the
-	 * records from here instead of reading them back from the log. */
-	if (s->consumer >= 0 && s->cur == s->cur_end && raw_len <= s->raw_cap) {
-		uint64_t want = s->s[s->consumer].sent_lsn + 1;
-
-		if (h->base_lsn <= want && want <= last) {
-			memcpy(s->raw_buf, raw, raw_len);
-			set_batch(s, h, s->raw_buf, raw_len, want);
-		}
+	if (raw && raw_len <= s->raw_cap && sl_csrv_wants_records(s, h)) {
+		memcpy(s->raw_buf, raw, raw_len);
+		set_batch(s, h, s->raw_buf, raw_len, s->s[s->consumer].sent_lsn + 1);
 	}
 	if (last > s->delivered_lsn)
 		s->delivered_lsn = last;

@@ -57,6 +57,9 @@ void sl_csrv_on_commit(struct sl_csrv *s, uint64_t commit_lsn);
 /* Elections: appends are taken only while leading, and each tells its
  * client the epoch it was given its LSNs in (the fencing token). */
 void sl_csrv_on_role(struct sl_csrv *s, enum sl_role role, uint64_t epoch, uint32_t leader_id);
+/* Whether sl_csrv_on_deliver would take the records of `h` (a consumer is
+ * attached and waiting at it); raw may be NULL when not. */
+int sl_csrv_wants_records(const struct sl_csrv *s, const struct sl_batch_hdr *h);
 void sl_csrv_on_deliver(struct sl_csrv *s, const struct sl_batch_hdr *h, const uint8_t *raw,
 			size_t raw_len);
 

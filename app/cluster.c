@@ -211,6 +211,15 @@ static void check_records(struct cl_node *cn, const struct sl_batch_hdr *h, cons
 	cn->record_errors += h->record_count - i;
 }
 
+/* The engine applies nothing: it reads the records only to check them. */
+static int follower_wants_records(void *ctx, const struct sl_batch_hdr *h)
+{
+	const struct cl_node *cn = ctx;
+
+	(void)h;
+	return cn->c->o.check_records;
+}
+
 static void follower_deliver(void *ctx, const struct sl_batch_hdr *h, const uint8_t *raw,
 			     size_t raw_len)
 {
@@ -270,10 +279,12 @@ static int open_node(struct cl_node *cn)
 	struct sl_node_engine eng = {.ctx = cn};
 	int rc;
 
-	if (cn->idx == 0)
+	if (cn->idx == 0) {
 		eng.commit = leader_commit;
-	else
+	} else {
 		eng.deliver = follower_deliver;
+		eng.wants_records = follower_wants_records;
+	}
 	cn->cfg.applied_lsn = cn->delivered_lsn;
 	rc = sl_node_open(&cn->node, &cn->cfg, &eng);
 	if (rc < 0) {

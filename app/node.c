@@ -311,6 +311,25 @@ static int op_send(void *ctx, uint32_t to, const uint8_t *head, size_t head_len,
 	return 0;
 }
 
+/* Deliver a batch's header alone, to an engine that reads no records: the
+ * records applied before this start are cut by count. */
+static int deliver_header(struct sl_node *n, const struct sl_batch_hdr *h)
+{
+	struct sl_batch_hdr rest = *h;
+
+	if (h->base_lsn <= n->skip_through) {
+		uint64_t skip = n->skip_through - h->base_lsn + 1;
+
+		if (skip >= h->record_count)
+			return 0;
+		rest.base_lsn += skip;
+		rest.record_count -= (uint32_t)skip;
+	}
+	rest.raw_len = 0;
+	n->eng.deliver(n->eng.ctx, &rest, NULL, 0);
+	return 0;
+}
+
 /* The protocol delivers the batch as logged; its records are decoded here
  * for the engine. Records at or below skip_through were applied before this
  * start: an engine that applied part of a batch gets only the rest of it. */
@@ -325,6 +344,8 @@ static int op_deliver(void *ctx, const struct sl_batch_hdr *h, const uint8_t *ba
 
 	if (!n->eng.deliver)
 		return 0;
+	if (n->eng.wants_records && !n->eng.wants_records(n->eng.ctx, h))
+		return deliver_header(n, h);
 	raw_len = sl_batch_decode(batch, len, &n->cfg.proto.limits, n->raw,
 				  n->cfg.proto.limits.max_raw_bytes, &rest);
 	if (raw_len < 0) {

@@ -221,6 +221,13 @@ static void on_deliver(void *ctx, const struct sl_batch_hdr *h, const uint8_t *r
 		sl_node_applied(d->node, d->delivered_lsn);
 }
 
+static int on_wants_records(void *ctx, const struct sl_batch_hdr *h)
+{
+	const struct shipd *d = ctx;
+
+	return sl_csrv_wants_records(d->clients, h);
+}
+
 /* Elections: appends (and --generate) only while leading. */
 static void on_role(void *ctx, enum sl_role role, uint64_t epoch, uint32_t leader_id)
 {
@@ -643,6 +650,7 @@ static int serve(struct shipd *d)
 {
 	struct sl_node_engine engine = {.ctx = d,
 					.deliver = on_deliver,
+					.wants_records = on_wants_records,
 					.commit = on_commit,
 					.role = on_role,
 					.truncate = on_truncate};

@@ -142,6 +142,8 @@ static void usage(FILE *f)
 		"                    DIR, then draw the PNG\n"
 		"                    plots with %s (python3-matplotlib)\n"
 		"  --check-records   followers also compare every record they are delivered\n"
+		"                    (else their engines read no records: no batch is\n"
+		"                    decompressed for them)\n"
 		"  --dir DIR         parent of the runs' directories (default /var/tmp)\n"
 		"  --keep            keep the logs\n"
 		"Output: per run a report (or with --json one JSON line), then a summary table\n"

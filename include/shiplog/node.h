@@ -76,6 +76,11 @@ struct sl_node_engine {
 	 * call sl_node_applied from inside. */
 	void (*deliver)(void *ctx, const struct sl_batch_hdr *h, const uint8_t *raw,
 			size_t raw_len);
+	/* Followers, optional: whether deliver will read the records of the
+	 * batch `h`. 0: it is called with raw NULL and raw_len 0 and the node
+	 * does not decompress the batch (an engine that only counts, or a
+	 * daemon with no consumer attached). NULL: always. */
+	int (*wants_records)(void *ctx, const struct sl_batch_hdr *h);
 	/* Leader: every LSN <= commit_lsn is committed under the policy. */
 	void (*commit)(void *ctx, uint64_t commit_lsn);
 	/* Elections: the role, epoch or leader changed (leader_id 0: none
