@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# bench_client: shipbench client runs both paths and reports them, end to end
+# (not a speed test: nothing here judges a figure). A short --json run must
+# give every key with both paths measured and each split at the commit
+# callback; the text report must carry the same lines; --help exits 0.
+#
+#   bench_client.sh SHIPBENCH       (meson passes the built program)
+set -euo pipefail
+bench=$1
+tmp=${SHIPLOG_TEST_TMP:-/tmp}
+mkdir -p "$tmp"
+dir=$(mktemp -d "$tmp/bench_client.XXXXXX")
+trap 'rm -rf "$dir"' EXIT
+
+run() {
+	"$bench" client --seconds 0.3 --warmup 0.1 --dir "$dir" "$@" 2>"$dir/err.log" || {
+		tail -20 "$dir/err.log" >&2
+		echo "bench_client: shipbench client $* failed" >&2
+		exit 1
+	}
+}
+run --json >"$dir/out.json"
+python3 - "$dir/out.json" <<'PY'
+import json, sys
+keys = ("bench inproc_p50_us inproc_p99_us client_p50_us client_p99_us diff_p50_us "
+        "handoff_p50_us inproc_to_commit_p50_us inproc_seen_p50_us client_to_commit_p50_us "
+        "client_seen_p50_us ratio_p50 inproc_n client_n acks ack_level record_bytes spin_us "
+        "idle loadavg client_wakeups node_sleeps").split()
+lines = [l for l in open(sys.argv[1]) if l.strip()]
+assert len(lines) == 1, lines
+r = json.loads(lines[0])
+missing = [k for k in keys if k not in r]
+assert not missing, "lacks %s" % missing
+assert r["bench"] == "client" and r["inproc_n"] > 0 and r["client_n"] > 0, r
+for p in ("inproc", "client"):
+    assert 0 < r[p + "_p50_us"] <= r[p + "_p99_us"], r
+    assert 0 < r[p + "_to_commit_p50_us"] <= r[p + "_p99_us"], r
+    assert 0 < r[p + "_seen_p50_us"] <= r[p + "_p99_us"], r
+assert abs(r["diff_p50_us"] - (r["client_p50_us"] - r["inproc_p50_us"])) < 0.01, r
+print("bench_client: every key present, %d + %d commits" % (r["inproc_n"], r["client_n"]))
+PY
+run >"$dir/out.txt"
+for want in "in process (the limit)" "through libshiplog" "split at the commit callback" \
+	"library cost at p50"; do
+	grep -q "$want" "$dir/out.txt" || { echo "bench_client: no '$want' in the report" >&2; exit 1; }
+done
+"$bench" client --help | grep -q -- "--spin-us" || { echo "bench_client: --help" >&2; exit 1; }
+echo "bench_client: PASS"
