@@ -1,7 +1,7 @@
 /* Failure detection, elections and fencing (docs/failover.md).
  *
  * - A follower that hears nothing from its leader for a random time in
- *   [t, 2t) first asks for pre-votes ("would you vote for me?"; no state
+ *   [t, 1.5t) first asks for pre-votes ("would you vote for me?"; no state
  *   changes anywhere). With enough of them it stands: it takes the next
  *   epoch it owns above every epoch it heard of (epoch % 16 is its rank
  *   among the sorted node ids, so no two candidates ever share an epoch),
@@ -36,11 +36,13 @@ static uint64_t rnd(struct sl_elect *e)
 	return e->rng * 0x2545F4914F6CDD1Dull;
 }
 
+/* In [t, 1.5t): the failover budget is 2t, and the detection that ends it
+ * is the earliest of the followers' draws (see on_prevote_req). */
 static uint64_t draw_timeout(struct sl_proto *p)
 {
 	uint64_t t = p->cfg.election_timeout_ns;
 
-	return t + rnd(&p->el) % t;
+	return t + rnd(&p->el) % (t / 2 ? t / 2 : 1);
 }
 
 static int node_index(const struct sl_proto *p, uint32_t id)
@@ -259,12 +261,19 @@ static void prevote(struct sl_proto *p, uint64_t now)
 static int sticky(const struct sl_proto *p, uint64_t now);
 
 /* A pre-vote: would we vote for this log now? No state changes. */
+/* A pre-vote request from a node whose log is behind ours, while we too have
+ * not heard the leader for a timeout: it cannot win, we can, and the leader
+ * is likely gone, so we ask for pre-votes at once instead of at our own
+ * deadline (failover then takes the earliest follower's detection, not the
+ * most up-to-date one's). */
 static void on_prevote_req(struct sl_proto *p, const struct sl_frame *f, uint64_t now)
 {
-	int grant = !sticky(p, now) &&
-		    up_to_date(f->vreq.last_epoch, f->vreq.last_pos, p->last_epoch, p->log_end);
+	int quiet = !sticky(p, now);
+	int ahead = !up_to_date(f->vreq.last_epoch, f->vreq.last_pos, p->last_epoch, p->log_end);
 
-	send_vote(p, f->hdr.sender, grant, SL_VOTE_F_PRE);
+	send_vote(p, f->hdr.sender, quiet && !ahead, SL_VOTE_F_PRE);
+	if (quiet && ahead && p->role == SL_ROLE_FOLLOWER && !p->el.prevoting && !p->ent.nholes)
+		prevote(p, now);
 }
 
 static void on_prevote(struct sl_proto *p, const struct sl_frame *f, uint64_t now)

@@ -5,13 +5,13 @@
 # 1. shipbench failover (KILLS kills): a libshiplog client appends to
 #    whichever node leads and remembers every LSN acknowledged as committed;
 #    the leader's shipd is killed with SIGKILL under that load. A new leader
-#    must commit within 2 election timeouts (ELECTION_MS) at the median, and
-#    within 3 every time: a survivor stands after a random [t, 2t) without
-#    its leader (the most up to date one decides: the other's pre-vote is
-#    refused), then the election and the new epoch's first batch wait for
-#    fsyncs on a disk other tests share, so a single failover can pass 2t
-#    (921 ms at t = 300 ms, once in about 20 kills with SIGSTOP); shipbench
-#    failover reports the distribution. The killed node restarts on its log and must rejoin as a follower holding
+#    must commit within 2 election timeouts (ELECTION_MS), every time: the
+#    first survivor to miss its leader for a random [t, 1.5t) asks for
+#    pre-votes, and one that is more up to date stands at once when asked
+#    (docs/failover.md); the election and the new epoch's first batch then
+#    wait for fsyncs, which leaves about half a timeout for them (1.29-1.53 t
+#    at load 7.6-9.7 in both builds). The killed node restarts on its log and
+#    must rejoin as a follower holding
 #    every acknowledged record. At the end every acknowledged record must
 #    be in every node's log byte for byte (acked_lost 0), and the stopped
 #    nodes' logs must match each other (logcmp).
@@ -56,11 +56,8 @@ bench() {
 	[ "$lost" = 0 ] || fail "$name: $lost acknowledged records lost"
 	[ "$(json_field "$dir/$name.json" acked)" -gt 0 ] || fail "$name: nothing acknowledged"
 	python3 -c 'import sys; sys.exit(float(sys.argv[1]) > 2 * float(sys.argv[2]))' \
-		"$p50" "$ELECTION_MS" ||
-		fail "$name: a new leader committed after $p50 ms at the median (2 election timeouts: $((2 * ELECTION_MS)) ms)"
-	python3 -c 'import sys; sys.exit(float(sys.argv[1]) > 3 * float(sys.argv[2]))' \
 		"$max" "$ELECTION_MS" ||
-		fail "$name: a new leader committed only after $max ms (3 election timeouts: $((3 * ELECTION_MS)) ms)"
+		fail "$name: a new leader committed only after $max ms (p50 $p50 ms; 2 election timeouts: $((2 * ELECTION_MS)) ms)"
 	# The stopped nodes' logs agree, byte for byte, through the shorter one.
 	for n in 2 3; do
 		"$LOGCMP" "$dir/$name/n1.ini" "$dir/$name/n$n.ini" >/dev/null ||
