@@ -43,7 +43,19 @@
  * modes rotate their order from round to round so none always runs first on
  * a disk another just warmed. The store's sync modes: default (adaptive, see
  * store.h), fdatasync and dsync. MB/s counts batch (stored) bytes for the
- * store and written bytes for the raw loops, 1 MB = 1e6 bytes. */
+ * store and written bytes for the raw loops, 1 MB = 1e6 bytes.
+ *
+ *   scrub_cpu_s_per_gb CPU seconds (user + system, this thread) per GB (1e9
+ *                      bytes) of batches the store's scrub checks
+ *                      (sl_store_scrub over a log of SCRUB_LOG_BYTES in
+ *                      SCRUB_SEG_BYTES segments, a pass over its sealed
+ *                      ones, at full speed), once per run after the modes.
+ *                      Its limit, read_crc_cpu_s_per_gb: the same files read
+ *                      with pread in 1 MiB pieces and CRC32C'd, the least a
+ *                      check of every byte costs; both read from the page
+ *                      cache (the files are read once beforehand, untimed).
+ *                      scrub_core_share: the fraction of a core the scrub
+ *                      takes at shipd's default scrub_rate (64 MiB/s). */
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -52,6 +64,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <dirent.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/statfs.h>
 #include <sys/uio.h>
@@ -72,6 +86,9 @@
 #define RECYCLE_WARM_SEGS    4
 #define TEMPLATES	     8
 #define SMALL_RAW	     3900 /* a ~4 KiB batch: with headers, one 4 KiB block */
+#define SCRUB_LOG_BYTES	     (192ull << 20)
+#define SCRUB_SEG_BYTES	     (16ull << 20)
+#define SCRUB_RATE_DEFAULT   (64ull << 20) /* shipd's scrub_rate default */
 
 struct sbench_opts {
 	uint32_t batch_bytes;
@@ -80,6 +97,12 @@ struct sbench_opts {
 	int32_t spares;
 	enum sl_sync_mode modes[3];
 	int nmodes;
+};
+
+/* The scrub's CPU cost and its limit (see the top). */
+struct scrub_result {
+	uint64_t scrub_bytes, read_bytes;
+	double scrub_cpu_s, read_cpu_s;
 };
 
 /* What one sync mode accumulates over the rounds. */
@@ -337,6 +360,31 @@ static int open_bench_store(const char *base, const char *tag, const struct sben
 	return rc;
 }
 
+/* A store of small segments for the scrub (its sealed ones are scrubbed). */
+static int open_scrub_store(const char *base, const struct sbench_opts *o, struct sl_store **s,
+			    char *dir, size_t cap)
+{
+	struct sl_store_opts so = {.stream_id = 1,
+				   .node_id = 1,
+				   .segment_bytes = SCRUB_SEG_BYTES,
+				   .group_bytes = o->group_bytes,
+				   .max_inflight = o->inflight,
+				   .io_mode = SL_IO_AUTO,
+				   .spare_segments = o->spares,
+				   .create = 1};
+	int rc;
+
+	if ((size_t)snprintf(dir, cap, "%s/scrub", base) >= cap)
+		return -ENAMETOOLONG;
+	if (mkdir(dir, 0755) < 0 && errno != EEXIST)
+		return -errno;
+	memcpy(so.cluster_id, bench_cluster, 16);
+	so.dir = dir;
+	if ((rc = sl_store_open(s, &so)) < 0)
+		fprintf(stderr, "shipbench store: %s\n", sl_err_msg());
+	return rc;
+}
+
 /* Closed loop: append as fast as the store takes batches, then sync. */
 static int store_append(const char *base, const struct sbench_opts *o, enum sl_sync_mode mode,
 			double secs, struct mode_result *r, uint64_t *seed)
@@ -496,14 +544,129 @@ out:
 	return rc;
 }
 
+/* --- the scrub's CPU cost --------------------------------------------------- */
+
+static double thread_cpu_s(void)
+{
+	struct rusage ru;
+
+	getrusage(RUSAGE_THREAD, &ru);
+	return (double)(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) +
+	       (double)(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6;
+}
+
+static int cmp_name(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* Read every sealed segment file of `dir` (all but the last) in 1 MiB
+ * pieces, CRC32C over each when `crc`: bytes read, or -errno. */
+static int64_t read_sealed(const char *dir, int crc, uint32_t *sink)
+{
+	char *names[256], path[4352];
+	static uint8_t buf[1 << 20];
+	struct dirent *de;
+	int64_t total = 0;
+	int n = 0;
+	DIR *d = opendir(dir);
+
+	if (!d)
+		return -errno;
+	while ((de = readdir(d)) != NULL && n < 256)
+		if (strstr(de->d_name, ".seg") && (names[n] = strdup(de->d_name)) != NULL)
+			n++;
+	closedir(d);
+	qsort(names, (size_t)n, sizeof(names[0]), cmp_name);
+	for (int i = 0; i < n; i++) {
+		int fd;
+		ssize_t got;
+
+		snprintf(path, sizeof(path), "%s/%s", dir, names[i]);
+		fd = i + 1 < n ? open(path, O_RDONLY | O_CLOEXEC) : -1;
+		for (off_t off = 0; fd >= 0 && (got = pread(fd, buf, sizeof(buf), off)) > 0;
+		     off += got) {
+			total += got;
+			if (crc)
+				*sink ^= sl_crc32c(0, buf, (size_t)got);
+		}
+		if (fd >= 0)
+			close(fd);
+		free(names[i]);
+	}
+	return total;
+}
+
+/* A log of SCRUB_LOG_BYTES, then one scrub pass over its sealed segments
+ * and the same files read and CRC'd, each timed in CPU seconds. */
+static int scrub_cost(const char *base, const struct sbench_opts *o, struct scrub_result *r,
+		      uint64_t *seed)
+{
+	struct sbench_opts so = *o;
+	struct templates t;
+	struct sl_store *s = NULL;
+	struct sl_store_tree tree;
+	struct sl_store_bad bad;
+	char dir[4096];
+	uint64_t n = 0, bytes = 0;
+	uint32_t sink = 0;
+	double c0;
+	int rc;
+
+	so.spares = -1;
+	if ((rc = templates_make(&t, o->batch_bytes, seed)) < 0)
+		return rc;
+	if ((rc = open_scrub_store(base, &so, &s, dir, sizeof(dir))) < 0)
+		goto out;
+	while (rc == 0 && bytes < SCRUB_LOG_BYTES)
+		rc = append_one(s, &t, n++, &bytes);
+	if (rc == 0)
+		rc = sl_store_sync(s);
+	if (rc == 0 && (rc = (int)read_sealed(dir, 0, &sink)) >= 0) /* into the page cache */
+		rc = 0;
+	settle(base);
+	if (rc < 0) {
+		fprintf(stderr, "shipbench store: scrub: %s\n", sl_err_msg());
+		goto out;
+	}
+	c0 = thread_cpu_s();
+	while ((rc = sl_store_scrub(s, 1 << 20, &bad)) == 1)
+		;
+	r->scrub_cpu_s += thread_cpu_s() - c0;
+	if (rc != 0) { /* 2: a bad batch in a log just written */
+		fprintf(stderr, "shipbench store: scrub: %s\n", rc == 2 ? bad.why : sl_err_msg());
+		rc = rc < 0 ? rc : -EIO;
+		goto out;
+	}
+	sl_store_tree(s, &tree);
+	r->scrub_bytes +=
+	    (tree.sealed < tree.leaves ? tree.leaf_pos[tree.sealed] : tree.end_pos) - tree.base_pos;
+	c0 = thread_cpu_s();
+	{
+		int64_t got = read_sealed(dir, 1, &sink);
+
+		r->read_cpu_s += thread_cpu_s() - c0;
+		rc = got < 0 ? (int)got : 0;
+		r->read_bytes += got > 0 ? (uint64_t)got : 0;
+	}
+out:
+	sl_store_close(s);
+	bench_remove_dir(dir);
+	templates_free(&t);
+	return rc;
+}
+
 static double us(uint64_t ns)
 {
 	return (double)ns / 1000.0;
 }
 
 static void report(const struct bench_common *c, const struct sbench_opts *o,
-		   const struct mode_result *r)
+		   const struct mode_result *r, const struct scrub_result *sr)
 {
+	double scrub_s_gb = sr->scrub_bytes ? sr->scrub_cpu_s * 1e9 / (double)sr->scrub_bytes : 0;
+	double read_s_gb = sr->read_bytes ? sr->read_cpu_s * 1e9 / (double)sr->read_bytes : 0;
+	double share = scrub_s_gb * (double)SCRUB_RATE_DEFAULT / 1e9;
 	double raw_mb_s = r->raw_ns ? (double)r->raw_bytes * 1e3 / (double)r->raw_ns : 0.0;
 	double over_mb_s = r->over_ns ? (double)r->over_bytes * 1e3 / (double)r->over_ns : 0.0;
 	double append_mb_s =
@@ -541,6 +704,11 @@ static void report(const struct bench_common *c, const struct sbench_opts *o,
 		bench_json_int(&j, "inflight", o->inflight);
 		bench_json_int(&j, "spares", o->spares);
 		bench_json_int(&j, "durable_samples", (long long)r->durable.count);
+		bench_json_num(&j, "scrub_cpu_s_per_gb", scrub_s_gb);
+		bench_json_num(&j, "read_crc_cpu_s_per_gb", read_s_gb);
+		bench_json_num(&j, "scrub_vs_read_crc", read_s_gb > 0 ? scrub_s_gb / read_s_gb : 0);
+		bench_json_num(&j, "scrub_core_share", share);
+		bench_json_int(&j, "scrub_bytes", (long long)sr->scrub_bytes);
 		bench_json_end(&j);
 		return;
 	}
@@ -556,12 +724,17 @@ static void report(const struct bench_common *c, const struct sbench_opts *o,
 	printf("  raw %s QD1 p50 %7.1f us   p99 %7.1f us   durable/raw p50 %.3f\n",
 	       raw_sync_mode(r->mode) == SL_SYNC_DSYNC ? "dsync    " : "fdatasync", f50, f99,
 	       d50 / f50);
+	printf("  scrub           %9.3f CPU s/GB read+crc32c %6.3f CPU s/GB  ratio %.3f  "
+	       "(%.2f%% of a core at 64 MiB/s; %.0f MB)\n",
+	       scrub_s_gb, read_s_gb, read_s_gb > 0 ? scrub_s_gb / read_s_gb : 0, 100 * share,
+	       (double)sr->scrub_bytes / 1e6);
 }
 
 int bench_store_main(const struct bench_common *c, int argc, char **argv)
 {
 	struct sbench_opts o;
 	struct mode_result res[3];
+	struct scrub_result scrub = {0};
 	char base[4096];
 	struct statfs sfs;
 	uint64_t seed = c->seed ? c->seed : 1;
@@ -623,10 +796,14 @@ int bench_store_main(const struct bench_common *c, int argc, char **argv)
 	}
 	if (over_fd >= 0)
 		close(over_fd);
+	if (rc == 0) {
+		settle(base);
+		rc = scrub_cost(base, &o, &scrub, &seed);
+	}
 	bench_remove_dir(base);
 	if (rc != 0)
 		return 1;
 	for (int m = 0; m < o.nmodes; m++)
-		report(c, &o, &res[m]);
+		report(c, &o, &res[m], &scrub);
 	return 0;
 }
