@@ -557,6 +557,11 @@ static int pump(struct sl_csrv *s)
 	if (n > 0) {
 		s->st.delivered += (uint64_t)n;
 		atomic_store_explicit(&x->pg->dl_tail, x->dl_tail, memory_order_release);
+		/* Dekker with the consumer arming (store, fence, look at the
+		 * tail): without the fence the tail could still sit in this
+		 * CPU's store buffer while an armed wait is missed, and the
+		 * consumer would sleep until the next delivery. */
+		atomic_thread_fence(memory_order_seq_cst);
 		if (atomic_load(&x->pg->wake_consume)) {
 			atomic_store(&x->pg->wake_consume, 0);
 			kick(s, x);
