@@ -866,6 +866,7 @@ static int configure(struct sl_cluster *c)
 		nc->store.dir = cn->dir;
 		nc->transport = c->o.net == SL_CLUSTER_TCP ? SL_TRANSPORT_TCP : SL_TRANSPORT_UDP;
 		nc->idle = c->o.idle;
+		nc->seal_when_log_idle = c->o.seal_when_log_idle;
 		nc->key_file = c->o.key_file;
 		if (!net_is_kernel(c->o.net)) {
 			nc->make_transport = make_mesh;
@@ -1332,8 +1333,10 @@ void sl_cluster_print_stats(FILE *f, const struct sl_cluster_result *r)
 		print_node_stats(f, r->f[i].node_id, &r->f[i].stats, r->f[i].cpu_ns, r->appended);
 	fprintf(f,
 		"  leader      window full %" PRIu64 ", naks received %" PRIu64
-		", retransmits %" PRIu64 ", tail-loss probes %" PRIu64 "\n",
-		r->window_full, st->naks_received, st->retransmits, st->tlps);
+		", retransmits %" PRIu64 ", tail-loss probes %" PRIu64
+		", sealed on an idle log %" PRIu64 "\n",
+		r->window_full, st->naks_received, st->retransmits, st->tlps,
+		r->leader_stats.log_idle_seals);
 }
 
 void sl_cluster_print_check(FILE *f, const struct sl_cluster_result *r)

@@ -855,6 +855,19 @@ static int reap_storage(struct sl_node *n)
 	return rc;
 }
 
+/* Group commit (seal_when_log_idle): a leader whose log has nothing in
+ * flight seals its open batch now rather than after the linger. */
+static int seal_if_log_idle(struct sl_node *n)
+{
+	if (!n->cfg.seal_when_log_idle || !sl_proto_batch_open(n->proto) ||
+	    !sl_store_idle(n->store))
+		return 0;
+	if (sl_proto_flush(n->proto, n->now) < 0)
+		return 0;
+	n->st.log_idle_seals++;
+	return 1;
+}
+
 /* The protocol fails itself on errors it meets inside (a follower that
  * cannot read its own log back): look now and then. */
 static void check_proto(struct sl_node *n)
@@ -940,6 +953,7 @@ int sl_node_poll(struct sl_node *n)
 	if ((rc = reap_storage(n)) < 0)
 		return rc;
 	events += rc;
+	events += seal_if_log_idle(n);
 	events += scrub_step(n);
 	if ((rc = send_and_write(n)) < 0)
 		return rc;

@@ -12,12 +12,11 @@
  * data kinds, record sizes, modes, acks and ack levels (--matrix: every
  * ack policy), one after the other with the same workload. Before the
  * first run, the machine's limits: a durable 4 KiB write at queue depth 1
- * over written blocks (measure_sync) and sequential O_DIRECT bandwidth in the logs' file system, each
- * transport's round trip (1 KiB frames ping-ponged between two transports
- * of that kind, busy polling), LZ4 on each data kind and record size. Each
- * run prints its results against them, then a summary table; --json prints
- * one line per run; --plot DIR writes the data behind the plots and draws
- * them (bench/plot.py).
+ * over written blocks (measure_sync) and sequential O_DIRECT bandwidth in the logs' file system,
+ * each transport's round trip (1 KiB frames ping-ponged between two transports of that kind, busy
+ * polling), LZ4 on each data kind and record size. Each run prints its results against them, then a
+ * summary table; --json prints one line per run; --plot DIR writes the data behind the plots and
+ * draws them (bench/plot.py).
  *
  * After each run every follower's log is compared with the leader's
  * committed prefix byte for byte; the exit status says whether all did. */
@@ -68,7 +67,7 @@ struct cb_plan {
 	const char *plot_dir;
 	int matrix;
 	int half_max; /* each closed-loop run followed by an open loop at half its rate */
-	int seal;     /* 0 auto (linger in open loop), 1 idle, 2 linger */
+	int seal;     /* 0 auto (linger in open loop), 1 idle, 2 linger, 3 log */
 };
 
 struct cb_disk {
@@ -135,8 +134,10 @@ static void usage(FILE *f)
 		"  --seal S          idle: seal the open batch whenever no record may go now, as\n"
 		"                    an engine about to wait would; linger: leave it to\n"
 		"                    --batch-bytes and --linger-us, as an engine that does not\n"
-		"                    wait; auto (default): idle in closed loop, linger in open\n"
-		"                    loop (its records go on schedule, nobody waits)\n"
+		"                    wait; log: as linger, and the leader also seals whenever\n"
+		"                    its log has no write in flight (group commit); auto\n"
+		"                    (default): idle in closed loop, linger in open loop (its\n"
+		"                    records go on schedule, nobody waits)\n"
 		"  --plot DIR        write each run's commit-latency CDF, follower lag and the\n"
 		"                    host's steal time over time (CSV) and results.jsonl into\n"
 		"                    DIR, then draw the PNG\n"
@@ -260,10 +261,15 @@ static int parse_one(const char *a, const char *val, struct sl_cluster_opts *o, 
 	if (strcmp(a, "--seal") == 0) {
 		if (strcmp(val, "auto") == 0)
 			p->seal = 0;
-		else if (strcmp(val, "idle") == 0 || strcmp(val, "linger") == 0)
-			p->seal = strcmp(val, "linger") == 0 ? 2 : 1;
+		else if (strcmp(val, "idle") == 0)
+			p->seal = 1;
+		else if (strcmp(val, "linger") == 0)
+			p->seal = 2;
+		else if (strcmp(val, "log") == 0)
+			p->seal = 3;
 		else
-			return sl_err_set(EINVAL, "--seal is auto, idle or linger, got '%s'", val);
+			return sl_err_set(EINVAL, "--seal is auto, idle, linger or log, got '%s'",
+					  val);
 		return 0;
 	}
 	if (strcmp(a, "--inflight") == 0) {
@@ -538,7 +544,10 @@ static void print_json(const struct sl_cluster_opts *o, const struct sl_cluster_
 	bench_json_int(&j, "rate", o->mode == SL_CLUSTER_OPEN ? (long long)o->rate : 0);
 	bench_json_int(&j, "inflight", o->mode == SL_CLUSTER_OPEN ? 0 : o->inflight);
 	bench_json_int(&j, "clients", o->clients);
-	bench_json_str(&j, "seal", o->seal_by_linger ? "linger" : "idle");
+	bench_json_str(&j, "seal",
+		       o->seal_when_log_idle ? "log"
+		       : o->seal_by_linger   ? "linger"
+					     : "idle");
 	bench_json_num(&j, "seconds", r->seconds);
 	bench_json_num(&j, "records_per_s", w->rps);
 	bench_json_num(&j, "mb_s", w->mb_s);
@@ -747,7 +756,8 @@ static int one_run(struct cb_state *s, struct sl_cluster_opts *o, unsigned d, un
 			printf(", %u in flight", o->inflight);
 		printf(o->clients ? ", %u client threads\n" : "\n", o->clients);
 	}
-	o->seal_by_linger = s->p->seal ? s->p->seal == 2 : o->mode == SL_CLUSTER_OPEN;
+	o->seal_by_linger = s->p->seal ? s->p->seal >= 2 : o->mode == SL_CLUSTER_OPEN;
+	o->seal_when_log_idle = s->p->seal == 3;
 	if (o->net < NETS && s->rtt_rc[o->net] < 0) {
 		w->failed = 1;
 		fprintf(stderr, "shipbench cluster: skipping the run: no %s round trip\n",

@@ -1254,6 +1254,11 @@ int sl_store_sync(struct sl_store *s)
 	return s->failed ? fail_err(s) : 0;
 }
 
+int sl_store_idle(const struct sl_store *s)
+{
+	return s->order_len == 0 && s->fill < 0 && s->held == 0;
+}
+
 uint64_t sl_store_durable_position(const struct sl_store *s)
 {
 	return s->durable_position;

@@ -244,6 +244,28 @@ static void test_three_nodes_clients(void **state)
 	assert_int_equal(sl_cluster_run(&o, &r), -EINVAL);
 }
 
+/* Group commit: the leader also seals whenever its log is idle, in open
+ * loop with sealing otherwise left to the linger. Every record arrives,
+ * once, in order, and some batches went because the log was idle. */
+static void test_seal_when_log_idle(void **state)
+{
+	struct sl_cluster_opts o = base_opts();
+	static struct sl_cluster_result r;
+	int rc;
+
+	(void)state;
+	o.mode = SL_CLUSTER_OPEN;
+	o.rate = 20000;
+	o.records = 20000;
+	o.seal_by_linger = 1;
+	o.seal_when_log_idle = 1;
+	rc = sl_cluster_run(&o, &r);
+	if (rc < 0)
+		fail_msg("cluster: %d %s", rc, r.error);
+	check_replicated(&r, 20000);
+	assert_true(r.leader_stats.log_idle_seals > 0);
+}
+
 /* A single node commits on its own durability. */
 static void test_single_node(void **state)
 {
@@ -382,6 +404,7 @@ int main(void)
 	    cmocka_unit_test(test_parsers),
 	    cmocka_unit_test(test_open_rules),
 	    cmocka_unit_test(test_single_node),
+	    cmocka_unit_test(test_seal_when_log_idle),
 	    cmocka_unit_test(test_three_nodes_udp),
 	    cmocka_unit_test(test_three_nodes_mac),
 	    cmocka_unit_test(test_three_nodes_memif),

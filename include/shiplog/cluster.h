@@ -76,6 +76,9 @@ struct sl_cluster_opts {
 	 * whenever no record may go now: an engine that pipelines its appends
 	 * rather than waiting on each (see the header comment). */
 	int seal_by_linger;
+	/* The leader's node seals as soon as its log is idle (group commit,
+	 * sl_node_config.seal_when_log_idle), besides the rules above. */
+	int seal_when_log_idle;
 	int progress; /* a line on stderr every second */
 	/* Test hook: after the leader has appended restart_at records, follower
 	 * node `restart_node` (2..nodes) is closed, stays down restart_down_ms,

@@ -48,6 +48,11 @@ struct sl_node_config {
 	enum sl_transport_kind transport;
 	struct sl_transport_config net; /* self_id 0: proto.node_id */
 	enum sl_idle idle;
+	/* Leader: seal the open batch as soon as its own log has no write in
+	 * flight, not only at batch_bytes or after the linger: group commit,
+	 * where batches grow while the disk is busy and a record that finds
+	 * it idle does not wait for the linger timer. */
+	int seal_when_log_idle;
 	const char *key_file; /* pre-shared key for frame MACs (shiplog/auth.h), NULL: none */
 	/* Followers: the last LSN the engine has applied (durably, on its
 	 * side) before this start, 0 if none. Delivery resumes after it;
@@ -106,11 +111,12 @@ struct sl_node_stats {
 	uint64_t store_full_waits; /* appends that found every group buffer busy */
 	uint64_t durable_events;   /* durable position reported to the protocol */
 	uint64_t timer_ticks;
-	uint64_t blocks;       /* backoff sleeps in ppoll until work arrived or a timer */
-	uint64_t scrub_passes; /* passes of the scrub over the sealed segments */
-	uint64_t scrub_steps;  /* reads of up to 256 KiB it made */
-	uint64_t scrub_bad;    /* bad batches it found (each one handed to repair) */
-	uint64_t persists;     /* election state (epoch, vote) written to the superblock */
+	uint64_t blocks;	 /* backoff sleeps in ppoll until work arrived or a timer */
+	uint64_t scrub_passes;	 /* passes of the scrub over the sealed segments */
+	uint64_t scrub_steps;	 /* reads of up to 256 KiB it made */
+	uint64_t scrub_bad;	 /* bad batches it found (each one handed to repair) */
+	uint64_t persists;	 /* election state (epoch, vote) written to the superblock */
+	uint64_t log_idle_seals; /* batches sealed because the log was idle (seal_when_log_idle) */
 };
 
 struct sl_node;

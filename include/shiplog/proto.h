@@ -313,5 +313,8 @@ void sl_proto_get_status(const struct sl_proto *p, struct sl_proto_status *out);
 const char *sl_entropy_result_name(enum sl_entropy_result r);
 /* 1 while this node leads (cheaper than sl_proto_get_status, for every turn). */
 int sl_proto_is_leader(const struct sl_proto *p);
+/* Leader: 1 while a batch is open (records appended, not sealed) and could
+ * be sealed now (the window has room). */
+int sl_proto_batch_open(const struct sl_proto *p);
 
 #endif

@@ -152,6 +152,9 @@ int sl_store_flush(struct sl_store *s);
  * a batch to its followers before its own write costs it the submission
  * (tens of microseconds). Turning it off submits what was held. */
 void sl_store_hold(struct sl_store *s, int on);
+/* 1 when no group is being filled, held, written or synced: a write now
+ * would go to an idle log (every turn). */
+int sl_store_idle(const struct sl_store *s);
 /* sl_store_info's durable_position, without copying the rest (every turn). */
 uint64_t sl_store_durable_position(const struct sl_store *s);
 /* Submit what sl_store_hold held. Returns 0 or -errno (the store failed). */
