@@ -552,6 +552,8 @@ int sl_elect_admit(struct sl_proto *p, const struct sl_frame *f, uint64_t now)
 		}
 		return 1;
 	}
+	if (sl_entropy_frame(f->hdr.type))
+		return 1; /* anti-entropy asks and answers between any two nodes */
 	if (sl_elect_owner(p, epoch) != p->cfg.node_id)
 		return 0; /* meant for this epoch's leader, which we are not */
 	if (p->role == SL_ROLE_LEADER && (idx = node_index(p, from)) >= 0) {
@@ -647,7 +649,8 @@ uint64_t sl_elect_next_timer(const struct sl_proto *p)
 		return 0;
 	switch (p->role) {
 	case SL_ROLE_LEADER:
-		if (p->delivered_pos < e->floor && p->delivered_pos < limit)
+		if (p->delivered_pos < e->floor && p->delivered_pos < limit &&
+		    p->rot_wait != p->delivered_pos + 1)
 			return 0; /* delivering the inherited tail ran out of budget */
 		return e->lease_at;
 	case SL_ROLE_FOLLOWER:

@@ -125,18 +125,17 @@ static void on_tree_req(struct sl_proto *p, const struct sl_frame *f)
 	sl_proto_send(p, f->hdr.sender, &p->ent.seq, &a);
 }
 
-/* Send the batch at `pos` if this node holds it committed and it reads back
- * whole (the read op verifies it: a bad copy here is not sent). */
+/* Send the batch at `pos` if this node holds it durably and it reads back
+ * whole (the read op verifies it: a bad copy here is not sent). Committed
+ * or not: the asker takes it only if it matches the leaf it appended. */
 static void on_repair_req(struct sl_proto *p, const struct sl_frame *f)
 {
 	struct sl_entropy *e = &p->ent;
-	uint64_t pos = f->rreq.pos, committed;
+	uint64_t pos = f->rreq.pos;
 	struct sl_frame d = {.hdr.type = SL_FRAME_REPAIR};
 	int n;
 
-	committed = p->role == SL_ROLE_LEADER ? p->commit_pos : p->safe_pos;
-	if (f->rreq.len > p->enc_cap || pos + f->rreq.len > committed ||
-	    pos + f->rreq.len > p->durable_pos)
+	if (f->rreq.len > p->enc_cap || pos + f->rreq.len > p->durable_pos)
 		return;
 	n = p->ops.read(p->ops.ctx, pos, e->sbuf, p->enc_cap);
 	if (n < 0 || (uint32_t)n != f->rreq.len)
@@ -383,7 +382,11 @@ static void ask_holes(struct sl_proto *p, uint64_t now)
 int sl_proto_repair(struct sl_proto *p, uint64_t pos, uint32_t len, uint64_t leaf, uint64_t now)
 {
 	struct sl_entropy *e = &p->ent;
-	uint64_t committed = p->role == SL_ROLE_LEADER ? p->commit_pos : p->safe_pos;
+	/* A follower's batch past the commit may be of another history: that
+	 * is divergence repair's. A leader's log is the reference: any durable
+	 * batch of it may be fetched back from a follower holding the same
+	 * (its only readable copy may be what followers still need). */
+	uint64_t committed = p->role == SL_ROLE_LEADER ? p->durable_pos : p->safe_pos;
 
 	(void)now;
 	if (!e->on || !p->ops.rewrite)
@@ -574,8 +577,8 @@ uint64_t sl_entropy_next_timer(const struct sl_proto *p)
 		return t;
 	if (e->phase != PH_IDLE)
 		t = e->asked_at + answer_ns(p);
-	else if (p->role == SL_ROLE_FOLLOWER && p->cfg.leader_id)
-		t = e->next_at;
+	else if (p->role == SL_ROLE_FOLLOWER && p->cfg.leader_id && p->el.synced)
+		t = e->next_at; /* as the tick starts one: not before its log agrees */
 	if (e->rlen && e->r_at + answer_ns(p) < t)
 		t = e->r_at + answer_ns(p);
 	if (e->nholes && p->role == SL_ROLE_FOLLOWER && p->cfg.leader_id && e->holes_at < t)

@@ -217,7 +217,10 @@ static void applyq_push(struct sl_proto *p, uint64_t last_lsn, uint64_t end, uin
 }
 
 /* The batch at delivered_pos and its header: from the ring, where it was
- * verified as it arrived, or from storage after a restart, verified now. */
+ * verified as it arrived, or from storage after a restart, verified now. A
+ * batch that rotted on disk (the store's read finds it corrupt: -EIO) waits
+ * for the scrub to have it repaired from a peer; delivery retries after the
+ * next event. */
 static const uint8_t *delivery_batch(struct sl_proto *p, uint32_t *len, struct sl_batch_hdr *h)
 {
 	const struct sl_bdesc *d = sl_bq_find(&p->bq, p->delivered_pos);
@@ -233,6 +236,10 @@ static const uint8_t *delivery_batch(struct sl_proto *p, uint32_t *len, struct s
 		n = p->ops.read(p->ops.ctx, p->delivered_pos, p->scratch, p->enc_cap);
 		if (n >= SL_BATCH_HDR_SIZE)
 			n = sl_batch_verify(b, (size_t)n, &p->cfg.limits, h);
+	}
+	if (n == -EIO && !d) {
+		p->rot_wait = p->delivered_pos + 1;
+		return NULL;
 	}
 	if (n < SL_BATCH_HDR_SIZE) {
 		sl_proto_fail(p, n < 0 ? n : -EIO); /* our own verified log: a bug or bad RAM */
@@ -583,7 +590,7 @@ uint64_t sl_follower_next_timer(const struct sl_proto *p)
 	uint64_t limit = p->safe_pos < p->durable_pos ? p->safe_pos : p->durable_pos;
 	uint64_t t = UINT64_MAX;
 
-	if (p->delivered_pos < limit)
+	if (p->delivered_pos < limit && p->rot_wait != p->delivered_pos + 1)
 		return 0; /* delivery ran out of budget: continue at once */
 	if (p->gap_since) {
 		t = p->gap_since + p->cfg.nak_delay_ns;

@@ -225,6 +225,7 @@ struct sl_proto {
 	 * fragments, complete or not), and that leader's epoch. */
 	uint64_t heard_lsn, heard_epoch;
 	uint64_t delivered_pos, delivered_lsn;
+	uint64_t rot_wait; /* delivery waits for the repair of the batch at rot_wait - 1 (0: no) */
 	uint64_t applied_lsn, applied_pos, engine_start_lsn;
 	uint64_t echo_recv_ts, echo_durable_ts, echo_applied_ts;
 	uint64_t gap_since, last_nak;

@@ -107,7 +107,9 @@ struct sl_proto_ops {
 	 * reported later through sl_proto_on_durable. */
 	int (*write)(void *ctx, const uint8_t *batch, size_t len, uint64_t pos);
 	/* Read the whole batch at `pos` from local storage (catch-up of a
-	 * follower that fell out of the leader's window). Returns its length. */
+	 * follower that fell out of the leader's window). Returns its length;
+	 * -EIO for a batch found corrupt, which fails nothing: it is left to
+	 * anti-entropy's repair (sl_proto_repair) and read again later. */
 	int (*read)(void *ctx, uint64_t pos, uint8_t *buf, size_t cap);
 	/* Send one frame to a node: head followed by body. body_len is 0 for
 	 * a frame whole in head; a DATA frame is its prefix (head) and its
@@ -216,8 +218,9 @@ int sl_proto_force_lead(struct sl_proto *p, uint64_t now);
  * leader; a leader asks a follower that holds it durably), check it matches
  * `leaf`, and rewrite it (the rewrite op). Queued, at most
  * SL_PROTO_REPAIRS_MAX at once: -ENOSPC beyond, -EINVAL without the ops.
- * A batch at or past the commit position is refused (-EAGAIN): that is
- * divergence repair's. */
+ * A follower's batch at or past its commit position is refused (-EAGAIN):
+ * that is divergence repair's. A leader's log is the reference: it repairs
+ * any durable batch of it, committed or not, from a follower holding it. */
 #define SL_PROTO_REPAIRS_MAX 16
 int sl_proto_repair(struct sl_proto *p, uint64_t pos, uint32_t len, uint64_t leaf, uint64_t now);
 
