@@ -65,15 +65,19 @@ static const char usage[] =
     "                    cluster then has at least A+1 nodes)\n"
     "  --ack-level L     received, durable or applied (default: derived)\n"
     "  --on-timeout T    block or degrade (default: derived)\n"
-    "  --faults F        none, net, disk, failover or all: exactly these fault kinds\n"
-    "                    in every run (default: each seed derives a mix of them);\n"
+    "  --faults F        none, net, disk, failover, rot or all, or a list joined\n"
+    "                    with '+' (net+rot): exactly these fault kinds in every\n"
+    "                    run (default: each seed derives a mix of them);\n"
     "                    net = loss, duplication, reordering, delays, partitions and\n"
     "                    forged frames; disk = crashes with torn writes, slow syncs\n"
     "                    and storage errors (of followers only, unless failover);\n"
     "                    failover = leader crashes, quick double failovers, leader\n"
     "                    pauses, crashes of candidates, power losses, and the\n"
     "                    operator's leadership transfers and step-downs (needs\n"
-    "                    elections)\n"
+    "                    elections); rot = bit flips and a valid batch copied to\n"
+    "                    the wrong offset in durable batches of one replica at a\n"
+    "                    time (in 1 seed of 4 of the derived mix), which the\n"
+    "                    scrub finds and anti-entropy repairs from a peer\n"
     "  --elect on|off    elections and failover (default: derived, on in 7 of 8\n"
     "                    seeds); off: node 1 leads for good\n"
     "  --records N       records the workload appends (default: derived, 30..800)\n"
@@ -122,18 +126,31 @@ static int parse_u64(const char *s, uint64_t *out)
 	return 0;
 }
 
+static const char *const fault_names[] = {"none", "net", "disk", "failover", "rot", "all"};
+static const int fault_masks[] = {0,
+				  SL_SIM_FAULT_NET,
+				  SL_SIM_FAULT_DISK,
+				  SL_SIM_FAULT_FAILOVER,
+				  SL_SIM_FAULT_ROT,
+				  SL_SIM_FAULT_NET | SL_SIM_FAULT_DISK | SL_SIM_FAULT_FAILOVER |
+				      SL_SIM_FAULT_ROT};
+
+/* "net", "all", "net+rot", ... */
 static int parse_faults(const char *s, int *out)
 {
-	static const char *const names[] = {"none", "net", "disk", "failover", "all"};
-	static const int masks[] = {0, SL_SIM_FAULT_NET, SL_SIM_FAULT_DISK, SL_SIM_FAULT_FAILOVER,
-				    SL_SIM_FAULT_NET | SL_SIM_FAULT_DISK | SL_SIM_FAULT_FAILOVER};
+	*out = 0;
+	while (*s) {
+		size_t len = strcspn(s, "+");
+		int i = 0;
 
-	for (int i = 0; i < 5; i++)
-		if (strcmp(s, names[i]) == 0) {
-			*out = masks[i];
-			return 0;
-		}
-	return -EINVAL;
+		while (i < 6 && (strlen(fault_names[i]) != len || strncmp(s, fault_names[i], len)))
+			i++;
+		if (i == 6)
+			return -EINVAL;
+		*out |= fault_masks[i];
+		s += len + (s[len] == '+');
+	}
+	return 0;
 }
 
 static void note_replay(struct opts *o, const char *name, const char *val)
@@ -414,6 +431,22 @@ static void derive_faults(const struct opts *o, uint64_t *rng, struct sl_sim_par
 		p->partitions = p->loss_ppm = p->dup_ppm = p->forge_ppm = 0;
 }
 
+/* Rot and anti-entropy draw from their own stream, so seeds derive every
+ * other option (and run) as they did before rot existed. */
+static void derive_rot(const struct opts *o, uint64_t seed, struct sl_sim_params *p)
+{
+	uint64_t rng = sl_sim_mix(seed ^ 0x726f74ull);
+	int rot = sl_sim_below(&rng, 4) == 0;
+
+	if (o->faults < 0 && rot)
+		p->faults |= SL_SIM_FAULT_ROT;
+	p->rots = (uint32_t)sl_sim_range(&rng, 1, 4);
+	p->scrub_ns = sl_sim_range(&rng, 1 * MS, 30 * MS);
+	p->entropy_ns = sl_sim_range(&rng, 5 * MS, 300 * MS);
+	if (!(p->faults & SL_SIM_FAULT_ROT))
+		p->rots = 0;
+}
+
 static void derive(const struct opts *o, uint64_t seed, uint64_t *rng, struct sl_sim_params *p)
 {
 	uint64_t nodes;
@@ -427,6 +460,7 @@ static void derive(const struct opts *o, uint64_t seed, uint64_t *rng, struct sl
 	derive_shape(o, rng, p);
 	derive_elect(o, rng, p);
 	derive_faults(o, rng, p);
+	derive_rot(o, seed, p);
 	p->heal_budget_ns = 10000 * MS;
 	p->trust_votes = o->trust_votes;
 	p->max_events = o->max_events;
@@ -435,19 +469,22 @@ static void derive(const struct opts *o, uint64_t seed, uint64_t *rng, struct sl
 
 /* ---- printing ---- */
 
-static const char *faults_name(unsigned f)
+static const char *faults_name(unsigned f, char *buf, size_t cap)
 {
-	static const char *const names[] = {
-	    "none",	"net",		"disk",		 "net+disk",
-	    "failover", "net+failover", "disk+failover", "net+disk+failover"};
+	size_t len = 0;
 
-	return names[f & 7];
+	buf[0] = 0;
+	for (int i = 1; i < 5; i++)
+		if (f & (unsigned)fault_masks[i])
+			len += (size_t)snprintf(buf + len, cap - len, "%s%s", len ? "+" : "",
+						fault_names[i]);
+	return len ? buf : "none";
 }
 
 /* One line, in three parts: policy and shape, timings, faults. */
 static void print_params(const struct sl_sim_params *p)
 {
-	char acks[16];
+	char acks[16], faults[48];
 
 	printf("seed=%" PRIu64 " nodes=%u acks=%s level=%s on_timeout=%s timeout_ms=%.3f "
 	       "local=%s%s%s faults=%s records=%u wl=%s mtu=%u batch=%u",
@@ -456,8 +493,9 @@ static void print_params(const struct sl_sim_params *p)
 	       p->policy.on_timeout == SL_ON_TIMEOUT_BLOCK ? "block" : "degrade",
 	       (double)p->policy.timeout_ns / MS, p->policy.local_none ? "none" : "durable",
 	       p->policy.debug_undercount ? " BROKEN-QUORUM" : "",
-	       p->policy.debug_undervote ? " BROKEN-ELECTION" : "", faults_name(p->faults),
-	       p->records, sl_wl_kind_name(p->wl_kind), p->mtu, p->batch_bytes);
+	       p->policy.debug_undervote ? " BROKEN-ELECTION" : "",
+	       faults_name(p->faults, faults, sizeof(faults)), p->records,
+	       sl_wl_kind_name(p->wl_kind), p->mtu, p->batch_bytes);
 	printf(" linger_us=%" PRIu64 " hb_us=%" PRIu64 " nak_us=%" PRIu64 "/%" PRIu64
 	       " tlp_us=%" PRIu64 " budget=%u window_k=%" PRIu64 " rcv_window_k=%" PRIu64
 	       " burst=%u gap_us=%" PRIu64 " apply_us=%" PRIu64 " disk_us=%" PRIu64
@@ -475,6 +513,8 @@ static void print_params(const struct sl_sim_params *p)
 	       p->elect ? "on" : "off", (double)p->election_timeout_ns / MS, p->leader_crashes,
 	       p->double_failovers, p->pauses, p->candidate_crashes, p->power_losses, p->transfers,
 	       p->stepdowns);
+	printf(" rots=%u scrub_ms=%.1f entropy_ms=%.1f", p->rots, (double)p->scrub_ns / MS,
+	       (double)p->entropy_ns / MS);
 }
 
 static void print_result(const struct sl_sim_result *r)
@@ -499,6 +539,8 @@ static void print_result(const struct sl_sim_result *r)
 	       " rebuilds=%" PRIu64,
 	       r->elections, r->leader_changes, r->step_downs, r->truncations, r->truncated_bytes,
 	       r->beyond, r->rewritten, r->rebuilds);
+	printf(" rotted=%" PRIu64 " repairs=%" PRIu64 " comparisons=%" PRIu64, r->rotted,
+	       r->repairs, r->comparisons);
 	printf(" commit_us=%" PRIu64 "/%" PRIu64 " events=%" PRIu64 " vtime_ms=%.1f\n",
 	       r->commit_p50_ns / US, r->commit_p99_ns / US, r->events, (double)r->vtime_ns / MS);
 }
@@ -508,6 +550,7 @@ static void print_result(const struct sl_sim_result *r)
 struct tally {
 	uint64_t runs, failed, incomplete, committed, expected_hits;
 	uint64_t elect_runs, failover_runs, leader_changes, truncations, beyond;
+	uint64_t rot_runs, rotted, repairs;
 	uint64_t first_failed[8];
 };
 
@@ -538,6 +581,9 @@ static int run_seed(struct sl_sim *sim, const struct opts *o, uint64_t seed, str
 	t->committed += r.committed;
 	t->elect_runs += p.elect != 0;
 	t->failover_runs += (p.faults & SL_SIM_FAULT_FAILOVER) != 0;
+	t->rot_runs += (p.faults & SL_SIM_FAULT_ROT) != 0;
+	t->rotted += r.rotted;
+	t->repairs += r.repairs;
 	t->leader_changes += r.leader_changes;
 	t->truncations += r.truncations;
 	t->beyond += r.beyond != 0;
@@ -563,10 +609,11 @@ static void summary(const struct opts *o, const struct tally *t, double secs)
 	printf("shiplog-sim: %" PRIu64 " seeds (%" PRIu64 " with elections, %" PRIu64
 	       " with failover faults), %" PRIu64 " failed, %" PRIu64 " incomplete, %" PRIu64
 	       " records committed, %" PRIu64 " leaders elected, %" PRIu64 " logs cut, %" PRIu64
-	       " runs beyond tolerance, %.1f s (%.0f seeds/min)",
+	       " runs beyond tolerance, %" PRIu64 " with rot (%" PRIu64 " batches rotted, %" PRIu64
+	       " repaired in place), %.1f s (%.0f seeds/min)",
 	       t->runs, t->elect_runs, t->failover_runs, t->failed, t->incomplete, t->committed,
-	       t->leader_changes, t->truncations, t->beyond, secs,
-	       secs > 0 ? (double)t->runs * 60 / secs : 0.0);
+	       t->leader_changes, t->truncations, t->beyond, t->rot_runs, t->rotted, t->repairs,
+	       secs, secs > 0 ? (double)t->runs * 60 / secs : 0.0);
 	if (t->failed) {
 		printf("; failing seeds:");
 		for (uint64_t i = 0; i < t->failed && i < 8; i++)

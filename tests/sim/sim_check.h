@@ -15,7 +15,11 @@
  *   R  a restarted node could not be created from its recovered log
  *   T  a timer that does not advance (the node would spin)
  *   L  liveness: after every fault healed, the appended records were not all
- *      committed and delivered within the virtual time budget. */
+ *      committed and delivered (and every rotten batch repaired) within the
+ *      virtual time budget
+ *   E  anti-entropy: a rotten batch read back as good, a repair that wrote
+ *      other bytes, a difference found in the committed log, or a replica
+ *      whose log is not the leader's byte for byte once all is done. */
 #ifndef SHIPLOG_SIM_CHECK_H
 #define SHIPLOG_SIM_CHECK_H
 

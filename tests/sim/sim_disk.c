@@ -166,6 +166,7 @@ void sl_sim_disk_recover(struct sl_sim_disk *d, struct sl_sim_recovered *out)
 	struct sl_batch_hdr h;
 
 	d->n_idx = 0;
+	d->n_rot = 0; /* the batches recovery keeps verify: rot only in what it cuts */
 	d->next_lsn = 1;
 	d->last_crc = 0;
 	while (pos < d->end && d->n_idx < d->idx_cap) {
@@ -262,6 +263,11 @@ int sl_sim_disk_truncate(struct sl_sim_disk *d, uint64_t pos)
 	    (n == 0 && pos != 0))
 		return -EINVAL;
 	d->n_idx = n;
+	for (uint32_t k = 0; k < d->n_rot;) /* rot of the batches cut goes with them */
+		if (d->rot[k] >= n)
+			d->rot[k] = d->rot[--d->n_rot];
+		else
+			k++;
 	d->end = pos;
 	if (d->durable > pos)
 		d->durable = pos;
@@ -298,4 +304,84 @@ void sl_sim_disk_epochs(const struct sl_sim_disk *d, struct sl_epoch_map *m)
 		if (i == 0 || d->idx[i].epoch != d->idx[i - 1].epoch)
 			sl_epoch_map_note(m, d->idx[i].epoch, d->idx[i].pos, d->idx[i].base_lsn,
 					  d->idx[i].prev_crc);
+}
+
+/* ---- rot and repair ---- */
+
+int sl_sim_disk_rotten(const struct sl_sim_disk *d, uint32_t i)
+{
+	for (uint32_t k = 0; k < d->n_rot; k++)
+		if (d->rot[k] == i)
+			return 1;
+	return 0;
+}
+
+static int rot_note(struct sl_sim_disk *d, uint32_t i)
+{
+	if (i >= d->n_idx || d->idx[i].pos + d->idx[i].len > d->durable)
+		return -EINVAL;
+	if (sl_sim_disk_rotten(d, i))
+		return 0;
+	if (d->n_rot == SL_SIM_ROT_MAX)
+		return -ENOSPC;
+	d->rot[d->n_rot++] = i;
+	return 0;
+}
+
+int sl_sim_disk_flip(struct sl_sim_disk *d, uint32_t i, uint64_t *rng)
+{
+	uint64_t bits = sl_sim_range(rng, 1, 8);
+	int rc = rot_note(d, i);
+
+	if (rc < 0)
+		return rc;
+	/* Two flips of one bit cancel: flip on until the batch is bad. */
+	for (uint64_t b = 0; b < bits || (b < 64 && sl_sim_disk_intact(d, i)); b++)
+		d->buf[d->idx[i].pos + sl_sim_below(rng, d->idx[i].len)] ^=
+		    (uint8_t)(1u << sl_sim_below(rng, 8));
+	return 0;
+}
+
+int sl_sim_disk_misplace(struct sl_sim_disk *d, uint32_t src, uint32_t dst)
+{
+	uint32_t n;
+	int rc;
+
+	if (src >= d->n_idx || src == dst || sl_sim_disk_rotten(d, src))
+		return -EINVAL; /* a valid batch, copied */
+	if ((rc = rot_note(d, dst)) < 0)
+		return rc;
+	n = d->idx[src].len < d->idx[dst].len ? d->idx[src].len : d->idx[dst].len;
+	memmove(d->buf + d->idx[dst].pos, d->buf + d->idx[src].pos, n);
+	return 0;
+}
+
+int sl_sim_disk_intact(const struct sl_sim_disk *d, uint32_t i)
+{
+	const struct sl_sim_bref *r = &d->idx[i];
+	struct sl_batch_hdr h;
+	int rc = sl_batch_verify(d->buf + r->pos, r->len, &d->lim, &h);
+
+	return rc == (int)r->len && h.position == r->pos && h.hdr_crc == r->hdr_crc;
+}
+
+int sl_sim_disk_rewrite(struct sl_sim_disk *d, uint64_t pos, const uint8_t *batch, size_t len)
+{
+	int64_t i = sl_sim_disk_find(d, pos);
+	struct sl_batch_hdr h;
+	int rc;
+
+	if (i < 0 || pos + d->idx[i].len > d->durable)
+		return -ENOENT;
+	rc = sl_batch_verify(batch, len, &d->lim, &h);
+	if (rc < 0 || (size_t)rc != len || len != d->idx[i].len || h.position != pos ||
+	    h.hdr_crc != d->idx[i].hdr_crc)
+		return -EINVAL;
+	memcpy(d->buf + pos, batch, len);
+	for (uint32_t k = 0; k < d->n_rot; k++)
+		if (d->rot[k] == (uint32_t)i) {
+			d->rot[k] = d->rot[--d->n_rot];
+			break;
+		}
+	return 0;
 }

@@ -4,7 +4,10 @@
  * commit: everything written before a sync completes with it). A crash
  * loses the volatile region, except that the disk may already hold a random
  * prefix of it (possibly torn, possibly garbled at the tear); recovery keeps
- * the longest prefix of whole, verified, chained batches. */
+ * the longest prefix of whole, verified, chained batches. Rot (bit flips, a
+ * valid batch copied over another) hits durable batches in place; the disk
+ * remembers which batches it hit, as the store's leaves remember what was
+ * appended, until a rewrite or a cut removes them. */
 #ifndef SHIPLOG_SIM_DISK_H
 #define SHIPLOG_SIM_DISK_H
 
@@ -31,6 +34,8 @@ struct sl_sim_pending {
 	uint64_t durable_at; /* virtual time its sync completes */
 };
 
+#define SL_SIM_ROT_MAX 16 /* batches of one disk hit by rot at once */
+
 struct sl_sim_disk {
 	uint8_t *buf;
 	uint64_t cap;
@@ -44,6 +49,8 @@ struct sl_sim_disk {
 	uint32_t pend_head, pend_n, pend_cap;
 	uint64_t last_durable_at; /* syncs complete in order */
 	struct sl_batch_limits lim;
+	uint32_t rot[SL_SIM_ROT_MAX]; /* index entries whose bytes rot hit */
+	uint32_t n_rot;
 };
 
 /* How a crash treated the volatile region (for the trace and the tests). */
@@ -130,5 +137,26 @@ uint64_t sl_sim_disk_lsn_below(const struct sl_sim_disk *d, uint64_t pos);
 /* End position of the batch holding `lsn`; 0 for lsn 0, UINT64_MAX when the
  * log does not hold it yet. */
 uint64_t sl_sim_disk_lsn_end(const struct sl_sim_disk *d, uint64_t lsn);
+
+/* Rot, in durable batches only (else -EINVAL); -ENOSPC when the disk has
+ * SL_SIM_ROT_MAX rotten batches already. Flip 1..8 random bits of batch i. */
+int sl_sim_disk_flip(struct sl_sim_disk *d, uint32_t i, uint64_t *rng);
+/* Copy the bytes of batch `src` (a valid batch: not rotten, else -EINVAL)
+ * over the start of batch `dst`, at most dst's length: a batch written at
+ * the wrong offset. */
+int sl_sim_disk_misplace(struct sl_sim_disk *d, uint32_t src, uint32_t dst);
+
+/* 1 when the bytes of batch i are the batch appended there (they verify,
+ * at its position, length and header CRC), else 0. */
+int sl_sim_disk_intact(const struct sl_sim_disk *d, uint32_t i);
+
+/* 1 when batch i is one rot hit and no rewrite has restored yet. */
+int sl_sim_disk_rotten(const struct sl_sim_disk *d, uint32_t i);
+
+/* Write `batch` over the batch at `pos` in place (anti-entropy's repair):
+ * only the batch appended there (verified; same length and header CRC). 0,
+ * -ENOENT when no batch starts at pos or it is not durable, -EINVAL for
+ * other bytes. It forgets the rot of that batch. */
+int sl_sim_disk_rewrite(struct sl_sim_disk *d, uint64_t pos, const uint8_t *batch, size_t len);
 
 #endif

@@ -43,7 +43,23 @@
  * different history, and the simulator only counts that (rewritten). A node
  * whose log then leaves the new leader's below its own commit position
  * refuses to follow (the protocol never cuts committed records); the
- * operator rebuilds it from an empty log (rebuilds). */
+ * operator rebuilds it from an empty log (rebuilds).
+ *
+ * Anti-entropy. Each node has the Merkle tree the store keeps (a leaf per
+ * batch as appended, sealed: durable) behind the tree op, and the rewrite op
+ * over its disk, so the protocol's real comparisons and repairs run. Rot
+ * (SL_SIM_FAULT_ROT) hits durable batches of one replica at a time, before
+ * or past the commit position, and only while
+ * another node holds a good copy; the scrub (as io/store.c's: a batch that
+ * does not read back as appended goes to sl_proto_repair) checks the
+ * batches the disk knows were hit, since every other byte was verified as
+ * written and never changed. A rotten batch is never cut below the commit
+ * position (a), never delivered (c: delivered bytes equal the committed
+ * log's), a comparison never finds the committed logs different (E), and
+ * the run is done only once every rotten batch is repaired and every log
+ * is the leader's byte for byte (E). A node holding rot is not crashed: the
+ * real store refuses to start over corruption in a sealed segment, which
+ * the simulator does not model. */
 #include "sim_run.h"
 
 #include <errno.h>
@@ -143,6 +159,10 @@ struct sim_node {
 	 * read from it afterwards breaks the byte checks. */
 	uint8_t *lent;
 	uint32_t lent_out;
+	/* The store's Merkle tree over its batches as appended (tree op). */
+	struct sl_merkle tree;
+	uint64_t *leaf_pos;
+	uint64_t differences; /* anti-entropy differences already judged */
 };
 
 struct sim_epoch {
@@ -155,6 +175,7 @@ struct sl_sim {
 	const struct sl_sim_params *prm;
 	struct sl_sim_result *res;
 	uint64_t *rng;
+	uint64_t rng_rot; /* rot and scrub draw from their own stream */
 	uint64_t now;
 	struct sl_proto_config cfg;
 	struct sl_ack_policy clean; /* the policy without the debug switches */
@@ -314,6 +335,25 @@ static void check_tolerance(struct sl_sim *s, const char *why)
 	(void)why;
 }
 
+/* The bytes of batch i of node n as appended: its own, or when rot hit
+ * them, an intact copy another node holds (NULL: none). */
+static const uint8_t *batch_bytes(const struct sl_sim *s, const struct sim_node *n, uint32_t i)
+{
+	const struct sl_sim_bref *b = &n->disk.idx[i];
+
+	if (!sl_sim_disk_rotten(&n->disk, i))
+		return n->disk.buf + b->pos;
+	for (unsigned k = 0; k < n_nodes(s); k++) {
+		const struct sim_node *m = &s->node[k];
+		int64_t at = sl_sim_disk_find(&m->disk, b->pos);
+
+		if (at >= 0 && m->disk.idx[at].hdr_crc == b->hdr_crc &&
+		    sl_sim_disk_intact(&m->disk, (uint32_t)at))
+			return m->disk.buf + b->pos;
+	}
+	return NULL;
+}
+
 /* Copy n's batches [from, to) into the committed log. */
 static void truth_copy(struct sl_sim *s, const struct sim_node *n, uint64_t from, uint64_t to)
 {
@@ -321,8 +361,14 @@ static void truth_copy(struct sl_sim *s, const struct sim_node *n, uint64_t from
 
 	for (; i >= 0 && (uint64_t)i < n->disk.n_idx && n->disk.idx[i].pos < to; i++) {
 		const struct sl_sim_bref *b = &n->disk.idx[i];
+		const uint8_t *bytes = batch_bytes(s, n, (uint32_t)i);
 
-		if (sl_sim_disk_write(&s->truth, b->pos, n->disk.buf + b->pos, b->len, 0) < 0) {
+		if (!bytes) {
+			sl_sim_violation(&s->chk, 'E', (int)n->idx, b->pos, b->base_lsn, s->now,
+					 "a batch committed where no node holds an intact copy");
+			return;
+		}
+		if (sl_sim_disk_write(&s->truth, b->pos, bytes, b->len, 0) < 0) {
 			sl_sim_violation(&s->chk, 'P', (int)n->idx, b->pos, b->base_lsn, s->now,
 					 "the committed log refused a batch (simulator capacity)");
 			return;
@@ -367,6 +413,14 @@ static int committed_batch(const struct sl_sim *s, uint64_t pos, uint32_t crc)
 	int64_t i = sl_sim_disk_find(&s->truth, pos);
 
 	return i >= 0 && s->truth.idx[i].hdr_crc == crc;
+}
+
+/* Are these the bytes of the committed batch at `pos`? */
+static int truth_bytes(const struct sl_sim *s, uint64_t pos, const uint8_t *b, size_t len)
+{
+	int64_t i = sl_sim_disk_find(&s->truth, pos);
+
+	return i >= 0 && s->truth.idx[i].len == len && memcmp(s->truth.buf + pos, b, len) == 0;
 }
 
 /* ---- leadership bookkeeping ---- */
@@ -496,6 +550,76 @@ static void check_lent_back(struct sl_sim *s, struct sim_node *n)
 	n->lent_out = 0;
 }
 
+/* ---- the Merkle tree and the rewrite behind the tree/rewrite ops ---- */
+
+static void tree_add(struct sim_node *n, uint32_t i)
+{
+	const struct sl_sim_bref *b = &n->disk.idx[i];
+
+	n->leaf_pos[n->tree.n] = b->pos;
+	if (sl_merkle_add(&n->tree, sl_merkle_leaf(b->pos, b->len, b->hdr_crc)) < 0)
+		sl_sim_violation(&n->sim->chk, 'P', (int)n->idx, b->pos, b->base_lsn, n->sim->now,
+				 "the Merkle tree is full (simulator capacity)");
+}
+
+/* The tree follows the log: leaves of batches since cut go, new ones come. */
+static void tree_sync(struct sim_node *n)
+{
+	uint64_t keep = n->tree.n < n->disk.n_idx ? n->tree.n : n->disk.n_idx;
+
+	while (keep > 0) {
+		const struct sl_sim_bref *b = &n->disk.idx[keep - 1];
+
+		if (n->tree.level[0][keep - 1] == sl_merkle_leaf(b->pos, b->len, b->hdr_crc))
+			break;
+		keep--;
+	}
+	sl_merkle_truncate(&n->tree, keep);
+	while (n->tree.n < n->disk.n_idx)
+		tree_add(n, (uint32_t)n->tree.n);
+}
+
+static int cb_tree(void *ctx, struct sl_proto_tree *out)
+{
+	struct sim_node *n = ctx;
+	uint64_t sealed = 0;
+
+	if (forged_guard(n, "tree"))
+		return -EIO;
+	tree_sync(n);
+	while (sealed < n->disk.n_idx &&
+	       n->disk.idx[sealed].pos + n->disk.idx[sealed].len <= n->disk.durable)
+		sealed++;
+	*out = (struct sl_proto_tree){.m = &n->tree,
+				      .leaf_pos = n->leaf_pos,
+				      .base_pos = 0,
+				      .leaves = n->tree.n,
+				      .sealed = sealed};
+	return 0;
+}
+
+static int cb_rewrite(void *ctx, uint64_t pos, const uint8_t *batch, size_t len)
+{
+	struct sim_node *n = ctx;
+	struct sl_sim *s = n->sim;
+	int64_t i = sl_sim_disk_find(&n->disk, pos);
+	int rc;
+
+	if (forged_guard(n, "rewrite"))
+		return 0;
+	rc = sl_sim_disk_rewrite(&n->disk, pos, batch, len);
+	trace(s, (int)n->idx, "REWRITE pos=%" PRIu64 " len=%" PRIu64 " -> %" PRId64, pos,
+	      (uint64_t)len, (int64_t)rc);
+	if (rc < 0)
+		sl_sim_violation(&s->chk, 'E', (int)n->idx, pos, UINT64_MAX, s->now,
+				 "rewrite of %zu bytes refused (%d): not the batch appended there, "
+				 "or not durable",
+				 len, rc);
+	else if (i >= 0)
+		s->res->repairs++;
+	return rc;
+}
+
 static int cb_write(void *ctx, const uint8_t *batch, size_t len, uint64_t pos)
 {
 	struct sim_node *n = ctx;
@@ -540,6 +664,7 @@ static int cb_write(void *ctx, const uint8_t *batch, size_t len, uint64_t pos)
 		return rc;
 	}
 	sl_sim_set_add(&s->held, (uint64_t)n->idx << 56 | (pos + len), h.hdr_crc);
+	tree_sync(n);
 	schedule_sync(s, n);
 	return 0;
 }
@@ -549,8 +674,20 @@ static int cb_read(void *ctx, uint64_t pos, uint8_t *buf, size_t cap)
 	struct sim_node *n = ctx;
 	int rc;
 
+	int64_t i = sl_sim_disk_find(&n->disk, pos);
+
 	if (forged_guard(n, "read"))
 		return -EIO;
+	/* The store verifies what it reads: a rotten batch is an I/O error. */
+	if (i >= 0 && !sl_sim_disk_intact(&n->disk, (uint32_t)i)) {
+		sl_sim_trace(&n->sim->chk, n->sim->now, (int)n->idx,
+			     "read pos=%" PRIu64 " -> EIO (rotten: %" PRIu64 ")", pos,
+			     (uint64_t)sl_sim_disk_rotten(&n->disk, (uint32_t)i));
+		if (!sl_sim_disk_rotten(&n->disk, (uint32_t)i))
+			sl_sim_violation(&n->sim->chk, 'E', (int)n->idx, pos, UINT64_MAX,
+					 n->sim->now, "a batch no rot hit does not read back");
+		return -EIO;
+	}
 	rc = sl_sim_disk_read(&n->disk, pos, buf, cap);
 	sl_sim_trace(&n->sim->chk, n->sim->now, (int)n->idx, "read pos=%" PRIu64 " -> %" PRId64,
 		     pos, (int64_t)rc);
@@ -584,6 +721,7 @@ static int cb_truncate(void *ctx, uint64_t pos, uint64_t lsn)
 					 "another LSN (log has %" PRIu64 " there)",
 					 n->disk.next_lsn);
 		check_tolerance(s, "truncate");
+		tree_sync(n);
 	} else if (pos != n->disk.end || lsn != n->disk.next_lsn) {
 		sl_sim_violation(&s->chk, 'W', (int)n->idx, pos, lsn, s->now,
 				 "truncation past the log end %" PRIu64 " (next LSN %" PRIu64 ")",
@@ -838,6 +976,12 @@ static int cb_deliver(void *ctx, const struct sl_batch_hdr *h, const uint8_t *ba
 				 s->truth.end, s->truth.next_lsn - 1);
 		return 0;
 	}
+	if (!s->res->beyond && !truth_bytes(s, h->position, batch, len)) {
+		sl_sim_violation(&s->chk, 'c', (int)n->idx, h->position, last, s->now,
+				 "delivered a batch whose %zu bytes are not the committed ones",
+				 len);
+		return 0;
+	}
 	check_records(s, n, h, s->raw, (size_t)raw_len);
 	n->delivered_lsn = last;
 	if (n->role == SL_ROLE_FOLLOWER)
@@ -931,10 +1075,13 @@ static int node_start(struct sl_sim *s, struct sim_node *n, const struct sl_log_
 	    .truncate = cb_truncate,
 	    .role = cb_role,
 	    .release = cb_release,
+	    .tree = cb_tree,
+	    .rewrite = cb_rewrite,
 	};
 	int rc;
 
 	c.node_id = n->id;
+	n->differences = 0;
 	if (join)
 		c.leader_id = 0;
 	sl_err_clear();
@@ -1004,6 +1151,8 @@ static void node_restart(struct sl_sim *s, struct sim_node *n, int join)
 	uint64_t applied_pos;
 
 	sl_sim_disk_recover(&n->disk, &rec);
+	sl_merkle_reset(&n->tree); /* the store rebuilds its tree from what it recovered */
+	tree_sync(n);
 	trace(s, (int)n->idx,
 	      "RESTART log_end=%" PRIu64 " next_lsn=%" PRIu64 " cut=%" PRIu64 " engine=%" PRIu64,
 	      rec.next_pos, rec.next_lsn, rec.cut_bytes, n->delivered_lsn);
@@ -1085,6 +1234,26 @@ static void trace_frame(struct sl_sim *s, unsigned to, unsigned from, const stru
 	case SL_FRAME_ELECT_NOW:
 		trace(s, (int)to, "recv ELECT_NOW from n%" PRIu64 " e=%" PRIu64 " end=%" PRIu64,
 		      (uint64_t)from + 1, f->hdr.epoch, f->enow.log_end);
+		break;
+	case SL_FRAME_TREE_REQ:
+		trace(s, (int)to,
+		      "recv TREE_REQ from n%" PRIu64 " leaves=%" PRIu64 " level=%" PRIu64
+		      " index=%" PRIu64,
+		      (uint64_t)from + 1, f->treq.leaves, (uint64_t)f->treq.level, f->treq.index);
+		break;
+	case SL_FRAME_TREE:
+		trace(s, (int)to,
+		      "recv TREE from n%" PRIu64 " leaves=%" PRIu64 " status=%" PRIu64
+		      " sealed=%" PRIu64,
+		      (uint64_t)from + 1, f->tree.leaves, (uint64_t)f->tree.status, f->tree.sealed);
+		break;
+	case SL_FRAME_REPAIR_REQ:
+		trace(s, (int)to, "recv REPAIR_REQ from n%" PRIu64 " pos=%" PRIu64 " len=%" PRIu64,
+		      (uint64_t)from + 1, f->rreq.pos, (uint64_t)f->rreq.len);
+		break;
+	case SL_FRAME_REPAIR:
+		trace(s, (int)to, "recv REPAIR from n%" PRIu64 " pos=%" PRIu64 " off=%" PRIu64,
+		      (uint64_t)from + 1, f->data.batch_pos, (uint64_t)f->data.frag_off);
 		break;
 	default:
 		trace(s, (int)to,
@@ -1465,8 +1634,19 @@ static void ev_partition(struct sl_sim *s, uint64_t k, int start)
 	}
 }
 
+/* A node holding rot is not crashed (see the top of this file). */
+static int crashable(const struct sim_node *n)
+{
+	return n->disk.n_rot == 0;
+}
+
 static void crash_and_restart(struct sl_sim *s, struct sim_node *n, uint64_t down_max)
 {
+	if (!crashable(n)) {
+		trace(s, (int)n->idx, "not crashed: it holds %" PRIu64 " rotten batches",
+		      (uint64_t)n->disk.n_rot);
+		return;
+	}
 	node_crash(s, n);
 	push(s, s->now + sl_sim_range(s->rng, 100000, down_max), SL_SIM_EV_RESTART, n->idx, 0);
 }
@@ -1555,6 +1735,17 @@ static void ev_resume(struct sim_node *n)
 	}
 }
 
+static void rebuild(struct sl_sim *s, struct sim_node *n)
+{
+	trace(s, (int)n->idx, "REBUILD from an empty log");
+	s->res->rebuilds++;
+	sl_sim_disk_truncate(&n->disk, 0); /* before the crash: no rot to keep it up */
+	node_crash(s, n);
+	n->delivered_lsn = n->told_applied = 0;
+	n->joined = 1;
+	node_restart(s, n, 1);
+}
+
 /* Beyond tolerance only: wipe a node that refuses the leader's history
  * (its log and its engine start over), as an operator would. */
 static void ev_rebuild(struct sl_sim *s, struct sim_node *n)
@@ -1565,13 +1756,7 @@ static void ev_rebuild(struct sl_sim *s, struct sim_node *n)
 	sl_proto_get_status(n->p, &s->st2);
 	if (s->st2.failed != -EPROTO)
 		return; /* restarted meanwhile, and following */
-	trace(s, (int)n->idx, "REBUILD from an empty log");
-	s->res->rebuilds++;
-	node_crash(s, n);
-	sl_sim_disk_truncate(&n->disk, 0);
-	n->delivered_lsn = n->told_applied = 0;
-	n->joined = 1;
-	node_restart(s, n, 1);
+	rebuild(s, n);
 }
 
 static void ev_storage_err(struct sl_sim *s, struct sim_node *n)
@@ -1579,6 +1764,8 @@ static void ev_storage_err(struct sl_sim *s, struct sim_node *n)
 	if (!n->up || s->healed ||
 	    (n->role == SL_ROLE_LEADER && !(s->prm->faults & SL_SIM_FAULT_FAILOVER)))
 		return;
+	if (!crashable(n))
+		return; /* a failed store is restarted at the heal */
 	if (sl_sim_chance(s->rng, 750000))
 		n->fail_sync = 1;
 	else
@@ -1586,6 +1773,98 @@ static void ev_storage_err(struct sl_sim *s, struct sim_node *n)
 	trace(s, (int)n->idx,
 	      "storage error armed (1: next sync fails, 0: next write fails): %" PRIu64,
 	      (uint64_t)n->fail_sync);
+}
+
+/* Who else holds batch i of node j, durably and intact (a good copy to
+ * repair from, so the rot stays within what the policy tolerates)? */
+static int good_copy_elsewhere(const struct sl_sim *s, const struct sim_node *j, uint32_t i)
+{
+	const struct sl_sim_bref *b = &j->disk.idx[i];
+
+	for (unsigned k = 0; k < n_nodes(s); k++) {
+		const struct sim_node *m = &s->node[k];
+		int64_t at = sl_sim_disk_find(&m->disk, b->pos);
+
+		if (m != j && m->up && at >= 0 && m->disk.idx[at].hdr_crc == b->hdr_crc &&
+		    b->pos + b->len <= m->disk.durable &&
+		    sl_sim_disk_intact(&m->disk, (uint32_t)at))
+			return 1;
+	}
+	return 0;
+}
+
+/* Batches of node j rot may hit: durable ones (each only with a good copy
+ * elsewhere), before or past the commit position. */
+static uint32_t rot_limit(const struct sim_node *j)
+{
+	uint64_t lim = j->disk.durable;
+	uint32_t n = 0;
+
+	while (n < j->disk.n_idx && j->disk.idx[n].pos + j->disk.idx[n].len <= lim)
+		n++;
+	return n;
+}
+
+/* Rot on one running node at a time: 1..3 batches, bit flips or a valid
+ * batch copied over another; not once the run is beyond tolerance (the good
+ * copy may be rewritten). */
+static void ev_rot(struct sl_sim *s)
+{
+	struct sim_node *j = &s->node[sl_sim_below(&s->rng_rot, n_nodes(s))];
+	uint64_t hits = sl_sim_range(&s->rng_rot, 1, 3);
+	uint32_t lim;
+
+	for (unsigned k = 0; k < n_nodes(s); k++)
+		if (s->node[k].disk.n_rot)
+			return; /* one replica at a time */
+	if (!running(j) || s->healed || s->res->beyond || j->storage_failed || j->fail_sync ||
+	    j->fail_write || (lim = rot_limit(j)) == 0)
+		return; /* a failed store is restarted at the heal: no rot in it */
+	for (uint64_t h = 0; h < hits; h++) {
+		uint32_t i = (uint32_t)sl_sim_below(&s->rng_rot, lim);
+		uint32_t src = (uint32_t)sl_sim_below(&s->rng_rot, j->disk.n_idx);
+		int flip = sl_sim_below(&s->rng_rot, 2) || src == i, rc;
+
+		if (!good_copy_elsewhere(s, j, i))
+			continue;
+		rc = flip ? sl_sim_disk_flip(&j->disk, i, &s->rng_rot)
+			  : sl_sim_disk_misplace(&j->disk, src, i);
+		trace(s, (int)j->idx,
+		      "ROT %s batch at pos %" PRIu64 " (from pos %" PRIu64 "): %" PRId64,
+		      flip ? "bit flips in" : "a copy over", j->disk.idx[i].pos,
+		      j->disk.idx[src].pos, (int64_t)rc);
+		if (rc == 0)
+			s->res->rotted++;
+	}
+}
+
+/* The scrub of every running node: a batch that does not read back as
+ * appended goes to the protocol's repair (as app/node.c's scrub step). A
+ * rotten batch that reads back intact was missed by nothing: rot that the
+ * checksum cannot see would be (1 in 2^32), and is reported. */
+static void ev_scrub(struct sl_sim *s)
+{
+	for (unsigned k = 0; k < n_nodes(s); k++) {
+		struct sim_node *n = &s->node[k];
+
+		if (!running(n))
+			continue;
+		for (uint32_t r = 0; r < n->disk.n_rot; r++) {
+			uint32_t i = n->disk.rot[r];
+			const struct sl_sim_bref *b = &n->disk.idx[i];
+			int rc;
+
+			if (sl_sim_disk_intact(&n->disk, i)) {
+				sl_sim_violation(&s->chk, 'E', (int)k, b->pos, b->base_lsn, s->now,
+						 "rot left the batch reading back as appended");
+				return;
+			}
+			rc = sl_proto_repair(n->p, b->pos, b->len, n->tree.level[0][i], s->now);
+			trace(s, (int)k, "scrub: bad batch at pos %" PRIu64 ", repair -> %" PRId64,
+			      b->pos, (int64_t)rc);
+		}
+	}
+	push(s, s->now + s->prm->scrub_ns, SL_SIM_EV_SCRUB, 0, 0);
 }
 
 /* End of the fault phase: a perfect network, every node up, running and
@@ -1605,8 +1884,17 @@ static void ev_heal_all(struct sl_sim *s)
 		n->paused = 0;
 		if (n->up && n->p) {
 			sl_proto_get_status(n->p, &s->st2);
-			if (n->storage_failed || s->st2.failed)
+			if (n->disk.n_rot && s->st2.failed == -EPROTO) {
+				rebuild(s, n); /* what its REBUILD would do: before a restart */
+			} else if (n->storage_failed || s->st2.failed) {
+				trace(s, (int)i, "failed (%" PRId64 "): restarted",
+				      (int64_t)s->st2.failed);
+				if (n->disk.n_rot)
+					sl_sim_violation(
+					    &s->chk, 'E', (int)i, UINT64_MAX, UINT64_MAX, s->now,
+					    "failed (%d) while holding rot", s->st2.failed);
 				node_crash(s, n);
+			}
 		}
 		if (!n->up)
 			node_restart(s, n, n->joined);
@@ -1683,6 +1971,12 @@ static void dispatch(struct sl_sim *s, const struct sl_sim_event *e)
 		break;
 	case SL_SIM_EV_HEAL_ALL:
 		ev_heal_all(s);
+		break;
+	case SL_SIM_EV_ROT:
+		ev_rot(s);
+		break;
+	case SL_SIM_EV_SCRUB:
+		ev_scrub(s);
 		break;
 	}
 }
@@ -1837,6 +2131,15 @@ static void check_node(struct sl_sim *s, struct sim_node *n)
 		n->rebuild_due = 1;
 		push(s, s->now + s->prm->down_max_ns, SL_SIM_EV_REBUILD, n->idx, 0);
 	}
+	if (st->entropy.differences > n->differences) {
+		n->differences = st->entropy.differences;
+		if (!s->res->beyond)
+			sl_sim_violation(&s->chk, 'E', (int)n->idx, st->entropy.diff_pos,
+					 UINT64_MAX, s->now,
+					 "anti-entropy found its committed log different from node "
+					 "%u's (leaf %" PRIu64 ")",
+					 st->entropy.last_peer, st->entropy.diff_leaf);
+	}
 	if (n->role != SL_ROLE_LEADER || st->role != SL_ROLE_LEADER)
 		return;
 	if (st->commit_pos != n->commit_pos || st->commit_lsn != n->commit_lsn)
@@ -1855,19 +2158,55 @@ static void check_node(struct sl_sim *s, struct sim_node *n)
 
 /* ---- the loop ---- */
 
-/* Done: a leader has every record committed, and every node's engine holds
- * them all. */
+/* Done: a leader has every record committed, every node's engine holds
+ * them all, and every node's log holds the committed log (no rot left). */
 static int finished(struct sl_sim *s)
 {
 	struct sim_node *l = cur_leader(s);
+
+	int64_t crc = sl_sim_disk_crc_at_end(&s->truth, s->truth.end);
 
 	if (!s->healed || !l || l->delivered_lsn < s->prm->records ||
 	    l->commit_lsn < l->delivered_lsn)
 		return 0;
 	for (unsigned i = 0; i < n_nodes(s); i++)
-		if (!s->node[i].up || s->node[i].delivered_lsn < l->commit_lsn)
+		if (!s->node[i].up || s->node[i].delivered_lsn < l->commit_lsn ||
+		    s->node[i].disk.n_rot || !holds(&s->node[i], s->truth.end, crc))
 			return 0;
 	return 1;
+}
+
+/* Once done: every log is the leader's, byte for byte, over the committed
+ * log (rot repaired, nothing else changed). */
+static void check_replicas(struct sl_sim *s)
+{
+	struct sim_node *l = cur_leader(s);
+	uint64_t end = s->truth.end;
+
+	if (!l || s->res->beyond)
+		return;
+	for (unsigned i = 0; i < n_nodes(s); i++) {
+		const struct sim_node *n = &s->node[i];
+		uint64_t at = 0;
+
+		if (n->disk.end < end) {
+			sl_sim_violation(&s->chk, 'E', (int)i, n->disk.end, UINT64_MAX, s->now,
+					 "its log ends before the committed log's %" PRIu64
+					 " bytes once all is done",
+					 end);
+			return;
+		}
+		while (at < end && n->disk.buf[at] == s->truth.buf[at])
+			at++;
+		if (at < end) {
+			sl_sim_violation(
+			    &s->chk, 'E', (int)i, at, sl_sim_disk_lsn_below(&n->disk, at), s->now,
+			    "its log differs from the committed log (leader: node %u) at "
+			    "this byte of %" PRIu64 " once all is done (rotten batches: %u)",
+			    l->idx + 1, end, n->disk.n_rot);
+			return;
+		}
+	}
 }
 
 /* Earliest protocol timer of a running node; *who its index. */
@@ -2002,6 +2341,7 @@ static void make_config(struct sl_sim *s)
 	c->elect = p->elect;
 	c->election_timeout_ns = p->election_timeout_ns;
 	c->rng_seed = sl_rng_next(s->rng);
+	c->entropy_interval_ns = p->entropy_ns;
 	s->clean = p->policy;
 	s->clean.debug_undercount = 0;
 	s->clean.debug_undervote = 0;
@@ -2033,6 +2373,10 @@ static int nodes_init(struct sl_sim *s)
 		rc = sl_sim_disk_init(&n->disk, cap, idx, idx, &s->cfg.limits);
 		if (rc < 0)
 			return rc;
+		if ((rc = sl_merkle_init(&n->tree, idx)) < 0)
+			return rc;
+		if (!(n->leaf_pos = calloc(idx, sizeof(*n->leaf_pos))))
+			return -ENOMEM;
 	}
 	return 0;
 }
@@ -2047,6 +2391,9 @@ static void nodes_fini(struct sl_sim *s)
 		free(s->node[i].lent);
 		s->node[i].lent = NULL;
 		sl_sim_disk_destroy(&s->node[i].disk);
+		sl_merkle_destroy(&s->node[i].tree);
+		free(s->node[i].leaf_pos);
+		s->node[i].leaf_pos = NULL;
 		free(s->node[i].own);
 		s->node[i].own = NULL;
 	}
@@ -2124,6 +2471,11 @@ static void plan_faults(struct sl_sim *s)
 		     (unsigned)sl_sim_range(s->rng, !p->elect, nf), 0);
 	if (p->faults & SL_SIM_FAULT_FAILOVER)
 		plan_failover(s);
+	if (p->faults & SL_SIM_FAULT_ROT) {
+		for (uint32_t k = 0; k < p->rots; k++)
+			push(s, sl_sim_below(&s->rng_rot, p->fault_ns), SL_SIM_EV_ROT, 0, 0);
+		push(s, p->scrub_ns, SL_SIM_EV_SCRUB, 0, 0);
+	}
 	push(s, p->fault_ns, SL_SIM_EV_HEAL_ALL, 0, 0);
 }
 
@@ -2187,6 +2539,7 @@ static void collect(struct sl_sim *s, struct sl_sim_result *r)
 			r->step_downs += s->st.step_downs;
 			r->truncations += s->st.truncations;
 			r->truncated_bytes += s->st.truncated_bytes;
+			r->comparisons += s->st.entropy.comparisons;
 		}
 	}
 	r->appended = s->appended;
@@ -2222,6 +2575,7 @@ static void reset_run(struct sl_sim *s, const struct sl_sim_params *prm, uint64_
 	s->prm = prm;
 	s->res = r;
 	s->rng = rng;
+	s->rng_rot = sl_sim_mix(prm->seed ^ 0x726f74726f74ull);
 	s->now = 0;
 	s->appended = 0;
 	sl_hist_reset(&s->commit_lat);
@@ -2273,6 +2627,8 @@ int sl_sim_run(struct sl_sim *s, const struct sl_sim_params *prm, uint64_t *rng,
 		while (!s->chk.failed && !finished(s) && r->events < prm->max_events)
 			if (step(s))
 				break;
+		if (!s->chk.failed && finished(s))
+			check_replicas(s);
 	}
 	collect(s, r);
 	if (s->chk.failed)

@@ -17,6 +17,9 @@
  * candidates, power losses (every node at once), and the operator's
  * leadership transfers and step-downs; needs elections. */
 #define SL_SIM_FAULT_FAILOVER 4u
+/* Rot in durable batches of one replica at a time: bit flips, and a valid
+ * batch copied over another; found by the scrub, repaired by anti-entropy. */
+#define SL_SIM_FAULT_ROT 8u
 
 #define SL_SIM_RECORDS_MAX 100000
 #define SL_SIM_REC_MAX	   4096 /* largest record the workload appends */
@@ -50,6 +53,9 @@ struct sl_sim_params {
 	uint32_t leader_crashes, double_failovers, pauses, power_losses, candidate_crashes;
 	uint32_t transfers, stepdowns; /* operator actions (shipctl promote, stepdown) */
 	uint64_t pause_max_ns;
+	uint32_t rots;	     /* rot events (SL_SIM_FAULT_ROT) */
+	uint64_t scrub_ns;   /* the scrub reads the logs back this often */
+	uint64_t entropy_ns; /* followers compare Merkle trees this often */
 	uint64_t max_events;
 	int trace;	 /* print every event as it happens */
 	int trust_votes; /* skip counting an elected leader's votes (check V) */
@@ -72,10 +78,12 @@ struct sl_sim_result {
 	uint64_t commit_p50_ns, commit_p99_ns; /* append to commit, virtual time */
 	uint64_t elections, leader_changes, step_downs, truncations, truncated_bytes;
 	uint64_t pauses;
-	int beyond;	      /* failures went beyond what the policy tolerates */
-	uint64_t rewritten;   /* of them: committed log replaced (allowed then) */
-	uint64_t rebuilds;    /* nodes whose log left the leader's below their commit */
-	uint64_t truth_bytes; /* committed log at the end */
+	uint64_t rotted, repairs; /* batches rot hit; rewrites in place */
+	uint64_t comparisons;	  /* Merkle comparisons finished */
+	int beyond;		  /* failures went beyond what the policy tolerates */
+	uint64_t rewritten;	  /* of them: committed log replaced (allowed then) */
+	uint64_t rebuilds;	  /* nodes whose log left the leader's below their commit */
+	uint64_t truth_bytes;	  /* committed log at the end */
 };
 
 struct sl_sim;

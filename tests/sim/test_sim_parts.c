@@ -300,6 +300,45 @@ static void disk_truncate_and_lookups(void **state)
 	sl_sim_disk_destroy(&d);
 }
 
+/* Rot hits durable batches only; the disk remembers which until a rewrite
+ * with the batch appended there, or a cut, removes them. */
+static void disk_rot_and_rewrite(void **state)
+{
+	struct sl_sim_disk d;
+	uint64_t rng = 7;
+
+	(void)state;
+	make_chain();
+	assert_int_equal(sl_sim_disk_init(&d, 1 << 16, 64, 64, NULL), 0);
+	disk_write_all(&d, 6, 0);
+	sl_sim_disk_sync(&d, 20);				  /* batches 0..2 durable */
+	assert_int_equal(sl_sim_disk_flip(&d, 4, &rng), -EINVAL); /* not durable */
+	assert_int_equal(sl_sim_disk_flip(&d, 1, &rng), 0);
+	assert_false(sl_sim_disk_intact(&d, 1));
+	assert_true(sl_sim_disk_rotten(&d, 1));
+	assert_true(sl_sim_disk_intact(&d, 0));
+	/* A rotten batch is not a valid one to copy; batch 0 is. */
+	assert_int_equal(sl_sim_disk_misplace(&d, 1, 2), -EINVAL);
+	assert_int_equal(sl_sim_disk_misplace(&d, 0, 2), 0);
+	assert_false(sl_sim_disk_intact(&d, 2));
+	assert_int_equal(d.n_rot, 2);
+	/* Only the batch appended there repairs it. */
+	assert_int_equal(sl_sim_disk_rewrite(&d, chain_end(1), enc[0], (size_t)enc_len[0]),
+			 -EINVAL);
+	assert_int_equal(sl_sim_disk_rewrite(&d, chain_end(1) + 1, enc[1], (size_t)enc_len[1]),
+			 -ENOENT);
+	assert_int_equal(sl_sim_disk_rewrite(&d, chain_end(4), enc[4], (size_t)enc_len[4]),
+			 -ENOENT); /* not durable */
+	assert_int_equal(sl_sim_disk_rewrite(&d, chain_end(1), enc[1], (size_t)enc_len[1]), 0);
+	assert_true(sl_sim_disk_intact(&d, 1));
+	assert_false(sl_sim_disk_rotten(&d, 1));
+	assert_int_equal(d.n_rot, 1);
+	/* Cutting the rotten batch forgets its rot. */
+	assert_int_equal(sl_sim_disk_truncate(&d, chain_end(2)), 0);
+	assert_int_equal(d.n_rot, 0);
+	sl_sim_disk_destroy(&d);
+}
+
 static void disk_drop_pending_is_volatile(void **state)
 {
 	struct sl_sim_disk d;
@@ -514,6 +553,7 @@ int main(void)
 	    cmocka_unit_test(disk_crash_recover),
 	    cmocka_unit_test(disk_truncate_and_lookups),
 	    cmocka_unit_test(disk_drop_pending_is_volatile),
+	    cmocka_unit_test(disk_rot_and_rewrite),
 	    cmocka_unit_test(net_forges_one_field),
 	    cmocka_unit_test(net_partitions_and_heal),
 	    cmocka_unit_test(quorum_independent),
