@@ -73,8 +73,10 @@ static const char usage[] =
     "                    and storage errors (of followers only, unless failover);\n"
     "                    failover = leader crashes, quick double failovers, leader\n"
     "                    pauses, crashes of candidates, power losses, and the\n"
-    "                    operator's leadership transfers and step-downs (needs\n"
-    "                    elections); rot = bit flips and a valid batch copied to\n"
+    "                    operator's leadership transfers and step-downs, and in\n"
+    "                    1 seed of 4 a forced promotion (promote --force) of the\n"
+    "                    follower with the shortest log (needs elections); rot = bit flips and a "
+    "valid batch copied to\n"
     "                    the wrong offset in durable batches of one replica at a\n"
     "                    time (in 1 seed of 4 of the derived mix), which the\n"
     "                    scrub finds and anti-entropy repairs from a peer\n"
@@ -106,7 +108,11 @@ static const char usage[] =
     "--max-events is reported INCOMPLETE and does not fail. beyond=1 marks a run\n"
     "whose failures went past what its policy tolerates (e.g. ack_level=received\n"
     "and a crash losing acknowledged data): its committed log may then be\n"
-    "rewritten, which is counted, not failed.\n"
+    "rewritten, which is counted, not failed. After a forced promotion, committed\n"
+    "records from the forced node's next LSN on (the range it declares may be\n"
+    "lost) may be replaced, counted as forced_lost; E anti-entropy (a rotten batch\n"
+    "left unrepaired or read back as good, a log not equal to the committed log\n"
+    "byte for byte at the end).\n"
     "\n"
     "Exit status: 0 when no run failed (with --expect-violation: when some run\n"
     "violated (a), (d) or V), 1 otherwise, 2 on a usage error.\n";
@@ -445,6 +451,8 @@ static void derive_rot(const struct opts *o, uint64_t seed, struct sl_sim_params
 	p->entropy_ns = sl_sim_range(&rng, 5 * MS, 300 * MS);
 	if (!(p->faults & SL_SIM_FAULT_ROT))
 		p->rots = 0;
+	/* promote --force in 1 failover seed of 4 */
+	p->forces = sl_sim_below(&rng, 4) == 0 && (p->faults & SL_SIM_FAULT_FAILOVER);
 }
 
 static void derive(const struct opts *o, uint64_t seed, uint64_t *rng, struct sl_sim_params *p)
@@ -513,8 +521,8 @@ static void print_params(const struct sl_sim_params *p)
 	       p->elect ? "on" : "off", (double)p->election_timeout_ns / MS, p->leader_crashes,
 	       p->double_failovers, p->pauses, p->candidate_crashes, p->power_losses, p->transfers,
 	       p->stepdowns);
-	printf(" rots=%u scrub_ms=%.1f entropy_ms=%.1f", p->rots, (double)p->scrub_ns / MS,
-	       (double)p->entropy_ns / MS);
+	printf(" rots=%u scrub_ms=%.1f entropy_ms=%.1f forces=%u", p->rots,
+	       (double)p->scrub_ns / MS, (double)p->entropy_ns / MS, p->forces);
 }
 
 static void print_result(const struct sl_sim_result *r)
@@ -539,8 +547,9 @@ static void print_result(const struct sl_sim_result *r)
 	       " rebuilds=%" PRIu64,
 	       r->elections, r->leader_changes, r->step_downs, r->truncations, r->truncated_bytes,
 	       r->beyond, r->rewritten, r->rebuilds);
-	printf(" rotted=%" PRIu64 " repairs=%" PRIu64 " comparisons=%" PRIu64, r->rotted,
-	       r->repairs, r->comparisons);
+	printf(" rotted=%" PRIu64 " repairs=%" PRIu64 " comparisons=%" PRIu64 " forced=%" PRIu64
+	       " forced_lost=%" PRIu64,
+	       r->rotted, r->repairs, r->comparisons, r->forces, r->forced_lost);
 	printf(" commit_us=%" PRIu64 "/%" PRIu64 " events=%" PRIu64 " vtime_ms=%.1f\n",
 	       r->commit_p50_ns / US, r->commit_p99_ns / US, r->events, (double)r->vtime_ns / MS);
 }
@@ -550,7 +559,7 @@ static void print_result(const struct sl_sim_result *r)
 struct tally {
 	uint64_t runs, failed, incomplete, committed, expected_hits;
 	uint64_t elect_runs, failover_runs, leader_changes, truncations, beyond;
-	uint64_t rot_runs, rotted, repairs;
+	uint64_t rot_runs, rotted, repairs, forces, forced_lost;
 	uint64_t first_failed[8];
 };
 
@@ -584,6 +593,8 @@ static int run_seed(struct sl_sim *sim, const struct opts *o, uint64_t seed, str
 	t->rot_runs += (p.faults & SL_SIM_FAULT_ROT) != 0;
 	t->rotted += r.rotted;
 	t->repairs += r.repairs;
+	t->forces += r.forces;
+	t->forced_lost += r.forced_lost;
 	t->leader_changes += r.leader_changes;
 	t->truncations += r.truncations;
 	t->beyond += r.beyond != 0;
@@ -610,10 +621,11 @@ static void summary(const struct opts *o, const struct tally *t, double secs)
 	       " with failover faults), %" PRIu64 " failed, %" PRIu64 " incomplete, %" PRIu64
 	       " records committed, %" PRIu64 " leaders elected, %" PRIu64 " logs cut, %" PRIu64
 	       " runs beyond tolerance, %" PRIu64 " with rot (%" PRIu64 " batches rotted, %" PRIu64
-	       " repaired in place), %.1f s (%.0f seeds/min)",
+	       " repaired in place), %" PRIu64 " forced promotions (%" PRIu64
+	       " committed records lost as they declared), %.1f s (%.0f seeds/min)",
 	       t->runs, t->elect_runs, t->failover_runs, t->failed, t->incomplete, t->committed,
 	       t->leader_changes, t->truncations, t->beyond, t->rot_runs, t->rotted, t->repairs,
-	       secs, secs > 0 ? (double)t->runs * 60 / secs : 0.0);
+	       t->forces, t->forced_lost, secs, secs > 0 ? (double)t->runs * 60 / secs : 0.0);
 	if (t->failed) {
 		printf("; failing seeds:");
 		for (uint64_t i = 0; i < t->failed && i < 8; i++)

@@ -29,6 +29,7 @@ enum sl_sim_ev_type {
 	SL_SIM_EV_STEPDOWN,	   /* the operator has the leader step down */
 	SL_SIM_EV_ROT,		   /* bits flip, or a batch lands at the wrong offset, on a disk */
 	SL_SIM_EV_SCRUB,	   /* every node's scrub reads its log back */
+	SL_SIM_EV_FORCE,	   /* the operator forces a follower to lead (promote --force) */
 	SL_SIM_EV_TYPES
 };
 

@@ -175,7 +175,12 @@ struct sl_sim {
 	const struct sl_sim_params *prm;
 	struct sl_sim_result *res;
 	uint64_t *rng;
-	uint64_t rng_rot; /* rot and scrub draw from their own stream */
+	uint64_t rng_rot; /* rot, scrub and forced promotions draw from their own stream */
+	/* shipctl promote --force: the node forced (-1 none), the epoch it then
+	 * leads (0 not yet), and the range the promotion declares may be lost:
+	 * LSNs from force_lsn on, positions from force_pos on. */
+	int force_node;
+	uint64_t force_epoch, force_lsn, force_pos;
 	uint64_t now;
 	struct sl_proto_config cfg;
 	struct sl_ack_policy clean; /* the policy without the debug switches */
@@ -377,6 +382,38 @@ static void truth_copy(struct sl_sim *s, const struct sim_node *n, uint64_t from
 	sl_sim_disk_sync(&s->truth, 0);
 }
 
+/* The leader of the forced epoch commits a log that leaves the committed
+ * log: allowed where the promotion said records may be lost (from
+ * force_pos on, both logs agreeing before it), which the committed log
+ * then loses. So are commits there by leaders of older epochs, which the
+ * committed log never takes. 1 when accepted. */
+static int forced_loss(struct sl_sim *s, struct sim_node *n, uint64_t pos)
+{
+	uint64_t fp = s->force_pos;
+
+	/* A leader of an older epoch that still commits (it has not heard of
+	 * the forced one yet) commits only what the promotion declared lost. */
+	if (s->force_epoch && n->lead_epoch < s->force_epoch && pos > fp && s->truth.end >= fp &&
+	    sl_sim_disk_crc_at_end(&n->disk, fp) == sl_sim_disk_crc_at_end(&s->truth, fp)) {
+		trace(s, (int)n->idx,
+		      "commit to %" PRIu64 " in epoch %" PRIu64 ", older than the forced one: lost",
+		      pos, n->lead_epoch);
+		return 1;
+	}
+	if (!s->force_epoch || n->lead_epoch != s->force_epoch || (int)n->idx != s->force_node ||
+	    pos < fp || s->truth.end <= fp || sl_sim_disk_crc_at_end(&n->disk, fp) < 0 ||
+	    sl_sim_disk_crc_at_end(&n->disk, fp) != sl_sim_disk_crc_at_end(&s->truth, fp))
+		return 0;
+	trace(s, (int)n->idx,
+	      "FORCED LOSS: committed LSNs %" PRIu64 "..%" PRIu64 " (from position %" PRIu64
+	      ") replaced, as the promotion declared",
+	      sl_sim_disk_lsn_below(&s->truth, fp) + 1, s->truth.next_lsn - 1, fp);
+	s->res->forced_lost += s->truth.next_lsn - 1 - sl_sim_disk_lsn_below(&s->truth, fp);
+	sl_sim_disk_truncate(&s->truth, fp);
+	truth_copy(s, n, fp, pos);
+	return 1;
+}
+
 /* Leader n commits (or makes deliverable) its log up to `pos`: it must
  * extend the committed log. */
 static void truth_extend(struct sl_sim *s, struct sim_node *n, uint64_t pos)
@@ -385,6 +422,8 @@ static void truth_extend(struct sl_sim *s, struct sim_node *n, uint64_t pos)
 	int64_t mine = sl_sim_disk_crc_at_end(&n->disk, at);
 	int64_t theirs = sl_sim_disk_crc_at_end(&s->truth, at);
 
+	if ((mine != theirs || mine < 0) && forced_loss(s, n, pos))
+		return;
 	if (mine != theirs || mine < 0) {
 		if (!s->res->beyond) {
 			sl_sim_violation(&s->chk, 'a', (int)n->idx, at, UINT64_MAX, s->now,
@@ -455,6 +494,11 @@ static void check_election(struct sl_sim *s, struct sim_node *n, uint64_t epoch)
 	if (n->votes_epoch == epoch)
 		votes = (unsigned)__builtin_popcount(n->votes_from & ~(1u << n->idx));
 	votes += n->sb_epoch == epoch && n->sb_vote == n->id; /* its own, persisted */
+	if (s->force_node == (int)n->idx && !s->force_epoch) {
+		s->force_epoch = epoch; /* leads on its own vote: the operator's order */
+		trace(s, (int)n->idx, "leads epoch %" PRIu64 " as forced", epoch);
+		return;
+	}
 	if (votes < s->votes && !s->prm->trust_votes)
 		sl_sim_violation(&s->chk, 'V', (int)n->idx, UINT64_MAX, UINT64_MAX, s->now,
 				 "leads epoch %" PRIu64 " with %u persisted/received votes, the "
@@ -712,7 +756,8 @@ static int cb_truncate(void *ctx, uint64_t pos, uint64_t lsn)
 	trace(s, (int)n->idx, "TRUNCATE pos=%" PRIu64 " lsn=%" PRIu64 " (log end %" PRIu64 ")", pos,
 	      lsn, n->disk.end);
 	if (pos < n->disk.end) {
-		if (i >= 0 && committed_batch(s, pos, n->disk.idx[i].hdr_crc) && !s->res->beyond)
+		if (i >= 0 && committed_batch(s, pos, n->disk.idx[i].hdr_crc) && !s->res->beyond &&
+		    !(s->force_node >= 0 && pos >= s->force_pos))
 			sl_sim_violation(&s->chk, 'a', (int)n->idx, pos, lsn, s->now,
 					 "cuts a committed batch from its log");
 		if (sl_sim_disk_truncate(&n->disk, pos) < 0 || n->disk.next_lsn != lsn)
@@ -969,14 +1014,17 @@ static int cb_deliver(void *ctx, const struct sl_batch_hdr *h, const uint8_t *ba
 		return 0;
 	}
 	truth_from_status(s, n);
-	if (!committed_batch(s, h->position, h->hdr_crc) && !s->res->beyond) {
+	if (s->force_epoch && h->epoch < s->force_epoch && h->position >= s->force_pos) {
+		trace(s, (int)n->idx, "delivered what the forced promotion declared lost");
+	} else if (!committed_batch(s, h->position, h->hdr_crc) && !s->res->beyond) {
 		sl_sim_violation(&s->chk, 'c', (int)n->idx, h->position, last, s->now,
 				 "delivered a batch that is not committed (committed log: %" PRIu64
 				 " bytes, LSNs to %" PRIu64 ")",
 				 s->truth.end, s->truth.next_lsn - 1);
 		return 0;
 	}
-	if (!s->res->beyond && !truth_bytes(s, h->position, batch, len)) {
+	if (!s->res->beyond && !truth_bytes(s, h->position, batch, len) &&
+	    !(s->force_epoch && h->epoch < s->force_epoch && h->position >= s->force_pos)) {
 		sl_sim_violation(&s->chk, 'c', (int)n->idx, h->position, last, s->now,
 				 "delivered a batch whose %zu bytes are not the committed ones",
 				 len);
@@ -1718,6 +1766,38 @@ static void ev_transfer(struct sl_sim *s)
 	      (int64_t)sl_proto_transfer(n->p, s->node[to].id, s->now));
 }
 
+/* shipctl promote --force: the running follower with the shortest log (a
+ * minority, likely) leads without an election; once, per run. */
+static void ev_force(struct sl_sim *s)
+{
+	struct sim_node *n = NULL;
+	int rc;
+
+	if (s->healed || s->force_node >= 0 || s->res->beyond)
+		return;
+	for (unsigned i = 0; i < n_nodes(s); i++) {
+		struct sim_node *c = &s->node[i];
+
+		if (running(c) && c->role != SL_ROLE_LEADER && !c->disk.n_rot &&
+		    (!n || c->disk.end < n->disk.end))
+			n = c;
+	}
+	if (!n)
+		return;
+	sl_proto_get_status(n->p, &s->st2);
+	rc = sl_proto_force_lead(n->p, s->now);
+	trace(s, (int)n->idx,
+	      "FORCE (promote --force): %" PRId64 ", LSNs from %" PRIu64 " (position %" PRIu64
+	      ") may be lost",
+	      (int64_t)rc, s->st2.next_lsn, s->st2.log_end);
+	if (rc < 0)
+		return;
+	s->force_node = (int)n->idx;
+	s->force_lsn = s->st2.next_lsn;
+	s->force_pos = s->st2.log_end;
+	s->res->forces++;
+}
+
 static void ev_stepdown(struct sl_sim *s)
 {
 	struct sim_node *n = cur_leader(s);
@@ -1975,6 +2055,9 @@ static void dispatch(struct sl_sim *s, const struct sl_sim_event *e)
 	case SL_SIM_EV_ROT:
 		ev_rot(s);
 		break;
+	case SL_SIM_EV_FORCE:
+		ev_force(s);
+		break;
 	case SL_SIM_EV_SCRUB:
 		ev_scrub(s);
 		break;
@@ -2122,7 +2205,7 @@ static void check_node(struct sl_sim *s, struct sim_node *n)
 	if (!n->up || !n->p)
 		return;
 	sl_proto_get_status(n->p, st);
-	if (st->failed == -EPROTO && !s->res->beyond)
+	if (st->failed == -EPROTO && !s->res->beyond && s->force_node < 0)
 		sl_sim_violation(&s->chk, 'a', (int)n->idx, UINT64_MAX, UINT64_MAX, s->now,
 				 "refused a leader whose log leaves its own below its commit "
 				 "position (%s)",
@@ -2437,6 +2520,8 @@ static void plan_failover(struct sl_sim *s)
 		push(s, rand_time(s), SL_SIM_EV_TRANSFER, 0, 0);
 	for (uint32_t k = 0; k < p->stepdowns; k++)
 		push(s, rand_time(s), SL_SIM_EV_STEPDOWN, 0, 0);
+	if (p->forces)
+		push(s, sl_sim_below(&s->rng_rot, p->fault_ns), SL_SIM_EV_FORCE, 0, 0);
 }
 
 static void plan_faults(struct sl_sim *s)
@@ -2576,6 +2661,8 @@ static void reset_run(struct sl_sim *s, const struct sl_sim_params *prm, uint64_
 	s->res = r;
 	s->rng = rng;
 	s->rng_rot = sl_sim_mix(prm->seed ^ 0x726f74726f74ull);
+	s->force_node = -1;
+	s->force_epoch = s->force_lsn = s->force_pos = 0;
 	s->now = 0;
 	s->appended = 0;
 	sl_hist_reset(&s->commit_lat);

@@ -54,6 +54,7 @@ struct sl_sim_params {
 	uint32_t transfers, stepdowns; /* operator actions (shipctl promote, stepdown) */
 	uint64_t pause_max_ns;
 	uint32_t rots;	     /* rot events (SL_SIM_FAULT_ROT) */
+	uint32_t forces;     /* operator's promote --force (failover faults) */
 	uint64_t scrub_ns;   /* the scrub reads the logs back this often */
 	uint64_t entropy_ns; /* followers compare Merkle trees this often */
 	uint64_t max_events;
@@ -80,6 +81,8 @@ struct sl_sim_result {
 	uint64_t pauses;
 	uint64_t rotted, repairs; /* batches rot hit; rewrites in place */
 	uint64_t comparisons;	  /* Merkle comparisons finished */
+	uint64_t forces;	  /* forced promotions done */
+	uint64_t forced_lost;	  /* committed records they replaced, as declared */
 	int beyond;		  /* failures went beyond what the policy tolerates */
 	uint64_t rewritten;	  /* of them: committed log replaced (allowed then) */
 	uint64_t rebuilds;	  /* nodes whose log left the leader's below their commit */
