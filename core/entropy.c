@@ -133,9 +133,15 @@ static void on_repair_req(struct sl_proto *p, const struct sl_frame *f)
 	struct sl_entropy *e = &p->ent;
 	uint64_t pos = f->rreq.pos;
 	struct sl_frame d = {.hdr.type = SL_FRAME_REPAIR};
+	struct sl_proto_tree t;
+	uint64_t j;
 	int n;
 
-	if (f->rreq.len > p->enc_cap || pos + f->rreq.len > p->durable_pos)
+	if (f->rreq.len > p->enc_cap || pos + f->rreq.len > p->durable_pos || get_tree(p, &t) < 0)
+		return;
+	/* Past the commit our batches may start elsewhere: read only one of ours. */
+	j = leaves_before(&t, pos);
+	if (j >= t.leaves || t.leaf_pos[j] != pos)
 		return;
 	n = p->ops.read(p->ops.ctx, pos, e->sbuf, p->enc_cap);
 	if (n < 0 || (uint32_t)n != f->rreq.len)
