@@ -368,6 +368,11 @@ static void truth_copy(struct sl_sim *s, const struct sim_node *n, uint64_t from
 		const struct sl_sim_bref *b = &n->disk.idx[i];
 		const uint8_t *bytes = batch_bytes(s, n, (uint32_t)i);
 
+		if (!bytes && s->res->beyond) {
+			trace(s, (int)n->idx, "committed log stops at %" PRIu64 ": no intact copy",
+			      b->pos); /* the good copies went beyond tolerance */
+			return;
+		}
 		if (!bytes) {
 			sl_sim_violation(&s->chk, 'E', (int)n->idx, b->pos, b->base_lsn, s->now,
 					 "a batch committed where no node holds an intact copy");
@@ -1815,6 +1820,8 @@ static void ev_resume(struct sim_node *n)
 	}
 }
 
+static void lost_rot(struct sl_sim *s, struct sim_node *n);
+
 static void rebuild(struct sl_sim *s, struct sim_node *n)
 {
 	trace(s, (int)n->idx, "REBUILD from an empty log");
@@ -1837,6 +1844,8 @@ static void ev_rebuild(struct sl_sim *s, struct sim_node *n)
 	if (s->st2.failed != -EPROTO)
 		return; /* restarted meanwhile, and following */
 	rebuild(s, n);
+	for (unsigned i = 0; i < n_nodes(s); i++) /* it may have held the good copies */
+		lost_rot(s, &s->node[i]);
 }
 
 static void ev_storage_err(struct sl_sim *s, struct sim_node *n)
@@ -1947,6 +1956,20 @@ static void ev_scrub(struct sl_sim *s)
 	push(s, s->now + s->prm->scrub_ns, SL_SIM_EV_SCRUB, 0, 0);
 }
 
+/* Beyond tolerance (or after a forced promotion) the good copies of a
+ * rotten batch may be gone (cut, rebuilt): nothing can repair it, and the
+ * operator rebuilds the node. */
+static void lost_rot(struct sl_sim *s, struct sim_node *n)
+{
+	for (uint32_t r = 0; r < n->disk.n_rot && n->up && n->p; r++)
+		if (!good_copy_elsewhere(s, n, n->disk.rot[r])) {
+			trace(s, (int)n->idx, "no intact copy of its rotten batch at %" PRIu64,
+			      n->disk.idx[n->disk.rot[r]].pos);
+			rebuild(s, n);
+			return;
+		}
+}
+
 /* End of the fault phase: a perfect network, every node up, running and
  * healthy (the operator restarts a failed node). */
 static void ev_heal_all(struct sl_sim *s)
@@ -1957,6 +1980,8 @@ static void ev_heal_all(struct sl_sim *s)
 	for (unsigned k = 0; k < s->n_parts; k++)
 		s->part[k].active = 0;
 	trace(s, -1, "HEAL ALL");
+	for (unsigned i = 0; i < n_nodes(s) && s->res->beyond; i++)
+		lost_rot(s, &s->node[i]);
 	for (unsigned i = 0; i < n_nodes(s); i++) {
 		struct sim_node *n = &s->node[i];
 
