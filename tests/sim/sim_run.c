@@ -392,6 +392,15 @@ static void truth_copy(struct sl_sim *s, const struct sim_node *n, uint64_t from
  * force_pos on, both logs agreeing before it), which the committed log
  * then loses. So are commits there by leaders of older epochs, which the
  * committed log never takes. 1 when accepted. */
+/* Does this log hold the forced history: the forced epoch's first batch at
+ * force_pos? */
+static int forced_history(const struct sl_sim *s, const struct sl_sim_disk *d)
+{
+	int64_t i = sl_sim_disk_find(d, s->force_pos);
+
+	return s->force_epoch && i >= 0 && d->idx[i].epoch == s->force_epoch;
+}
+
 static int forced_loss(struct sl_sim *s, struct sim_node *n, uint64_t pos)
 {
 	uint64_t fp = s->force_pos;
@@ -405,7 +414,10 @@ static int forced_loss(struct sl_sim *s, struct sim_node *n, uint64_t pos)
 		      pos, n->lead_epoch);
 		return 1;
 	}
-	if (!s->force_epoch || n->lead_epoch != s->force_epoch || (int)n->idx != s->force_node ||
+	/* A leader of the forced history (the forced epoch's first batch at
+	 * fp: the forced node, or any later leader whose log took it over),
+	 * while the committed log does not hold that history yet. */
+	if (!s->force_epoch || !forced_history(s, &n->disk) || forced_history(s, &s->truth) ||
 	    pos < fp || s->truth.end <= fp || sl_sim_disk_crc_at_end(&n->disk, fp) < 0 ||
 	    sl_sim_disk_crc_at_end(&n->disk, fp) != sl_sim_disk_crc_at_end(&s->truth, fp))
 		return 0;
@@ -1961,6 +1973,8 @@ static void ev_scrub(struct sl_sim *s)
  * operator rebuilds the node. */
 static void lost_rot(struct sl_sim *s, struct sim_node *n)
 {
+	if (!s->prm->elect)
+		return; /* node 1 leads for good: no rebuild, no other leader */
 	for (uint32_t r = 0; r < n->disk.n_rot && n->up && n->p; r++)
 		if (!good_copy_elsewhere(s, n, n->disk.rot[r])) {
 			trace(s, (int)n->idx, "no intact copy of its rotten batch at %" PRIu64,
@@ -2256,6 +2270,11 @@ static void check_node(struct sl_sim *s, struct sim_node *n)
 				 ", lsn %" PRIu64 ")",
 				 n->commit_pos, n->commit_lsn);
 	if (st->safe_pos > s->truth.end)
+		truth_extend(s, n, st->safe_pos);
+	/* The forced leader commits its epoch's first batch (no new LSN, no
+	 * commit callback) where the committed log may hold others. */
+	if (s->force_epoch && forced_history(s, &n->disk) && !forced_history(s, &s->truth) &&
+	    st->safe_pos > s->force_pos)
 		truth_extend(s, n, st->safe_pos);
 	check_a(s, n, st);
 	check_d(s, n, st);
