@@ -773,8 +773,9 @@ static int cb_truncate(void *ctx, uint64_t pos, uint64_t lsn)
 	trace(s, (int)n->idx, "TRUNCATE pos=%" PRIu64 " lsn=%" PRIu64 " (log end %" PRIu64 ")", pos,
 	      lsn, n->disk.end);
 	if (pos < n->disk.end) {
+		/* After a forced promotion, by LSN: an empty batch may precede force_pos. */
 		if (i >= 0 && committed_batch(s, pos, n->disk.idx[i].hdr_crc) && !s->res->beyond &&
-		    !(s->force_node >= 0 && pos >= s->force_pos))
+		    !(s->force_node >= 0 && lsn >= s->force_lsn))
 			sl_sim_violation(&s->chk, 'a', (int)n->idx, pos, lsn, s->now,
 					 "cuts a committed batch from its log");
 		if (sl_sim_disk_truncate(&n->disk, pos) < 0 || n->disk.next_lsn != lsn)
