@@ -91,9 +91,11 @@ static void usage(FILE *f)
 		"      --force          make NODE lead without an election (ask NODE itself,\n"
 		"                       the first -s / -c): for when no quorum of voters is\n"
 		"                       left. Refused without the flag. Prints the LSNs that\n"
-		"                       may be lost: from NODE's next LSN to the highest LSN\n"
-		"                       a leader is known to have appended, as NODE and every\n"
-		"                       other -s / -c given (the nodes still reachable) saw it\n"
+		"                       may be lost: from the first LSN NODE does not know\n"
+		"                       committed (its log past there may differ from the\n"
+		"                       committed one) to the highest LSN a leader is known\n"
+		"                       to have appended, as NODE and every other -s / -c\n"
+		"                       given (the nodes still reachable) saw it\n"
 		"lag:\n"
 		"  -n, --count N        stop after N refreshes (default: until Ctrl-C)\n"
 		"  -i, --interval MS    between refreshes (default %d; tail -f: 200)\n"
@@ -216,7 +218,9 @@ static void add_name(char *list, size_t cap, const char *name)
 	snprintf(list + n, cap - n, "%s%s", n ? ", " : "", name);
 }
 
-/* promote --force: the LSNs that may be lost run from the target's next LSN
+/* promote --force: the LSNs that may be lost run from the first LSN the
+ * target does not know committed (past its commit its log may hold an older
+ * epoch's tail that a later leader committed over: forced, that tail wins)
  * to the highest LSN any node asked (the target, then every other -s / -c)
  * knows a leader appended (node.heard_lsn: its own log, or a batch header a
  * leader sent it). Asked before the force, so the target's log is as it was. */
@@ -224,7 +228,7 @@ static void print_lost(const struct ctl_opts *o, const char *target)
 {
 	static char reply[SL_CTL_REPLY_MAX + 1];
 	char asked[256] = "", gone[512] = "", name[32];
-	uint64_t a = 0, b = 0, from = 0, id, heard;
+	uint64_t a = 0, b = 0, from = 0, id, heard, commit = 0, delivered = 0, next = 0;
 
 	for (int i = 0; i < (o->nsockets > 1 ? o->nsockets : 1); i++) {
 		const char *sock = i == 0 ? target : o->sockets[i];
@@ -233,9 +237,15 @@ static void print_lost(const struct ctl_opts *o, const char *target)
 				   reply, sizeof(reply)) <= 0 ||
 		    sl_ctl_json_u64(reply, "node.node_id", &id) ||
 		    sl_ctl_json_u64(reply, "node.heard_lsn", &heard) ||
-		    (i == 0 && sl_ctl_json_u64(reply, "node.next_lsn", &a))) {
+		    (i == 0 && (sl_ctl_json_u64(reply, "node.commit_lsn", &commit) ||
+				sl_ctl_json_u64(reply, "node.delivered_lsn", &delivered) ||
+				sl_ctl_json_u64(reply, "node.next_lsn", &next)))) {
 			add_name(gone, sizeof(gone), sock);
 			continue;
+		}
+		if (i == 0) { /* committed records it does not hold are lost too */
+			commit = commit > delivered ? commit : delivered;
+			a = commit < next ? commit + 1 : next;
 		}
 		snprintf(name, sizeof(name), "%" PRIu64, id);
 		add_name(asked, sizeof(asked), name);

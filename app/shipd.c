@@ -309,6 +309,7 @@ static int elect_request(struct shipd *d, const char *req, char *reply, size_t c
 {
 	const uint32_t self = d->cfg->node.proto.node_id;
 	struct sl_proto_status st;
+	uint64_t known, from, last;
 	unsigned long target = 0;
 	char force[8] = "";
 	int rc, n;
@@ -338,20 +339,28 @@ static int elect_request(struct shipd *d, const char *req, char *reply, size_t c
 	if (force[0]) {
 		if ((rc = sl_node_force_lead(d->node)) < 0)
 			return sl_err_wrap(rc, "promote --force");
-		/* What it holds is kept; what others hold beyond it is cut. */
+		/* What it holds is kept; what others hold beyond it is cut. Past
+		 * what it knows committed its log may be an older epoch's tail a
+		 * later leader committed over: that range may be lost too. */
+		known = st.commit_lsn > st.delivered_lsn ? st.commit_lsn : st.delivered_lsn;
+		/* committed records it does not hold are lost too */
+		from = (known < st.next_lsn - 1 ? known : st.next_lsn - 1) + 1;
+		last = st.heard_lsn > st.next_lsn - 1 ? st.heard_lsn : st.next_lsn - 1;
 		n = snprintf(reply, cap,
 			     "node %" PRIu32
 			     " takes the lead without an election (epoch was %" PRIu64
 			     ")\nkept: lsn 1..%" PRIu64
 			     " (its log; known committed through lsn %" PRIu64 ")\n",
-			     self, st.epoch, st.next_lsn - 1,
-			     st.commit_lsn > st.delivered_lsn ? st.commit_lsn : st.delivered_lsn);
-		if (n > 0 && (size_t)n < cap && st.heard_lsn >= st.next_lsn)
-			n += snprintf(reply + n, cap - (size_t)n,
-				      "may be lost: lsn %" PRIu64 "..%" PRIu64
-				      " as this node knows (a leader appended through lsn %" PRIu64
-				      "), and whatever other nodes hold past lsn %" PRIu64 "\n",
-				      st.next_lsn, st.heard_lsn, st.heard_lsn, st.next_lsn - 1);
+			     self, st.epoch, st.next_lsn - 1, known);
+		if (n > 0 && (size_t)n < cap && last >= from)
+			n += snprintf(
+			    reply + n, cap - (size_t)n,
+			    "may be lost: lsn %" PRIu64 "..%" PRIu64
+			    " as this node knows (not held or not known committed; a leader "
+			    "appended "
+			    "through lsn %" PRIu64 "), and whatever other nodes hold past "
+			    "lsn %" PRIu64 "\n",
+			    from, last, last, st.next_lsn - 1);
 		else if (n > 0 && (size_t)n < cap)
 			n += snprintf(reply + n, cap - (size_t)n,
 				      "may be lost: whatever other nodes hold past lsn %" PRIu64

@@ -177,10 +177,12 @@ struct sl_sim {
 	uint64_t *rng;
 	uint64_t rng_rot; /* rot, scrub and forced promotions draw from their own stream */
 	/* shipctl promote --force: the node forced (-1 none), the epoch it then
-	 * leads (0 not yet), and the range the promotion declares may be lost:
-	 * LSNs from force_lsn on, positions from force_pos on. */
+	 * leads (0 not yet), where that epoch's first batch goes (force_pos, its
+	 * log's end), and the range the promotion declares may be lost: LSNs
+	 * from loss_lsn on, positions from loss_pos on, past what the forced node
+	 * knew committed (its log beyond may be an older epoch's tail). */
 	int force_node;
-	uint64_t force_epoch, force_lsn, force_pos;
+	uint64_t force_epoch, force_pos, loss_lsn, loss_pos;
 	uint64_t now;
 	struct sl_proto_config cfg;
 	struct sl_ack_policy clean; /* the policy without the debug switches */
@@ -389,7 +391,7 @@ static void truth_copy(struct sl_sim *s, const struct sim_node *n, uint64_t from
 
 /* The leader of the forced epoch commits a log that leaves the committed
  * log: allowed where the promotion said records may be lost (from
- * force_pos on, both logs agreeing before it), which the committed log
+ * loss_pos on, both logs agreeing before it), which the committed log
  * then loses. So are commits there by leaders of older epochs, which the
  * committed log never takes. 1 when accepted. */
 /* Does this log hold the forced history: the forced epoch's first batch at
@@ -403,7 +405,7 @@ static int forced_history(const struct sl_sim *s, const struct sl_sim_disk *d)
 
 static int forced_loss(struct sl_sim *s, struct sim_node *n, uint64_t pos)
 {
-	uint64_t fp = s->force_pos;
+	uint64_t fp = s->loss_pos;
 
 	/* A leader of an older epoch that still commits (it has not heard of
 	 * the forced one yet) commits only what the promotion declared lost. */
@@ -773,9 +775,9 @@ static int cb_truncate(void *ctx, uint64_t pos, uint64_t lsn)
 	trace(s, (int)n->idx, "TRUNCATE pos=%" PRIu64 " lsn=%" PRIu64 " (log end %" PRIu64 ")", pos,
 	      lsn, n->disk.end);
 	if (pos < n->disk.end) {
-		/* After a forced promotion, by LSN: an empty batch may precede force_pos. */
+		/* After a forced promotion, by LSN: an empty batch may precede loss_pos. */
 		if (i >= 0 && committed_batch(s, pos, n->disk.idx[i].hdr_crc) && !s->res->beyond &&
-		    !(s->force_node >= 0 && lsn >= s->force_lsn))
+		    !(s->force_node >= 0 && lsn >= s->loss_lsn))
 			sl_sim_violation(&s->chk, 'a', (int)n->idx, pos, lsn, s->now,
 					 "cuts a committed batch from its log");
 		if (sl_sim_disk_truncate(&n->disk, pos) < 0 || n->disk.next_lsn != lsn)
@@ -1032,7 +1034,7 @@ static int cb_deliver(void *ctx, const struct sl_batch_hdr *h, const uint8_t *ba
 		return 0;
 	}
 	truth_from_status(s, n);
-	if (s->force_epoch && h->epoch < s->force_epoch && h->position >= s->force_pos) {
+	if (s->force_epoch && h->epoch < s->force_epoch && h->position >= s->loss_pos) {
 		trace(s, (int)n->idx, "delivered what the forced promotion declared lost");
 	} else if (!committed_batch(s, h->position, h->hdr_crc) && !s->res->beyond) {
 		sl_sim_violation(&s->chk, 'c', (int)n->idx, h->position, last, s->now,
@@ -1042,7 +1044,7 @@ static int cb_deliver(void *ctx, const struct sl_batch_hdr *h, const uint8_t *ba
 		return 0;
 	}
 	if (!s->res->beyond && !truth_bytes(s, h->position, batch, len) &&
-	    !(s->force_epoch && h->epoch < s->force_epoch && h->position >= s->force_pos)) {
+	    !(s->force_epoch && h->epoch < s->force_epoch && h->position >= s->loss_pos)) {
 		sl_sim_violation(&s->chk, 'c', (int)n->idx, h->position, last, s->now,
 				 "delivered a batch whose %zu bytes are not the committed ones",
 				 len);
@@ -1807,12 +1809,16 @@ static void ev_force(struct sl_sim *s)
 	trace(s, (int)n->idx,
 	      "FORCE (promote --force): %" PRId64 ", LSNs from %" PRIu64 " (position %" PRIu64
 	      ") may be lost",
-	      (int64_t)rc, s->st2.next_lsn, s->st2.log_end);
+	      (int64_t)rc,
+	      s->st2.commit_lsn < s->st2.next_lsn ? s->st2.commit_lsn + 1 : s->st2.next_lsn,
+	      s->st2.commit_pos < s->st2.log_end ? s->st2.commit_pos : s->st2.log_end);
 	if (rc < 0)
 		return;
 	s->force_node = (int)n->idx;
-	s->force_lsn = s->st2.next_lsn;
 	s->force_pos = s->st2.log_end;
+	/* Committed records it does not hold are lost too. */
+	s->loss_lsn = s->st2.commit_lsn < s->st2.next_lsn ? s->st2.commit_lsn + 1 : s->st2.next_lsn;
+	s->loss_pos = s->st2.commit_pos < s->st2.log_end ? s->st2.commit_pos : s->st2.log_end;
 	s->res->forces++;
 }
 
@@ -2709,7 +2715,7 @@ static void reset_run(struct sl_sim *s, const struct sl_sim_params *prm, uint64_
 	s->rng = rng;
 	s->rng_rot = sl_sim_mix(prm->seed ^ 0x726f74726f74ull);
 	s->force_node = -1;
-	s->force_epoch = s->force_lsn = s->force_pos = 0;
+	s->force_epoch = s->force_pos = s->loss_lsn = s->loss_pos = 0;
 	s->now = 0;
 	s->appended = 0;
 	sl_hist_reset(&s->commit_lat);
