@@ -168,11 +168,15 @@ static void check_gap(struct sl_proto *p, uint64_t now)
 		return;
 	if ((target = nak_target(p, now)) <= p->log_end)
 		return;
-	/* Back off while NAKs bring no progress (a congested path or a busy
-	 * leader), so repair traffic cannot feed the congestion. */
-	if (p->last_nak && p->log_end == p->nak_log_end)
+	/* Back off while NAKs bring nothing (a congested path or a busy
+	 * leader), so repair traffic cannot feed the congestion; come back
+	 * while they fill holes one fragment at a time (a leader sending few
+	 * frames per turn), though log_end waits for the last of a batch. */
+	if (p->last_nak && p->log_end == p->nak_log_end && p->last_frag_ns <= p->last_nak)
 		p->nak_backoff =
 		    p->nak_backoff < SL_PROTO_NAK_BACKOFF_MAX ? p->nak_backoff * 2 : p->nak_backoff;
+	else if (p->last_nak && p->log_end == p->nak_log_end)
+		p->nak_backoff = p->nak_backoff > 1 ? p->nak_backoff / 2 : 1;
 	else
 		p->nak_backoff = 1;
 	p->nak_log_end = p->log_end;
