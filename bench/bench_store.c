@@ -335,6 +335,18 @@ static const uint8_t *templates_next(struct templates *t, uint64_t n, size_t *le
 	return b;
 }
 
+/* Open a store of this bench's cluster in `dir`, saying why when it fails. */
+static int open_in(char *dir, struct sl_store_opts *so, struct sl_store **s)
+{
+	int rc;
+
+	memcpy(so->cluster_id, bench_cluster, 16);
+	so->dir = dir;
+	if ((rc = sl_store_open(s, so)) < 0)
+		fprintf(stderr, "shipbench store: %s\n", sl_err_msg());
+	return rc;
+}
+
 static int open_bench_store(const char *base, const char *tag, const struct sbench_opts *o,
 			    enum sl_sync_mode mode, struct sl_store **s, char *dir, size_t cap)
 {
@@ -346,18 +358,12 @@ static int open_bench_store(const char *base, const char *tag, const struct sben
 				   .io_mode = SL_IO_AUTO,
 				   .spare_segments = o->spares,
 				   .create = 1};
-	int rc;
-
 	static unsigned serial;
 
 	snprintf(dir, cap, "%s/%s-%s-%u", base, tag, mode_name(mode), serial++);
 	if (mkdir(dir, 0755) < 0 && errno != EEXIST)
 		return -errno;
-	memcpy(so.cluster_id, bench_cluster, 16);
-	so.dir = dir;
-	if ((rc = sl_store_open(s, &so)) < 0)
-		fprintf(stderr, "shipbench store: %s\n", sl_err_msg());
-	return rc;
+	return open_in(dir, &so, s);
 }
 
 /* A store of small segments for the scrub (its sealed ones are scrubbed). */
@@ -372,17 +378,12 @@ static int open_scrub_store(const char *base, const struct sbench_opts *o, struc
 				   .io_mode = SL_IO_AUTO,
 				   .spare_segments = o->spares,
 				   .create = 1};
-	int rc;
 
 	if ((size_t)snprintf(dir, cap, "%s/scrub", base) >= cap)
 		return -ENAMETOOLONG;
 	if (mkdir(dir, 0755) < 0 && errno != EEXIST)
 		return -errno;
-	memcpy(so.cluster_id, bench_cluster, 16);
-	so.dir = dir;
-	if ((rc = sl_store_open(s, &so)) < 0)
-		fprintf(stderr, "shipbench store: %s\n", sl_err_msg());
-	return rc;
+	return open_in(dir, &so, s);
 }
 
 /* Closed loop: append as fast as the store takes batches, then sync. */

@@ -51,21 +51,26 @@ say "comparisons: $it_last"
 grep -q "replicas agree" "$dir/verify1.out" || fail "verify --cluster: $(cat "$dir/verify1.out")"
 say "$(head -1 "$dir/verify1.out")"
 
+# flip_bit FILE OFFSET BIT: invert one bit of one byte in place.
+flip_bit() {
+	python3 - "$1" "$2" "$3" <<'PY'
+import sys
+off, bit = int(sys.argv[2]), int(sys.argv[3])
+with open(sys.argv[1], "r+b") as f:
+    f.seek(off)
+    b = f.read(1)
+    f.seek(off)
+    f.write(bytes([b[0] ^ (1 << bit)]))
+PY
+}
+
 # The flip: follower 2's second segment (sealed: later ones exist), in the
 # payload of the first batch of its first group (segment header block 4096,
 # group header 32 bytes, batch header 96).
 seg=$(ls "$dir/n2"/*.seg | sort | sed -n 2p)
 [ -n "$seg" ] && [ "$(ls "$dir/n2"/*.seg | wc -l)" -ge 3 ] || fail "node 2 has too few segments"
 before=$(it_field 2 entropy.repairs entropy.scrub_bad | tr '\n' ' ')
-python3 - "$seg" <<'PY'
-import sys
-off = 4096 + 32 + 96 + 1000
-with open(sys.argv[1], "r+b") as f:
-    f.seek(off)
-    b = f.read(1)
-    f.seek(off)
-    f.write(bytes([b[0] ^ 0x08]))
-PY
+flip_bit "$seg" $((4096 + 32 + 96 + 1000)) 3
 say "flipped bit 3 of byte $((4096 + 32 + 96 + 1000)) of $(basename "$seg") on node 2 (repairs, scrub_bad before: $before)"
 
 repaired() {
@@ -137,15 +142,7 @@ grep -q "that is not the one appended here" "$dir/n3.log" || fail "node 3 logged
 it_stop 2
 seg=$(ls "$dir/n2"/*.seg | sort | sed -n 2p)
 before=$(it_field 1 entropy.repairs_served)
-python3 - "$seg" <<'PY'
-import sys
-off = 4096 + 32 + 96 + 500
-with open(sys.argv[1], "r+b") as f:
-    f.seek(off)
-    b = f.read(1)
-    f.seek(off)
-    f.write(bytes([b[0] ^ 0x40]))
-PY
+flip_bit "$seg" $((4096 + 32 + 96 + 500)) 6
 say "node 2 stopped; flipped bit 6 of byte $((4096 + 32 + 96 + 500)) of $(basename "$seg"); restarting it"
 it_start 2
 healed() {

@@ -389,11 +389,6 @@ static void truth_copy(struct sl_sim *s, const struct sim_node *n, uint64_t from
 	sl_sim_disk_sync(&s->truth, 0);
 }
 
-/* The leader of the forced epoch commits a log that leaves the committed
- * log: allowed where the promotion said records may be lost (from
- * loss_pos on, both logs agreeing before it), which the committed log
- * then loses. So are commits there by leaders of older epochs, which the
- * committed log never takes. 1 when accepted. */
 /* Does this log hold the forced history: the forced epoch's first batch at
  * force_pos? */
 static int forced_history(const struct sl_sim *s, const struct sl_sim_disk *d)
@@ -403,6 +398,11 @@ static int forced_history(const struct sl_sim *s, const struct sl_sim_disk *d)
 	return s->force_epoch && i >= 0 && d->idx[i].epoch == s->force_epoch;
 }
 
+/* The leader of the forced epoch commits a log that leaves the committed
+ * log: allowed where the promotion said records may be lost (from
+ * loss_pos on, both logs agreeing before it), which the committed log
+ * then loses. So are commits there by leaders of older epochs, which the
+ * committed log never takes. 1 when accepted. */
 static int forced_loss(struct sl_sim *s, struct sim_node *n, uint64_t pos)
 {
 	uint64_t fp = s->loss_pos;
