@@ -255,6 +255,7 @@ static void out_entropy(struct out *o, const struct sl_ctl_status *s)
 	u64(o, "repairs_pending", e->repairs_pending);
 	u64(o, "repairs_served", e->repairs_served);
 	u64(o, "holes", e->holes);
+	u64(o, "tails_given_up", e->tails_given_up);
 	u64(o, "scrub_passes", s->loop.scrub_passes);
 	u64(o, "scrub_steps", s->loop.scrub_steps);
 	u64(o, "scrub_bad", s->loop.scrub_bad);

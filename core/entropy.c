@@ -360,14 +360,21 @@ static void hole_filled(struct sl_proto *p, uint64_t pos)
 		}
 }
 
-/* The log was cut at `pos`: holes past it went with it. */
+/* The log was cut at `pos`: holes and repairs past it went with it. */
 void sl_entropy_cut(struct sl_proto *p, uint64_t pos)
 {
 	struct sl_entropy *e = &p->ent;
+	uint32_t kept = 0;
 
 	for (uint32_t k = e->nholes; k-- > 0;)
 		if (e->holes[k].pos + e->holes[k].len > pos)
 			e->holes[k] = e->holes[--e->nholes];
+	for (uint32_t k = 0; k < e->nwant; k++)
+		if (e->want[k].pos + e->want[k].len <= pos)
+			e->want[kept++] = e->want[k];
+	e->nwant = kept;
+	if (e->rlen && e->rpos + e->rlen > pos)
+		e->rlen = 0; /* the next one is taken at the next tick */
 }
 
 /* Ask for each hole the commit position has passed (a hole repair that
@@ -509,6 +516,88 @@ static void on_repair(struct sl_proto *p, const struct sl_frame *f, uint64_t now
 		repair_done(p, now);
 }
 
+/* ---- an unreadable tail nobody else holds ---- */
+
+/* Leader: the batch at `pos` of its own log cannot be read (a send or the
+ * scrub found it bad): ask for a good copy like any other, its length and
+ * leaf from the tree. */
+void sl_entropy_unreadable(struct sl_proto *p, uint64_t pos)
+{
+	struct sl_proto_tree t;
+	uint64_t j, end, leaf;
+
+	if (!p->ent.on || p->role != SL_ROLE_LEADER || get_tree(p, &t) < 0)
+		return;
+	j = leaves_before(&t, pos);
+	if (j >= t.leaves || t.leaf_pos[j] != pos || sl_merkle_node(t.m, 0, j, &leaf) < 0)
+		return;
+	end = j + 1 < t.leaves ? t.leaf_pos[j + 1] : p->durable_pos;
+	if (end > pos && end - pos <= p->enc_cap)
+		(void)sl_proto_repair(p, pos, (uint32_t)(end - pos), leaf, 0);
+}
+
+/* No follower can ever send the leader the batch ending at `end`: each has
+ * reported in this epoch (so its log is a prefix of ours) a log that ends
+ * before it. */
+static int held_by_none(const struct sl_proto *p, uint64_t end)
+{
+	if (p->el.fresh)
+		return 0; /* one has not told us yet where its log ends */
+	for (uint32_t k = 0; k < p->n_peers; k++)
+		if (p->peers[k].received >= end)
+			return 0;
+	return 1;
+}
+
+/* Where the log is cut at the batch at `pos`: the LSN that starts it and
+ * the header CRC it chains to, from the batch before it (in the window or
+ * read back). 0, or -EAGAIN when that batch cannot be read now. */
+static int cut_point(struct sl_proto *p, uint64_t pos, uint64_t *lsn, uint32_t *crc)
+{
+	struct sl_proto_tree t;
+	struct sl_batch_hdr h;
+	uint64_t j;
+	int n;
+
+	if (pos == 0) {
+		*lsn = 1;
+		*crc = 0;
+		return 0;
+	}
+	if (get_tree(p, &t) < 0 || (j = leaves_before(&t, pos)) == 0)
+		return -EAGAIN;
+	n = p->ops.read(p->ops.ctx, t.leaf_pos[j - 1], p->ent.sbuf, p->enc_cap);
+	if (n < 0 || sl_batch_decode_hdr(p->ent.sbuf, (size_t)n, &p->cfg.limits, &h) < 0 ||
+	    h.position != t.leaf_pos[j - 1] || h.position + (uint64_t)n != pos)
+		return -EAGAIN;
+	*lsn = h.base_lsn + h.record_count;
+	*crc = h.hdr_crc;
+	return 0;
+}
+
+/* The leader's batch being repaired is past what a quorum holds, not in its
+ * window, unreadable, and held by no follower: nobody can send it, so no
+ * quorum ever held it (a committed batch is on a quorum, and in every
+ * leader's log) and none ever will. The leader gives that uncommitted
+ * suffix up: it steps down (the epoch ends, so whoever waits on those LSNs
+ * is told, as when any epoch ends) and cuts its log there, as divergence
+ * repair would; the next leader, it or another, goes on from there. */
+static void give_up_tail(struct sl_proto *p, uint64_t now)
+{
+	struct sl_entropy *e = &p->ent;
+	uint64_t pos = e->rpos, lsn;
+	uint32_t crc;
+
+	if (!p->el.on || p->role != SL_ROLE_LEADER || pos < p->safe_pos || pos >= p->log_end ||
+	    sl_bq_find(&p->bq, pos) || !held_by_none(p, pos + e->rlen) ||
+	    p->ops.read(p->ops.ctx, pos, e->sbuf, p->enc_cap) >= 0 ||
+	    cut_point(p, pos, &lsn, &crc) < 0)
+		return;
+	e->st.tails_given_up++;
+	if (sl_proto_stepdown(p, now) == 0)
+		(void)sl_role_truncate(p, pos, lsn, crc);
+}
+
 /* ---- driving ---- */
 
 int sl_entropy_frame(uint8_t type)
@@ -558,6 +647,8 @@ void sl_entropy_tick(struct sl_proto *p, uint64_t now)
 	if (e->phase == PH_IDLE && now >= e->next_at && p->role == SL_ROLE_FOLLOWER &&
 	    p->cfg.leader_id && p->el.synced)
 		start(p, now);
+	if (e->rlen && p->role == SL_ROLE_LEADER)
+		give_up_tail(p, now);
 	if (e->rlen && now - e->r_at >= answer_ns(p)) {
 		if (e->rtries >= REPAIR_TRIES) {
 			e->st.repairs_failed++; /* the scrub finds it again next pass */

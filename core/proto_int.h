@@ -334,6 +334,7 @@ uint64_t sl_entropy_next_timer(const struct sl_proto *p);
 void sl_entropy_status(const struct sl_proto *p, struct sl_entropy_status *s);
 uint64_t sl_entropy_first_hole(const struct sl_proto *p);
 void sl_entropy_cut(struct sl_proto *p, uint64_t pos);
+void sl_entropy_unreadable(struct sl_proto *p, uint64_t pos);
 
 /* diverge.c */
 void sl_diverge_start(struct sl_proto *p, uint64_t now);

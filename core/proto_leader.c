@@ -97,6 +97,7 @@ static int batch_at(struct sl_proto *p, struct sl_peer *peer, uint64_t pos, stru
 		n = p->ops.read(p->ops.ctx, pos, peer->scratch, p->enc_cap);
 		if (n < SL_BATCH_HDR_SIZE || (uint32_t)n > p->enc_cap) {
 			peer->scratch_pos = UINT64_MAX;
+			sl_entropy_unreadable(p, pos); /* fetch it back */
 			return -ENOENT;
 		}
 		peer->scratch_pos = pos;

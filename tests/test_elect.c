@@ -4,7 +4,9 @@
  * and, back, fenced (it steps down and its appends are refused); a deposed
  * leader cuts its uncommitted suffix and converges byte for byte; a node
  * that still hears its leader refuses pre-votes; and a follower never cuts
- * below what it knows is committed. The randomized version of all this is
+ * below what it knows is committed; a new leader whose uncommitted tail
+ * cannot be read gets it back from a follower that holds it, and gives it up
+ * (steps down, cuts) when none does. The randomized version of all this is
  * tests/sim (shiplog-sim). */
 #include <errno.h>
 #include <setjmp.h>
@@ -15,7 +17,9 @@
 #include <string.h>
 #include <cmocka.h>
 
+#include "shiplog/epoch.h"
 #include "shiplog/frame.h"
+#include "shiplog/merkle.h"
 #include "shiplog/proto.h"
 
 #define E_NODES	    5
@@ -42,7 +46,13 @@ struct e_node {
 	enum sl_role role;
 	uint64_t epoch;
 	uint64_t commit_lsn;
+	struct sl_merkle tree; /* with_tree: over the written batches */
+	uint64_t leaf_pos[1024];
+	uint64_t rewrites;
 };
+
+/* Set before e_init: nodes get the tree and rewrite ops (anti-entropy). */
+static int with_tree;
 
 static struct {
 	uint32_t n;
@@ -73,18 +83,55 @@ static int op_write(void *ctx, const uint8_t *b, size_t len, uint64_t pos)
 	return 0;
 }
 
+/* As the store reads: a batch that does not verify is an I/O error. */
 static int op_read(void *ctx, uint64_t pos, uint8_t *buf, size_t cap)
 {
 	struct e_node *n = ctx;
 	struct sl_batch_hdr h;
+	int len;
 
-	if (pos >= n->written ||
-	    sl_batch_decode_hdr(n->log + pos, n->written - pos, &sl_batch_default_limits, &h) < 0)
+	if (pos >= n->written)
 		return -ENOENT;
-	if (SL_BATCH_HDR_SIZE + h.stored_len > cap)
+	len = sl_batch_verify(n->log + pos, n->written - pos, &sl_batch_default_limits, &h);
+	if (len < 0)
+		return -EIO;
+	if ((size_t)len > cap)
 		return -ENOSPC;
-	memcpy(buf, n->log + pos, SL_BATCH_HDR_SIZE + h.stored_len);
-	return (int)(SL_BATCH_HDR_SIZE + h.stored_len);
+	memcpy(buf, n->log + pos, (size_t)len);
+	return len;
+}
+
+/* The tree over every written batch, as leaves appended (from the headers:
+ * a payload that rotted since keeps its leaf). */
+static int op_tree(void *ctx, struct sl_proto_tree *t)
+{
+	struct e_node *n = ctx;
+	struct sl_batch_hdr h;
+	uint64_t pos = 0, k = 0;
+
+	sl_merkle_reset(&n->tree);
+	for (; pos < n->written && k < 1024; pos += SL_BATCH_HDR_SIZE + h.stored_len) {
+		if (sl_batch_decode_hdr(n->log + pos, n->written - pos, &sl_batch_default_limits,
+					&h) < 0 ||
+		    sl_merkle_add(&n->tree, sl_merkle_leaf(pos, SL_BATCH_HDR_SIZE + h.stored_len,
+							   h.hdr_crc)) < 0)
+			return -EIO;
+		n->leaf_pos[k++] = pos;
+	}
+	*t = (struct sl_proto_tree){
+	    .m = &n->tree, .leaf_pos = n->leaf_pos, .leaves = k, .sealed = k};
+	return 0;
+}
+
+static int op_rewrite(void *ctx, uint64_t pos, const uint8_t *b, size_t len)
+{
+	struct e_node *n = ctx;
+
+	if (pos + len > n->written)
+		return -EINVAL;
+	memcpy(n->log + pos, b, len);
+	n->rewrites++;
+	return 0;
 }
 
 static int op_send(void *ctx, uint32_t to, const uint8_t *head, size_t head_len,
@@ -169,6 +216,66 @@ static void e_persist(struct e_node *n)
 	sl_proto_on_persisted(n->p, n->sb_epoch, n->sb_vote, E.now);
 }
 
+/* Start node `nd` over `log` (its superblock's epoch and vote). */
+static int e_start(struct e_node *nd, const struct sl_log_state *log)
+{
+	struct sl_proto_ops ops = {.ctx = nd,
+				   .write = op_write,
+				   .read = op_read,
+				   .send = op_send,
+				   .deliver = op_deliver,
+				   .commit = op_commit,
+				   .persist = op_persist,
+				   .truncate = op_truncate,
+				   .role = op_role,
+				   .tree = with_tree ? op_tree : NULL,
+				   .rewrite = with_tree ? op_rewrite : NULL};
+	struct sl_proto_config c = E.cfg;
+	struct sl_proto_status st;
+	int rc;
+
+	c.node_id = nd->id;
+	c.rng_seed = 77;
+	if ((rc = sl_proto_create(&nd->p, &c, log, &ops)))
+		return rc;
+	sl_proto_get_status(nd->p, &st);
+	nd->role = st.role;
+	nd->epoch = st.epoch;
+	return 0;
+}
+
+/* Restart node `id` over its first `keep` bytes (the rest was not synced),
+ * its engine at `applied_lsn` ending at `applied_pos`, as recovery would:
+ * the epoch map from the batch headers. */
+static void e_restart(uint32_t id, uint64_t keep, uint64_t applied_lsn, uint64_t applied_pos)
+{
+	struct e_node *nd = node(id);
+	struct sl_epoch_map map;
+	struct sl_log_state log = {.next_lsn = 1,
+				   .applied_lsn = applied_lsn,
+				   .applied_pos = applied_pos,
+				   .current_epoch = nd->sb_epoch,
+				   .voted_epoch = nd->sb_epoch,
+				   .voted_for = nd->sb_vote,
+				   .epochs = &map};
+	struct sl_batch_hdr h;
+
+	sl_epoch_map_reset(&map);
+	for (uint64_t pos = 0; pos < keep; pos += SL_BATCH_HDR_SIZE + h.stored_len) {
+		assert_int_equal(
+		    sl_batch_decode_hdr(nd->log + pos, keep - pos, &sl_batch_default_limits, &h),
+		    0);
+		assert_true(sl_epoch_map_note(&map, h.epoch, pos, h.base_lsn, h.prev_crc) >= 0);
+		log.next_lsn = h.base_lsn + h.record_count;
+		log.last_crc = h.hdr_crc;
+	}
+	sl_proto_destroy(nd->p);
+	nd->written = keep;
+	nd->engine_lsn = applied_lsn;
+	log.next_pos = log.durable_pos = keep;
+	assert_int_equal(e_start(nd, &log), 0);
+}
+
 static int e_init(uint32_t n, int acks)
 {
 	struct sl_log_state log = {.next_lsn = 1};
@@ -196,30 +303,14 @@ static int e_init(uint32_t n, int acks)
 		E.cfg.node_ids[i] = i + 1;
 	for (uint32_t i = 0; i < n; i++) {
 		struct e_node *nd = &E.nodes[i];
-		struct sl_proto_ops ops = {.ctx = nd,
-					   .write = op_write,
-					   .read = op_read,
-					   .send = op_send,
-					   .deliver = op_deliver,
-					   .commit = op_commit,
-					   .persist = op_persist,
-					   .truncate = op_truncate,
-					   .role = op_role};
-		struct sl_proto_config c = E.cfg;
-		struct sl_proto_status st;
 		int rc;
 
 		nd->id = i + 1;
 		nd->log = malloc(E_LOG);
-		if (!nd->log)
+		if (!nd->log || sl_merkle_init(&nd->tree, 1024) < 0)
 			return -ENOMEM;
-		c.node_id = nd->id;
-		c.rng_seed = 77;
-		if ((rc = sl_proto_create(&nd->p, &c, &log, &ops)))
+		if ((rc = e_start(nd, &log)))
 			return rc;
-		sl_proto_get_status(nd->p, &st);
-		nd->role = st.role;
-		nd->epoch = st.epoch;
 		e_persist(nd); /* the first leader's claim on the configured epoch */
 	}
 	return 0;
@@ -231,8 +322,10 @@ static int teardown(void **state)
 	for (uint32_t i = 0; i < E.n; i++) {
 		sl_proto_destroy(E.nodes[i].p);
 		free(E.nodes[i].log);
+		sl_merkle_destroy(&E.nodes[i].tree);
 	}
 	free(E.q);
+	with_tree = 0;
 	return 0;
 }
 
@@ -684,6 +777,105 @@ static void transfer_and_stepdown(void **state)
 	assert_int_equal(node(who)->commit_lsn, 50);
 }
 
+/* Node 2 holds a tail of 10 records node 1 appended in epoch 5 that nobody
+ * committed (node 3 was away, node 2's acks lost), node 1 lost it unsynced
+ * in a crash, and node 2 restarts with the tail's first batch rotten on
+ * disk. With node 1 away, node 2 is elected; it cannot send that batch and
+ * nobody can send it back a good copy. Once both followers have told it
+ * where their logs end (before the batch), it gives the tail up: steps
+ * down, cuts its log there, and a new epoch goes on from that position. */
+static void an_unreadable_tail_nobody_holds_is_given_up(void **state)
+{
+	struct sl_proto_status st;
+	uint64_t tail, led, epoch = 0;
+	uint32_t who = 0;
+
+	(void)state;
+	with_tree = 1;
+	assert_int_equal(e_init(3, 1), 0);
+	append_n(1, 20);
+	e_advance(5000000);
+	assert_int_equal(node(1)->commit_lsn, 20);
+	tail = node(1)->written;
+	isolate(3, 1);
+	E.cut[2][1] = 1; /* node 2 receives, its acks are lost */
+	append_n(1, 10);
+	e_advance(1000000);
+	assert_true(node(2)->written > tail);
+	assert_int_equal(node(1)->commit_lsn, 20);
+	isolate(1, 1);
+	e_restart(1, tail, 20, tail); /* its tail was not synced */
+	e_restart(2, node(2)->written, 20, tail);
+	node(2)->log[tail + SL_BATCH_HDR_SIZE + 7] ^= 0x10; /* rot in the payload */
+	isolate(3, 0);
+	isolate(1, 1);
+	e_advance(10 * E_TIMEOUT);
+	assert_int_equal(leader_count(&epoch, &who), 1);
+	assert_int_equal(who, 2); /* the longest log */
+	led = epoch;
+	assert_true(node(2)->written > tail);
+	sl_proto_get_status(node(2)->p, &st);
+	assert_int_equal(st.entropy.tails_given_up, 0); /* node 1 may hold it */
+	isolate(1, 0);
+	e_advance(10 * E_TIMEOUT);
+	sl_proto_get_status(node(2)->p, &st);
+	assert_int_equal(st.entropy.tails_given_up, 1);
+	assert_true(st.step_downs >= 1);
+	assert_int_equal(leader_count(&epoch, &who), 1);
+	assert_true(epoch > led); /* waits on the given-up LSNs ended with it */
+	append_n(who, 5);
+	e_advance(5000000);
+	assert_int_equal(node(who)->commit_lsn, 25);
+	for (uint32_t i = 1; i <= 3; i++) {
+		assert_int_equal(node(i)->written, node(who)->written);
+		assert_memory_equal(node(i)->log, node(who)->log, node(who)->written);
+		assert_int_equal(node(i)->engine_lsn, 25);
+	}
+	assert_int_equal(node(2)->rewrites, 0);
+}
+
+/* The same, but node 1 keeps the tail: node 2 leads, fetches a good copy
+ * of the rotten batch from node 1 once it reports holding it, and commits
+ * the tail. */
+static void an_unreadable_tail_a_follower_holds_is_repaired(void **state)
+{
+	uint64_t tail, epoch = 0;
+	uint32_t who = 0;
+	struct sl_proto_status st;
+
+	(void)state;
+	with_tree = 1;
+	assert_int_equal(e_init(3, 1), 0);
+	append_n(1, 20);
+	e_advance(5000000);
+	tail = node(1)->written;
+	isolate(3, 1);
+	E.cut[2][1] = 1;
+	append_n(1, 10);
+	e_advance(1000000);
+	isolate(1, 1);
+	e_restart(2, node(2)->written, 20, tail);
+	node(2)->log[tail + SL_BATCH_HDR_SIZE + 7] ^= 0x10;
+	isolate(3, 0);
+	isolate(1, 1);
+	e_advance(10 * E_TIMEOUT);
+	assert_int_equal(leader_count(&epoch, &who), 1);
+	assert_int_equal(who, 2);
+	isolate(1, 0);
+	e_advance(10 * E_TIMEOUT);
+	sl_proto_get_status(node(2)->p, &st);
+	assert_int_equal(st.entropy.tails_given_up, 0);
+	assert_int_equal(node(2)->rewrites, 1);
+	assert_int_equal(node(2)->role, SL_ROLE_LEADER);
+	append_n(2, 5);
+	e_advance(5000000);
+	assert_int_equal(node(2)->commit_lsn, 35);
+	for (uint32_t i = 1; i <= 3; i++) {
+		assert_int_equal(node(i)->written, node(2)->written);
+		assert_memory_equal(node(i)->log, node(2)->log, node(2)->written);
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -696,6 +888,8 @@ int main(void)
 	    cmocka_unit_test_teardown(never_cuts_below_commit, teardown),
 	    cmocka_unit_test_teardown(lower_epoch_fenced, teardown),
 	    cmocka_unit_test_teardown(transfer_and_stepdown, teardown),
+	    cmocka_unit_test_teardown(an_unreadable_tail_nobody_holds_is_given_up, teardown),
+	    cmocka_unit_test_teardown(an_unreadable_tail_a_follower_holds_is_repaired, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

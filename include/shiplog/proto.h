@@ -276,6 +276,9 @@ struct sl_entropy_status {
 	uint64_t diff_leaf, diff_pos; /* DIFFER: the first batch that differs */
 	uint32_t repairs_pending;
 	uint32_t holes; /* recovery's holes not repaired yet (sl_proto_hole) */
+	/* Leader: uncommitted tails given up, their first batch unreadable and
+	 * held by no follower (the leader stepped down and cut its log). */
+	uint64_t tails_given_up;
 };
 
 struct sl_proto_status {
