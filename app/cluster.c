@@ -24,12 +24,14 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "cluster_breakdown.h"
 #include "cluster_links.h"
 #include "shiplog/cluster.h"
 #include "shiplog/frame.h"
 #include "shiplog/log.h"
 
 #define TS_RING	       (1u << 20) /* append times kept: records outstanding at most */
+#define TRACE_RECS     (1u << 20) /* --breakdown: events traced per node at most */
 #define APPEND_BURST   1024	  /* appends between two polls of the leader */
 #define PROGRESS_NS    1000000000ull
 #define CLIENT_LOOK_NS 50000ull /* an idle leader looks at the client rings this often */
@@ -56,6 +58,7 @@ struct cl_node {
 	uint8_t *expect;
 	struct sl_hist lag;
 	struct sl_cluster_lag_slice slices[SL_CLUSTER_LAG_SLICES];
+	struct sl_node_trace trace; /* opts.breakdown */
 };
 
 /* The leader's counters at a window edge. */
@@ -291,6 +294,8 @@ static int open_node(struct cl_node *cn)
 		cn->node = NULL;
 		cn->rc = rc;
 		snprintf(cn->err, sizeof(cn->err), "%s", sl_err_msg());
+	} else if (cn->trace.rec) {
+		sl_node_set_trace(cn->node, &cn->trace);
 	}
 	return rc;
 }
@@ -1088,6 +1093,12 @@ static int run(struct sl_cluster *c)
 
 	if ((rc = make_dirs(c)) || (rc = configure(c)) || (c->o.clients && (rc = clients_make(c))))
 		return rc;
+	for (unsigned i = 0; c->o.breakdown && i < c->o.nodes; i++) {
+		c->nodes[i].trace.cap = TRACE_RECS;
+		if (!(c->nodes[i].trace.rec =
+			  malloc(TRACE_RECS * sizeof(struct sl_node_trace_rec))))
+			return sl_err_set(ENOMEM, "node traces");
+	}
 	if ((rc = start_threads(c))) {
 		/* Threads that started wait at the barriers for the missing ones:
 		 * there is no clean way back, so this is fatal. */
@@ -1120,6 +1131,14 @@ static int run(struct sl_cluster *c)
 	if ((rc = first_error(c)))
 		return rc;
 	collect(c);
+	if (c->o.breakdown) {
+		struct sl_node_trace tr[SL_NODES_MAX];
+
+		for (unsigned i = 0; i < c->o.nodes; i++)
+			tr[i] = c->nodes[i].trace;
+		sl_cluster_breakdown(tr, c->o.nodes, c->ts, TS_RING, c->r->appended, c->win_start,
+				     c->win_end, &c->r->breakdown);
+	}
 	return 0;
 }
 
@@ -1172,6 +1191,7 @@ int sl_cluster_run(const struct sl_cluster_opts *opts, struct sl_cluster_result 
 	for (unsigned i = 0; i < c->o.nodes && i < SL_NODES_MAX; i++) {
 		sl_node_close(c->nodes[i].node);
 		free(c->nodes[i].expect);
+		free(c->nodes[i].trace.rec);
 	}
 	if (c->links_prepared)
 		sl_cluster_links_cleanup(&c->links);

@@ -87,6 +87,9 @@ struct sl_node {
 	uint32_t lsnmap_head, lsnmap_n;
 	uint64_t lsnmap_floor; /* last LSN of the newest batch forgotten */
 	uint64_t scrub_at;     /* the next scrub step */
+	/* sl_node_set_trace: what was traced last, so each event says news */
+	struct sl_node_trace *trace;
+	uint64_t tr_data, tr_data_told, tr_ack, tr_ack_told, tr_submitted;
 };
 
 #define SCRUB_STEP_BYTES (256u << 10) /* read per step; the rate spaces the steps */
@@ -97,6 +100,87 @@ uint64_t sl_node_now(void)
 
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+static void trace_at(struct sl_node *n, uint64_t at, enum sl_node_trace_ev ev, uint64_t v,
+		     uint64_t w)
+{
+	struct sl_node_trace *t = n->trace;
+
+	if (t->n < t->cap)
+		t->rec[t->n++] =
+		    (struct sl_node_trace_rec){.t = at, .v = v, .w = w, .ev = (uint32_t)ev};
+}
+
+static void trace_rec(struct sl_node *n, enum sl_node_trace_ev ev, uint64_t v, uint64_t w)
+{
+	trace_at(n, sl_node_now(), ev, v, w);
+}
+
+/* Where a step that may send or submit starts (0: no trace). */
+static uint64_t trace_mark(const struct sl_node *n)
+{
+	return __builtin_expect(n->trace != NULL, 0) ? sl_node_now() : 0;
+}
+
+#define TRACE(n, ev, v, w)                                                                         \
+	do {                                                                                       \
+		if (__builtin_expect((n)->trace != NULL, 0))                                       \
+			trace_rec((n), (ev), (v), (w));                                            \
+	} while (0)
+
+/* A frame sent or received, for the trace: where its batch or ack stands. */
+static void trace_frame(struct sl_node *n, const uint8_t *frame, size_t len, int rx)
+{
+	struct sl_frame f;
+
+	if (sl_frame_decode(frame, len, &f) < 0)
+		return;
+	if (f.hdr.type == SL_FRAME_DATA) {
+		uint64_t end = f.data.batch_pos + f.data.frag_off + f.data.frag_len;
+
+		if (rx)
+			trace_rec(n, SL_TRACE_RX_DATA, end, f.data.batch_pos + f.data.batch_len);
+		else if (end > n->tr_data)
+			n->tr_data = end;
+	} else if (f.hdr.type == SL_FRAME_STATUS) {
+		if (rx)
+			trace_rec(n, SL_TRACE_RX_ACK, f.status.durable_pos, f.hdr.sender);
+		else if (f.status.durable_pos > n->tr_ack)
+			n->tr_ack = f.status.durable_pos;
+	}
+}
+
+/* After a step that began at t0 and may have submitted log writes: those
+ * that went, at t0, with the step's time in w. */
+static void trace_submitted(struct sl_node *n, uint64_t t0)
+{
+	uint64_t sub = sl_store_submitted_position(n->store);
+
+	if (sub > n->tr_submitted) {
+		n->tr_submitted = sub;
+		trace_at(n, t0, SL_TRACE_SUBMIT, sub, sl_node_now() - t0);
+	}
+}
+
+/* After a flush that began at t0: the frames that went. */
+static void trace_sent(struct sl_node *n, uint64_t t0)
+{
+	uint64_t t1 = sl_node_now();
+
+	if (n->tr_data > n->tr_data_told) {
+		n->tr_data_told = n->tr_data;
+		trace_at(n, t0, SL_TRACE_SENT_DATA, n->tr_data, t1 - t0);
+	}
+	if (n->tr_ack > n->tr_ack_told) {
+		n->tr_ack_told = n->tr_ack;
+		trace_at(n, t0, SL_TRACE_SENT_ACK, n->tr_ack, t1 - t0);
+	}
+}
+
+void sl_node_set_trace(struct sl_node *n, struct sl_node_trace *t)
+{
+	n->trace = t;
 }
 
 static const char *const idle_names[] = {
@@ -188,6 +272,13 @@ static int op_write(void *ctx, const uint8_t *batch, size_t len, uint64_t pos)
 	}
 	if (n->leading)
 		lsnmap_push(n, batch, len, pos);
+	if (__builtin_expect(n->trace != NULL, 0)) {
+		struct sl_batch_hdr h = {0};
+
+		if (n->leading)
+			sl_batch_decode_hdr(batch, len, &n->cfg.proto.limits, &h);
+		trace_rec(n, n->leading ? SL_TRACE_SEAL : SL_TRACE_STORE, pos + len, h.base_lsn);
+	}
 	return rc;
 }
 
@@ -303,6 +394,8 @@ static int op_send(void *ctx, uint32_t to, const uint8_t *head, size_t head_len,
 		rc = sign_frame(n, &frame, &len);
 	if (rc == 0)
 		rc = n->tr->ops->send(n->tr, to, frame, len);
+	if (__builtin_expect(n->trace != NULL, 0) && rc >= 0)
+		trace_frame(n, frame, len, 0);
 	if (rc < 0) {
 		n->st.tx_refused++;
 		return rc; /* the protocol resumes from here later (NAK, probe) */
@@ -374,7 +467,7 @@ static void op_commit(void *ctx, uint64_t commit_lsn, uint64_t commit_pos)
 {
 	struct sl_node *n = ctx;
 
-	(void)commit_pos;
+	TRACE(n, SL_TRACE_COMMIT, commit_pos, commit_lsn);
 	if (n->eng.commit)
 		n->eng.commit(n->eng.ctx, commit_lsn);
 }
@@ -832,14 +925,18 @@ static void on_rx(void *arg, uint32_t from, const uint8_t *frame, size_t len)
 		return;
 	}
 	n->st.frames_rx++;
+	if (__builtin_expect(n->trace != NULL, 0))
+		trace_frame(n, frame, len, 1);
 	sl_proto_on_frame(n->proto, frame, len, n->now);
 }
 
 static int reap_storage(struct sl_node *n)
 {
-	uint64_t durable;
+	uint64_t durable, t0 = trace_mark(n);
 	int rc = sl_store_poll(n->store, 0);
 
+	if (t0)
+		trace_submitted(n, t0);
 	if (rc < 0) {
 		sl_proto_on_storage_error(n->proto, rc);
 		node_fail(n, rc, "storage");
@@ -849,6 +946,7 @@ static int reap_storage(struct sl_node *n)
 	if (durable > n->durable_told) {
 		n->durable_told = durable;
 		n->st.durable_events++;
+		TRACE(n, SL_TRACE_DURABLE, durable, 0);
 		sl_proto_on_durable(n->proto, durable, n->now);
 		rc++;
 	}
@@ -883,14 +981,21 @@ static void check_proto(struct sl_node *n)
 
 static void flush_transport(struct sl_node *n)
 {
+	uint64_t t0 = trace_mark(n);
+
 	if (n->tr->ops->flush(n->tr) < 0 && n->st.tx_errors++ == 0)
 		sl_warn("node %" PRIu32 ": sending: %s", n->cfg.proto.node_id, sl_err_msg());
+	if (t0)
+		trace_sent(n, t0);
 }
 
 static int submit_writes(struct sl_node *n)
 {
+	uint64_t t0 = trace_mark(n);
 	int rc = sl_store_submit(n->store);
 
+	if (t0)
+		trace_submitted(n, t0);
 	if (rc < 0) {
 		sl_proto_on_storage_error(n->proto, rc);
 		node_fail(n, rc, "storage");
@@ -906,10 +1011,11 @@ static int send_and_write(struct sl_node *n)
 	if (!sl_proto_is_leader(n->proto)) {
 		rc = submit_writes(n);
 		flush_transport(n);
-		return rc;
+	} else {
+		flush_transport(n);
+		rc = submit_writes(n);
 	}
-	flush_transport(n);
-	return submit_writes(n);
+	return rc;
 }
 
 int sl_node_poll(struct sl_node *n)
@@ -1020,7 +1126,9 @@ static int block(struct sl_node *n, uint64_t now, uint64_t deadline)
 	if (n->poller.sleep && (fds[nfds++].fd = n->poller.sleep(n->poller.arg, 1)) < 0)
 		return 1; /* work arrived: no sleep */
 	set_slack(n);
+	TRACE(n, SL_TRACE_SLEEP, 0, 0);
 	ppoll(fds, nfds, &ts, NULL);
+	TRACE(n, SL_TRACE_WAKE, 0, 0);
 	if (n->poller.sleep)
 		n->poller.sleep(n->poller.arg, 0);
 	n->st.blocks++;
@@ -1069,7 +1177,9 @@ void sl_node_idle_until(struct sl_node *n, int events, uint64_t deadline)
 	if (deadline > now && deadline - now < n->sleep_ns)
 		ts.tv_nsec = (long)(deadline - now);
 	if (!n->poller.sleep) {
+		TRACE(n, SL_TRACE_SLEEP, 0, 0);
 		nanosleep(&ts, NULL);
+		TRACE(n, SL_TRACE_WAKE, 0, 0);
 	} else {
 		struct pollfd p = {.events = POLLIN};
 
@@ -1103,9 +1213,14 @@ int sl_node_run(struct sl_node *n, const volatile int *stop)
 
 int64_t sl_node_append(struct sl_node *n, const void *rec, uint32_t len)
 {
+	int64_t lsn;
+
 	if (n->failed)
 		return n->failed;
-	return sl_proto_append(n->proto, rec, len, sl_node_now());
+	lsn = sl_proto_append(n->proto, rec, len, sl_node_now());
+	if (lsn > 0)
+		TRACE(n, SL_TRACE_APPEND, (uint64_t)lsn, 0);
+	return lsn;
 }
 
 int sl_node_flush(struct sl_node *n)

@@ -98,7 +98,7 @@ static void usage(FILE *f)
 		"                        [--clients N] [--warmup S] [--nodes N]\n"
 		"                        [--batch-bytes N] [--linger-us N] [--seal S]\n"
 		"                        [--idle spin|yield|backoff] [--plot DIR]\n"
-		"                        [--check-records] [--keep]\n"
+		"                        [--check-records] [--breakdown] [--keep]\n"
 		"Runs every combination of the lists (comma-separated) one after the other,\n"
 		"after measuring the machine's limits once. --seconds S is each run's measured\n"
 		"time.\n"
@@ -145,6 +145,10 @@ static void usage(FILE *f)
 		"  --check-records   followers also compare every record they are delivered\n"
 		"                    (else their engines read no records: no batch is\n"
 		"                    decompressed for them)\n"
+		"  --breakdown       trace every node and print where each batch's time went,\n"
+		"                    hop by hop from its first record's due time to its commit\n"
+		"                    (p50/p90/p99 per hop; with --json also bd_*_p50_us keys);\n"
+		"                    the tracing itself costs a clock read per event\n"
 		"  --dir DIR         parent of the runs' directories (default /var/tmp)\n"
 		"  --keep            keep the logs\n"
 		"Output: per run a report (or with --json one JSON line), then a summary table\n"
@@ -330,6 +334,8 @@ static int parse_opts(int argc, char **argv, struct sl_cluster_opts *o, struct c
 			exit(0);
 		} else if (strcmp(a, "--check-records") == 0) {
 			o->check_records = 1, takes = 0;
+		} else if (strcmp(a, "--breakdown") == 0) {
+			o->breakdown = 1, takes = 0;
 		} else if (strcmp(a, "--keep") == 0) {
 			o->keep = 1, takes = 0;
 		} else if (strcmp(a, "--matrix") == 0) {
@@ -521,6 +527,44 @@ static void print_text(const struct sl_cluster_opts *o, const struct sl_cluster_
 	sl_cluster_print_check(stdout, r);
 }
 
+/* --breakdown: a line per hop. */
+static void print_breakdown(FILE *f, const struct sl_cluster_result *r)
+{
+	const struct sl_cluster_breakdown *b = &r->breakdown;
+
+	fprintf(f,
+		"  breakdown   %llu batches matched end to end (%llu not), the leader's own write "
+		"durable after the ack in %llu%s\n",
+		(unsigned long long)b->batches, (unsigned long long)b->unmatched,
+		(unsigned long long)b->leader_last,
+		b->trace_full ? "; a trace filled up: later batches missing" : "");
+	for (unsigned h = 0; h < SL_HOPS; h++)
+		fprintf(f, "    %-22s p50 %9.1f us  p90 %9.1f us  p99 %9.1f us  (%llu)\n",
+			sl_cluster_hop_name(h), (double)sl_hist_quantile(&b->hop[h], 0.5) / 1e3,
+			(double)sl_hist_quantile(&b->hop[h], 0.9) / 1e3,
+			(double)sl_hist_quantile(&b->hop[h], 0.99) / 1e3,
+			(unsigned long long)b->hop[h].count);
+}
+
+/* "bd_due_append_p50_us" for "due->append". */
+static void breakdown_json(struct bench_json *j, const struct sl_cluster_result *r)
+{
+	bench_json_int(j, "bd_batches", (long long)r->breakdown.batches);
+	for (unsigned h = 0; h < SL_HOPS; h++) {
+		char key[64];
+		size_t k = 0;
+
+		k += (size_t)snprintf(key, sizeof(key), "bd_");
+		for (const char *p = sl_cluster_hop_name(h); *p && k < 48; p++)
+			if ((*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9'))
+				key[k++] = *p;
+			else if (key[k - 1] != '_')
+				key[k++] = '_';
+		snprintf(key + k, sizeof(key) - k, "_p50_us");
+		bench_json_num(j, key, (double)sl_hist_quantile(&r->breakdown.hop[h], 0.5) / 1e3);
+	}
+}
+
 /* The run's JSON line to stdout (to_stdout) and to `also` (not NULL). */
 static void print_json(const struct sl_cluster_opts *o, const struct sl_cluster_result *r,
 		       const struct cb_limits *l, const struct cb_row *w, int to_stdout, FILE *also)
@@ -577,6 +621,8 @@ static void print_json(const struct sl_cluster_opts *o, const struct sl_cluster_
 		bench_json_num(&j, "steal_ms", r->steal_ms);
 		bench_json_num(&j, "steal_slice_max_ms", steal_slice_max(r));
 	}
+	if (o->breakdown)
+		breakdown_json(&j, r);
 	j.len += (size_t)snprintf(j.buf + j.len, sizeof(j.buf) - j.len, ",\"verified\":%s",
 				  r->verified ? "true" : "false");
 	if (also)
@@ -775,6 +821,8 @@ static int one_run(struct cb_state *s, struct sl_cluster_opts *o, unsigned d, un
 		print_text(o, &r, &l, w);
 	else
 		sl_cluster_print_check(stderr, &r);
+	if (o->breakdown)
+		print_breakdown(s->c->json ? stderr : stdout, &r);
 	if (s->c->json || s->jsonl)
 		print_json(o, &r, &l, w, s->c->json, s->jsonl);
 	if (s->p->plot_dir && (rc = write_plot_data(s->p->plot_dir, s->n_rows, &r)) < 0)

@@ -175,7 +175,8 @@ struct sl_store {
 	unsigned held;	   /* entries queued and not submitted */
 	uint64_t held_seq; /* the first group among them */
 	uint64_t prewritten;
-	uint32_t last_wlen; /* bytes of the last group submitted */
+	uint32_t last_wlen;		    /* bytes of the last group submitted */
+	uint64_t queued_end, submitted_end; /* after the newest group queued, submitted */
 
 	/* chain after the last appended batch */
 	uint64_t next_lsn, next_position, last_epoch, next_seq;
@@ -697,6 +698,7 @@ static int submit_all(struct sl_store *s, unsigned nsqe, const char *what, const
 			break;
 		done += (unsigned)rc;
 	}
+	s->submitted_end = s->queued_end;
 	return 0;
 }
 
@@ -765,6 +767,7 @@ static int submit_fill(struct sl_store *s)
 	}
 	c->pending = nsqe;
 	s->last_wlen = c->wlen;
+	s->queued_end = c->end_position;
 	c->seg->end = c->off + c->wlen;
 	c->seg->inflight++;
 	s->inflight++;
@@ -931,7 +934,8 @@ static void prewrite(struct sl_store *s)
 	s->cqes += 2;
 	/* On a submission error the chunk is not running yet: the next
 	 * submission takes it along. */
-	io_uring_submit(&s->ring);
+	if (io_uring_submit(&s->ring) >= 0)
+		s->submitted_end = s->queued_end; /* held groups went along */
 }
 
 static void complete(struct sl_store *s, uint64_t user_data, int res)
@@ -1257,6 +1261,11 @@ int sl_store_sync(struct sl_store *s)
 int sl_store_idle(const struct sl_store *s)
 {
 	return s->order_len == 0 && s->fill < 0 && s->held == 0;
+}
+
+uint64_t sl_store_submitted_position(const struct sl_store *s)
+{
+	return s->submitted_end;
 }
 
 uint64_t sl_store_durable_position(const struct sl_store *s)

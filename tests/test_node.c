@@ -91,6 +91,41 @@ static void test_three_nodes_udp(void **state)
 	assert_int_equal(r.f[0].restarts + r.f[1].restarts, 0);
 }
 
+/* --breakdown: the nodes' traces matched batch by batch. Every batch of an
+ * open loop is followed from its first record's due time to its commit;
+ * each hop is recorded once per batch, and a commit (which needs a
+ * follower's durable copy at acks=1 durable) takes at least the follower's
+ * write. */
+static void test_breakdown(void **state)
+{
+	struct sl_cluster_opts o = base_opts();
+	static struct sl_cluster_result r;
+	const struct sl_cluster_breakdown *b = &r.breakdown;
+	int rc;
+
+	(void)state;
+	o.mode = SL_CLUSTER_OPEN;
+	o.rate = 2000;
+	o.records = 2000;
+	o.breakdown = 1;
+	rc = sl_cluster_run(&o, &r);
+	if (rc < 0)
+		fail_msg("cluster: %d %s", rc, r.error);
+	check_replicated(&r, 2000);
+	assert_true(b->batches > 0);
+	assert_true(b->batches >= 9 * b->unmatched);
+	assert_int_equal(b->trace_full, 0);
+	assert_int_equal(b->hop[SL_HOP_TOTAL].count, b->batches);
+	assert_int_equal(b->hop[SL_HOP_F_WRITE].count, b->batches);
+	assert_int_equal(b->hop[SL_HOP_WIRE].count + b->hop[SL_HOP_WIRE_ASLEEP].count, b->batches);
+	assert_int_equal(b->hop[SL_HOP_ACK_WIRE].count + b->hop[SL_HOP_ACK_WIRE_ASLEEP].count,
+			 b->batches);
+	assert_true(b->hop[SL_HOP_TOTAL].min >= b->hop[SL_HOP_F_WRITE].min);
+	assert_true(b->hop[SL_HOP_TOTAL].max <= r.commit.max);
+	for (unsigned h = 0; h < SL_HOPS; h++)
+		assert_string_not_equal(sl_cluster_hop_name(h), "unknown");
+}
+
 /* Node 3 goes down for half a second after 30,000 records and comes back on
  * its recovered log, its engine resuming after the last LSN it applied; it
  * must catch up (from the leader's in-memory window: 16 MiB hold this whole
@@ -414,6 +449,7 @@ int main(void)
 	    cmocka_unit_test(test_three_nodes_af_packet),
 	    cmocka_unit_test(test_three_nodes_tcp),
 	    cmocka_unit_test(test_three_nodes_clients),
+	    cmocka_unit_test(test_breakdown),
 	    cmocka_unit_test(test_follower_restart_catches_up),
 	    cmocka_unit_test(test_follower_restart_headers),
 	    cmocka_unit_test(test_follower_restart_disk_catchup),

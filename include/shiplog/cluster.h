@@ -87,6 +87,9 @@ struct sl_cluster_opts {
 	uint64_t restart_at;
 	uint32_t restart_down_ms;
 	double drain_seconds; /* bound on waiting for every follower at the end (30) */
+	/* Trace every node and break each batch's commit down hop by hop
+	 * (result's breakdown); costs a clock read per traced event. */
+	int breakdown;
 };
 
 /* Fill defaults for every zero field. */
@@ -113,6 +116,40 @@ struct sl_cluster_lag_slice {
 	uint64_t count, max_ns;
 	double sum_ns;
 };
+
+/* A batch's way to its commit, hop by hop (opts.breakdown): each hop's time
+ * over the batches of the window whose every step was traced. "The
+ * follower" is the one whose acknowledgement reached the leader first. */
+enum sl_cluster_hop {
+	SL_HOP_DUE_APPEND,	/* the batch's first record: due -> appended */
+	SL_HOP_APPEND_SEAL,	/* appended -> batch sealed (the linger) */
+	SL_HOP_SEAL_SENT,	/* sealed -> its DATA flush began (leader) */
+	SL_HOP_SENT_CALL,	/* that flush's call */
+	SL_HOP_SEAL_SUBMIT,	/* sealed -> its write's submission began (leader) */
+	SL_HOP_SUBMIT_CALL,	/* that submission's call */
+	SL_HOP_L_WRITE,		/* submission began -> durable reaped (leader) */
+	SL_HOP_WIRE,		/* DATA flush began -> last fragment received (follower) */
+	SL_HOP_WIRE_ASLEEP,	/* ... when the follower was asleep at the send */
+	SL_HOP_F_STORE,		/* received -> appended to its store */
+	SL_HOP_F_SUBMIT,	/* appended -> its write's submission began */
+	SL_HOP_F_SUBMIT_CALL,	/* that submission's call */
+	SL_HOP_F_WRITE,		/* submission began -> durable reaped (follower) */
+	SL_HOP_F_ACK,		/* durable reaped -> STATUS flush began */
+	SL_HOP_ACK_WIRE,	/* STATUS flush began -> received by the leader */
+	SL_HOP_ACK_WIRE_ASLEEP, /* ... when the leader was asleep at the send */
+	SL_HOP_COMMIT,		/* the later of the ack and its own durability -> commit */
+	SL_HOP_TOTAL,		/* due -> commit */
+	SL_HOPS
+};
+struct sl_cluster_breakdown {
+	uint64_t batches;     /* batches of the window matched end to end */
+	uint64_t unmatched;   /* ... and those some step of which was not traced */
+	uint64_t leader_last; /* the leader's own write was durable after the ack */
+	uint64_t trace_full;  /* a node's trace filled up: later batches unmatched */
+	struct sl_hist hop[SL_HOPS];
+};
+/* "due->append", ...: the hop's name for reports. */
+const char *sl_cluster_hop_name(enum sl_cluster_hop h);
 
 struct sl_cluster_result {
 	char dir[PATH_MAX];
@@ -152,6 +189,7 @@ struct sl_cluster_result {
 	struct sl_cluster_follower f[SL_NODES_MAX];
 	int drained;  /* every follower delivered every record before the end */
 	int verified; /* drained, no order or record error, every log identical */
+	struct sl_cluster_breakdown breakdown; /* opts.breakdown */
 	char error[SL_ERR_MSG_MAX];
 };
 

@@ -167,6 +167,38 @@ struct sl_node_poller {
 /* Install (or with NULL remove) the poller; it is copied. */
 void sl_node_set_poller(struct sl_node *n, const struct sl_node_poller *p);
 
+/* Per-batch timestamps, for finding where a commit's time goes (shipbench
+ * cluster --breakdown): with a trace set, the node records each event below
+ * with sl_node_now()'s time until the trace is full. Positions are log
+ * positions, the same on every node, so a batch's events can be matched
+ * across nodes by its end position. */
+enum sl_node_trace_ev {
+	SL_TRACE_APPEND,    /* leader: a record appended; v = its LSN */
+	SL_TRACE_SEAL,	    /* leader: a batch sealed; v = its end, w = its first LSN */
+	SL_TRACE_STORE,	    /* follower: a received batch appended; v = its end */
+	SL_TRACE_SUBMIT,    /* log writes handed to the kernel through v */
+	SL_TRACE_DURABLE,   /* the log durable through v */
+	SL_TRACE_SENT_DATA, /* DATA frames through v flushed to the transport */
+	SL_TRACE_RX_DATA,   /* a DATA fragment received; v = its end, w = its batch's end */
+	SL_TRACE_SENT_ACK,  /* a STATUS flushed; v = its durable position */
+	SL_TRACE_RX_ACK,    /* a STATUS received; v = its durable position, w = sender */
+	SL_TRACE_COMMIT,    /* the commit moved to v */
+	SL_TRACE_SLEEP,	    /* the loop went to sleep in the kernel */
+	SL_TRACE_WAKE,	    /* ... and came back */
+	SL_TRACE_EVENTS
+};
+struct sl_node_trace_rec {
+	uint64_t t, v, w;
+	uint32_t ev;
+};
+struct sl_node_trace {
+	struct sl_node_trace_rec *rec;
+	uint32_t cap, n;
+};
+/* Record into `t` from now on (NULL: stop); the caller owns it and reads it
+ * once the node's thread is done with the node. */
+void sl_node_set_trace(struct sl_node *n, struct sl_node_trace *t);
+
 /* Leader: append a record (see sl_proto_append: LSN, -EAGAIN when the
  * window is full: poll and retry). */
 int64_t sl_node_append(struct sl_node *n, const void *rec, uint32_t len);

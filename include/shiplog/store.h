@@ -157,6 +157,9 @@ void sl_store_hold(struct sl_store *s, int on);
 int sl_store_idle(const struct sl_store *s);
 /* sl_store_info's durable_position, without copying the rest (every turn). */
 uint64_t sl_store_durable_position(const struct sl_store *s);
+/* The end of the newest group handed to the kernel (0: none yet): for
+ * tracing where a write waited (shipbench cluster --breakdown). */
+uint64_t sl_store_submitted_position(const struct sl_store *s);
 /* Submit what sl_store_hold held. Returns 0 or -errno (the store failed). */
 int sl_store_submit(struct sl_store *s);
 
