@@ -390,6 +390,14 @@ static void set_tx_offload(struct rte_mbuf *m)
 	m->ol_flags |= RTE_MBUF_F_TX_IPV4 | RTE_MBUF_F_TX_IP_CKSUM | RTE_MBUF_F_TX_UDP_CKSUM;
 }
 
+/* Without offload the UDP checksum stays zero: every shiplog frame carries a
+ * CRC32C over all its bytes that the receiver checks, so a software sum over
+ * the same bytes (a pass on each side) would only check them again, weaker. */
+static enum sl_encap_csum tx_csum(const struct sl_dpdk *t)
+{
+	return t->csum_offload ? SL_CSUM_OFFLOAD : SL_CSUM_IP_ONLY;
+}
+
 /* A header mbuf and an external-buffer mbuf on the caller's bytes, or NULL
  * (the caller then copies). */
 static struct rte_mbuf *build_zc(struct sl_dpdk *t, const struct sl_dpdk_peer *p,
@@ -412,9 +420,8 @@ static struct rte_mbuf *build_zc(struct sl_dpdk *t, const struct sl_dpdk_peer *p
 		return NULL;
 	}
 	hdr = (uint8_t *)rte_pktmbuf_append(h, SL_ENCAP_HDR);
-	if (hdr == NULL ||
-	    sl_encap_write_hdr(hdr, SL_ENCAP_HDR, &t->self, &p->ep, t->ip_id++, frame, len,
-			       t->csum_offload ? SL_CSUM_OFFLOAD : SL_CSUM_SOFTWARE) < 0) {
+	if (hdr == NULL || sl_encap_write_hdr(hdr, SL_ENCAP_HDR, &t->self, &p->ep, t->ip_id++,
+					      frame, len, tx_csum(t)) < 0) {
 		rte_pktmbuf_free(h);
 		rte_pktmbuf_free(e);
 		return NULL;
@@ -455,7 +462,7 @@ static struct rte_mbuf *build_copy(struct sl_dpdk *t, const struct sl_dpdk_peer 
 		goto fail; /* cannot happen: the data room is sized at create */
 	dst = (uint8_t *)rte_pktmbuf_append(head, SL_ENCAP_HDR);
 	if (sl_encap_write_hdr(dst, SL_ENCAP_HDR, &t->self, &p->ep, t->ip_id++, frame, len,
-			       t->csum_offload ? SL_CSUM_OFFLOAD : SL_CSUM_SOFTWARE) < 0)
+			       tx_csum(t)) < 0)
 		goto fail;
 	cur = head;
 	while (left > 0) {
@@ -1162,8 +1169,8 @@ int sl_dpdk_transport_create_opts(struct sl_transport **out, const struct sl_tra
 			arp_maybe(t, &t->peers[i]);
 	sl_info("%s: driver %s, MTU %u, %u-byte mbufs%s, checksums %s, zero-copy %s%s", t->where,
 		t->driver, t->mtu, t->data_room, t->rx_scatter ? " (RX scatter)" : "",
-		t->csum_offload ? "offloaded" : "in software", t->zero_copy ? "on" : "off",
-		t->promisc ? ", promiscuous" : "");
+		t->csum_offload ? "offloaded" : "IPv4 in software, UDP none (CRC32C per frame)",
+		t->zero_copy ? "on" : "off", t->promisc ? ", promiscuous" : "");
 	t->created = 1;
 	*out = &t->base;
 	return 0;

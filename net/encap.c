@@ -149,6 +149,8 @@ int sl_encap_write_hdr(uint8_t *hdr, size_t cap, const struct sl_endpoint *src,
 	}
 	s = (uint16_t)~sl_inet_csum(ip, SL_IPV4_HDR, 0);
 	memcpy(ip + 10, &s, 2);
+	if (csum == SL_CSUM_IP_ONLY)
+		return SL_ENCAP_HDR;
 	s = pseudo_sum(src->ip, dst->ip, udp_len);
 	s = sl_inet_csum(udp, SL_UDP_HDR, s);
 	if (payload_len)

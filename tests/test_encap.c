@@ -216,6 +216,27 @@ static void test_offload_pseudo_header(void **state)
 	assert_int_equal(be16(pkt + 40), 0x141f);
 }
 
+/* IP-only mode: the IPv4 checksum right, the UDP checksum zero ("none"),
+ * and the packet parses, payload intact. */
+static void test_ip_only_no_udp_checksum(void **state)
+{
+	struct sl_endpoint a = {{1, 2, 3, 4, 5, 6}, 0, 1000}, b = {{6, 5, 4, 3, 2, 1}, 0, 2000};
+	struct sl_pkt out;
+
+	(void)state;
+	a.ip = ip4(10, 0, 0, 1);
+	b.ip = ip4(10, 0, 0, 2);
+	memcpy(pkt + SL_ENCAP_HDR, "abc", 3);
+	assert_int_equal(sl_encap_write(pkt, SL_ENCAP_HDR + 3, &a, &b, 7, 3, SL_CSUM_IP_ONLY),
+			 SL_ENCAP_HDR);
+	assert_int_equal(sl_inet_csum(pkt + 14, 20, 0), 0xffff);
+	assert_int_equal(be16(pkt + 40), 0);
+	assert_int_equal(sl_encap_parse(pkt, SL_ENCAP_HDR + 3, 0, &out), 0);
+	assert_int_equal(out.kind, SL_PKT_UDP);
+	assert_int_equal(out.payload_len, 3);
+	assert_memory_equal(out.payload, "abc", 3);
+}
+
 /* sl_inet_csum agrees with the reference for every length and alignment,
  * and chains across pieces of even length. */
 static void test_inet_csum(void **state)
@@ -659,6 +680,7 @@ int main(void)
 	    cmocka_unit_test(test_ip_header_reference),
 	    cmocka_unit_test(test_udp_checksum_reference),
 	    cmocka_unit_test(test_offload_pseudo_header),
+	    cmocka_unit_test(test_ip_only_no_udp_checksum),
 	    cmocka_unit_test(test_inet_csum),
 	    cmocka_unit_test(test_udp_zero_checksum_sent_as_ffff),
 	    cmocka_unit_test(test_roundtrip_software),

@@ -51,6 +51,8 @@ enum sl_encap_csum {
 	SL_CSUM_SOFTWARE = 0, /* fill IPv4 and UDP checksums here */
 	SL_CSUM_OFFLOAD,      /* leave them for the NIC (IPv4 zero, UDP pseudo-header sum,
 				 not complemented: what DPDK's TX checksum offload expects) */
+	SL_CSUM_IP_ONLY,      /* IPv4 checksum here, UDP checksum zero ("none", RFC 768):
+				 for payloads that carry a stronger check of their own */
 };
 
 /* Write the 42-byte header for a UDP payload of `payload_len` bytes that
