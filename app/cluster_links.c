@@ -197,6 +197,11 @@ int sl_cluster_links_prepare(struct sl_cluster_links *l, enum sl_cluster_net net
 	memset(l, 0, sizeof(*l));
 	l->net = net;
 	l->nodes = nodes;
+	for (uint32_t n = 0; n <= SL_NODES_MAX; n++)
+		l->bell[n].fd = -1;
+	for (uint32_t n = 1; net == SL_CLUSTER_MEMIF && n <= nodes; n++)
+		if ((rc = sl_dpdk_doorbell_init(&l->bell[n])))
+			return rc;
 	pthread_mutex_init(&l->lock, NULL);
 	pthread_cond_init(&l->cond, NULL);
 	l->sync_ready = 1;
@@ -236,6 +241,8 @@ void sl_cluster_links_cleanup(struct sl_cluster_links *l)
 		l->netns_made[n] = 0;
 	}
 	memset(l->made, 0, sizeof(l->made));
+	for (uint32_t n = 0; n <= SL_NODES_MAX; n++)
+		sl_dpdk_doorbell_close(&l->bell[n]);
 	if (l->dir[0])
 		rmdir(l->dir); /* the sockets went with their servers */
 	if (l->sync_ready) {
@@ -322,6 +329,11 @@ int sl_cluster_links_port(struct sl_cluster_links *l, uint32_t self, uint32_t pe
 	pthread_mutex_lock(&links_lock);
 	rc = l->net == SL_CLUSTER_AF_PACKET ? in_netns(l, self, port_make, &m) : port_make(&m);
 	pthread_mutex_unlock(&links_lock);
+	/* memif's ring writes are done when its burst returns, so a ring
+	 * right after it finds the frames there (af_packet's reach the peer
+	 * through the kernel later: it keeps the timer). */
+	if (rc == 0 && l->net == SL_CLUSTER_MEMIF)
+		rc = sl_dpdk_set_doorbells(*out, &l->bell[self], &l->bell[peer]);
 	return rc < 0 ? sl_err_wrap(rc, "node %u's end of link %u-%u (%s)", self, self, peer, name)
 		      : 0;
 }

@@ -16,6 +16,7 @@
 #include <stdint.h>
 
 #include "shiplog/cluster.h"
+#include "shiplog/dpdk.h"
 #include "shiplog/transport.h"
 
 struct sl_cluster_links {
@@ -30,6 +31,9 @@ struct sl_cluster_links {
 	pthread_cond_t cond;
 	unsigned servers_started;
 	int sync_ready; /* lock and cond initialised */
+	/* memif: node i's doorbell, rung by its peers' sends, so that it can
+	 * sleep until a frame arrives (net_memif has no RX interrupts). */
+	struct sl_dpdk_doorbell bell[SL_NODES_MAX + 1];
 };
 
 /* Bring the process's EAL up (once) and make what the links need: the

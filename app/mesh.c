@@ -88,6 +88,24 @@ static void mesh_destroy(struct sl_transport *t)
 	free(m);
 }
 
+/* One fd for the whole mesh: its links must share it (a doorbell per node,
+ * sl_dpdk_set_doorbells); -EAGAIN as soon as one link has frames. */
+static int mesh_wait_fd(struct sl_transport *t)
+{
+	struct sl_mesh *m = mesh_of(t);
+	int fd = -EOPNOTSUPP;
+
+	for (unsigned i = 0; i < m->n; i++) {
+		struct sl_transport *l = m->links[i];
+		int r = l->ops->wait_fd ? l->ops->wait_fd(l) : -EOPNOTSUPP;
+
+		if (r < 0 || (i > 0 && r != fd))
+			return r == -EAGAIN ? r : -EOPNOTSUPP;
+		fd = r;
+	}
+	return fd;
+}
+
 static const struct sl_transport_ops mesh_ops = {
     .name = "mesh",
     .send = mesh_send,
@@ -95,6 +113,7 @@ static const struct sl_transport_ops mesh_ops = {
     .poll = mesh_poll,
     .stats = mesh_stats,
     .destroy = mesh_destroy,
+    .wait_fd = mesh_wait_fd,
 };
 
 int sl_mesh_create(struct sl_transport **out, struct sl_transport *const *links,

@@ -1094,7 +1094,8 @@ static void set_slack(struct sl_node *n)
  * then costs no CPU, which on a machine with fewer cores than nodes is what
  * the busy ones need, and wakes when its work arrives rather than at the
  * end of a sleep. 1 when it slept or found work pending, 0 when the
- * transport cannot be waited for (DPDK: poll, yield and sleep instead). */
+ * transport cannot be waited for (DPDK ports without a doorbell: poll,
+ * yield and sleep instead). */
 static int block(struct sl_node *n, uint64_t now, uint64_t deadline)
 {
 	struct pollfd fds[3] = {{.events = POLLIN}, {.events = POLLIN}, {.events = POLLIN}};

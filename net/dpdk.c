@@ -10,6 +10,8 @@
 
 #include <errno.h>
 #include <pthread.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -243,6 +245,11 @@ struct sl_dpdk {
 	struct rte_mbuf **rxq;
 	uint8_t *lin; /* linearised chained packets */
 	size_t lin_cap;
+	/* Doorbells (in-process links); frames wait_fd took from the ring
+	 * while arming, delivered first by the next poll. */
+	struct sl_dpdk_doorbell *bell_own, *bell_peer;
+	struct rte_mbuf **held;
+	uint16_t n_held, held_at;
 	struct sl_transport_stats st;
 	struct sl_dpdk_info info; /* the counters part */
 };
@@ -500,6 +507,73 @@ fail:
 	return NULL;
 }
 
+/* ---- doorbells ---- */
+
+int sl_dpdk_doorbell_init(struct sl_dpdk_doorbell *d)
+{
+	memset(d, 0, sizeof(*d));
+	d->fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+	if (d->fd < 0)
+		return sl_err_set(errno, "doorbell eventfd: %s", strerror(errno));
+	return 0;
+}
+
+void sl_dpdk_doorbell_close(struct sl_dpdk_doorbell *d)
+{
+	if (d->fd >= 0)
+		close(d->fd);
+	d->fd = -1;
+}
+
+/* Sender: after the burst's ring writes, ring once if the owner armed. */
+static void bell_ring(struct sl_dpdk_doorbell *d)
+{
+	uint64_t one = 1;
+
+	atomic_thread_fence(memory_order_seq_cst);
+	if (atomic_load_explicit(&d->armed, memory_order_relaxed) &&
+	    atomic_exchange(&d->armed, 0) &&
+	    write(d->fd, &one, sizeof(one)) != (ssize_t)sizeof(one))
+		sl_debug("dpdk: doorbell write: %s", strerror(errno));
+}
+
+/* Owner: empty the eventfd of a ring that is due; 1 when it was read, 0
+ * while the sender has yet to write it. */
+static int bell_read(struct sl_dpdk_doorbell *d)
+{
+	uint64_t v;
+
+	if (read(d->fd, &v, sizeof(v)) == (ssize_t)sizeof(v))
+		d->rung = 0;
+	return !d->rung;
+}
+
+/* Owner, awake again: take the arming back. A sender that took it first
+ * rings (or is about to): read that now or before the next sleep, so that a
+ * stale count cannot cut every later sleep short. */
+static void bell_disarm(struct sl_dpdk_doorbell *d)
+{
+	if (!d->owner_armed)
+		return;
+	d->owner_armed = 0;
+	if (!atomic_exchange(&d->armed, 0)) {
+		d->rung = 1;
+		bell_read(d);
+	}
+}
+
+int sl_dpdk_set_doorbells(struct sl_transport *tt, struct sl_dpdk_doorbell *own,
+			  struct sl_dpdk_doorbell *peer)
+{
+	struct sl_dpdk *t = to_dpdk(tt);
+
+	if (tt == NULL || tt->ops != &dpdk_ops)
+		return sl_err_set(EINVAL, "dpdk: not a DPDK transport");
+	t->bell_own = own;
+	t->bell_peer = peer;
+	return 0;
+}
+
 static int dpdk_flush(struct sl_transport *tt);
 
 static int dpdk_send(struct sl_transport *tt, uint32_t to, const uint8_t *frame, size_t len)
@@ -617,6 +691,8 @@ static int dpdk_flush(struct sl_transport *tt)
 	t->st.tx_dropped += n - sent;
 	t->st.tx_packets += sent;
 	t->st.tx_bytes += bytes;
+	if (sent && t->bell_peer)
+		bell_ring(t->bell_peer);
 	if (t->zc)
 		zc_wait(t);
 	return (int)sent;
@@ -711,6 +787,17 @@ static int dpdk_poll(struct sl_transport *tt, sl_rx_fn fn, void *arg, unsigned b
 	struct sl_dpdk *t = to_dpdk(tt);
 	unsigned delivered = 0;
 
+	if (t->bell_own)
+		bell_disarm(t->bell_own);
+	while (t->held_at < t->n_held && delivered < budget) {
+		struct rte_mbuf *m = t->held[t->held_at++];
+
+		delivered += (unsigned)rx_one(t, m, fn, arg);
+		rte_pktmbuf_free(m);
+	}
+	if (t->held_at < t->n_held)
+		return (int)delivered;
+	t->n_held = t->held_at = 0;
 	for (int round = 0; round < SL_DPDK_POLL_ROUNDS && delivered < budget; round++) {
 		uint16_t want =
 		    (uint16_t)(budget - delivered < t->rx_batch ? budget - delivered : t->rx_batch);
@@ -724,6 +811,25 @@ static int dpdk_poll(struct sl_transport *tt, sl_rx_fn fn, void *arg, unsigned b
 			break;
 	}
 	return (int)delivered;
+}
+
+/* Arm the bell, then look at the ring once more: a frame a sender put there
+ * before it could see the bell armed is held for the next poll. */
+static int dpdk_wait_fd(struct sl_transport *tt)
+{
+	struct sl_dpdk *t = to_dpdk(tt);
+	struct sl_dpdk_doorbell *d = t->bell_own;
+
+	if (d == NULL)
+		return -EOPNOTSUPP;
+	if (t->n_held > t->held_at || (d->rung && !bell_read(d)))
+		return -EAGAIN;
+	atomic_store(&d->armed, 1);
+	d->owner_armed = 1;
+	atomic_thread_fence(memory_order_seq_cst);
+	t->n_held = rte_eth_rx_burst(t->port, 0, t->held, (uint16_t)t->rx_batch);
+	t->held_at = 0;
+	return t->n_held ? -EAGAIN : d->fd;
 }
 
 static void dpdk_stats(const struct sl_transport *tt, struct sl_transport_stats *out)
@@ -816,6 +922,8 @@ static void dpdk_free(struct sl_dpdk *t)
 	for (uint32_t i = 0; i < t->tx_n; i++)
 		rte_pktmbuf_free(t->txq[i]);
 	t->tx_n = 0;
+	while (t->held_at < t->n_held)
+		rte_pktmbuf_free(t->held[t->held_at++]);
 	if (t->started) {
 		/* Free what waits in our RX queue: on net_ring those mbufs are
 		 * the peer's, and its pool must see them again. */
@@ -844,6 +952,7 @@ static void dpdk_free(struct sl_dpdk *t)
 	free(t->txq);
 	free(t->txlen);
 	free(t->rxq);
+	free(t->held);
 	free(t->lin);
 	pthread_mutex_lock(&dpdk_lock);
 	port_taken[t->port] = 0;
@@ -864,6 +973,7 @@ static const struct sl_transport_ops dpdk_ops = {
     .poll = dpdk_poll,
     .stats = dpdk_stats,
     .destroy = dpdk_destroy,
+    .wait_fd = dpdk_wait_fd,
 };
 
 /* ---- create ---- */
@@ -1156,8 +1266,10 @@ int sl_dpdk_transport_create_opts(struct sl_transport **out, const struct sl_tra
 	t->txq = calloc(t->tx_cap, sizeof(*t->txq));
 	t->txlen = calloc(t->tx_cap, sizeof(*t->txlen));
 	t->rxq = calloc(t->rx_batch, sizeof(*t->rxq));
+	t->held = calloc(t->rx_batch, sizeof(*t->held));
 	t->lin = malloc(t->lin_cap);
-	if (t->txq == NULL || t->txlen == NULL || t->rxq == NULL || t->lin == NULL) {
+	if (t->txq == NULL || t->txlen == NULL || t->rxq == NULL || t->held == NULL ||
+	    t->lin == NULL) {
 		rc = sl_err_set(ENOMEM, "%s: queues", t->where);
 		goto fail;
 	}

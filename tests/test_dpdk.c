@@ -558,6 +558,74 @@ static void exchange(struct pair *p, uint32_t n, size_t min, size_t max)
 	free(rb.seen);
 }
 
+static void rx_one_count(void *arg, uint32_t from, const uint8_t *frame, size_t len)
+{
+	(void)from;
+	(void)frame;
+	(void)len;
+	++*(int *)arg;
+}
+
+static int readable(int fd)
+{
+	struct pollfd p = {.fd = fd, .events = POLLIN};
+
+	return poll(&p, 1, 0) == 1 && (p.revents & POLLIN);
+}
+
+/* Doorbells: a receiver with nothing waiting gets its bell's fd and sleeps
+ * on it; a send rings it (once, as the bell was armed), the poll delivers
+ * the frame and empties the bell; a frame that arrives before the arming
+ * is found by wait_fd itself (-EAGAIN) and delivered by the next poll; a
+ * send to an awake receiver rings nothing. */
+static void test_doorbell(void **state)
+{
+	struct sl_dpdk_doorbell bell_a, bell_b;
+	struct pair p;
+	uint8_t f[100];
+	int got = 0;
+
+	(void)state;
+	pair_make(&p, 1500);
+	assert_int_equal(p.b->ops->wait_fd(p.b), -EOPNOTSUPP); /* no bell yet */
+	assert_int_equal(sl_dpdk_doorbell_init(&bell_a), 0);
+	assert_int_equal(sl_dpdk_doorbell_init(&bell_b), 0);
+	assert_int_equal(sl_dpdk_set_doorbells(p.a, &bell_a, &bell_b), 0);
+	assert_int_equal(sl_dpdk_set_doorbells(p.b, &bell_b, &bell_a), 0);
+	gen_frame(f, sizeof(f), 'A', 0);
+
+	assert_int_equal(p.b->ops->wait_fd(p.b), bell_b.fd);
+	assert_false(readable(bell_b.fd));
+	assert_int_equal(p.a->ops->send(p.a, 2, f, sizeof(f)), 0);
+	assert_int_equal(p.a->ops->flush(p.a), 1);
+	assert_true(readable(bell_b.fd));
+	assert_int_equal(p.b->ops->poll(p.b, rx_one_count, &got, 16), 1);
+	assert_false(readable(bell_b.fd));
+
+	/* Sent before the arming: wait_fd finds it, no sleep. */
+	assert_int_equal(p.a->ops->send(p.a, 2, f, sizeof(f)), 0);
+	assert_int_equal(p.a->ops->flush(p.a), 1);
+	assert_false(readable(bell_b.fd));
+	assert_int_equal(p.b->ops->wait_fd(p.b), -EAGAIN);
+	assert_int_equal(p.b->ops->wait_fd(p.b), -EAGAIN); /* still held */
+	assert_int_equal(p.b->ops->poll(p.b, rx_one_count, &got, 16), 1);
+	assert_int_equal(got, 2);
+
+	/* Awake (disarmed by that poll): no ring. */
+	assert_int_equal(p.a->ops->send(p.a, 2, f, sizeof(f)), 0);
+	assert_int_equal(p.a->ops->flush(p.a), 1);
+	assert_false(readable(bell_b.fd));
+	assert_int_equal(p.b->ops->poll(p.b, rx_one_count, &got, 16), 1);
+	assert_int_equal(p.b->ops->wait_fd(p.b), bell_b.fd);
+	assert_int_equal(p.b->ops->poll(p.b, rx_one_count, &got, 16), 0);
+	assert_int_equal(got, 3);
+
+	pair_free(&p);
+	sl_dpdk_doorbell_close(&bell_a);
+	sl_dpdk_doorbell_close(&bell_b);
+	assert_int_equal(bell_a.fd, -1);
+}
+
 static void test_ring_pair_10k(void **state)
 {
 	struct sl_dpdk_info ia, ib;
@@ -1354,6 +1422,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_eal_and_loopback),
 	    cmocka_unit_test(test_ring_pair_10k),
+	    cmocka_unit_test(test_doorbell),
 	    cmocka_unit_test(test_jumbo),
 	    cmocka_unit_test(test_arp),
 	    cmocka_unit_test(test_malformed_dropped),

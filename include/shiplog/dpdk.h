@@ -41,6 +41,7 @@
 #ifndef SHIPLOG_DPDK_H
 #define SHIPLOG_DPDK_H
 
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -104,5 +105,32 @@ int sl_dpdk_port_by_name(const char *name, uint16_t *port_id);
 /* Fill `out` for a transport made by sl_dpdk_transport_create*; -EINVAL for
  * any other transport. */
 int sl_dpdk_info(const struct sl_transport *t, struct sl_dpdk_info *out);
+
+/* A doorbell, so that a node whose ports are all in this process can sleep
+ * until a frame arrives instead of polling on a timer: net_memif in DPDK
+ * 22.11 masks its receive interrupts and has no rx_intr_enable. Before it
+ * sleeps, the receiving node arms its bell and looks at its rings once more
+ * (wait_fd); a sender that finds the peer's bell armed after a burst
+ * disarms it and writes its eventfd, one system call per sleep, none while
+ * the receiver is awake. Armed and ring are each written by one side and
+ * read by the other after a full fence, so no frame goes unnoticed. */
+struct sl_dpdk_doorbell {
+	int fd;		   /* eventfd, readable once rung */
+	_Atomic int armed; /* the owner may sleep: ring after sending */
+	int owner_armed;   /* owner's thread only: it armed, not disarmed yet */
+	int rung;	   /* owner's thread only: a ring is due, not read yet */
+};
+
+/* 0 or -errno; close with sl_dpdk_doorbell_close (fd -1 after either). */
+int sl_dpdk_doorbell_init(struct sl_dpdk_doorbell *d);
+void sl_dpdk_doorbell_close(struct sl_dpdk_doorbell *d);
+
+/* Frames arriving on `t` may be waited for on `own` (its wait_fd then
+ * returns own's fd), and every flush that sent frames rings `peer` if it is
+ * armed (the node at the other end of a point-to-point port, in this
+ * process). Either may be NULL. Without `own`, wait_fd is -EOPNOTSUPP: the
+ * node polls, yields and sleeps on a timer. */
+int sl_dpdk_set_doorbells(struct sl_transport *t, struct sl_dpdk_doorbell *own,
+			  struct sl_dpdk_doorbell *peer);
 
 #endif

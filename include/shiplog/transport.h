@@ -62,7 +62,8 @@ struct sl_transport_ops {
 	/* Optional: a file descriptor that turns readable when poll() would
 	 * find something, so an idle node can sleep in ppoll() until then;
 	 * -EAGAIN when something is there already (poll now). NULL: the
-	 * transport cannot be waited for (DPDK polls). */
+	 * transport cannot be waited for (DPDK polls), and so does a negative
+	 * errno other than -EAGAIN (a DPDK port without a doorbell). */
 	int (*wait_fd)(struct sl_transport *t);
 };
 
