@@ -308,9 +308,19 @@ void sl_elect_on_vote_req(struct sl_proto *p, const struct sl_frame *f, uint64_t
 		p->frames_bad++;
 		return;
 	}
-	if ((e->voted_epoch == epoch && e->voted_for && e->voted_for != cand) ||
-	    !up_to_date(f->vreq.last_epoch, f->vreq.last_pos, p->last_epoch, p->log_end)) {
+	if (e->voted_epoch == epoch && e->voted_for && e->voted_for != cand) {
 		send_vote(p, cand, 0, 0);
+		return;
+	}
+	if (!up_to_date(f->vreq.last_epoch, f->vreq.last_pos, p->last_epoch, p->log_end)) {
+		/* As for a pre-vote refused for the same reason: the candidate
+		 * cannot win and we can (its pre-vote passed before our log grew
+		 * past its own, from frames of the old leader we were still
+		 * taking in): stand at once, not a whole draw later. */
+		send_vote(p, cand, 0, 0);
+		if (p->role == SL_ROLE_FOLLOWER && !p->cfg.leader_id && !e->prevoting &&
+		    !p->ent.nholes)
+			prevote(p, now);
 		return;
 	}
 	if (e->voted_epoch != epoch || e->voted_for != cand) {

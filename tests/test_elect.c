@@ -729,6 +729,50 @@ static void lower_epoch_fenced(void **state)
 	assert_int_equal(append(1, 10), -EPERM);
 }
 
+/* A candidate whose pre-vote passed but whose log is behind by the time its
+ * vote request arrives (the voter was still taking in the dead leader's
+ * frames): the voter refuses, and asks for pre-votes itself at once rather
+ * than a whole draw later, and wins. */
+static void refused_vote_for_a_shorter_log_stands_at_once(void **state)
+{
+	struct sl_frame f = {.hdr.type = SL_FRAME_VOTE_REQ};
+	struct sl_proto_status st;
+	uint8_t buf[SL_FRAME_MAX];
+	uint64_t epoch = 0;
+	uint32_t who = 0;
+	int len;
+
+	(void)state;
+	assert_int_equal(e_init(3, 1), 0);
+	append_n(1, 20);
+	e_advance(5000000);
+	isolate(2, 1);
+	append_n(1, 5); /* node 3 holds 5 records more than node 2 */
+	e_advance(2000000);
+	isolate(1, 1); /* the leader dies */
+	isolate(2, 0);
+	isolate(1, 1);
+	E.now += E_TIMEOUT; /* neither has heard it for a timeout, neither stood yet */
+	sl_proto_get_status(node(2)->p, &st);
+	E.q_len = 0;
+	/* Node 2's vote request in an epoch it owns (epoch % 16 is its index). */
+	forged_hdr(&f, 5 + 16 - 5 % 16 + 1, 2, 3);
+	f.vreq = (struct sl_frame_vote_req){
+	    .last_epoch = st.last_epoch, .last_pos = st.log_end, .last_lsn = st.next_lsn - 1};
+	len = sl_frame_encode(&f, buf, sizeof(buf));
+	assert_true(len > 0);
+	sl_proto_on_frame(node(3)->p, buf, (size_t)len, E.now);
+	assert_int_equal(queued(3, SL_FRAME_VOTE, 0), 1);     /* refused */
+	assert_int_equal(queued(3, SL_FRAME_VOTE_REQ, 1), 2); /* and asks at once */
+	e_run(100);
+	e_advance(E_TIMEOUT / 4); /* well before any draw of node 3's own */
+	assert_int_equal(leader_count(&epoch, &who), 1);
+	assert_int_equal(who, 3);
+	append_n(3, 5);
+	e_advance(5000000);
+	assert_int_equal(node(3)->commit_lsn, 30);
+}
+
 /* shipctl promote: the leader waits for the target to hold its whole log
  * (appends refused meanwhile), hands over, and the target leads the next
  * epoch it owns with every record; nothing committed is lost and the cluster
@@ -888,6 +932,7 @@ int main(void)
 	    cmocka_unit_test_teardown(never_cuts_below_commit, teardown),
 	    cmocka_unit_test_teardown(lower_epoch_fenced, teardown),
 	    cmocka_unit_test_teardown(transfer_and_stepdown, teardown),
+	    cmocka_unit_test_teardown(refused_vote_for_a_shorter_log_stands_at_once, teardown),
 	    cmocka_unit_test_teardown(an_unreadable_tail_nobody_holds_is_given_up, teardown),
 	    cmocka_unit_test_teardown(an_unreadable_tail_a_follower_holds_is_repaired, teardown),
 	};
