@@ -716,12 +716,16 @@ static int waiter_due(struct sl_csrv *s)
 
 /* ---- the node's poller ---- */
 
-static int csrv_poll(void *arg, uint64_t now)
+/* The clients' new work: flush requests, applied acknowledgements and
+ * appends (a half-appended vector first and alone). Shared memory only: the
+ * node calls this several times a turn (struct sl_node_poller's take). */
+static int csrv_take(void *arg)
 {
 	struct sl_csrv *s = arg;
 	int events = 0;
 
-	/* A half-appended vector goes first and alone. */
+	if (s->st.clients == 0 && s->partial < 0)
+		return 0;
 	if (s->partial >= 0) {
 		unsigned p = (unsigned)s->partial;
 
@@ -739,6 +743,14 @@ static int csrv_poll(void *arg, uint64_t now)
 			appends(s, i, &events);
 	}
 	s->rr++;
+	return events;
+}
+
+static int csrv_poll(void *arg, uint64_t now)
+{
+	struct sl_csrv *s = arg;
+	int events = csrv_take(s);
+
 	/* After the appends: the record whose doorbell woke the loop goes
 	 * first, the epoll_wait and doorbell read after it. */
 	if (s->woke || now >= s->next_housekeep) {
@@ -982,7 +994,7 @@ static void start_positions(struct sl_csrv *s)
 int sl_csrv_open(struct sl_csrv **out, struct sl_node *node, const struct sl_csrv_opts *o)
 {
 	struct sl_node_poller poller = {
-	    .poll = csrv_poll, .after = csrv_after, .sleep = csrv_sleep};
+	    .poll = csrv_poll, .after = csrv_after, .sleep = csrv_sleep, .take = csrv_take};
 	struct sl_csrv *s = calloc(1, sizeof(*s));
 	int rc;
 

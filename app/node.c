@@ -11,7 +11,11 @@
  *   4. flush the transport and submit the store's writes (held since 1), so
  *      whatever 1-3 queued leaves in this turn: a leader sends first (its
  *      followers' writes are the longer way to a commit, and submitting its
- *      own costs tens of microseconds), a follower writes first. */
+ *      own costs tens of microseconds), a follower writes first.
+ * A poller's new work (shipd's client appends) is taken before 1 and again
+ * before 4, besides the poller's own turn after 2: an append that arrived
+ * while the turn was busy (a commit's callback woke its client) is sealed
+ * and sent in this turn, not after the next receive. */
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -1018,14 +1022,21 @@ static int send_and_write(struct sl_node *n)
 	return rc;
 }
 
+/* The poller's new work (see struct sl_node_poller's take). */
+static int take_work(struct sl_node *n)
+{
+	return n->poller.take ? n->poller.take(n->poller.arg) : 0;
+}
+
 int sl_node_poll(struct sl_node *n)
 {
-	int events, rc;
+	int events, taken, rc;
 
 	if (n->failed)
 		return n->failed;
 	n->now = sl_node_now();
 	n->st.turns++;
+	taken = take_work(n);
 	events = n->tr->ops->poll(n->tr, on_rx, n, n->cfg.rx_budget);
 	if (events < 0) {
 		/* Transport trouble is logged once; the counter tells the rest. */
@@ -1034,6 +1045,7 @@ int sl_node_poll(struct sl_node *n)
 				sl_err_msg());
 		events = 0;
 	}
+	events += taken;
 	if (sl_proto_next_timer(n->proto) <= n->now) {
 		sl_proto_tick(n->proto, n->now);
 		n->st.timer_ticks++;
@@ -1059,6 +1071,7 @@ int sl_node_poll(struct sl_node *n)
 	if ((rc = reap_storage(n)) < 0)
 		return rc;
 	events += rc;
+	events += take_work(n);
 	events += seal_if_log_idle(n);
 	events += scrub_step(n);
 	if ((rc = send_and_write(n)) < 0)

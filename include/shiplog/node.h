@@ -152,6 +152,10 @@ void sl_node_idle_until(struct sl_node *n, int events, uint64_t deadline);
  * receive and timers and before storage is reaped and the transport flushed,
  * so what it appends and seals is written and sent in the same turn; it
  * returns events handled or -errno (logged once, then counted as 0).
+ * `take` (optional) takes new work only (a client's appends, flush requests):
+ * it runs at the top of every turn and again right before the turn's seal
+ * and flush decision, so work that arrived while the turn was busy leaves in
+ * it rather than waiting for the next; it returns events handled.
  * `after` (optional) runs at the end of every turn, once storage completions
  * (which may have moved the commit) are in: the place to publish progress.
  * `sleep(arg, 1)` is asked before the idle strategy sleeps in the kernel:
@@ -163,6 +167,7 @@ struct sl_node_poller {
 	int (*poll)(void *arg, uint64_t now);
 	void (*after)(void *arg);
 	int (*sleep)(void *arg, int on);
+	int (*take)(void *arg);
 };
 /* Install (or with NULL remove) the poller; it is copied. */
 void sl_node_set_poller(struct sl_node *n, const struct sl_node_poller *p);
