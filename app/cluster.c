@@ -872,6 +872,7 @@ static int configure(struct sl_cluster *c)
 		nc->transport = c->o.net == SL_CLUSTER_TCP ? SL_TRANSPORT_TCP : SL_TRANSPORT_UDP;
 		nc->idle = c->o.idle;
 		nc->seal_when_log_idle = c->o.seal_when_log_idle;
+		nc->seal_when_idle = c->o.seal_when_idle;
 		nc->key_file = c->o.key_file;
 		if (!net_is_kernel(c->o.net)) {
 			nc->make_transport = make_mesh;
@@ -1354,9 +1355,9 @@ void sl_cluster_print_stats(FILE *f, const struct sl_cluster_result *r)
 	fprintf(f,
 		"  leader      window full %" PRIu64 ", naks received %" PRIu64
 		", retransmits %" PRIu64 ", tail-loss probes %" PRIu64
-		", sealed on an idle log %" PRIu64 "\n",
+		", sealed on an idle log %" PRIu64 ", with nothing in flight %" PRIu64 "\n",
 		r->window_full, st->naks_received, st->retransmits, st->tlps,
-		r->leader_stats.log_idle_seals);
+		r->leader_stats.log_idle_seals, r->leader_stats.idle_seals);
 }
 
 void sl_cluster_print_check(FILE *f, const struct sl_cluster_result *r)

@@ -957,16 +957,25 @@ static int reap_storage(struct sl_node *n)
 	return rc;
 }
 
-/* Group commit (seal_when_log_idle): a leader whose log has nothing in
- * flight seals its open batch now rather than after the linger. */
+/* Group commit (seal_when_log_idle, seal_when_idle): a leader whose log
+ * has nothing in flight (and, for seal_when_idle, nothing uncommitted)
+ * seals its open batch now rather than after the linger. */
 static int seal_if_log_idle(struct sl_node *n)
 {
-	if (!n->cfg.seal_when_log_idle || !sl_proto_batch_open(n->proto) ||
-	    !sl_store_idle(n->store))
+	int all_done;
+
+	if (!(n->cfg.seal_when_log_idle || n->cfg.seal_when_idle) ||
+	    !sl_proto_batch_open(n->proto) || !sl_store_idle(n->store))
+		return 0;
+	all_done = sl_proto_all_committed(n->proto);
+	if (!n->cfg.seal_when_log_idle && !all_done)
 		return 0;
 	if (sl_proto_flush(n->proto, n->now) < 0)
 		return 0;
-	n->st.log_idle_seals++;
+	if (n->cfg.seal_when_log_idle)
+		n->st.log_idle_seals++;
+	else
+		n->st.idle_seals++;
 	return 1;
 }
 

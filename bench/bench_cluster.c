@@ -67,7 +67,7 @@ struct cb_plan {
 	const char *plot_dir;
 	int matrix;
 	int half_max; /* each closed-loop run followed by an open loop at half its rate */
-	int seal;     /* 0 auto (linger in open loop), 1 idle, 2 linger, 3 log */
+	int seal;     /* 0 auto (linger in open loop), 1 idle, 2 linger, 3 log, 4 adaptive */
 };
 
 struct cb_disk {
@@ -135,7 +135,9 @@ static void usage(FILE *f)
 		"                    an engine about to wait would; linger: leave it to\n"
 		"                    --batch-bytes and --linger-us, as an engine that does not\n"
 		"                    wait; log: as linger, and the leader also seals whenever\n"
-		"                    its log has no write in flight (group commit); auto\n"
+		"                    its log has no write in flight (group commit); adaptive:\n"
+		"                    as linger, and the leader also seals whenever nothing is\n"
+		"                    in flight (its log idle, every batch committed); auto\n"
 		"                    (default): idle in closed loop, linger in open loop (its\n"
 		"                    records go on schedule, nobody waits)\n"
 		"  --plot DIR        write each run's commit-latency CDF, follower lag and the\n"
@@ -271,9 +273,11 @@ static int parse_one(const char *a, const char *val, struct sl_cluster_opts *o, 
 			p->seal = 2;
 		else if (strcmp(val, "log") == 0)
 			p->seal = 3;
+		else if (strcmp(val, "adaptive") == 0)
+			p->seal = 4;
 		else
-			return sl_err_set(EINVAL, "--seal is auto, idle, linger or log, got '%s'",
-					  val);
+			return sl_err_set(
+			    EINVAL, "--seal is auto, idle, linger, log or adaptive, got '%s'", val);
 		return 0;
 	}
 	if (strcmp(a, "--inflight") == 0) {
@@ -590,6 +594,7 @@ static void print_json(const struct sl_cluster_opts *o, const struct sl_cluster_
 	bench_json_int(&j, "clients", o->clients);
 	bench_json_str(&j, "seal",
 		       o->seal_when_log_idle ? "log"
+		       : o->seal_when_idle   ? "adaptive"
 		       : o->seal_by_linger   ? "linger"
 					     : "idle");
 	bench_json_num(&j, "seconds", r->seconds);
@@ -804,6 +809,7 @@ static int one_run(struct cb_state *s, struct sl_cluster_opts *o, unsigned d, un
 	}
 	o->seal_by_linger = s->p->seal ? s->p->seal >= 2 : o->mode == SL_CLUSTER_OPEN;
 	o->seal_when_log_idle = s->p->seal == 3;
+	o->seal_when_idle = s->p->seal == 4;
 	if (o->net < NETS && s->rtt_rc[o->net] < 0) {
 		w->failed = 1;
 		fprintf(stderr, "shipbench cluster: skipping the run: no %s round trip\n",

@@ -498,6 +498,11 @@ int sl_proto_batch_open(const struct sl_proto *p)
 	return sl_proto_is_leader(p) && p->open_ts != 0 && !p->seal_blocked;
 }
 
+int sl_proto_all_committed(const struct sl_proto *p)
+{
+	return p->commit_pos >= p->log_end;
+}
+
 void sl_proto_get_status(const struct sl_proto *p, struct sl_proto_status *s)
 {
 	memset(s, 0, sizeof(*s));

@@ -279,16 +279,17 @@ static void test_three_nodes_clients(void **state)
 	assert_int_equal(sl_cluster_run(&o, &r), -EINVAL);
 }
 
-/* Group commit: the leader also seals whenever its log is idle, in open
- * loop with sealing otherwise left to the linger. Every record arrives,
- * once, in order, and some batches went because the log was idle. */
-static void test_seal_when_log_idle(void **state)
+/* Group commit: the leader also seals whenever its log is idle (or, with
+ * seal_when_idle, whenever nothing it sealed is in flight), in open loop
+ * with sealing otherwise left to the linger. Every record arrives, once,
+ * in order, and some batches went because the log (or the pipeline) was
+ * idle. */
+static void run_seal_when_idle(int log_only)
 {
 	struct sl_cluster_opts o = base_opts();
 	static struct sl_cluster_result r;
 	int rc;
 
-	(void)state;
 	/* A record every millisecond: most find the log idle even under ASan
 	 * on a loaded machine (at 20,000/s under ASan none did: the log was
 	 * always busy, batches sealed by size). */
@@ -296,12 +297,26 @@ static void test_seal_when_log_idle(void **state)
 	o.rate = 1000;
 	o.records = 2000;
 	o.seal_by_linger = 1;
-	o.seal_when_log_idle = 1;
+	o.seal_when_log_idle = log_only;
+	o.seal_when_idle = !log_only;
 	rc = sl_cluster_run(&o, &r);
 	if (rc < 0)
 		fail_msg("cluster: %d %s", rc, r.error);
 	check_replicated(&r, 2000);
-	assert_true(r.leader_stats.log_idle_seals > 0);
+	assert_true((log_only ? r.leader_stats.log_idle_seals : r.leader_stats.idle_seals) > 0);
+	assert_int_equal(log_only ? r.leader_stats.idle_seals : r.leader_stats.log_idle_seals, 0);
+}
+
+static void test_seal_when_log_idle(void **state)
+{
+	(void)state;
+	run_seal_when_idle(1);
+}
+
+static void test_seal_when_idle(void **state)
+{
+	(void)state;
+	run_seal_when_idle(0);
 }
 
 /* A single node commits on its own durability. */
@@ -443,6 +458,7 @@ int main(void)
 	    cmocka_unit_test(test_open_rules),
 	    cmocka_unit_test(test_single_node),
 	    cmocka_unit_test(test_seal_when_log_idle),
+	    cmocka_unit_test(test_seal_when_idle),
 	    cmocka_unit_test(test_three_nodes_udp),
 	    cmocka_unit_test(test_three_nodes_mac),
 	    cmocka_unit_test(test_three_nodes_memif),

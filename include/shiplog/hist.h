@@ -6,9 +6,9 @@
 
 #include <stdint.h>
 
-#define SL_HIST_SUB_BITS 6  /* 64 linear sub-buckets per power of two */
-#define SL_HIST_MAX_EXP  40
-#define SL_HIST_BUCKETS  ((SL_HIST_MAX_EXP + 1) << SL_HIST_SUB_BITS)
+#define SL_HIST_SUB_BITS 6 /* 64 linear sub-buckets per power of two */
+#define SL_HIST_MAX_EXP	 40
+#define SL_HIST_BUCKETS	 ((SL_HIST_MAX_EXP + 1) << SL_HIST_SUB_BITS)
 
 struct sl_hist {
 	uint64_t count;

@@ -53,6 +53,12 @@ struct sl_node_config {
 	 * where batches grow while the disk is busy and a record that finds
 	 * it idle does not wait for the linger timer. */
 	int seal_when_log_idle;
+	/* Leader: seal it at once, too, when nothing it sealed is in flight: its
+	 * log has no write in flight and every batch it sealed is committed. A
+	 * record that finds the pipeline idle goes at once; records that come
+	 * while a batch is in flight linger (up to proto.linger_ns) and go
+	 * together when it commits. */
+	int seal_when_idle;
 	const char *key_file; /* pre-shared key for frame MACs (shiplog/auth.h), NULL: none */
 	/* Followers: the last LSN the engine has applied (durably, on its
 	 * side) before this start, 0 if none. Delivery resumes after it;
@@ -117,6 +123,7 @@ struct sl_node_stats {
 	uint64_t scrub_bad;	 /* bad batches it found (each one handed to repair) */
 	uint64_t persists;	 /* election state (epoch, vote) written to the superblock */
 	uint64_t log_idle_seals; /* batches sealed because the log was idle (seal_when_log_idle) */
+	uint64_t idle_seals;	 /* ... because nothing was in flight (seal_when_idle) */
 };
 
 struct sl_node;

@@ -322,5 +322,7 @@ int sl_proto_is_leader(const struct sl_proto *p);
 /* Leader: 1 while a batch is open (records appended, not sealed) and could
  * be sealed now (the window has room). */
 int sl_proto_batch_open(const struct sl_proto *p);
+/* Leader: every batch it sealed is committed (nothing in flight). */
+int sl_proto_all_committed(const struct sl_proto *p);
 
 #endif

@@ -9,13 +9,13 @@
 
 enum sl_wl_kind {
 	SL_WL_TEXT = 0, /* text-like WAL records */
-	SL_WL_RANDOM,   /* incompressible bytes */
+	SL_WL_RANDOM,	/* incompressible bytes */
 };
 
 struct sl_wl {
 	enum sl_wl_kind kind;
-	uint64_t rng;  /* xorshift state */
-	uint64_t seq;  /* records generated so far */
+	uint64_t rng; /* xorshift state */
+	uint64_t seq; /* records generated so far */
 };
 
 void sl_wl_init(struct sl_wl *w, enum sl_wl_kind kind, uint64_t seed);
