@@ -12,10 +12,10 @@
  *      whatever 1-3 queued leaves in this turn: a leader sends first (its
  *      followers' writes are the longer way to a commit, and submitting its
  *      own costs tens of microseconds), a follower writes first.
- * A poller's new work (shipd's client appends) is taken before 1 and again
- * before 4, besides the poller's own turn after 2: an append that arrived
- * while the turn was busy (a commit's callback woke its client) is sealed
- * and sent in this turn, not after the next receive. */
+ * New work (an in-process engine's appends, shipd's clients') is taken
+ * before 1 and again before 4, besides the poller's own turn after 2: an
+ * append that arrived while the turn was busy (a commit's callback woke its
+ * client) is sealed and sent in this turn, not after the next receive. */
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -1031,10 +1031,12 @@ static int send_and_write(struct sl_node *n)
 	return rc;
 }
 
-/* The poller's new work (see struct sl_node_poller's take). */
+/* New work: the engine's own appends, then the poller's (its clients'). */
 static int take_work(struct sl_node *n)
 {
-	return n->poller.take ? n->poller.take(n->poller.arg) : 0;
+	int events = n->eng.take ? n->eng.take(n->eng.ctx) : 0;
+
+	return events + (n->poller.take ? n->poller.take(n->poller.arg) : 0);
 }
 
 int sl_node_poll(struct sl_node *n)

@@ -9,15 +9,17 @@
  * Two paths, one record in flight each, taking turns in slices (so drift in
  * the machine's load hits both alike):
  *   inproc: the leader's thread appends (sl_node_append + sl_node_flush)
- *           and times until its commit callback covers the record;
+ *           where its turn takes new work (sl_node_engine's take: where
+ *           shipd takes a client's entries) and times until it sees, there,
+ *           that a commit callback covered the record;
  *   client: the client thread times sl_client_append(FLUSH) through
  *           sl_client_wait(COMMITTED) returning.
  * The in-process path is the limit the library is judged against: the
  * difference of the medians is what the library costs. Each is also split
  * at the leader's commit callback (its time read there, in both paths
  * alike): from the append to the callback, and from the callback until
- * the engine sees the commit (the in-process engine when its turn ends,
- * the client when sl_client_wait returns). */
+ * the engine sees the commit (the in-process engine at its turn's next
+ * take point, the client when sl_client_wait returns). */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <inttypes.h>
@@ -64,6 +66,9 @@ struct cb {
 	_Atomic int inproc_busy, client_busy;
 	/* the in-process engine (leader thread) */
 	uint64_t commit_lsn;
+	uint64_t inflight, t0; /* its record in flight (0: none), appended at t0 */
+	uint8_t *rec;
+	struct sl_wl wl;
 	_Atomic uint64_t commit_ns;		/* when the callback last moved commit_lsn */
 	struct sl_hist inproc, client, handoff; /* handoff: sl_client_append alone */
 	struct sl_hist to_commit[2], seen[2];	/* [0] inproc, [1] client: the split */
@@ -79,8 +84,9 @@ static void usage(FILE *f)
 		   "                       [--record-bytes N] [--warmup S] [--spin-us N]\n"
 		   "                       [--idle spin|yield|backoff]\n"
 		   "Append-to-commit latency through libshiplog against the same append made\n"
-		   "inside the node process: 3 nodes over kernel UDP on 127.0.0.1, one record\n"
-		   "in flight, the two paths alternating every 100 ms in the same cluster.\n"
+		   "inside the node process (at the points of the leader's turn where shipd takes\n"
+		   "a client's records): 3 nodes over kernel UDP on 127.0.0.1, one record in\n"
+		   "flight, the two paths alternating every 100 ms in the same cluster.\n"
 		   "  --seconds S       measured seconds per path (default 2)\n"
 		   "  --warmup S        seconds of both paths before measuring (default 0.5)\n"
 		   "  --acks A          follower acks a commit needs (default 1)\n"
@@ -197,6 +203,8 @@ static int configure(struct cb *b)
 	return 0;
 }
 
+static int inproc_take(void *ctx);
+
 static int open_nodes(struct cb *b)
 {
 	int rc;
@@ -205,7 +213,8 @@ static int open_nodes(struct cb *b)
 		struct sl_node_engine e = {0};
 
 		if (i == 0)
-			e = (struct sl_node_engine){.ctx = b, .commit = leader_commit};
+			e = (struct sl_node_engine){
+			    .ctx = b, .commit = leader_commit, .take = inproc_take};
 		else
 			e = (struct sl_node_engine){.ctx = &b->node[i],
 						    .deliver = follower_deliver};
@@ -244,59 +253,59 @@ static void record_split(struct cb *b, int path, uint64_t t0, uint64_t t_seen)
 	}
 }
 
-/* The leader's thread: its node's loop, and the in-process engine. */
+/* The in-process engine, at the points of the leader's turn where shipd
+ * takes a client's entries (so neither path appends at a better place in
+ * the turn): its record's commit seen, then the next record appended and
+ * flushed. */
+static int inproc_take(void *ctx)
+{
+	struct cb *b = ctx;
+	struct sl_node *n = b->node[0];
+	int64_t lsn;
+
+	if (b->leader_rc)
+		return 0;
+	if (b->inflight && b->commit_lsn >= b->inflight) {
+		if (atomic_load_explicit(&b->measuring, memory_order_relaxed))
+			record_split(b, 0, b->t0, sl_node_now());
+		b->inflight = 0;
+		atomic_store(&b->inproc_busy, 0);
+	}
+	if (b->inflight || atomic_load_explicit(&b->phase, memory_order_relaxed) != PH_INPROC)
+		return 0;
+	atomic_store(&b->inproc_busy, 1);
+	sl_wl_fill(&b->wl, b->rec, b->record_bytes);
+	b->t0 = sl_node_now();
+	lsn = sl_node_append(n, b->rec, b->record_bytes);
+	if (lsn < 0) {
+		b->leader_rc = (int)lsn;
+		return 0;
+	}
+	sl_node_flush(n);
+	b->inflight = (uint64_t)lsn;
+	return 1;
+}
+
+/* The leader's thread: its node's loop (which runs the in-process engine). */
 static void *leader_main(void *arg)
 {
 	struct cb *b = arg;
 	struct sl_node *n = b->node[0];
-	uint8_t *rec = malloc(b->record_bytes);
-	uint64_t inflight = 0, t0 = 0;
-	struct sl_wl wl;
 
-	if (!rec) {
-		b->leader_rc = sl_err_set(ENOMEM, "record");
-		b->stop = 1;
-		return NULL;
-	}
-	sl_wl_init(&wl, SL_WL_TEXT, 1);
-	while (!b->stop) {
+	while (!b->stop && !b->leader_rc) {
 		int ev = sl_node_poll(n);
 
 		if (ev < 0) {
 			b->leader_rc = ev;
-			b->stop = 1;
 			break;
 		}
-		if (inflight && b->commit_lsn >= inflight) {
-			if (atomic_load_explicit(&b->measuring, memory_order_relaxed))
-				record_split(b, 0, t0, sl_node_now());
-			inflight = 0;
-			atomic_store(&b->inproc_busy, 0);
-		} else if (inflight && sl_node_now() - t0 > WAIT_MS * 1000000ull) {
+		if (b->inflight && sl_node_now() - b->t0 > WAIT_MS * 1000000ull) {
 			b->leader_rc = sl_err_set(ETIMEDOUT, "inproc: no commit in %d ms", WAIT_MS);
-			b->stop = 1;
 			break;
-		}
-		if (!inflight &&
-		    atomic_load_explicit(&b->phase, memory_order_relaxed) == PH_INPROC) {
-			int64_t lsn;
-
-			atomic_store(&b->inproc_busy, 1);
-			sl_wl_fill(&wl, rec, b->record_bytes);
-			t0 = sl_node_now();
-			lsn = sl_node_append(n, rec, b->record_bytes);
-			if (lsn < 0) {
-				b->leader_rc = (int)lsn;
-				b->stop = 1;
-				break;
-			}
-			sl_node_flush(n);
-			inflight = (uint64_t)lsn;
-			ev++;
 		}
 		sl_node_idle(n, ev);
 	}
-	free(rec);
+	b->stop = 1;
 	return NULL;
 }
 
@@ -496,8 +505,9 @@ static void report(const struct cb *b, const struct bench_common *c)
 	printf("  the client slept in the kernel %" PRIu64 " times, the leader's loop %" PRIu64
 	       " times\n",
 	       b->srv_st.kicks, b->srv_st.wakeups);
-	printf("  split at the commit callback, p50: in process %.1f + %.1f us (seen when its "
-	       "turn ends), through libshiplog %.1f + %.1f us (sl_client_wait returned)\n",
+	printf("  split at the commit callback, p50: in process %.1f + %.1f us (seen at the "
+	       "turn's next take point), through libshiplog %.1f + %.1f us (sl_client_wait "
+	       "returned)\n",
 	       q50(&b->to_commit[0]), q50(&b->seen[0]), q50(&b->to_commit[1]), q50(&b->seen[1]));
 	printf("  library cost at p50: %+.1f us (ratio %.3f); the append alone (until shipd "
 	       "took it): p50 %.1f us\n",
@@ -521,6 +531,11 @@ int bench_client_main(const struct bench_common *c, int argc, char **argv)
 		free(b);
 		return 2;
 	}
+	if (!(b->rec = malloc(b->record_bytes))) {
+		free(b);
+		return 1;
+	}
+	sl_wl_init(&b->wl, SL_WL_TEXT, 1);
 	sl_hist_reset(&b->inproc);
 	sl_hist_reset(&b->client);
 	sl_hist_reset(&b->handoff);
@@ -532,11 +547,13 @@ int bench_client_main(const struct bench_common *c, int argc, char **argv)
 		 c->dir ? c->dir : "/var/tmp");
 	if (!mkdtemp(b->dir)) {
 		fprintf(stderr, "shipbench client: mkdtemp %s: %s\n", b->dir, strerror(errno));
+		free(b->rec);
 		free(b);
 		return 1;
 	}
 	rc = run(b, c);
 	bench_remove_dir(b->dir);
+	free(b->rec);
 	if (rc) {
 		fprintf(stderr, "shipbench client: %s\n", sl_err_msg());
 		free(b);

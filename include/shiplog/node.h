@@ -94,6 +94,11 @@ struct sl_node_engine {
 	int (*wants_records)(void *ctx, const struct sl_batch_hdr *h);
 	/* Leader: every LSN <= commit_lsn is committed under the policy. */
 	void (*commit)(void *ctx, uint64_t commit_lsn);
+	/* Leader, optional: the engine's own appends (sl_node_append, flush),
+	 * made from the node's thread where the turn takes a poller's new work
+	 * (struct sl_node_poller's take): at its top and right before its seal
+	 * and flush decision. Returns events handled. */
+	int (*take)(void *ctx);
 	/* Elections: the role, epoch or leader changed (leader_id 0: none
 	 * known yet). Appends succeed only while the role is leader. */
 	void (*role)(void *ctx, enum sl_role role, uint64_t epoch, uint32_t leader_id);
@@ -161,8 +166,9 @@ void sl_node_idle_until(struct sl_node *n, int events, uint64_t deadline);
  * returns events handled or -errno (logged once, then counted as 0).
  * `take` (optional) takes new work only (a client's appends, flush requests):
  * it runs at the top of every turn and again right before the turn's seal
- * and flush decision, so work that arrived while the turn was busy leaves in
- * it rather than waiting for the next; it returns events handled.
+ * and flush decision (after the engine's take), so work that arrived while
+ * the turn was busy leaves in it rather than waiting for the next; it
+ * returns events handled.
  * `after` (optional) runs at the end of every turn, once storage completions
  * (which may have moved the commit) are in: the place to publish progress.
  * `sleep(arg, 1)` is asked before the idle strategy sleeps in the kernel:
