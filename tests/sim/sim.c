@@ -547,9 +547,9 @@ static void print_result(const struct sl_sim_result *r)
 	       " rebuilds=%" PRIu64,
 	       r->elections, r->leader_changes, r->step_downs, r->truncations, r->truncated_bytes,
 	       r->beyond, r->rewritten, r->rebuilds);
-	printf(" rotted=%" PRIu64 " repairs=%" PRIu64 " comparisons=%" PRIu64 " forced=%" PRIu64
-	       " forced_lost=%" PRIu64,
-	       r->rotted, r->repairs, r->comparisons, r->forces, r->forced_lost);
+	printf(" rotted=%" PRIu64 " repairs=%" PRIu64 " given_up=%" PRIu64 " comparisons=%" PRIu64
+	       " forced=%" PRIu64 " forced_lost=%" PRIu64,
+	       r->rotted, r->repairs, r->tails_given_up, r->comparisons, r->forces, r->forced_lost);
 	printf(" commit_us=%" PRIu64 "/%" PRIu64 " events=%" PRIu64 " vtime_ms=%.1f\n",
 	       r->commit_p50_ns / US, r->commit_p99_ns / US, r->events, (double)r->vtime_ns / MS);
 }
@@ -559,7 +559,7 @@ static void print_result(const struct sl_sim_result *r)
 struct tally {
 	uint64_t runs, failed, incomplete, committed, expected_hits;
 	uint64_t elect_runs, failover_runs, leader_changes, truncations, beyond;
-	uint64_t rot_runs, rotted, repairs, forces, forced_lost;
+	uint64_t rot_runs, rotted, repairs, given_up, forces, forced_lost;
 	uint64_t first_failed[8];
 };
 
@@ -593,6 +593,7 @@ static int run_seed(struct sl_sim *sim, const struct opts *o, uint64_t seed, str
 	t->rot_runs += (p.faults & SL_SIM_FAULT_ROT) != 0;
 	t->rotted += r.rotted;
 	t->repairs += r.repairs;
+	t->given_up += r.tails_given_up;
 	t->forces += r.forces;
 	t->forced_lost += r.forced_lost;
 	t->leader_changes += r.leader_changes;
@@ -621,11 +622,13 @@ static void summary(const struct opts *o, const struct tally *t, double secs)
 	       " with failover faults), %" PRIu64 " failed, %" PRIu64 " incomplete, %" PRIu64
 	       " records committed, %" PRIu64 " leaders elected, %" PRIu64 " logs cut, %" PRIu64
 	       " runs beyond tolerance, %" PRIu64 " with rot (%" PRIu64 " batches rotted, %" PRIu64
-	       " repaired in place), %" PRIu64 " forced promotions (%" PRIu64
+	       " repaired in place, %" PRIu64 " uncommitted tails given up), %" PRIu64
+	       " forced promotions (%" PRIu64
 	       " committed records lost as they declared), %.1f s (%.0f seeds/min)",
 	       t->runs, t->elect_runs, t->failover_runs, t->failed, t->incomplete, t->committed,
 	       t->leader_changes, t->truncations, t->beyond, t->rot_runs, t->rotted, t->repairs,
-	       t->forces, t->forced_lost, secs, secs > 0 ? (double)t->runs * 60 / secs : 0.0);
+	       t->given_up, t->forces, t->forced_lost, secs,
+	       secs > 0 ? (double)t->runs * 60 / secs : 0.0);
 	if (t->failed) {
 		printf("; failing seeds:");
 		for (uint64_t i = 0; i < t->failed && i < 8; i++)

@@ -2682,6 +2682,7 @@ static void collect(struct sl_sim *s, struct sl_sim_result *r)
 			r->truncations += s->st.truncations;
 			r->truncated_bytes += s->st.truncated_bytes;
 			r->comparisons += s->st.entropy.comparisons;
+			r->tails_given_up += s->st.entropy.tails_given_up;
 		}
 	}
 	r->appended = s->appended;

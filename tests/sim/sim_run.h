@@ -81,6 +81,7 @@ struct sl_sim_result {
 	uint64_t pauses;
 	uint64_t rotted, repairs; /* batches rot hit; rewrites in place */
 	uint64_t comparisons;	  /* Merkle comparisons finished */
+	uint64_t tails_given_up;  /* leaders' unreadable tails nobody held, cut */
 	uint64_t forces;	  /* forced promotions done */
 	uint64_t forced_lost;	  /* committed records they replaced, as declared */
 	int beyond;		  /* failures went beyond what the policy tolerates */
