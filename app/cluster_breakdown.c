@@ -30,6 +30,8 @@ static const char *const hop_names[SL_HOPS] = {
     [SL_HOP_ACK_WIRE_ASLEEP] = "ack->l.rx asleep",
     [SL_HOP_COMMIT] = "ack/durable->commit",
     [SL_HOP_TOTAL] = "due->commit",
+    [SL_HOP_DELIVER] = "commit->f.deliver",
+    [SL_HOP_LAG] = "seal->f.deliver",
 };
 
 const char *sl_cluster_hop_name(enum sl_cluster_hop h)
@@ -269,6 +271,14 @@ static void match(const struct node_series *ns, unsigned nodes, const uint64_t *
 		out->leader_last += b.durable > b.ack_rx;
 		hop(out, SL_HOP_COMMIT, b.durable > b.ack_rx ? b.durable : b.ack_rx, b.commit);
 		hop(out, SL_HOP_TOTAL, b.due, b.commit);
+		for (unsigned k = 1; k < nodes; k++) {
+			uint64_t t = time_through(&ns[k].s[SL_TRACE_DELIVER], end);
+
+			if (t == NONE)
+				continue;
+			hop(out, SL_HOP_DELIVER, b.commit, t);
+			hop(out, SL_HOP_LAG, b.seal, t);
+		}
 	}
 }
 

@@ -439,6 +439,7 @@ static int op_deliver(void *ctx, const struct sl_batch_hdr *h, const uint8_t *ba
 	uint32_t rlen;
 	int raw_len;
 
+	TRACE(n, SL_TRACE_DELIVER, h->position + len, 0);
 	if (!n->eng.deliver)
 		return 0;
 	if (n->eng.wants_records && !n->eng.wants_records(n->eng.ctx, h))

@@ -149,6 +149,7 @@ static void usage(FILE *f)
 		"                    decompressed for them)\n"
 		"  --breakdown       trace every node and print where each batch's time went,\n"
 		"                    hop by hop from its first record's due time to its commit\n"
+		"                    and on to each follower's delivery\n"
 		"                    (p50/p90/p99 per hop; with --json also bd_*_p50_us keys);\n"
 		"                    the tracing itself costs a clock read per event\n"
 		"  --dir DIR         parent of the runs' directories (default /var/tmp)\n"

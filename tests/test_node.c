@@ -122,6 +122,9 @@ static void test_breakdown(void **state)
 			 b->batches);
 	assert_true(b->hop[SL_HOP_TOTAL].min >= b->hop[SL_HOP_F_WRITE].min);
 	assert_true(b->hop[SL_HOP_TOTAL].max <= r.commit.max);
+	/* every follower delivers every batch, after the commit */
+	assert_int_equal(b->hop[SL_HOP_LAG].count, 2 * b->batches);
+	assert_true(b->hop[SL_HOP_LAG].min >= b->hop[SL_HOP_F_WRITE].min);
 	for (unsigned h = 0; h < SL_HOPS; h++)
 		assert_string_not_equal(sl_cluster_hop_name(h), "unknown");
 }

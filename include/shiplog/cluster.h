@@ -140,6 +140,11 @@ enum sl_cluster_hop {
 	SL_HOP_ACK_WIRE_ASLEEP, /* ... when the leader was asleep at the send */
 	SL_HOP_COMMIT,		/* the later of the ack and its own durability -> commit */
 	SL_HOP_TOTAL,		/* due -> commit */
+	/* Follower lag, every follower: the leader's commit -> this follower's
+	 * delivery (learning the commit, its own write when it was not the
+	 * acking one), and seal -> delivery (the lag itself). */
+	SL_HOP_DELIVER,
+	SL_HOP_LAG,
 	SL_HOPS
 };
 struct sl_cluster_breakdown {

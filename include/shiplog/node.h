@@ -203,6 +203,7 @@ enum sl_node_trace_ev {
 	SL_TRACE_COMMIT,    /* the commit moved to v */
 	SL_TRACE_SLEEP,	    /* the loop went to sleep in the kernel */
 	SL_TRACE_WAKE,	    /* ... and came back */
+	SL_TRACE_DELIVER,   /* follower: a committed batch delivered; v = its end */
 	SL_TRACE_EVENTS
 };
 struct sl_node_trace_rec {
