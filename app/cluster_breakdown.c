@@ -76,20 +76,26 @@ static void series_push(struct series *s, const struct sl_node_trace_rec *r)
 	s->n++;
 }
 
-/* The index of the first event through at least `pos` (n: none). */
-static size_t first_through(const struct series *s, uint64_t pos)
+/* The index of the first of the n sorted values a[] at least x (n: none). */
+static size_t lower_bound(const uint64_t *a, size_t n, uint64_t x)
 {
-	size_t lo = 0, hi = s->n;
+	size_t lo = 0, hi = n;
 
 	while (lo < hi) {
 		size_t mid = lo + (hi - lo) / 2;
 
-		if (s->vmax[mid] < pos)
+		if (a[mid] < x)
 			lo = mid + 1;
 		else
 			hi = mid;
 	}
 	return lo;
+}
+
+/* The index of the first event through at least `pos` (n: none). */
+static size_t first_through(const struct series *s, uint64_t pos)
+{
+	return lower_bound(s->vmax, s->n, pos);
 }
 
 static uint64_t time_through(const struct series *s, uint64_t pos)
@@ -147,17 +153,9 @@ static int split(const struct sl_node_trace *tr, struct node_series *ns)
 static int asleep_at(const struct node_series *ns, uint64_t t)
 {
 	const struct series *s = &ns->s[SL_TRACE_SLEEP];
-	size_t lo = 0, hi = s->n;
+	size_t i = lower_bound(s->t, s->n, t); /* the first event at or after t */
 
-	while (lo < hi) { /* the first event at or after t */
-		size_t mid = lo + (hi - lo) / 2;
-
-		if (s->t[mid] < t)
-			lo = mid + 1;
-		else
-			hi = mid;
-	}
-	return lo > 0 && s->w[lo - 1] == 1;
+	return i > 0 && s->w[i - 1] == 1;
 }
 
 static void hop(struct sl_cluster_breakdown *out, enum sl_cluster_hop h, uint64_t from, uint64_t to)
