@@ -1074,8 +1074,15 @@ static int setup_pools(struct sl_dpdk *t, uint32_t n, int socket)
 	seq = pool_seq++;
 	pthread_mutex_unlock(&dpdk_lock);
 	snprintf(name, sizeof(name), "sl%u_%u", t->port, seq);
-	t->pool = rte_pktmbuf_pool_create(name, n, cache, 0,
-					  (uint16_t)(t->data_room + RTE_PKTMBUF_HEADROOM), socket);
+	/* LIFO: the node threads are not EAL lcores, so they get no
+	 * per-lcore cache, and the default ring hands out the least recently
+	 * freed mbuf: every frame a cold one, cycling through the pool's
+	 * megabytes. A stack hands back the one just freed. */
+	t->pool = rte_pktmbuf_pool_create_by_ops(
+	    name, n, cache, 0, (uint16_t)(t->data_room + RTE_PKTMBUF_HEADROOM), socket, "stack");
+	if (t->pool == NULL)
+		t->pool = rte_pktmbuf_pool_create(
+		    name, n, cache, 0, (uint16_t)(t->data_room + RTE_PKTMBUF_HEADROOM), socket);
 	if (t->pool == NULL)
 		return sl_err_set(rte_errno ? rte_errno : ENOMEM,
 				  "%s: mbuf pool of %u x %u bytes: %s", t->where, n,
