@@ -112,8 +112,9 @@ int sl_dpdk_info(const struct sl_transport *t, struct sl_dpdk_info *out);
  * sleeps, the receiving node arms its bell and looks at its rings once more
  * (wait_fd); a sender that finds the peer's bell armed after a burst
  * disarms it and writes its eventfd, one system call per sleep, none while
- * the receiver is awake. Armed and ring are each written by one side and
- * read by the other after a full fence, so no frame goes unnoticed. */
+ * the receiver is awake. The receiver arms, fences, then reads the ring; the
+ * sender fills the ring, fences, then reads the bell: one of them sees the
+ * other's write, so no frame waits for a timer. */
 struct sl_dpdk_doorbell {
 	int fd;		   /* eventfd, readable once rung */
 	_Atomic int armed; /* the owner may sleep: ring after sending */
