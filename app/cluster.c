@@ -869,6 +869,7 @@ static int configure(struct sl_cluster *c)
 		nc->proto.limits = sl_batch_default_limits;
 		nc->proto.limits.max_record_bytes = c->o.record_bytes;
 		nc->store.dir = cn->dir;
+		nc->store.inline_write_max = c->o.inline_write_max;
 		nc->transport = c->o.net == SL_CLUSTER_TCP ? SL_TRANSPORT_TCP : SL_TRANSPORT_UDP;
 		nc->idle = c->o.idle;
 		nc->seal_when_log_idle = c->o.seal_when_log_idle;

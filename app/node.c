@@ -1017,17 +1017,26 @@ static int submit_writes(struct sl_node *n)
 	return rc;
 }
 
-/* What the turn queued leaves: frames and writes, in the order above. */
+/* A write made inline (inline_write_max) is durable when the submission
+ * returns, with no completion to wake for: tell the protocol now. */
+static int reap_inline(struct sl_node *n, int rc)
+{
+	return rc < 0 || !sl_store_news(n->store) ? rc : reap_storage(n);
+}
+
+/* What the turn queued leaves: frames and writes, in the order above (a
+ * follower's STATUS for an inline write goes in the same flush). Returns
+ * the storage events it found, or -errno. */
 static int send_and_write(struct sl_node *n)
 {
 	int rc;
 
 	if (!sl_proto_is_leader(n->proto)) {
-		rc = submit_writes(n);
+		rc = reap_inline(n, submit_writes(n));
 		flush_transport(n);
 	} else {
 		flush_transport(n);
-		rc = submit_writes(n);
+		rc = reap_inline(n, submit_writes(n));
 	}
 	return rc;
 }
@@ -1088,6 +1097,7 @@ int sl_node_poll(struct sl_node *n)
 	events += scrub_step(n);
 	if ((rc = send_and_write(n)) < 0)
 		return rc;
+	events += rc;
 	if (n->poller.after)
 		n->poller.after(n->poller.arg);
 	if (n->st.turns % STATUS_CHECK_TURNS == 0)
@@ -1135,7 +1145,7 @@ static int block(struct sl_node *n, uint64_t now, uint64_t deadline)
 		return 0;
 	/* Nothing queued may wait for the sleep (an engine's append between
 	 * turns can seal a batch). */
-	if (send_and_write(n) < 0)
+	if (send_and_write(n) != 0)
 		return 1;
 	if ((fds[0].fd = n->tr->ops->wait_fd(n->tr)) < 0)
 		return fds[0].fd == -EAGAIN;

@@ -97,6 +97,7 @@ static void usage(FILE *f)
 		"                        [--matrix] [--half-max] [--rate N] [--inflight N]\n"
 		"                        [--clients N] [--warmup S] [--nodes N]\n"
 		"                        [--batch-bytes N] [--linger-us N] [--seal S]\n"
+		"                        [--inline-write-max N]\n"
 		"                        [--idle spin|yield|backoff] [--plot DIR]\n"
 		"                        [--check-records] [--breakdown] [--keep]\n"
 		"Runs every combination of the lists (comma-separated) one after the other,\n"
@@ -140,6 +141,10 @@ static void usage(FILE *f)
 		"                    in flight (its log idle, every batch committed); auto\n"
 		"                    (default): idle in closed loop, linger in open loop (its\n"
 		"                    records go on schedule, nobody waits)\n"
+		"  --inline-write-max N  every node writes a group of at most N bytes\n"
+		"                    alone in its log from its own thread (pwritev2,\n"
+		"                    RWF_DSYNC) rather than through io_uring ([store]\n"
+		"                    inline_write_max; default 0: off)\n"
 		"  --plot DIR        write each run's commit-latency CDF, follower lag and the\n"
 		"                    host's steal time over time (CSV) and results.jsonl into\n"
 		"                    DIR, then draw the PNG\n"
@@ -293,6 +298,9 @@ static int parse_one(const char *a, const char *val, struct sl_cluster_opts *o, 
 	} else if (strcmp(a, "--batch-bytes") == 0) {
 		rc = bench_parse_u64(a, val, 256, 16u << 20, &v);
 		o->batch_bytes = (uint32_t)v;
+	} else if (strcmp(a, "--inline-write-max") == 0) {
+		rc = bench_parse_u64(a, val, 0, 64u << 20, &v);
+		o->inline_write_max = (uint32_t)v;
 	} else if (strcmp(a, "--linger-us") == 0) {
 		rc = bench_parse_u64(a, val, 1, 1000000, &v);
 		o->linger_ns = v * 1000;
@@ -598,6 +606,7 @@ static void print_json(const struct sl_cluster_opts *o, const struct sl_cluster_
 		       : o->seal_when_idle   ? "adaptive"
 		       : o->seal_by_linger   ? "linger"
 					     : "idle");
+	bench_json_int(&j, "inline_write_max", o->inline_write_max);
 	bench_json_num(&j, "seconds", r->seconds);
 	bench_json_num(&j, "records_per_s", w->rps);
 	bench_json_num(&j, "mb_s", w->mb_s);

@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #include "index.h"
@@ -121,7 +122,9 @@ struct sl_store {
 	uint32_t group_cap, block, max_inflight;
 	int direct;
 	enum sl_sync_mode sync;
-	int adaptive; /* SL_SYNC_DEFAULT: DSYNC alone, FDATASYNC behind other writes */
+	int adaptive;	     /* SL_SYNC_DEFAULT: DSYNC alone, FDATASYNC behind other writes */
+	uint32_t inline_max; /* sl_store_opts.inline_write_max */
+	int inline_ci;	     /* commit of a group to write inline at the next submit, -1 */
 
 	struct io_uring ring; /* group writes and their durability ops */
 	struct io_uring rd;   /* reads: kept apart so waiting for a read never
@@ -704,6 +707,35 @@ static int submit_all(struct sl_store *s, unsigned nsqe, const char *what, const
 
 /* Submit the open group if a write slot (and a commit record) is free.
  * 0 whether or not it went. */
+static void complete(struct sl_store *s, uint64_t user_data, int res);
+static void retire(struct sl_store *s);
+
+/* A lone small group (inline_write_max): written and made durable by the
+ * caller's thread, pwritev2 with RWF_DSYNC, and completed as its CQE would
+ * be. Through io_uring the flush runs from a kernel worker that must get a
+ * core and then wake this thread; the write of a lone group blocks nothing
+ * else. */
+static int inline_fits(const struct sl_store *s, uint32_t wlen)
+{
+	return s->inline_max > 0 && wlen <= s->inline_max && s->order_len == 0 && !s->zseg &&
+	       s->roll_ci < 0 && s->sync == SL_SYNC_DSYNC;
+}
+
+static void write_inline(struct sl_store *s)
+{
+	unsigned ci = (unsigned)s->inline_ci;
+	struct commit *c = &s->c[ci];
+	struct iovec iov = {.iov_base = s->g[c->buf].buf, .iov_len = c->wlen};
+	ssize_t res;
+
+	s->inline_ci = -1;
+	res = pwritev2(c->seg->fd, &iov, 1, (off_t)c->off, RWF_DSYNC);
+	/* Never retried: a failed or short write fails the log (complete). */
+	complete(s, (uint64_t)ci << OP_BITS | OP_WRITE, res < 0 ? -errno : (int)res);
+	retire(s);
+	s->submitted_end = c->end_position;
+}
+
 static int submit_fill(struct sl_store *s)
 {
 	struct io_uring_sqe *sqe;
@@ -742,6 +774,22 @@ static int submit_fill(struct sl_store *s)
 	memset(g->buf + g->len, 0, c->wlen - g->len);
 	assert(c->off + c->wlen <= c->seg->size && c->seg->file_slot >= 0);
 
+	if (inline_fits(s, c->wlen) && c->seg->fd >= 0) {
+		c->pending = 1;
+		s->inline_ci = (int)ci;
+		s->last_wlen = c->wlen;
+		s->queued_end = c->end_position;
+		c->seg->end = c->off + c->wlen;
+		c->seg->inflight++;
+		s->inflight++;
+		s->cqes++;
+		s->order[(s->order_head + s->order_len) % s->nc] = ci;
+		s->order_len++;
+		s->groups_written++;
+		if (!s->hold) /* held: at the next sl_store_submit, as an SQE would go */
+			write_inline(s);
+		return s->failed ? fail_err(s) : 0;
+	}
 	sqe = io_uring_get_sqe(&s->ring);
 	assert(sqe != NULL); /* the ring has two entries per commit record */
 	io_uring_prep_write_fixed(sqe, c->seg->file_slot, g->buf, c->wlen, c->off, (int)c->buf);
@@ -783,8 +831,10 @@ int sl_store_submit(struct sl_store *s)
 	unsigned n = s->held;
 	int hold = s->hold;
 
+	if (s->inline_ci >= 0)
+		write_inline(s);
 	if (n == 0)
-		return 0;
+		return s->failed ? fail_err(s) : 0;
 	s->held = 0;
 	s->hold = 0;
 	submit_all(s, n, "held writes to", s->nsegs ? tail_seg(s)->name : "", s->held_seq);
@@ -1022,6 +1072,10 @@ static int wait_reap(struct sl_store *s, unsigned n)
 		n = s->cqes;
 	if (n > 0) {
 		sl_store_submit(s); /* nothing held may be waited for */
+		if (n > s->cqes)    /* an inline write completed in it */
+			n = s->cqes;
+	}
+	if (n > 0) {
 		do
 			rc = io_uring_wait_cqes(&s->ring, &cqe, n, NULL, NULL);
 		while (rc == -EINTR);
@@ -1237,6 +1291,11 @@ int sl_store_poll(struct sl_store *s, unsigned min_complete)
 	n = (int)s->new_durable;
 	s->new_durable = 0;
 	return n;
+}
+
+int sl_store_news(const struct sl_store *s)
+{
+	return s->new_durable > 0 || s->failed;
 }
 
 int sl_store_wait_fd(const struct sl_store *s)
@@ -2338,7 +2397,8 @@ int sl_store_open(struct sl_store **out, const struct sl_store_opts *o)
 		return rc;
 	if ((s = calloc(1, sizeof(*s))) == NULL)
 		return sl_err_set(ENOMEM, "opening log %s: out of memory", o->dir);
-	s->dirfd = s->rfd = s->fill = s->roll_ci = -1;
+	s->dirfd = s->rfd = s->fill = s->roll_ci = s->inline_ci = -1;
+	s->inline_max = o->inline_write_max;
 	s->failed_seq = UINT64_MAX;
 	snprintf(s->dir, sizeof(s->dir), "%s", o->dir);
 	memcpy(s->cluster_id, o->cluster_id, 16);

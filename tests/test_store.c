@@ -752,6 +752,98 @@ static void test_short_write(void **state)
 	check_failed(f, -EIO, durable, "short write");
 }
 
+/* inline_write_max: a lone small group is written by the caller's thread
+ * and durable when the call that would submit it returns; a larger one, or
+ * one behind another, goes through io_uring. The bytes read back, also
+ * after a reopen (recovery checks every group header). */
+static void test_inline_write(void **state)
+{
+	struct fixture *f = *state;
+	struct sl_store_opts o = th_opts(f->dir, 1);
+	struct sl_store_info info;
+	unsigned fsyncs, writes;
+
+	o.sync_mode = SL_SYNC_DEFAULT;
+	o.group_bytes = 64 << 10;
+	o.inline_write_max = 4096;
+	o.faults = &f->faults.hook;
+	open_store(f, &o);
+	fsyncs = f->faults.calls[SL_STORE_OP_FSYNC];
+	writes = f->faults.calls[SL_STORE_OP_WRITE];
+	for (int i = 0; i < 5; i++) {
+		sync_ok(f); /* the zeros written ahead (direct I/O) landed too */
+		append_ok(f, 2, 300 + 50 * (uint32_t)i, (uint32_t)i % 2);
+		sl_store_get_info(f->s, &info);
+		assert_int_equal(info.durable_lsn, f->log.next_lsn - 1);
+		assert_int_equal(info.durable_position, f->log.position);
+		assert_int_equal(sl_store_news(f->s), 1);
+		assert_int_equal(sl_store_poll(f->s, 0), 1);
+		assert_int_equal(sl_store_news(f->s), 0);
+	}
+	/* No fdatasync and no CQE: the write was RWF_DSYNC, made inline. */
+	assert_int_equal(f->faults.calls[SL_STORE_OP_FSYNC], fsyncs);
+	assert_int_equal(f->faults.calls[SL_STORE_OP_WRITE], writes + 5);
+	/* Held (as a node holds its writes): it goes at sl_store_submit. */
+	sync_ok(f);
+	sl_store_hold(f->s, 1);
+	append_ok(f, 1, 700, 0);
+	sl_store_get_info(f->s, &info);
+	assert_int_equal(info.durable_lsn, f->log.next_lsn - 2);
+	assert_int_equal(sl_store_news(f->s), 0);
+	assert_int_equal(sl_store_submit(f->s), 0);
+	sl_store_get_info(f->s, &info);
+	assert_int_equal(info.durable_lsn, f->log.next_lsn - 1);
+	assert_int_equal(sl_store_news(f->s), 1);
+	sl_store_hold(f->s, 0);
+	/* Larger than inline_write_max: through io_uring, durable once reaped. */
+	append_ok(f, 3, 2000, 1);
+	sl_store_get_info(f->s, &info);
+	assert_true(info.durable_lsn < f->log.next_lsn - 1);
+	sync_ok(f);
+	sl_store_get_info(f->s, &info);
+	assert_int_equal(info.durable_lsn, f->log.next_lsn - 1);
+	th_check_reads(f->s, &f->log, 0);
+	reopen(f, o);
+	check_info_matches_log(f);
+	sl_store_get_info(f->s, &info);
+	assert_int_equal(info.durable_lsn, f->log.next_lsn - 1);
+	assert_int_equal(info.torn_bytes, 0);
+	th_check_reads(f->s, &f->log, 0);
+}
+
+/* A failed or short inline write fails the store as a failed CQE does:
+ * nothing of it durable, no retry, no fsync after. */
+static void run_inline_failure(void **state, int res, const char *what)
+{
+	struct fixture *f = *state;
+	struct sl_store_opts o = th_opts(f->dir, 1);
+	uint64_t durable;
+
+	o.group_bytes = 16 << 10;
+	o.inline_write_max = 64 << 10;
+	o.faults = &f->faults.hook;
+	open_store(f, &o);
+	append_ok(f, 2, 300, 0);
+	durable = f->log.next_lsn - 1;
+	assert_int_equal(sl_store_poll(f->s, 0), 1);
+	sync_ok(f);
+	th_faults_arm(&f->faults, SL_STORE_OP_WRITE, 1, res, 0);
+	f->faults.fail_off = 2 * TH_BLOCK;
+	assert_int_equal(th_append(f->s, &f->log, 2, 300, 0), -EIO);
+	assert_int_equal(f->faults.fired, 1);
+	check_failed(f, -EIO, durable, what);
+}
+
+static void test_inline_write_failure(void **state)
+{
+	run_inline_failure(state, -EIO, "write");
+}
+
+static void test_inline_short_write(void **state)
+{
+	run_inline_failure(state, 512, "short write");
+}
+
 static void test_fsync_failure(void **state)
 {
 	struct fixture *f = *state;
@@ -1390,6 +1482,9 @@ int main(void)
 	    T(test_drop_before),
 	    T(test_write_failure),
 	    T(test_short_write),
+	    T(test_inline_write),
+	    T(test_inline_write_failure),
+	    T(test_inline_short_write),
 	    T(test_fsync_failure),
 	    T(test_enospc_write),
 	    T(test_enospc_fallocate),

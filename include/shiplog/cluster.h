@@ -79,8 +79,9 @@ struct sl_cluster_opts {
 	/* The leader's node seals as soon as its log is idle (group commit,
 	 * sl_node_config.seal_when_log_idle), besides the rules above. */
 	int seal_when_log_idle;
-	int seal_when_idle; /* sl_node_config.seal_when_idle */
-	int progress;	    /* a line on stderr every second */
+	int seal_when_idle;	   /* sl_node_config.seal_when_idle */
+	uint32_t inline_write_max; /* every node's sl_store_opts.inline_write_max */
+	int progress;		   /* a line on stderr every second */
 	/* Test hook: after the leader has appended restart_at records, follower
 	 * node `restart_node` (2..nodes) is closed, stays down restart_down_ms,
 	 * and is reopened on its recovered log with its engine's applied LSN. */

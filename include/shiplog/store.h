@@ -97,6 +97,12 @@ struct sl_store_opts {
 	 * most SL_STORE_HOLES_MAX; more are refused as corruption). 0: such a
 	 * log is refused (-EBADMSG), as any corruption. */
 	int repair_holes;
+	/* Bytes: a group at most this long (padded to the block) written when
+	 * nothing else is in flight (no group, zeros or roll-over), in DSYNC
+	 * mode, is written by the caller's thread (pwritev2, RWF_DSYNC, in the
+	 * call that would submit it) rather than through io_uring: no kernel
+	 * worker, no wake-up. It blocks the caller for the write. 0: off. */
+	uint32_t inline_write_max;
 };
 
 #define SL_STORE_HOLES_MAX 16
@@ -172,6 +178,10 @@ int sl_store_poll(struct sl_store *s, unsigned min_complete);
  * completion to reap (the write ring's), for callers that sleep in ppoll()
  * while idle. */
 int sl_store_wait_fd(const struct sl_store *s);
+/* 1 when groups became durable (or the store failed) with no completion
+ * to wake for: an inline write (inline_write_max) in sl_store_submit. The
+ * caller polls rather than sleeps. */
+int sl_store_news(const struct sl_store *s);
 
 /* Flush and wait until everything appended is durable (or the store fails). */
 int sl_store_sync(struct sl_store *s);
