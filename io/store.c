@@ -736,12 +736,41 @@ static void write_inline(struct sl_store *s)
 	s->submitted_end = c->end_position;
 }
 
+/* Queue commit ci's group write (and its fdatasync): how many SQEs. */
+static unsigned queue_group(struct sl_store *s, const struct group *g, unsigned ci)
+{
+	const struct commit *c = &s->c[ci];
+	struct io_uring_sqe *sqe = io_uring_get_sqe(&s->ring);
+
+	assert(sqe != NULL); /* the ring has two entries per commit record */
+	io_uring_prep_write_fixed(sqe, c->seg->file_slot, g->buf, c->wlen, c->off, (int)c->buf);
+	sqe->flags |= IOSQE_FIXED_FILE;
+	sqe->user_data = (uint64_t)ci << OP_BITS | OP_WRITE;
+	/* Adaptive (the default): RWF_DSYNC holds the write slot until the
+	 * flush is done, which costs nothing for a group alone (and saves a
+	 * round trip) but keeps the device from the next write under load. A
+	 * group is alone when nothing submitted before it awaits durability
+	 * (at queue depth 1 every group is). */
+	if (s->sync == SL_SYNC_DSYNC && !(s->adaptive && s->order_len > 0)) {
+		sqe->rw_flags = RWF_DSYNC;
+		return 1;
+	}
+	/* The fdatasync runs only if the write fully succeeded. */
+	sqe->flags |= IOSQE_IO_LINK;
+	sqe = io_uring_get_sqe(&s->ring);
+	assert(sqe != NULL);
+	io_uring_prep_fsync(sqe, c->seg->file_slot, IORING_FSYNC_DATASYNC);
+	sqe->flags |= IOSQE_FIXED_FILE;
+	sqe->user_data = (uint64_t)ci << OP_BITS | OP_FSYNC;
+	return 2;
+}
+
 static int submit_fill(struct sl_store *s)
 {
-	struct io_uring_sqe *sqe;
 	struct commit *c;
 	struct group *g;
 	unsigned ci, nsqe;
+	int inl;
 
 	/* One commit record stays free for a roll-over while none is running:
 	 * the groups have the 2 * max_inflight they need. */
@@ -774,45 +803,8 @@ static int submit_fill(struct sl_store *s)
 	memset(g->buf + g->len, 0, c->wlen - g->len);
 	assert(c->off + c->wlen <= c->seg->size && c->seg->file_slot >= 0);
 
-	if (inline_fits(s, c->wlen) && c->seg->fd >= 0) {
-		c->pending = 1;
-		s->inline_ci = (int)ci;
-		s->last_wlen = c->wlen;
-		s->queued_end = c->end_position;
-		c->seg->end = c->off + c->wlen;
-		c->seg->inflight++;
-		s->inflight++;
-		s->cqes++;
-		s->order[(s->order_head + s->order_len) % s->nc] = ci;
-		s->order_len++;
-		s->groups_written++;
-		if (!s->hold) /* held: at the next sl_store_submit, as an SQE would go */
-			write_inline(s);
-		return s->failed ? fail_err(s) : 0;
-	}
-	sqe = io_uring_get_sqe(&s->ring);
-	assert(sqe != NULL); /* the ring has two entries per commit record */
-	io_uring_prep_write_fixed(sqe, c->seg->file_slot, g->buf, c->wlen, c->off, (int)c->buf);
-	sqe->flags |= IOSQE_FIXED_FILE;
-	sqe->user_data = (uint64_t)ci << OP_BITS | OP_WRITE;
-	/* Adaptive (the default): RWF_DSYNC holds the write slot until the
-	 * flush is done, which costs nothing for a group alone (and saves a
-	 * round trip) but keeps the device from the next write under load. A
-	 * group is alone when nothing submitted before it awaits durability
-	 * (at queue depth 1 every group is). */
-	if (s->sync == SL_SYNC_DSYNC && !(s->adaptive && s->order_len > 0)) {
-		sqe->rw_flags = RWF_DSYNC;
-		nsqe = 1;
-	} else {
-		/* The fdatasync runs only if the write fully succeeded. */
-		sqe->flags |= IOSQE_IO_LINK;
-		sqe = io_uring_get_sqe(&s->ring);
-		assert(sqe != NULL);
-		io_uring_prep_fsync(sqe, c->seg->file_slot, IORING_FSYNC_DATASYNC);
-		sqe->flags |= IOSQE_FIXED_FILE;
-		sqe->user_data = (uint64_t)ci << OP_BITS | OP_FSYNC;
-		nsqe = 2;
-	}
+	inl = inline_fits(s, c->wlen) && c->seg->fd >= 0;
+	nsqe = inl ? 1 : queue_group(s, g, ci);
 	c->pending = nsqe;
 	s->last_wlen = c->wlen;
 	s->queued_end = c->end_position;
@@ -823,7 +815,12 @@ static int submit_fill(struct sl_store *s)
 	s->order[(s->order_head + s->order_len) % s->nc] = ci;
 	s->order_len++;
 	s->groups_written++;
-	return submit_all(s, nsqe, "a group to", c->seg->name, c->seq);
+	if (!inl)
+		return submit_all(s, nsqe, "a group to", c->seg->name, c->seq);
+	s->inline_ci = (int)ci;
+	if (!s->hold) /* held: at the next sl_store_submit, as an SQE would go */
+		write_inline(s);
+	return s->failed ? fail_err(s) : 0;
 }
 
 int sl_store_submit(struct sl_store *s)

@@ -5,7 +5,8 @@
 # commit LSN at RECORDS and both followers' delivered LSN there too, stops
 # every node with SIGTERM (each must drain and exit 0), and checks with
 # logcmp that both followers' logs hold the leader's committed prefix byte
-# for byte. lib.sh has the shared parts (trap, configs, waits).
+# for byte (the leader and node 2 with inline_write_max = 64K, node 3 without).
+# lib.sh has the shared parts (trap, configs, waits).
 #
 #   three_udp.sh SHIPD SHIPCTL LOGCMP      (meson passes the built programs)
 #   env: RECORDS (1000000), BYTES (1024), WAIT (360), KEEP=1 keeps the dir,
@@ -21,6 +22,10 @@ for n in 1 2 3; do
 	IT_TRANSPORT[$n]="kind = $KIND"
 done
 for n in 1 2 3; do it_config "$n"; done
+# The leader and one follower write lone small groups from their own thread
+# ([store] inline_write_max), the other follower through io_uring: every log
+# must still hold the leader's committed prefix byte for byte.
+for n in 1 2; do printf '\n[store]\ninline_write_max = 64K\n' >>"$dir/n$n.ini"; done
 it_start_all
 it_wait_all "$RECORDS"
 it_stop 2 3 1
