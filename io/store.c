@@ -828,10 +828,13 @@ int sl_store_submit(struct sl_store *s)
 	unsigned n = s->held;
 	int hold = s->hold;
 
-	if (s->inline_ci >= 0)
+	if (s->inline_ci >= 0) {
 		write_inline(s);
+		if (s->failed)
+			return fail_err(s);
+	}
 	if (n == 0)
-		return s->failed ? fail_err(s) : 0;
+		return 0;
 	s->held = 0;
 	s->hold = 0;
 	submit_all(s, n, "held writes to", s->nsegs ? tail_seg(s)->name : "", s->held_seq);
