@@ -50,6 +50,7 @@ struct sess {
 	uint8_t *ap, *dl;
 	uint32_t ap_bytes, dl_bytes;
 	uint64_t ap_head, seq; /* next expected entry: seq + 1 */
+	uint64_t quiet_seq;    /* the last append-and-wait entry taken: its wake is armed */
 	uint32_t part_done;    /* records of the head entry appended (a vector) */
 	uint64_t part_first;
 	uint32_t flush_seen;
@@ -378,7 +379,7 @@ static int entry_ok(const struct sl_csrv *s, const struct sess *x, const struct 
 	const uint8_t *p = (const uint8_t *)(e + 1), *end = (const uint8_t *)e + e->bytes;
 
 	if (e->bytes < sizeof(*e) || e->bytes > avail || e->bytes % SL_SHM_ALIGN ||
-	    e->seq != x->seq + 1 || e->count == 0)
+	    e->seq != x->seq + 1 || e->count == 0 || e->wait > SL_SHM_LEVELS)
 		return 0;
 	for (uint32_t k = 0; k < e->count; k++) {
 		uint32_t len;
@@ -392,6 +393,15 @@ static int entry_ok(const struct sl_csrv *s, const struct sess *x, const struct 
 		p += sl_shm_pad(sizeof(len) + len);
 	}
 	return p == end;
+}
+
+/* An append-and-wait entry was taken: arm the wake-up for its level here,
+ * before done_seq shows it and before this turn publishes any level, so no
+ * commit can pass unseen; the client then needs no wake-up for the LSN. */
+static void arm_entry_wait(struct sess *x, const struct sl_shm_append *e, uint64_t last)
+{
+	atomic_store_explicit(&x->pg->wake_lsn[e->wait - 1], last, memory_order_relaxed);
+	x->quiet_seq = e->seq;
 }
 
 /* Appends the head entry's records from part_done on. 1 done, 0 waiting for
@@ -447,6 +457,8 @@ static int take_entry(struct sl_csrv *s, unsigned i, uint64_t tail)
 	}
 	atomic_fetch_and(&s->np->flags, ~SL_SHM_F_FULL);
 	flush = e->flags & SL_APPEND_FLUSH; /* the client may reuse e once finished */
+	if (e->wait)
+		arm_entry_wait(x, e, x->part_first + e->count - 1);
 	/* Its LSNs are known: the client need not wait for the send and write
 	 * the flush does, it goes on to wait for the commit meanwhile. */
 	finish_entry(s, x, e, x->part_first, 0);
@@ -679,9 +691,11 @@ static void wake_waiters(struct sl_csrv *s)
 			wake |= level_due(s, x, l);
 		{
 			uint64_t w = atomic_load_explicit(&x->pg->wake_seq, memory_order_relaxed);
+			uint64_t seq = w & ~SL_SHM_WAKE_QUIET;
 
-			if (w && x->seq >= w &&
-			    atomic_compare_exchange_strong(&x->pg->wake_seq, &w, 0))
+			if (w && x->seq >= seq &&
+			    atomic_compare_exchange_strong(&x->pg->wake_seq, &w, 0) &&
+			    !((w & SL_SHM_WAKE_QUIET) && seq == x->quiet_seq))
 				wake = 1;
 		}
 		if (wake)
@@ -708,8 +722,8 @@ static int waiter_due(struct sl_csrv *s)
 				return 1;
 		}
 		w = atomic_load_explicit(&x->pg->wake_seq, memory_order_relaxed);
-		if (w && x->seq >= w)
-			return 1;
+		if (w && x->seq >= (w & ~SL_SHM_WAKE_QUIET))
+			return 1; /* quiet or not: one more turn clears it */
 	}
 	return 0;
 }

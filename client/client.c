@@ -679,7 +679,7 @@ static int not_leader(struct sl_client *c)
 }
 
 static void write_entry(struct sl_client *c, const struct iovec *recs, unsigned n, uint64_t bytes,
-			unsigned flags)
+			unsigned flags, uint32_t wait)
 {
 	uint8_t *p = c->ap + c->ap_tail % c->ap_bytes; /* contiguous: the ring is mapped twice */
 	struct sl_shm_append *e = (struct sl_shm_append *)p;
@@ -689,7 +689,7 @@ static void write_entry(struct sl_client *c, const struct iovec *recs, unsigned 
 	e->count = n;
 	e->seq = ++c->seq;
 	e->flags = flags & (SL_APPEND_FLUSH | SL_APPEND_NONBLOCK);
-	e->reserved = 0;
+	e->wait = wait;
 	for (unsigned i = 0; i < n; i++) {
 		uint32_t len = (uint32_t)recs[i].iov_len;
 
@@ -732,17 +732,14 @@ static void arm_room(struct sl_client *c, const void *arg)
 	fence_armed();
 }
 
-int64_t sl_client_appendv(struct sl_client *c, const struct iovec *recs, unsigned n, unsigned flags)
+/* Checks and writes one entry (waiting up to timeout_ms for ring room):
+ * 0 when published (its seq is c->seq), or -errno with nothing appended. */
+static int submit(struct sl_client *c, const struct iovec *recs, unsigned n, unsigned flags,
+		  uint32_t wait, int timeout_ms)
 {
-	uint64_t seq;
 	uint64_t bytes;
-	int64_t lsn;
 	int rc;
 
-	if (!c)
-		return sl_err_set(EINVAL, "append: no client");
-	if (flags & ~(SL_APPEND_NONBLOCK | SL_APPEND_FLUSH))
-		return sl_err_set(EINVAL, "append: unknown flags 0x%x", flags);
 	if ((rc = ensure_conn(c)) || (rc = check_records(c, recs, n)))
 		return rc;
 	if (!(atomic_load(&c->node->flags) & SL_SHM_F_LEADER))
@@ -758,19 +755,22 @@ int64_t sl_client_appendv(struct sl_client *c, const struct iovec *recs, unsigne
 	if (!cond_room(c, &bytes)) {
 		if (flags & SL_APPEND_NONBLOCK)
 			return sl_err_set(EAGAIN, "append: the ring is full");
-		if ((rc = wait_cond(c, cond_room, arm_room, &bytes, -1, 0, NULL)))
+		if ((rc = wait_cond(c, cond_room, arm_room, &bytes, timeout_ms, 0, NULL)))
 			return sl_err_wrap(rc, "append");
 	}
 	if ((flags & SL_APPEND_NONBLOCK) && (atomic_load(&c->node->flags) & SL_SHM_F_FULL))
 		return sl_err_set(EAGAIN, "append: the replication window is full");
-	seq = c->seq + 1;
-	write_entry(c, recs, n, bytes, flags);
-	rc = wait_cond(c, cond_done, arm_done, &seq, -1, 0, &c->typical[0]);
-	if (c->sess)
-		atomic_store(&c->sess->wake_seq, 0);
-	if (rc)
-		return rc == -ENOTCONN ? sl_err_wrap(rc, "append: whether shipd took it is unknown")
-				       : rc;
+	write_entry(c, recs, n, bytes, flags, wait);
+	return 0;
+}
+
+/* shipd finished our last entry: its first LSN, or why it refused it. */
+static int64_t entry_result(struct sl_client *c, unsigned n, unsigned flags)
+{
+	int64_t lsn;
+	uint64_t e;
+	int rc;
+
 	if ((rc = atomic_load(&c->sess->done_err)) < 0) {
 		if (rc == -EPERM)
 			return not_leader(c);
@@ -779,18 +779,108 @@ int64_t sl_client_appendv(struct sl_client *c, const struct iovec *recs, unsigne
 		return sl_err_set(-rc, "append: shipd refused it: %s", strerror(-rc));
 	}
 	lsn = (int64_t)atomic_load(&c->sess->done_lsn);
-	{
-		uint64_t e = atomic_load(&c->sess->done_epoch);
-
-		if (e != c->fence_epoch) {
-			c->fence_epoch = e;
-			c->fence_lo = (uint64_t)lsn;
-		}
-		c->fence_hi = (uint64_t)lsn + n - 1;
+	e = atomic_load(&c->sess->done_epoch);
+	if (e != c->fence_epoch) {
+		c->fence_epoch = e;
+		c->fence_lo = (uint64_t)lsn;
 	}
+	c->fence_hi = (uint64_t)lsn + n - 1;
 	if (flags & SL_APPEND_FLUSH)
 		c->sealed_lsn = (uint64_t)lsn + n - 1;
 	return lsn;
+}
+
+int64_t sl_client_appendv(struct sl_client *c, const struct iovec *recs, unsigned n, unsigned flags)
+{
+	uint64_t seq;
+	int rc;
+
+	if (!c)
+		return sl_err_set(EINVAL, "append: no client");
+	if (flags & ~(SL_APPEND_NONBLOCK | SL_APPEND_FLUSH))
+		return sl_err_set(EINVAL, "append: unknown flags 0x%x", flags);
+	if ((rc = submit(c, recs, n, flags, 0, -1)))
+		return rc;
+	seq = c->seq;
+	rc = wait_cond(c, cond_done, arm_done, &seq, -1, 0, &c->typical[0]);
+	if (c->sess)
+		atomic_store(&c->sess->wake_seq, 0);
+	if (rc)
+		return rc == -ENOTCONN ? sl_err_wrap(rc, "append: whether shipd took it is unknown")
+				       : rc;
+	return entry_result(c, n, flags);
+}
+
+/* ---- appending and waiting in one call ---- */
+
+struct append_wait {
+	uint64_t seq;
+	enum sl_client_level level;
+	unsigned flags;
+	int64_t lsn; /* 0 until shipd took the entry, then its LSN or -errno */
+};
+
+/* Until shipd takes the entry, its refusal is what we wait for; once it
+ * has, the level (whose wake-up shipd armed as it took it). */
+static int cond_append_wait(struct sl_client *c, const void *arg)
+{
+	struct append_wait *w = (struct append_wait *)arg;
+
+	if (w->lsn == 0) {
+		if (atomic_load_explicit(&c->sess->done_seq, memory_order_acquire) < w->seq)
+			return 0;
+		w->lsn = entry_result(c, 1, w->flags);
+	}
+	if (w->lsn < 0)
+		return (int)w->lsn;
+	return cond_level(c, &(struct level_wait){.lsn = (uint64_t)w->lsn, .level = w->level});
+}
+
+/* Before shipd took the entry: wake us for it only if it refuses it. After:
+ * nothing to arm, shipd armed the level's wake-up before it showed the LSN
+ * (and only it clears that, signalling us). */
+static void arm_append_wait(struct sl_client *c, const void *arg)
+{
+	const struct append_wait *w = arg;
+
+	if (w->lsn == 0)
+		atomic_store(&c->sess->wake_seq, w->seq | SL_SHM_WAKE_QUIET);
+	fence_armed();
+}
+
+int64_t sl_client_append_wait(struct sl_client *c, const void *rec, uint32_t len,
+			      enum sl_client_level level, int timeout_ms)
+{
+	struct iovec v = {.iov_base = (void *)rec, .iov_len = len};
+	struct append_wait w = {.level = level};
+	int rc;
+
+	if (!c)
+		return sl_err_set(EINVAL, "append_wait: no client");
+	if ((unsigned)level >= SL_SHM_LEVELS)
+		return sl_err_set(EINVAL, "append_wait: unknown level %d", (int)level);
+	if (timeout_ms == 0)
+		return sl_err_set(EINVAL, "append_wait: a timeout of 0 leaves no time to commit "
+					  "(sl_client_append does not wait)");
+	/* A commit cannot happen while the record sits in the open batch. */
+	w.flags = level == SL_LEVEL_APPLIED_HERE ? 0 : SL_APPEND_FLUSH;
+	if ((rc = submit(c, &v, 1, w.flags, (uint32_t)level + 1, timeout_ms)))
+		return rc;
+	w.seq = c->seq;
+	rc = wait_cond(c, cond_append_wait, arm_append_wait, &w, timeout_ms, 0, &c->typical[1]);
+	if (c->sess) {
+		atomic_store(&c->sess->wake_seq, 0);
+		atomic_store(&c->sess->wake_lsn[level], 0);
+	}
+	if (rc == -ENOTCONN)
+		return sl_err_wrap(rc, "append_wait: whether shipd took it is unknown");
+	if (rc == -ETIMEDOUT && w.lsn > 0)
+		return sl_err_wrap(rc, "append_wait: lsn %" PRId64 " has not reached %s", w.lsn,
+				   sl_client_level_name(level));
+	if (rc == -ETIMEDOUT)
+		return sl_err_wrap(rc, "append_wait: shipd has not taken the record yet (it "
+				       "still may: its LSN is unknown)");
+	return rc ? rc : w.lsn;
 }
 
 int64_t sl_client_append(struct sl_client *c, const void *rec, uint32_t len, unsigned flags)

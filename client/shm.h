@@ -11,7 +11,7 @@
 #include <stdint.h>
 
 #define SL_SHM_MAGIC   0x73686c63u /* "shlc" */
-#define SL_SHM_VERSION 3u
+#define SL_SHM_VERSION 4u
 #define SL_SHM_LEVELS  5 /* enum sl_client_level */
 #define SL_SHM_ALIGN   8 /* every ring entry starts and ends on this */
 #define SL_SHM_CACHE   64
@@ -45,7 +45,10 @@ struct sl_shm_sess {
 	_Atomic uint64_t applied_lsn;  /* consumer: the engine applied up to here */
 	_Atomic uint64_t wake_lsn[SL_SHM_LEVELS]; /* signal when a level reaches it (0: none) */
 	_Atomic uint64_t dl_head;		  /* delivery ring bytes released */
-	_Atomic uint64_t wake_seq;		  /* signal when done_seq reaches it (0: none) */
+	/* Signal when done_seq reaches it (0: none). With SL_SHM_WAKE_QUIET:
+	 * not when that entry was an append-and-wait one that shipd took (it
+	 * armed the entry's wake_lsn instead: one wake-up per record). */
+	_Atomic uint64_t wake_seq;
 	/* shipd -> client */
 	_Alignas(SL_SHM_CACHE) _Atomic uint64_t ap_head; /* append ring bytes taken */
 	_Atomic uint64_t done_seq;			 /* the last append entry finished */
@@ -56,13 +59,16 @@ struct sl_shm_sess {
 	_Atomic uint64_t dl_tail;			 /* delivery ring bytes published */
 };
 
+#define SL_SHM_WAKE_QUIET (1ull << 63) /* in wake_seq */
+
 /* An append entry: this header, then `count` records, each a u32 length and
  * its bytes padded to SL_SHM_ALIGN. `bytes` covers the whole entry. */
 struct sl_shm_append {
 	uint32_t bytes, count;
-	uint64_t seq;	   /* 1, 2, ... per session */
-	uint32_t reserved; /* 0 */
-	uint32_t flags;	   /* SL_APPEND_FLUSH, SL_APPEND_NONBLOCK */
+	uint64_t seq;	/* 1, 2, ... per session */
+	uint32_t wait;	/* 0, or 1 + a level: shipd arms wake_lsn[level] for the
+			   entry's last LSN when it takes it (sl_client_append_wait) */
+	uint32_t flags; /* SL_APPEND_FLUSH, SL_APPEND_NONBLOCK */
 };
 
 /* A delivery entry: this header, then `len` bytes padded to SL_SHM_ALIGN. */

@@ -540,6 +540,70 @@ static void test_backpressure(void **state)
 	tc_destroy(&c);
 }
 
+/* sl_client_append_wait: each call returns an LSN that has reached its
+ * level, with at most one wake-up of the client per record (shipd arms the
+ * level's wake-up itself); misuse; a follower names the leader; a stalled
+ * commit times out with the record still appended. */
+static void test_append_wait(void **state)
+{
+	struct tc c;
+	struct sl_client *ld, *fr;
+	static char big[5000], rec[200];
+	long long kicks;
+	int64_t lsn, last;
+
+	(void)state;
+	tc_init(&c, 2, "max_record_bytes = 4K", NULL);
+	tc_start(&c, 2);
+	tc_start(&c, 1);
+	ld = open_client(&c, 1);
+	fr = open_client(&c, 2);
+	/* misuse: nothing is appended */
+	assert_int_equal(sl_client_append_wait(NULL, "x", 1, SL_LEVEL_COMMITTED, 100), -EINVAL);
+	assert_int_equal(sl_client_append_wait(ld, NULL, 1, SL_LEVEL_COMMITTED, 100), -EINVAL);
+	assert_int_equal(sl_client_append_wait(ld, "x", 0, SL_LEVEL_COMMITTED, 100), -EINVAL);
+	assert_int_equal(sl_client_append_wait(ld, "x", 1, (enum sl_client_level)9, 100), -EINVAL);
+	assert_int_equal(sl_client_append_wait(ld, "x", 1, SL_LEVEL_COMMITTED, 0), -EINVAL);
+	assert_int_equal(sl_client_append_wait(ld, big, sizeof(big), SL_LEVEL_COMMITTED, 100),
+			 -EMSGSIZE);
+	assert_non_null(strstr(sl_client_errmsg(), "max_record_bytes"));
+	assert_int_equal(sl_client_append_wait(fr, "x", 1, SL_LEVEL_COMMITTED, 100), -EPERM);
+	assert_non_null(strstr(sl_client_errmsg(), "node 1 leads"));
+
+	/* each returned LSN is the next one, and has reached its level */
+	kicks = status_field(&c, 1, "clients.kicks");
+	assert_true(kicks >= 0);
+	for (int i = 1; i <= 50; i++) {
+		make_rec(rec, sizeof(rec), (uint64_t)i);
+		lsn = sl_client_append_wait(ld, rec, sizeof(rec), SL_LEVEL_COMMITTED, 10000);
+		assert_int_equal(lsn, i);
+		assert_int_equal(sl_client_reached(ld, (uint64_t)lsn, SL_LEVEL_COMMITTED), 1);
+	}
+	/* one wake-up per record at most: none for the LSN, one for the commit */
+	assert_true(status_field(&c, 1, "clients.kicks") - kicks <= 50);
+	lsn = sl_client_append_wait(ld, "durable", 7, SL_LEVEL_DURABLE, 10000);
+	assert_int_equal(lsn, 51);
+	assert_int_equal(sl_client_reached(ld, 51, SL_LEVEL_DURABLE), 1);
+	assert_int_equal(sl_client_append(ld, "plain", 5, 0), 52); /* mixes with append */
+	assert_int_equal(sl_client_append_wait(ld, "x", 1, SL_LEVEL_COMMITTED, 10000), 53);
+	assert_int_equal(sl_client_reached(ld, 52, SL_LEVEL_COMMITTED), 1);
+
+	/* no commit while the follower is stopped: the record is appended but
+	 * the call times out; it commits once the follower runs again */
+	kill(c.pid[2], SIGSTOP);
+	assert_int_equal(sl_client_append_wait(ld, "late", 4, SL_LEVEL_COMMITTED, 200), -ETIMEDOUT);
+	assert_non_null(strstr(sl_client_errmsg(), "lsn 54 has not reached committed"));
+	assert_int_equal(sl_client_reached(ld, 54, SL_LEVEL_COMMITTED), 0);
+	kill(c.pid[2], SIGCONT);
+	assert_int_equal(sl_client_wait(ld, 54, SL_LEVEL_COMMITTED, 10000), 0);
+	last = sl_client_append_wait(ld, "after", 5, SL_LEVEL_COMMITTED, 10000);
+	assert_int_equal(last, 55);
+	assert_int_equal(sl_client_reached(ld, 55, SL_LEVEL_COMMITTED), 1);
+	sl_client_close(fr);
+	sl_client_close(ld);
+	tc_destroy(&c);
+}
+
 /* In a child: append `n` records of `bytes` random bytes as one vector (or
  * one record when n is 1) and write the first LSN (or the error) to `fd`. */
 static pid_t append_child(struct tc *c, int fd, unsigned n, size_t bytes)
@@ -857,6 +921,7 @@ int main(int argc, char **argv)
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test_teardown(test_open_misuse, teardown),
 	    cmocka_unit_test_teardown(test_leader_api, teardown),
+	    cmocka_unit_test_teardown(test_append_wait, teardown),
 	    cmocka_unit_test_teardown(test_follower_consume, teardown),
 	    cmocka_unit_test_teardown(test_backpressure, teardown),
 	    cmocka_unit_test_teardown(test_client_killed, teardown),

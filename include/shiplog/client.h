@@ -107,6 +107,25 @@ int64_t sl_client_append(struct sl_client *c, const void *rec, uint32_t len, uns
 int64_t sl_client_appendv(struct sl_client *c, const struct iovec *recs, unsigned n,
 			  unsigned flags);
 
+/* ---- appending and waiting in one call ---- */
+
+/* Append one record and wait until it reaches `level`; return its LSN. The
+ * call an engine that waits for each write makes (a Kafka producer's
+ * send().get() with acks, a PostgreSQL commit under synchronous_commit):
+ * the same as sl_client_append(SL_APPEND_FLUSH) then sl_client_wait, but
+ * shipd arms the level's wake-up itself as it takes the record, so the
+ * caller sleeps once, woken when the level is reached, not also when the
+ * LSN is known. A quorum level seals the record's batch at once.
+ * timeout_ms < 0 waits without limit; it covers waiting for ring room too.
+ * Errors: those of sl_client_append (-EINVAL also for level unknown or
+ * timeout_ms 0) and of sl_client_wait (-ESTALE, -EIO), and -ETIMEDOUT:
+ * nothing was appended if the ring had no room in time; otherwise the
+ * record stays in the ring and shipd appends it, but its LSN is unknown to
+ * the caller (the message names it when shipd had taken it). This call
+ * uses the level's wake-up target: it replaces one armed by sl_client_arm. */
+int64_t sl_client_append_wait(struct sl_client *c, const void *rec, uint32_t len,
+			      enum sl_client_level level, int timeout_ms);
+
 /* ---- waiting ---- */
 
 /* 1 when `lsn` has reached `level`, 0 when not yet, -errno on trouble
