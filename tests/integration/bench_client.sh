@@ -2,7 +2,9 @@
 # bench_client: shipbench client runs both paths and reports them, end to end
 # (not a speed test: nothing here judges a figure). A short --json run must
 # give every key with both paths measured and each split at the commit
-# callback; the text report must carry the same lines; --help exits 0.
+# callback, with each client call (sl_client_append_wait by default, the two
+# calls with --client-call append+wait); the text report must carry the same
+# lines and name the call; --help exits 0; an unknown call is refused.
 #
 #   bench_client.sh SHIPBENCH       (meson passes the built program)
 set -euo pipefail
@@ -19,10 +21,10 @@ run() {
 		exit 1
 	}
 }
-run --json >"$dir/out.json"
-python3 - "$dir/out.json" <<'PY'
+check_json() {
+python3 - "$dir/out.json" "$1" <<'PY'
 import json, sys
-keys = ("bench inproc_p50_us inproc_p99_us client_p50_us client_p99_us diff_p50_us "
+keys = ("bench client_call inproc_p50_us inproc_p99_us client_p50_us client_p99_us diff_p50_us "
         "handoff_p50_us inproc_to_commit_p50_us inproc_seen_p50_us client_to_commit_p50_us "
         "client_seen_p50_us ratio_p50 inproc_n client_n acks ack_level record_bytes spin_us "
         "idle loadavg client_wakeups node_sleeps").split()
@@ -32,17 +34,29 @@ r = json.loads(lines[0])
 missing = [k for k in keys if k not in r]
 assert not missing, "lacks %s" % missing
 assert r["bench"] == "client" and r["inproc_n"] > 0 and r["client_n"] > 0, r
+assert r["client_call"] == sys.argv[2], r
 for p in ("inproc", "client"):
     assert 0 < r[p + "_p50_us"] <= r[p + "_p99_us"], r
     assert 0 < r[p + "_to_commit_p50_us"] <= r[p + "_p99_us"], r
     assert 0 < r[p + "_seen_p50_us"] <= r[p + "_p99_us"], r
 assert abs(r["diff_p50_us"] - (r["client_p50_us"] - r["inproc_p50_us"])) < 0.01, r
-print("bench_client: every key present, %d + %d commits" % (r["inproc_n"], r["client_n"]))
+print("bench_client: every key present, %d + %d commits (%s)" % (r["inproc_n"], r["client_n"],
+                                                                 r["client_call"]))
 PY
+}
+run --json >"$dir/out.json"
+check_json append-wait
+run --json --client-call append+wait >"$dir/out.json"
+check_json append+wait
 run >"$dir/out.txt"
+grep -q "sl_client_append_wait" "$dir/out.txt" || { echo "bench_client: call not named" >&2; exit 1; }
+if "$bench" client --client-call nope >/dev/null 2>&1; then
+	echo "bench_client: --client-call nope accepted" >&2
+	exit 1
+fi
 for want in "in process (the limit)" "through libshiplog" "split at the commit callback" \
 	"library cost at p50"; do
 	grep -q "$want" "$dir/out.txt" || { echo "bench_client: no '$want' in the report" >&2; exit 1; }
 done
-"$bench" client --help | grep -q -- "--spin-us" || { echo "bench_client: --help" >&2; exit 1; }
+"$bench" client --help | grep -q -- "--client-call" || { echo "bench_client: --help" >&2; exit 1; }
 echo "bench_client: PASS"
