@@ -705,8 +705,6 @@ static int submit_all(struct sl_store *s, unsigned nsqe, const char *what, const
 	return 0;
 }
 
-/* Submit the open group if a write slot (and a commit record) is free.
- * 0 whether or not it went. */
 static void complete(struct sl_store *s, uint64_t user_data, int res);
 static void retire(struct sl_store *s);
 
@@ -765,6 +763,8 @@ static unsigned queue_group(struct sl_store *s, const struct group *g, unsigned 
 	return 2;
 }
 
+/* Submit the open group if a write slot (and a commit record) is free.
+ * 0 whether or not it went. */
 static int submit_fill(struct sl_store *s)
 {
 	struct commit *c;
