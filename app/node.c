@@ -963,13 +963,10 @@ static int reap_storage(struct sl_node *n)
  * seals its open batch now rather than after the linger. */
 static int seal_if_log_idle(struct sl_node *n)
 {
-	int all_done;
-
 	if (!(n->cfg.seal_when_log_idle || n->cfg.seal_when_idle) ||
 	    !sl_proto_batch_open(n->proto) || !sl_store_idle(n->store))
 		return 0;
-	all_done = sl_proto_all_committed(n->proto);
-	if (!n->cfg.seal_when_log_idle && !all_done)
+	if (!n->cfg.seal_when_log_idle && !sl_proto_all_committed(n->proto))
 		return 0;
 	if (sl_proto_flush(n->proto, n->now) < 0)
 		return 0;

@@ -86,6 +86,14 @@ static uint64_t leaves_before(const struct sl_proto_tree *t, uint64_t pos)
 	return lo;
 }
 
+/* The leaf of the batch starting exactly at `pos`: 0 and its index, or
+ * -ENOENT when no batch of ours starts there. */
+static int leaf_at(const struct sl_proto_tree *t, uint64_t pos, uint64_t *j)
+{
+	*j = leaves_before(t, pos);
+	return *j < t->leaves && t->leaf_pos[*j] == pos ? 0 : -ENOENT;
+}
+
 /* What this node can compare: leaves of sealed segments whose batches are
  * committed (as far as it knows). */
 static uint64_t comparable(const struct sl_proto *p, const struct sl_proto_tree *t)
@@ -140,8 +148,7 @@ static void on_repair_req(struct sl_proto *p, const struct sl_frame *f)
 	if (f->rreq.len > p->enc_cap || pos + f->rreq.len > p->durable_pos || get_tree(p, &t) < 0)
 		return;
 	/* Past the commit our batches may start elsewhere: read only one of ours. */
-	j = leaves_before(&t, pos);
-	if (j >= t.leaves || t.leaf_pos[j] != pos)
+	if (leaf_at(&t, pos, &j) < 0)
 		return;
 	n = p->ops.read(p->ops.ctx, pos, e->sbuf, p->enc_cap);
 	if (n < 0 || (uint32_t)n != f->rreq.len)
@@ -528,8 +535,7 @@ void sl_entropy_unreadable(struct sl_proto *p, uint64_t pos)
 
 	if (!p->ent.on || p->role != SL_ROLE_LEADER || get_tree(p, &t) < 0)
 		return;
-	j = leaves_before(&t, pos);
-	if (j >= t.leaves || t.leaf_pos[j] != pos || sl_merkle_node(t.m, 0, j, &leaf) < 0)
+	if (leaf_at(&t, pos, &j) < 0 || sl_merkle_node(t.m, 0, j, &leaf) < 0)
 		return;
 	end = j + 1 < t.leaves ? t.leaf_pos[j + 1] : p->durable_pos;
 	if (end > pos && end - pos <= p->enc_cap)
