@@ -85,6 +85,8 @@ struct sl_cluster {
 	uint8_t *rec;  /* the record being appended (feed_self) */
 	int have;      /* ... generated, not yet appended */
 	struct sl_wl wl;
+	uint8_t *pool; /* the leader's record pool (o.fresh_records: NULL) */
+	size_t pool_recs;
 	struct cl_client *clients;     /* o.clients of them */
 	uint8_t *owner;		       /* the client of LSN l at owner[l % TS_RING] */
 	unsigned next_client;	       /* taken from first next time */
@@ -420,8 +422,10 @@ struct cl_client {
 	_Atomic uint64_t head, tail; /* consumer (leader), producer (client) */
 	_Atomic uint64_t committed;  /* this client's records committed */
 	atomic_int done;	     /* produces nothing more */
-	uint64_t share;		     /* closed loop: records outstanding at most */
-	uint64_t quota;		     /* runs by count: records to produce */
+	uint8_t *pool;		     /* its record pool (o.fresh_records: NULL) */
+	size_t pool_recs;
+	uint64_t share; /* closed loop: records outstanding at most */
+	uint64_t quota; /* runs by count: records to produce */
 };
 
 static void client_nap(unsigned *idle)
@@ -436,6 +440,35 @@ static void client_nap(unsigned *idle)
 		nanosleep(&ts, NULL);
 }
 
+static uint64_t client_seed(const struct sl_cluster *c, unsigned idx)
+{
+	return c->o.seed + 0x9e3779b97f4a7c15ull * (idx + 1);
+}
+
+/* A producer's record pool, unless every record is to be generated: as
+ * large as SL_WL_POOL_BYTES, or as the records it will send if fewer (a
+ * short run, a test under ASan, need not generate megabytes). */
+static int pool_make(const struct sl_cluster *c, uint64_t seed, uint64_t records, uint8_t **pool,
+		     size_t *recs)
+{
+	size_t len = c->o.record_bytes, n = SL_WL_POOL_BYTES / len;
+	struct sl_wl wl;
+
+	*pool = NULL;
+	*recs = 0;
+	if (c->o.fresh_records)
+		return 0;
+	if (records && records < n)
+		n = (size_t)records;
+	if (n == 0)
+		n = 1;
+	if (!(*pool = malloc(n * len)))
+		return sl_err_set(ENOMEM, "record pool of %zu bytes", n * len);
+	sl_wl_init(&wl, c->o.data, seed);
+	*recs = sl_wl_pool_make(&wl, *pool, n * len, (uint32_t)len);
+	return 0;
+}
+
 static void *client_main(void *arg)
 {
 	struct cl_client *k = arg;
@@ -448,7 +481,9 @@ static void *client_main(void *arg)
 	struct sl_wl wl;
 
 	/* Every client's records differ: the seed names the client. */
-	sl_wl_init(&wl, c->o.data, c->o.seed + 0x9e3779b97f4a7c15ull * (k->idx + 1));
+	sl_wl_init(&wl, c->o.data, client_seed(c, k->idx));
+	if (k->pool)
+		sl_wl_pool_use(&wl, k->pool, k->pool_recs, c->o.record_bytes);
 	pthread_barrier_wait(&c->go);
 	next = c->t0 + (rate ? 1000000000ull * k->idx / rate : 0); /* t0 is set now */
 	while (!c->abort && !atomic_load_explicit(&c->clients_stop, memory_order_acquire)) {
@@ -508,6 +543,8 @@ static int clients_make(struct sl_cluster *c)
 		k->due = malloc(slots * sizeof(*k->due));
 		if (!k->recs || !k->due)
 			return sl_err_set(ENOMEM, "client %u's ring", i);
+		if (pool_make(c, client_seed(c, i), k->quota, &k->pool, &k->pool_recs))
+			return sl_err_wrap(-ENOMEM, "client %u", i);
 	}
 	return 0;
 }
@@ -517,6 +554,7 @@ static void clients_free(struct sl_cluster *c)
 	for (unsigned i = 0; c->clients && i < c->o.clients; i++) {
 		free(c->clients[i].recs);
 		free(c->clients[i].due);
+		free(c->clients[i].pool);
 	}
 	free(c->clients);
 	free(c->owner);
@@ -673,6 +711,8 @@ static int workload(struct sl_cluster *c, struct cl_node *cn, uint64_t *appended
 	if (!(c->rec = malloc(c->o.record_bytes)))
 		return sl_err_set(ENOMEM, "record buffer");
 	sl_wl_init(&c->wl, c->o.data, c->o.seed);
+	if (c->pool)
+		sl_wl_pool_use(&c->wl, c->pool, c->pool_recs, c->o.record_bytes);
 	while (!appending_done(c, appended, now = sl_node_now())) {
 		int work;
 
@@ -893,6 +933,9 @@ static int configure(struct sl_cluster *c)
 			if (!cn->expect)
 				return sl_err_set(ENOMEM, "record buffer");
 			sl_wl_init(&cn->expect_wl, c->o.data, c->o.seed);
+			if (c->pool)
+				sl_wl_pool_use(&cn->expect_wl, c->pool, c->pool_recs,
+					       c->o.record_bytes);
 		}
 	}
 	return 0;
@@ -1093,6 +1136,9 @@ static int run(struct sl_cluster *c)
 {
 	int rc;
 
+	/* The followers check the leader's records against its pool. */
+	if (!c->o.clients && (rc = pool_make(c, c->o.seed, c->o.records, &c->pool, &c->pool_recs)))
+		return rc;
 	if ((rc = make_dirs(c)) || (rc = configure(c)) || (c->o.clients && (rc = clients_make(c))))
 		return rc;
 	for (unsigned i = 0; c->o.breakdown && i < c->o.nodes; i++) {
@@ -1202,6 +1248,7 @@ int sl_cluster_run(const struct sl_cluster_opts *opts, struct sl_cluster_result 
 	if (rc < 0 && !r->error[0])
 		snprintf(r->error, sizeof(r->error), "%s", sl_err_msg());
 	clients_free(c);
+	free(c->pool);
 	free(c->ts);
 	free(c);
 	return rc;

@@ -47,6 +47,9 @@ static void usage(FILE *f)
 		"  --dir DIR         where the run's directory goes (default /var/tmp)\n"
 		"  --keep            keep the logs\n"
 		"  --seed N          workload seed (default 1)\n"
+		"  --fresh-records   generate every record as it is appended rather than copy\n"
+		"                    it from a prepared pool of 8 MiB of generated records\n"
+		"                    (each copy stamped with its own sequence number)\n"
 		"  --stats           also print each node's loop, storage and protocol counters\n"
 		"  -h, --help        this help\n",
 		DEMO_NODES_MAX);
@@ -79,13 +82,21 @@ static int show_stats;
 static int parse_opts(int argc, char **argv, struct sl_cluster_opts *o)
 {
 	static const struct option longopts[] = {
-	    {"nodes", required_argument, 0, 'N'},    {"transport", required_argument, 0, 't'},
-	    {"records", required_argument, 0, 'n'},  {"record-bytes", required_argument, 0, 'r'},
-	    {"acks", required_argument, 0, 'a'},     {"ack-level", required_argument, 0, 'l'},
-	    {"inflight", required_argument, 0, 'i'}, {"data", required_argument, 0, 'd'},
-	    {"dir", required_argument, 0, 'D'},	     {"keep", no_argument, 0, 'k'},
-	    {"seed", required_argument, 0, 's'},     {"stats", no_argument, 0, 'S'},
-	    {"help", no_argument, 0, 'h'},	     {0, 0, 0, 0},
+	    {"nodes", required_argument, 0, 'N'},
+	    {"transport", required_argument, 0, 't'},
+	    {"records", required_argument, 0, 'n'},
+	    {"record-bytes", required_argument, 0, 'r'},
+	    {"acks", required_argument, 0, 'a'},
+	    {"ack-level", required_argument, 0, 'l'},
+	    {"inflight", required_argument, 0, 'i'},
+	    {"data", required_argument, 0, 'd'},
+	    {"dir", required_argument, 0, 'D'},
+	    {"keep", no_argument, 0, 'k'},
+	    {"seed", required_argument, 0, 's'},
+	    {"stats", no_argument, 0, 'S'},
+	    {"fresh-records", no_argument, 0, 'F'},
+	    {"help", no_argument, 0, 'h'},
+	    {0, 0, 0, 0},
 	};
 	int acks_set = 0, c;
 	uint64_t v;
@@ -133,6 +144,9 @@ static int parse_opts(int argc, char **argv, struct sl_cluster_opts *o)
 			break;
 		case 'S':
 			show_stats = 1;
+			break;
+		case 'F':
+			o->fresh_records = 1;
 			break;
 		case 'h':
 			usage(stdout);

@@ -41,6 +41,9 @@ void sl_wl_init(struct sl_wl *w, enum sl_wl_kind kind, uint64_t seed)
 	if (w->rng == 0)
 		w->rng = 1;
 	w->seq = 0;
+	w->pool = NULL;
+	w->pool_recs = 0;
+	w->pool_len = 0;
 }
 
 /* A bounded writer: appends until `end`, silently truncating. */
@@ -197,13 +200,52 @@ static void fill_random(struct sl_wl *w, uint8_t *out, size_t len)
 	}
 }
 
+/* A pooled record's own sequence number, where a generated one has its
+ * varying fields: the text's ts= (16 digits, as generated), random's first
+ * 8 bytes. */
+#define TS_END 19 /* "ts=" and 16 digits */
+static void stamp(const struct sl_wl *w, uint8_t *out, size_t len)
+{
+	if (w->kind == SL_WL_RANDOM) {
+		for (size_t k = 0; k < 8 && k < len; k++)
+			out[k] = (uint8_t)(w->seq >> (8 * k));
+	} else if (len > TS_END) {
+		struct wbuf b = {out + 3, out + TS_END};
+
+		put_num(&b, 1700000000000000ull + w->seq * 250, 16);
+	}
+}
+
 void sl_wl_fill(struct sl_wl *w, uint8_t *out, size_t len)
 {
-	if (w->kind == SL_WL_RANDOM)
+	if (w->pool && len == w->pool_len) {
+		memcpy(out, w->pool + (size_t)(w->seq % w->pool_recs) * len, len);
+		stamp(w, out, len);
+	} else if (w->kind == SL_WL_RANDOM) {
 		fill_random(w, out, len);
-	else
+	} else {
 		fill_text(w, out, len);
+	}
 	w->seq++;
+}
+
+size_t sl_wl_pool_make(struct sl_wl *w, uint8_t *buf, size_t cap, uint32_t len)
+{
+	size_t recs = len ? cap / len : 0;
+
+	for (size_t i = 0; i < recs; i++)
+		sl_wl_fill(w, buf + i * len, len);
+	w->seq = 0;
+	if (recs)
+		sl_wl_pool_use(w, buf, recs, len);
+	return recs;
+}
+
+void sl_wl_pool_use(struct sl_wl *w, const uint8_t *pool, size_t recs, uint32_t len)
+{
+	w->pool = recs && len ? pool : NULL;
+	w->pool_recs = recs;
+	w->pool_len = len;
 }
 
 int sl_wl_kind_parse(const char *s, enum sl_wl_kind *out)

@@ -72,6 +72,11 @@ struct sl_cluster_opts {
 	const char *base_dir; /* where the run's directory goes (default /var/tmp) */
 	int keep;	      /* keep the run's directory */
 	int check_records;    /* followers compare every delivered record's bytes */
+	/* Generate every record as it is sent rather than copy it from a
+	 * prepared pool (sl_wl_pool_make: SL_WL_POOL_BYTES of generated
+	 * records per producer, each copy stamped with its own sequence): the
+	 * generator's cost then falls on the producing thread. */
+	int fresh_records;
 	/* Leave sealing to the batcher (batch_bytes or linger) instead of sealing
 	 * whenever no record may go now: an engine that pipelines its appends
 	 * rather than waiting on each (see the header comment). */
