@@ -37,6 +37,7 @@ struct sl_csrv_stats {
 	uint64_t delivered;	/* records put in the consumer's ring */
 	uint64_t catchup_reads; /* batches read from the log for the consumer */
 	uint64_t kicks;		/* eventfd signals sent to clients */
+	uint64_t yields;	/* CPU handed over after a commit woke a client */
 	uint64_t
 	    wakeups; /* the node loop's sleeps on the clients' epoll set (woken or timed out) */
 	uint64_t bad_entries;	/* malformed ring entries (the client is cut off) */

@@ -311,6 +311,7 @@ static void out_counters(struct out *o, const struct sl_ctl_status *s)
 	u64(o, "delivered", s->clients.delivered);
 	u64(o, "catchup_reads", s->clients.catchup_reads);
 	u64(o, "kicks", s->clients.kicks);
+	u64(o, "yields", s->clients.yields);
 	u64(o, "bad_entries", s->clients.bad_entries);
 	u64(o, "vectors_split", s->clients.vectors_split);
 	end(o);

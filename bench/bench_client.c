@@ -563,6 +563,7 @@ static void report(struct cb *b, const struct bench_common *c)
 		bench_json_num(&j, "loadavg", loadavg());
 		bench_json_int(&j, "client_wakeups", (long long)b->srv_st.kicks);
 		bench_json_int(&j, "node_sleeps", (long long)b->srv_st.wakeups);
+		bench_json_int(&j, "leader_yields", (long long)b->srv_st.yields);
 		bench_json_end(&j);
 		return;
 	}
@@ -576,8 +577,8 @@ static void report(struct cb *b, const struct bench_common *c)
 	       cp50, cp99, b->client.count,
 	       b->two_calls ? "sl_client_append + sl_client_wait" : "sl_client_append_wait");
 	printf("  the client slept in the kernel %" PRIu64 " times, the leader's loop %" PRIu64
-	       " times\n",
-	       b->srv_st.kicks, b->srv_st.wakeups);
+	       " times; the leader yielded its CPU to a woken client %" PRIu64 " times\n",
+	       b->srv_st.kicks, b->srv_st.wakeups, b->srv_st.yields);
 	printf("  split at the commit callback, p50: in process %.1f + %.1f us (seen at the "
 	       "turn's next take point), through libshiplog %.1f + %.1f us (the call "
 	       "returned)\n",

@@ -27,7 +27,7 @@ import json, sys
 keys = ("bench client_call inproc_p50_us inproc_p99_us client_p50_us client_p99_us diff_p50_us "
         "handoff_p50_us inproc_to_commit_p50_us inproc_seen_p50_us client_to_commit_p50_us "
         "client_seen_p50_us ratio_p50 inproc_n client_n acks ack_level record_bytes spin_us "
-        "idle loadavg client_wakeups node_sleeps").split()
+        "idle loadavg client_wakeups node_sleeps leader_yields").split()
 lines = [l for l in open(sys.argv[1]) if l.strip()]
 assert len(lines) == 1, lines
 r = json.loads(lines[0])
