@@ -41,8 +41,11 @@
  * a fallocated (unwritten) extent converts it, and its RWF_DSYNC or
  * fdatasync then waits for a journal commit: dd measured 425 against 195 us
  * per 4 KiB dsync write on the development machine (docs/performance.md). */
-#define PREWRITE_CHUNK (1u << 20)
 #define PREWRITE_AHEAD (8u << 20) /* kept written past the appends; a spare's first */
+/* At most one chunk of zeros (the tail's or a spare's) and its fdatasync
+ * are in flight per log, and a durable group submitted meanwhile waits
+ * behind them on the device: small chunks keep that wait short. */
+#define PREWRITE_CHUNK (256u << 10)
 /* Only while groups are small: that is where a journal commit per durable
  * write dominates. Large groups pay for it once per many records, and a
  * disk-bound appender would lose half its bandwidth to the zeros
@@ -161,14 +164,14 @@ struct sl_store {
 	uint8_t *rollbuf;
 	enum { PREP_IDLE, PREP_OPENING, PREP_ALLOCATING, PREP_ZEROING } prep;
 	struct spare prep_sp;
-	int prep_blocked; /* a preparation failed: not again before the next roll */
-	unsigned prep_pending;
+	int prep_blocked;      /* a preparation failed: not again before the next roll */
+	unsigned prep_pending; /* PREP_ZEROING: a chunk and its fdatasync in flight */
+	uint32_t prep_zlen;    /* that chunk's bytes, from prep_sp.written */
 	int prep_err;
 
 	/* Prewriting (direct I/O only: zbuf NULL otherwise): at most one chunk
 	 * of zeros and its fdatasync in flight, [zoff, zend) of zseg. */
 	uint8_t *zbuf; /* PREWRITE_CHUNK zero bytes */
-	struct iovec ziov[PREWRITE_AHEAD / PREWRITE_CHUNK];
 	struct sl_seg *zseg;
 	uint64_t zoff, zend;
 	unsigned zpending;
@@ -573,52 +576,58 @@ static void prep_fail(struct sl_store *s, const char *step, int res)
 
 static void prep_ready(struct sl_store *s);
 
-/* Write and sync a spare's first PREWRITE_AHEAD bytes (or all of it), so
- * that the first groups after a roll-over land on written blocks; the tail
- * segment's prewriting goes on from there. A failure only costs the spare:
- * it is another file than the log's, whose errors it cannot hide. */
+/* A spare's first PREWRITE_AHEAD bytes (or all of it) are written with
+ * zeros and synced before it is ready, so that the first groups after a
+ * roll-over land on written blocks; the tail segment's prewriting goes on
+ * from there. prewrite() starts each chunk, one at a time beside the tail's,
+ * so no burst of zeros lands in front of the groups. A failure only costs
+ * the spare: it is another file than the log's, whose errors it cannot hide. */
+static uint64_t spare_zero_len(const struct sl_store *s)
+{
+	return s->seg_bytes < PREWRITE_AHEAD ? s->seg_bytes : PREWRITE_AHEAD;
+}
+
+static int spare_wants_zeros(const struct sl_store *s)
+{
+	return s->prep == PREP_ZEROING && s->prep_pending == 0;
+}
+
 static void prep_zero(struct sl_store *s)
 {
-	uint64_t len = s->seg_bytes < PREWRITE_AHEAD ? s->seg_bytes : PREWRITE_AHEAD;
-	unsigned n = (unsigned)((len + PREWRITE_CHUNK - 1) / PREWRITE_CHUNK);
+	uint64_t left = spare_zero_len(s) - s->prep_sp.written;
 	struct io_uring_sqe *sqe;
 
-	if (io_uring_sq_space_left(&s->ring) < 2) {
-		prep_fail(s, "prewrite", -EBUSY);
-		return;
-	}
-	for (unsigned i = 0; i < n; i++)
-		s->ziov[i] = (struct iovec){
-		    .iov_base = s->zbuf,
-		    .iov_len = i + 1 < n ? PREWRITE_CHUNK : len - (uint64_t)i * PREWRITE_CHUNK};
+	assert(spare_wants_zeros(s) && left > 0);
+	s->prep_zlen = (uint32_t)(left < PREWRITE_CHUNK ? left : PREWRITE_CHUNK);
 	sqe = io_uring_get_sqe(&s->ring);
-	io_uring_prep_writev(sqe, s->prep_sp.fd, s->ziov, n, 0);
+	io_uring_prep_write(sqe, s->prep_sp.fd, s->zbuf, s->prep_zlen, s->prep_sp.written);
 	sqe->flags |= IOSQE_IO_LINK;
 	sqe->user_data = PREP_BIT | PREP_ZERO;
 	sqe = io_uring_get_sqe(&s->ring);
 	io_uring_prep_fsync(sqe, s->prep_sp.fd, IORING_FSYNC_DATASYNC);
 	sqe->user_data = PREP_BIT | PREP_SYNC;
-	s->prep = PREP_ZEROING;
 	s->prep_pending = 2;
-	s->prep_err = 0;
-	s->prep_sp.written = len;
 	s->cqes += 2;
-	io_uring_submit(&s->ring);
+	if (io_uring_submit(&s->ring) >= 0)
+		s->submitted_end = s->queued_end; /* held groups went along */
 }
 
 static void prep_zero_complete(struct sl_store *s, unsigned op, int res)
 {
-	int got = fault(s, SL_STORE_OP_PREWRITE, s->prep_sp.name, 0, res);
+	int got = fault(s, SL_STORE_OP_PREWRITE, s->prep_sp.name, s->prep_sp.written, res);
 
-	if (op == PREP_ZERO && got != (int)s->prep_sp.written && s->prep_err == 0)
+	if (op == PREP_ZERO && got != (int)s->prep_zlen && s->prep_err == 0)
 		s->prep_err = got < 0 ? got : -EIO;
 	else if (op == PREP_SYNC && got != 0 && s->prep_err == 0)
 		s->prep_err = got;
 	if (--s->prep_pending > 0)
 		return;
-	if (s->prep_err < 0)
+	if (s->prep_err < 0) {
 		prep_fail(s, "prewrite", s->prep_err);
-	else
+		return;
+	}
+	s->prep_sp.written += s->prep_zlen;
+	if (s->prep_sp.written >= spare_zero_len(s))
 		prep_ready(s);
 }
 
@@ -655,8 +664,11 @@ static void prep_complete(struct sl_store *s, unsigned op, int res)
 		prep_fail(s, "fallocate", got);
 		return;
 	}
-	if (s->zbuf) {
-		prep_zero(s);
+	if (s->zbuf) { /* its zeros: prewrite() */
+		s->prep = PREP_ZEROING;
+		s->prep_pending = 0;
+		s->prep_err = 0;
+		s->prep_sp.written = 0;
 		return;
 	}
 	prep_ready(s);
@@ -950,23 +962,50 @@ static void zero_complete(struct sl_store *s, unsigned op, int res)
 		seg_detach(s, seg);
 }
 
-/* Keep the tail segment written PREWRITE_AHEAD past its appends: one chunk
- * of zeros and a linked fdatasync at a time, never below the end of the
- * groups (a group that would overlap a chunk in flight waits: submit_fill). */
+/* Where the tail segment's next chunk of zeros starts, or 0 if it needs
+ * none now: it is kept written PREWRITE_AHEAD past its appends. */
+static uint64_t tail_zero_from(const struct sl_store *s)
+{
+	const struct sl_seg *seg = tail_seg(s);
+	uint64_t from = seg->written > seg->end ? seg->written : seg->end;
+
+	if (s->last_wlen > PREWRITE_GROUP_MAX || seg->file_slot < 0 || from >= seg->size ||
+	    from >= seg->end + PREWRITE_AHEAD)
+		return 0;
+	return from;
+}
+
+/* The spare's zeros go first once the tail has half its lead, or the tail
+ * is near its end: the next roll-over needs the spare ready. */
+static int spare_first(const struct sl_store *s, uint64_t tail_from)
+{
+	const struct sl_seg *seg = tail_seg(s);
+
+	return tail_from == 0 || tail_from >= seg->end + PREWRITE_AHEAD / 2 ||
+	       seg->size - seg->end <= 2 * PREWRITE_AHEAD;
+}
+
+/* Write zeros ahead: one chunk and a linked fdatasync at a time per log,
+ * for the tail segment (never below the end of its groups; a group that
+ * would overlap a chunk in flight waits: submit_fill) or for the spare
+ * being prepared. */
 static void prewrite(struct sl_store *s)
 {
 	struct io_uring_sqe *sqe;
 	struct sl_seg *seg;
 	uint64_t from;
 
-	if (!s->zbuf || s->zseg || s->failed || s->syncing || s->nsegs == 0 ||
-	    s->last_wlen > PREWRITE_GROUP_MAX)
+	if (!s->zbuf || s->zseg || (s->prep == PREP_ZEROING && s->prep_pending > 0) || s->failed ||
+	    s->syncing || s->nsegs == 0 || io_uring_sq_space_left(&s->ring) < 2)
+		return;
+	from = tail_zero_from(s);
+	if (spare_wants_zeros(s) && spare_first(s, from)) {
+		prep_zero(s);
+		return;
+	}
+	if (from == 0)
 		return;
 	seg = tail_seg(s);
-	from = seg->written > seg->end ? seg->written : seg->end;
-	if (seg->file_slot < 0 || from >= seg->size || from >= seg->end + PREWRITE_AHEAD ||
-	    io_uring_sq_space_left(&s->ring) < 2)
-		return;
 	s->zseg = seg;
 	s->zoff = from;
 	s->zend = from + PREWRITE_CHUNK < seg->size ? from + PREWRITE_CHUNK : seg->size;
@@ -2507,6 +2546,8 @@ void sl_store_close(struct sl_store *s)
 	for (unsigned i = 0; i < s->nspares; i++)
 		if (s->spares[i].fd >= 0)
 			close(s->spares[i].fd);
+	if (s->prep == PREP_ZEROING) /* a spare the next open finds */
+		close(s->prep_sp.fd);
 	if (s->rfd >= 0)
 		close(s->rfd);
 	if (s->ring_ok)
