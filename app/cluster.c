@@ -910,6 +910,7 @@ static int configure(struct sl_cluster *c)
 		nc->proto.limits.max_record_bytes = c->o.record_bytes;
 		nc->store.dir = cn->dir;
 		nc->store.inline_write_max = c->o.inline_write_max;
+		nc->net.mtu = c->o.mtu;
 		nc->transport = c->o.net == SL_CLUSTER_TCP ? SL_TRANSPORT_TCP : SL_TRANSPORT_UDP;
 		nc->idle = c->o.idle;
 		nc->seal_when_log_idle = c->o.seal_when_log_idle;
@@ -1206,6 +1207,8 @@ static int check_opts(const struct sl_cluster_opts *o)
 	if (o->clients && o->check_records)
 		return sl_err_set(EINVAL, "checking records needs the records made on the "
 					  "leader's thread (no client threads)");
+	if (o->mtu && (o->mtu < 576 || o->mtu > SL_FRAME_MAX))
+		return sl_err_set(EINVAL, "MTU %u: want 576..%d", o->mtu, SL_FRAME_MAX);
 	if (o->restart_at && (o->restart_node < 2 || o->restart_node > o->nodes))
 		return sl_err_set(EINVAL, "restart_node %u is not a follower", o->restart_node);
 	return 0;

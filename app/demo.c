@@ -14,6 +14,7 @@
 
 #include "shiplog/cluster.h"
 #include "shiplog/err.h"
+#include "shiplog/frame.h"
 #include "shiplog/quorum.h"
 #include "shiplog/workload.h"
 
@@ -44,6 +45,7 @@ static void usage(FILE *f)
 		"  --inflight N      records appended but not yet committed, at most\n"
 		"                    (default 64: like 64 clients waiting on their commit)\n"
 		"  --data KIND       text (WAL-like, compressible) or random (default text)\n"
+		"  --mtu N           every node's IP MTU, 576..9216 (default 1500)\n"
 		"  --dir DIR         where the run's directory goes (default /var/tmp)\n"
 		"  --keep            keep the logs\n"
 		"  --seed N          workload seed (default 1)\n"
@@ -82,21 +84,14 @@ static int show_stats;
 static int parse_opts(int argc, char **argv, struct sl_cluster_opts *o)
 {
 	static const struct option longopts[] = {
-	    {"nodes", required_argument, 0, 'N'},
-	    {"transport", required_argument, 0, 't'},
-	    {"records", required_argument, 0, 'n'},
-	    {"record-bytes", required_argument, 0, 'r'},
-	    {"acks", required_argument, 0, 'a'},
-	    {"ack-level", required_argument, 0, 'l'},
-	    {"inflight", required_argument, 0, 'i'},
-	    {"data", required_argument, 0, 'd'},
-	    {"dir", required_argument, 0, 'D'},
-	    {"keep", no_argument, 0, 'k'},
-	    {"seed", required_argument, 0, 's'},
-	    {"stats", no_argument, 0, 'S'},
-	    {"fresh-records", no_argument, 0, 'F'},
-	    {"help", no_argument, 0, 'h'},
-	    {0, 0, 0, 0},
+	    {"nodes", required_argument, 0, 'N'},    {"transport", required_argument, 0, 't'},
+	    {"records", required_argument, 0, 'n'},  {"record-bytes", required_argument, 0, 'r'},
+	    {"acks", required_argument, 0, 'a'},     {"ack-level", required_argument, 0, 'l'},
+	    {"inflight", required_argument, 0, 'i'}, {"data", required_argument, 0, 'd'},
+	    {"dir", required_argument, 0, 'D'},	     {"keep", no_argument, 0, 'k'},
+	    {"seed", required_argument, 0, 's'},     {"stats", no_argument, 0, 'S'},
+	    {"fresh-records", no_argument, 0, 'F'},  {"mtu", required_argument, 0, 'm'},
+	    {"help", no_argument, 0, 'h'},	     {0, 0, 0, 0},
 	};
 	int acks_set = 0, c;
 	uint64_t v;
@@ -147,6 +142,10 @@ static int parse_opts(int argc, char **argv, struct sl_cluster_opts *o)
 			break;
 		case 'F':
 			o->fresh_records = 1;
+			break;
+		case 'm':
+			rc = parse_u64("--mtu", optarg, 576, SL_FRAME_MAX, &v);
+			o->mtu = (uint32_t)v;
 			break;
 		case 'h':
 			usage(stdout);

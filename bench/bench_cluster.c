@@ -33,6 +33,7 @@
 #include "bench_util.h"
 #include "shiplog/cluster.h"
 #include "shiplog/err.h"
+#include "shiplog/frame.h"
 #include "shiplog/hist.h"
 #include "shiplog/quorum.h"
 #include "shiplog/workload.h"
@@ -97,7 +98,7 @@ static void usage(FILE *f)
 		"                        [--matrix] [--half-max] [--rate N] [--inflight N]\n"
 		"                        [--clients N] [--warmup S] [--nodes N]\n"
 		"                        [--batch-bytes N] [--linger-us N] [--seal S]\n"
-		"                        [--inline-write-max N]\n"
+		"                        [--inline-write-max N] [--mtu N]\n"
 		"                        [--idle spin|yield|backoff] [--plot DIR]\n"
 		"                        [--check-records] [--fresh-records] [--breakdown]\n"
 		"                        [--keep]\n"
@@ -146,6 +147,8 @@ static void usage(FILE *f)
 		"                    alone in its log from its own thread (pwritev2,\n"
 		"                    RWF_DSYNC) rather than through io_uring ([store]\n"
 		"                    inline_write_max; default 0: off)\n"
+		"  --mtu N           every node's IP MTU, 576..9216: DATA fragments fill it\n"
+		"                    (default 1500)\n"
 		"  --plot DIR        write each run's commit-latency CDF, follower lag and the\n"
 		"                    host's steal time over time (CSV) and results.jsonl into\n"
 		"                    DIR, then draw the PNG\n"
@@ -307,6 +310,9 @@ static int parse_one(const char *a, const char *val, struct sl_cluster_opts *o, 
 	} else if (strcmp(a, "--inline-write-max") == 0) {
 		rc = bench_parse_u64(a, val, 0, 64u << 20, &v);
 		o->inline_write_max = (uint32_t)v;
+	} else if (strcmp(a, "--mtu") == 0) {
+		rc = bench_parse_u64(a, val, 576, SL_FRAME_MAX, &v);
+		o->mtu = (uint32_t)v;
 	} else if (strcmp(a, "--linger-us") == 0) {
 		rc = bench_parse_u64(a, val, 1, 1000000, &v);
 		o->linger_ns = v * 1000;
@@ -616,6 +622,7 @@ static void print_json(const struct sl_cluster_opts *o, const struct sl_cluster_
 		       : o->seal_by_linger   ? "linger"
 					     : "idle");
 	bench_json_int(&j, "inline_write_max", o->inline_write_max);
+	bench_json_int(&j, "mtu", o->mtu ? o->mtu : 1500);
 	bench_json_num(&j, "seconds", r->seconds);
 	bench_json_num(&j, "records_per_s", w->rps);
 	bench_json_num(&j, "mb_s", w->mb_s);

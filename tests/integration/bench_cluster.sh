@@ -4,7 +4,8 @@
 # UDP and the TCP baseline), each a closed loop and then (--half-max) an
 # open loop at half the rate it reached, short runs, --json and --plot:
 # every run prints one JSON line with the issue's keys and a verified log
-# check, the summary table comes on stderr, and the plots are drawn.
+# check, the summary table comes on stderr, and the plots are drawn. Then one
+# short run at --mtu 9000, and an MTU out of range refused.
 #
 #   bench_cluster.sh SHIPBENCH       (meson passes the built program)
 set -euo pipefail
@@ -43,6 +44,23 @@ for closed, half in zip(runs[::2], runs[1::2]):
     assert abs(half["rate"] - closed["records_per_s"] / 2) <= 1, (closed, half)
 print("bench_cluster: %d runs, every key present, every log verified" % len(runs))
 PY
+# --mtu reaches every node: DATA fragments of a jumbo MTU, the log verified.
+"$bench" cluster --json --transport udp --mtu 9000 --seconds 0.3 --warmup 0.1 \
+	--dir "$dir" >"$dir/mtu.jsonl" 2>"$dir/mtu.log" || {
+	tail -20 "$dir/mtu.log" >&2
+	echo "bench_cluster: shipbench cluster --mtu 9000 failed" >&2
+	exit 1
+}
+python3 - "$dir/mtu.jsonl" <<'PY'
+import json, sys
+runs = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
+assert len(runs) == 1 and runs[0]["mtu"] == 9000 and runs[0]["verified"] is True, runs
+PY
+if "$bench" cluster --mtu 100 --seconds 0.1 >/dev/null 2>"$dir/bad.log"; then
+	echo "bench_cluster: --mtu 100 was accepted" >&2
+	exit 1
+fi
+grep -q -- "--mtu" "$dir/bad.log" || { cat "$dir/bad.log" >&2; exit 1; }
 grep -q "^transport" "$dir/err.log" || { echo "bench_cluster: no summary table" >&2; exit 1; }
 for f in results.jsonl commit_cdf.png lag_over_time.png run-001-steal.csv; do
 	[ -s "$dir/plot/$f" ] || { echo "bench_cluster: --plot wrote no $f" >&2; exit 1; }
