@@ -509,6 +509,8 @@ fail:
 
 /* ---- doorbells ---- */
 
+_Static_assert(sizeof(struct sl_dpdk_doorbell) == SL_DPDK_DOORBELL_BYTES, "a doorbell per line");
+
 int sl_dpdk_doorbell_init(struct sl_dpdk_doorbell *d)
 {
 	memset(d, 0, sizeof(*d));

@@ -19,10 +19,12 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <pthread.h>
 #include <sched.h>
 #include <setjmp.h>
 #include <signal.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -624,6 +626,114 @@ static void test_doorbell(void **state)
 	sl_dpdk_doorbell_close(&bell_a);
 	sl_dpdk_doorbell_close(&bell_b);
 	assert_int_equal(bell_a.fd, -1);
+}
+
+/* Doorbells across threads, as the in-process cluster uses them: a receiver
+ * that sleeps on its bell whenever it finds nothing, a sender that rings it
+ * only when it finds it armed. A lost wake-up (a frame in the ring, the bell
+ * not rung) leaves the receiver asleep until its ppoll times out while the
+ * sender waits for it: counted, and the test fails. The sender pauses
+ * between bursts now and then so that the receiver goes to sleep often. */
+#define BELL_FRAMES  20000u
+#define BELL_WINDOW  1024u /* frames in the ring at most (it holds 4096) */
+#define BELL_WAIT_MS 1000
+
+struct bell_rx {
+	struct sl_transport *t;
+	_Atomic uint32_t got;
+	uint32_t next_seq, bad, sleeps, wakes, timeouts;
+};
+
+static void bell_rx_frame(void *arg, uint32_t from, const uint8_t *frame, size_t len)
+{
+	struct bell_rx *r = arg;
+	uint32_t seq = UINT32_MAX;
+
+	(void)from;
+	if (!check_frame(frame, len, 'B', &seq) || seq != r->next_seq)
+		r->bad++;
+	r->next_seq = seq + 1;
+	atomic_fetch_add(&r->got, 1);
+}
+
+static void *bell_rx_main(void *arg)
+{
+	struct bell_rx *r = arg;
+	double deadline = now_s() + 60;
+
+	while (atomic_load(&r->got) < BELL_FRAMES && now_s() < deadline) {
+		struct pollfd p = {.events = POLLIN};
+
+		if (r->t->ops->poll(r->t, bell_rx_frame, r, 64) > 0)
+			continue;
+		p.fd = r->t->ops->wait_fd(r->t);
+		if (p.fd == -EAGAIN)
+			continue;
+		r->sleeps++;
+		if (poll(&p, 1, BELL_WAIT_MS) > 0)
+			r->wakes++;
+		else
+			r->timeouts++;
+	}
+	return NULL;
+}
+
+static void test_doorbell_threads(void **state)
+{
+	struct sl_dpdk_doorbell bell_a, bell_b;
+	struct bell_rx r = {0};
+	struct pair p;
+	pthread_t th;
+	uint8_t f[600];
+	uint32_t sent = 0, bursts = 0, rng = 12345;
+	double deadline = now_s() + 60;
+
+	(void)state;
+	pair_make(&p, 1500);
+	assert_int_equal(sl_dpdk_doorbell_init(&bell_a), 0);
+	assert_int_equal(sl_dpdk_doorbell_init(&bell_b), 0);
+	assert_int_equal(sl_dpdk_set_doorbells(p.a, &bell_a, &bell_b), 0);
+	assert_int_equal(sl_dpdk_set_doorbells(p.b, &bell_b, &bell_a), 0);
+	r.t = p.b;
+	assert_int_equal(pthread_create(&th, NULL, bell_rx_main, &r), 0);
+	while (sent < BELL_FRAMES && now_s() < deadline) {
+		uint32_t n = 1 + (rng >> 16) % 32;
+
+		rng = rng * 1103515245u + 12345u;
+		if (n > BELL_FRAMES - sent)
+			n = BELL_FRAMES - sent;
+		while (sent + n - atomic_load(&r.got) > BELL_WINDOW && now_s() < deadline)
+			sched_yield();
+		for (uint32_t i = 0; i < n; i++, sent++) {
+			size_t len = size_of(sent, 64, sizeof(f));
+
+			gen_frame(f, len, 'B', sent);
+			assert_int_equal(p.a->ops->send(p.a, 2, f, len), 0);
+		}
+		assert_int_equal(p.a->ops->flush(p.a), (int)n);
+		bursts++;
+		/* Every eighth burst, wait for the receiver to catch up and
+		 * (likely) fall asleep. */
+		if ((rng >> 20) % 8 == 0)
+			for (int k = 0; k < 200 && atomic_load(&r.got) < sent; k++)
+				sched_yield();
+	}
+	assert_int_equal(pthread_join(th, NULL), 0);
+	if (r.timeouts || r.bad || r.got != BELL_FRAMES)
+		fprintf(stderr,
+			"doorbell threads: %u sent in %u bursts, %u received (%u bad), "
+			"%u sleeps, %u woken, %u timed out\n",
+			sent, bursts, atomic_load(&r.got), r.bad, r.sleeps, r.wakes, r.timeouts);
+	assert_int_equal(sent, BELL_FRAMES);
+	assert_int_equal(atomic_load(&r.got), BELL_FRAMES);
+	assert_int_equal(r.bad, 0);
+	assert_int_equal(r.timeouts, 0);
+	/* It did sleep and was woken, and at most once per burst. */
+	assert_true(r.wakes > 0);
+	assert_true(r.wakes <= bursts);
+	pair_free(&p);
+	sl_dpdk_doorbell_close(&bell_a);
+	sl_dpdk_doorbell_close(&bell_b);
 }
 
 static void test_ring_pair_10k(void **state)
@@ -1423,6 +1533,7 @@ int main(void)
 	    cmocka_unit_test(test_eal_and_loopback),
 	    cmocka_unit_test(test_ring_pair_10k),
 	    cmocka_unit_test(test_doorbell),
+	    cmocka_unit_test(test_doorbell_threads),
 	    cmocka_unit_test(test_jumbo),
 	    cmocka_unit_test(test_arp),
 	    cmocka_unit_test(test_malformed_dropped),

@@ -49,6 +49,7 @@
 
 #define SL_DPDK_ZC_MIN_DEFAULT 1024 /* frames below this are copied */
 #define SL_DPDK_ZC_WAIT_US     2000 /* flush()'s bound for the driver to release them */
+#define SL_DPDK_DOORBELL_BYTES 64   /* a doorbell's size: one cache line */
 
 struct sl_dpdk_opts {
 	int no_zero_copy;    /* always copy frames into mbufs */
@@ -120,6 +121,11 @@ struct sl_dpdk_doorbell {
 	_Atomic int armed; /* the owner may sleep: ring after sending */
 	int owner_armed;   /* owner's thread only: it armed, not disarmed yet */
 	int rung;	   /* owner's thread only: a ring is due, not read yet */
+	/* A cache line per bell: kept in an array (one per node), a node
+	 * arming its own bell would evict the line every sender reads after
+	 * each burst. 16-byte-aligned storage keeps the fields above on one
+	 * line. */
+	char pad[SL_DPDK_DOORBELL_BYTES - 4 * sizeof(int)];
 };
 
 /* 0 or -errno; close with sl_dpdk_doorbell_close (fd -1 after either). */
