@@ -915,6 +915,7 @@ static int configure(struct sl_cluster *c)
 		nc->idle = c->o.idle;
 		nc->seal_when_log_idle = c->o.seal_when_log_idle;
 		nc->seal_when_idle = c->o.seal_when_idle;
+		nc->compress_thread = i == 0 && c->o.compress_thread;
 		nc->key_file = c->o.key_file;
 		if (!net_is_kernel(c->o.net)) {
 			nc->make_transport = make_mesh;
@@ -1406,9 +1407,11 @@ void sl_cluster_print_stats(FILE *f, const struct sl_cluster_result *r)
 	fprintf(f,
 		"  leader      window full %" PRIu64 ", naks received %" PRIu64
 		", retransmits %" PRIu64 ", tail-loss probes %" PRIu64
-		", sealed on an idle log %" PRIu64 ", with nothing in flight %" PRIu64 "\n",
+		", sealed on an idle log %" PRIu64 ", with nothing in flight %" PRIu64
+		", compressed by the stage %" PRIu64 "\n",
 		r->window_full, st->naks_received, st->retransmits, st->tlps,
-		r->leader_stats.log_idle_seals, r->leader_stats.idle_seals);
+		r->leader_stats.log_idle_seals, r->leader_stats.idle_seals,
+		r->leader_stats.stage_batches);
 }
 
 void sl_cluster_print_check(FILE *f, const struct sl_cluster_result *r)

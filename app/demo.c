@@ -49,6 +49,8 @@ static void usage(FILE *f)
 		"  --dir DIR         where the run's directory goes (default /var/tmp)\n"
 		"  --keep            keep the logs\n"
 		"  --seed N          workload seed (default 1)\n"
+		"  --compress-thread the leader compresses full batches on a thread of their\n"
+		"                    own while its loop goes on (a compressor stage)\n"
 		"  --fresh-records   generate every record as it is appended rather than copy\n"
 		"                    it from a prepared pool of 8 MiB of generated records\n"
 		"                    (each copy stamped with its own sequence number)\n"
@@ -84,14 +86,23 @@ static int show_stats;
 static int parse_opts(int argc, char **argv, struct sl_cluster_opts *o)
 {
 	static const struct option longopts[] = {
-	    {"nodes", required_argument, 0, 'N'},    {"transport", required_argument, 0, 't'},
-	    {"records", required_argument, 0, 'n'},  {"record-bytes", required_argument, 0, 'r'},
-	    {"acks", required_argument, 0, 'a'},     {"ack-level", required_argument, 0, 'l'},
-	    {"inflight", required_argument, 0, 'i'}, {"data", required_argument, 0, 'd'},
-	    {"dir", required_argument, 0, 'D'},	     {"keep", no_argument, 0, 'k'},
-	    {"seed", required_argument, 0, 's'},     {"stats", no_argument, 0, 'S'},
-	    {"fresh-records", no_argument, 0, 'F'},  {"mtu", required_argument, 0, 'm'},
-	    {"help", no_argument, 0, 'h'},	     {0, 0, 0, 0},
+	    {"nodes", required_argument, 0, 'N'},
+	    {"transport", required_argument, 0, 't'},
+	    {"records", required_argument, 0, 'n'},
+	    {"record-bytes", required_argument, 0, 'r'},
+	    {"acks", required_argument, 0, 'a'},
+	    {"ack-level", required_argument, 0, 'l'},
+	    {"inflight", required_argument, 0, 'i'},
+	    {"data", required_argument, 0, 'd'},
+	    {"dir", required_argument, 0, 'D'},
+	    {"keep", no_argument, 0, 'k'},
+	    {"seed", required_argument, 0, 's'},
+	    {"stats", no_argument, 0, 'S'},
+	    {"fresh-records", no_argument, 0, 'F'},
+	    {"mtu", required_argument, 0, 'm'},
+	    {"compress-thread", no_argument, 0, 'Z'},
+	    {"help", no_argument, 0, 'h'},
+	    {0, 0, 0, 0},
 	};
 	int acks_set = 0, c;
 	uint64_t v;
@@ -146,6 +157,9 @@ static int parse_opts(int argc, char **argv, struct sl_cluster_opts *o)
 		case 'm':
 			rc = parse_u64("--mtu", optarg, 576, SL_FRAME_MAX, &v);
 			o->mtu = (uint32_t)v;
+			break;
+		case 'Z':
+			o->compress_thread = 1;
 			break;
 		case 'h':
 			usage(stdout);

@@ -17,6 +17,7 @@
  * append that arrived while the turn was busy (a commit's callback woke its
  * client) is sealed and sent in this turn, not after the next receive. */
 #include <dirent.h>
+#include <assert.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -36,6 +37,7 @@
 #include "shiplog/log.h"
 #include "shiplog/mesh.h"
 #include "shiplog/node.h"
+#include "zstage.h"
 
 #define RX_BUDGET_DEFAULT   256
 #define STORE_GROUP_HDR	    32 /* a group's header, store.h: batch + 32 must fit */
@@ -67,7 +69,18 @@ struct sl_node {
 	uint8_t *txbuf;	  /* a frame being signed (SL_FRAME_MAX) */
 	uint8_t *joinbuf; /* a DATA frame's prefix and fragment joined (SL_FRAME_MAX) */
 	uint8_t *raw;	  /* a delivered batch's records (limits.max_raw_bytes) */
+	size_t raw_cap;	  /* largest raw batch the protocol builds */
 	size_t batch_max;
+	/* compress_thread: the leader's compressor stage. While `zs_on` (a
+	 * backlog) every append goes into the slot being filled, `zs_b` in
+	 * zs_raw; the protocol's own open batch stays empty. */
+	struct sl_zstage *zs;
+	int zs_on;
+	uint8_t *zs_raw; /* NULL: no slot open */
+	struct sl_batch_builder zs_b;
+	uint64_t zs_open_ts;   /* when the open slot's first record came */
+	uint64_t zs_next_lsn;  /* the LSN the next record appended gets */
+	uint64_t zs_take_lsn;  /* the first LSN of the next encoded batch */
 	uint64_t now;	       /* the clock at the start of this turn */
 	uint64_t durable_told; /* durable position the protocol knows */
 	uint64_t skip_through; /* deliver nothing <= this: applied before the start */
@@ -610,7 +623,10 @@ static int settle_config(struct sl_node *n)
 		      : c->proto.limits.max_record_bytes + SL_REC_PREFIX;
 	if (raw_cap > c->proto.limits.max_raw_bytes)
 		raw_cap = c->proto.limits.max_raw_bytes;
+	n->raw_cap = raw_cap;
 	n->batch_max = sl_batch_bound(raw_cap);
+	if (c->compress_thread && c->proto.elect)
+		return sl_err_set(EINVAL, "compress_thread is not for nodes with elections");
 	need = n->batch_max + STORE_GROUP_HDR;
 	if (!c->store.group_bytes)
 		c->store.group_bytes =
@@ -879,6 +895,9 @@ int sl_node_open(struct sl_node **out, const struct sl_node_config *c,
 		goto err;
 	sl_proto_get_status(n->proto, &st);
 	n->leading = st.role == SL_ROLE_LEADER;
+	if (n->cfg.compress_thread && n->leading &&
+	    (rc = sl_zstage_open(&n->zs, SL_NODE_STAGE_SLOTS, n->raw_cap)))
+		goto err;
 	if (n->cfg.proto.elect)
 		sl_info("node %" PRIu32 ": elections on: %s in epoch %" PRIu64
 			" (persisted epoch %" PRIu64 ", vote %" PRIu32 " in %" PRIu64
@@ -911,6 +930,7 @@ void sl_node_close(struct sl_node *n)
 	if (n->tr)
 		n->tr->ops->destroy(n->tr);
 	sl_store_close(n->store); /* waits for the writes in flight */
+	sl_zstage_close(n->zs);
 	sl_auth_clear(&n->auth);
 	free(n->txbuf);
 	free(n->joinbuf);
@@ -1038,12 +1058,97 @@ static int send_and_write(struct sl_node *n)
 	return rc;
 }
 
-/* New work: the engine's own appends, then the poller's (its clients'). */
+/* ---- the compressor stage (compress_thread) ---- */
+
+static void zs_seal(struct sl_node *n)
+{
+	if (!n->zs_raw)
+		return;
+	sl_zstage_submit(n->zs, n->zs_b.len, n->zs_b.count);
+	n->zs_raw = NULL;
+}
+
+/* Encoded batches into the protocol, oldest first, until the window is
+ * full; the backlog ends once the stage is empty. Batches taken, or -errno. */
+static int zs_take(struct sl_node *n)
+{
+	const struct sl_zstage_out *o;
+	int taken = 0;
+
+	if (!n->zs_on)
+		return 0;
+	if (n->zs_raw && n->now - n->zs_open_ts >= n->cfg.proto.linger_ns)
+		zs_seal(n);
+	while ((o = sl_zstage_peek(n->zs))) {
+		int64_t lsn = sl_proto_append_encoded(n->proto, &o->h, o->payload, n->now);
+
+		if (lsn == -EAGAIN)
+			break;
+		if (lsn >= 0 && (uint64_t)lsn != n->zs_take_lsn + o->h.record_count - 1)
+			lsn = sl_err_set(EPROTO,
+					 "compressed batch of %" PRIu32 " records got lsn %" PRId64
+					 ", not %" PRIu64,
+					 o->h.record_count, lsn,
+					 n->zs_take_lsn + o->h.record_count - 1);
+		if (lsn < 0) {
+			node_fail(n, (int)lsn, "compressor stage");
+			return (int)lsn;
+		}
+		n->zs_take_lsn += o->h.record_count;
+		n->st.stage_batches++;
+		sl_zstage_pop(n->zs);
+		taken++;
+	}
+	if (!n->zs_raw && sl_zstage_pending(n->zs) == 0)
+		n->zs_on = 0;
+	return taken;
+}
+
+/* An append with the stage: into the protocol's open batch while it has
+ * room; the record that would fill it seals it there and starts a backlog,
+ * whose records fill the stage's slots. */
+static int64_t zs_append(struct sl_node *n, const void *rec, uint32_t len, uint64_t now)
+{
+	uint32_t batch = n->cfg.proto.batch_bytes;
+	int rc;
+
+	if (!n->zs_on) {
+		size_t open = sl_proto_open_bytes(n->proto);
+
+		if (open == 0 || open + SL_REC_PREFIX + len < batch ||
+		    len > n->cfg.proto.limits.max_record_bytes || !sl_proto_is_leader(n->proto))
+			return sl_proto_append(n->proto, rec, len, now);
+		if ((rc = sl_proto_flush(n->proto, now)) < 0)
+			return rc; /* -EAGAIN: the window is full */
+		n->zs_on = 1;
+		n->zs_next_lsn = n->zs_take_lsn = sl_proto_next_lsn(n->proto);
+	}
+	if (len > n->cfg.proto.limits.max_record_bytes)
+		return sl_err_set(EMSGSIZE, "record of %u bytes over the limit %u", len,
+				  n->cfg.proto.limits.max_record_bytes);
+	if (n->zs_raw && n->zs_b.len + SL_REC_PREFIX + len > batch)
+		zs_seal(n);
+	if (!n->zs_raw) {
+		if (!(n->zs_raw = sl_zstage_slot(n->zs)))
+			return -EAGAIN; /* every slot busy: poll and retry */
+		sl_batch_builder_init(&n->zs_b, n->zs_raw, n->raw_cap);
+		n->zs_open_ts = now;
+	}
+	rc = sl_batch_builder_add(&n->zs_b, rec, len);
+	assert(rc == 0);
+	if (n->zs_b.len >= batch)
+		zs_seal(n);
+	return (int64_t)n->zs_next_lsn++;
+}
+
+/* New work: the engine's own appends, then the poller's (its clients'),
+ * then what the compressor stage encoded. */
 static int take_work(struct sl_node *n)
 {
 	int events = n->eng.take ? n->eng.take(n->eng.ctx) : 0;
 
-	return events + (n->poller.take ? n->poller.take(n->poller.arg) : 0);
+	events += n->poller.take ? n->poller.take(n->poller.arg) : 0;
+	return events + (n->zs ? zs_take(n) : 0);
 }
 
 int sl_node_poll(struct sl_node *n)
@@ -1130,12 +1235,15 @@ static void set_slack(struct sl_node *n)
  * yield and sleep instead). */
 static int block(struct sl_node *n, uint64_t now, uint64_t deadline)
 {
-	struct pollfd fds[3] = {{.events = POLLIN}, {.events = POLLIN}, {.events = POLLIN}};
+	struct pollfd fds[4] = {
+	    {.events = POLLIN}, {.events = POLLIN}, {.events = POLLIN}, {.events = POLLIN}};
 	uint64_t until = sl_proto_next_timer(n->proto);
 	nfds_t nfds = 2;
 
 	if (n->scrub_at < until)
 		until = n->scrub_at;
+	if (n->zs_raw && n->zs_open_ts + n->cfg.proto.linger_ns < until)
+		until = n->zs_open_ts + n->cfg.proto.linger_ns; /* the open slot's linger */
 	struct timespec ts;
 
 	if (!n->tr->ops->wait_fd)
@@ -1158,6 +1266,15 @@ static int block(struct sl_node *n, uint64_t now, uint64_t deadline)
 	/* The poller's doorbell (a client's work) wakes us too. */
 	if (n->poller.sleep && (fds[nfds++].fd = n->poller.sleep(n->poller.arg, 1)) < 0)
 		return 1; /* work arrived: no sleep */
+	/* ... and so does the compressor stage's next encoded batch. */
+	if (n->zs_on) {
+		if (sl_zstage_arm(n->zs)) {
+			if (n->poller.sleep)
+				n->poller.sleep(n->poller.arg, 0);
+			return 1;
+		}
+		fds[nfds++].fd = sl_zstage_wait_fd(n->zs);
+	}
 	set_slack(n);
 	TRACE(n, SL_TRACE_SLEEP, 0, 0);
 	ppoll(fds, nfds, &ts, NULL);
@@ -1250,7 +1367,8 @@ int64_t sl_node_append(struct sl_node *n, const void *rec, uint32_t len)
 
 	if (n->failed)
 		return n->failed;
-	lsn = sl_proto_append(n->proto, rec, len, sl_node_now());
+	lsn = n->zs ? zs_append(n, rec, len, sl_node_now())
+		    : sl_proto_append(n->proto, rec, len, sl_node_now());
 	if (lsn > 0)
 		TRACE(n, SL_TRACE_APPEND, (uint64_t)lsn, 0);
 	return lsn;
@@ -1262,6 +1380,14 @@ int sl_node_flush(struct sl_node *n)
 
 	if (n->failed)
 		return n->failed;
+	if (n->zs_on) {
+		/* The open slot goes to the stage, behind the others. */
+		zs_seal(n);
+		n->now = sl_node_now();
+		rc = zs_take(n);
+		send_and_write(n);
+		return rc < 0 ? rc : 0;
+	}
 	rc = sl_proto_flush(n->proto, sl_node_now());
 	/* Send and write now: the caller is about to wait for what it flushed. */
 	send_and_write(n);

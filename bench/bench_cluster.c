@@ -101,6 +101,7 @@ static void usage(FILE *f)
 		"                        [--inline-write-max N] [--mtu N]\n"
 		"                        [--idle spin|yield|backoff] [--plot DIR]\n"
 		"                        [--check-records] [--fresh-records] [--breakdown]\n"
+		"                        [--compress-thread]\n"
 		"                        [--keep]\n"
 		"Runs every combination of the lists (comma-separated) one after the other,\n"
 		"after measuring the machine's limits once. --seconds S is each run's measured\n"
@@ -156,6 +157,9 @@ static void usage(FILE *f)
 		"  --check-records   followers also compare every record they are delivered\n"
 		"                    (else their engines read no records: no batch is\n"
 		"                    decompressed for them)\n"
+		"  --compress-thread the leader compresses full batches on a thread of their\n"
+		"                    own while its loop goes on (a compressor stage, used\n"
+		"                    while batches fill; default: in the loop)\n"
 		"  --fresh-records   generate every record as it is sent (on the producing\n"
 		"                    thread) rather than copy it from a prepared pool of 8 MiB\n"
 		"                    of generated records, each copy stamped with its own\n"
@@ -359,6 +363,8 @@ static int parse_opts(int argc, char **argv, struct sl_cluster_opts *o, struct c
 			exit(0);
 		} else if (strcmp(a, "--check-records") == 0) {
 			o->check_records = 1, takes = 0;
+		} else if (strcmp(a, "--compress-thread") == 0) {
+			o->compress_thread = 1, takes = 0;
 		} else if (strcmp(a, "--fresh-records") == 0) {
 			o->fresh_records = 1, takes = 0;
 		} else if (strcmp(a, "--breakdown") == 0) {
@@ -616,6 +622,7 @@ static void print_json(const struct sl_cluster_opts *o, const struct sl_cluster_
 	bench_json_int(&j, "inflight", o->mode == SL_CLUSTER_OPEN ? 0 : o->inflight);
 	bench_json_int(&j, "clients", o->clients);
 	bench_json_int(&j, "fresh_records", o->fresh_records);
+	bench_json_int(&j, "compress_thread", o->compress_thread);
 	bench_json_str(&j, "seal",
 		       o->seal_when_log_idle ? "log"
 		       : o->seal_when_idle   ? "adaptive"

@@ -503,6 +503,16 @@ int sl_proto_all_committed(const struct sl_proto *p)
 	return p->commit_pos >= p->log_end;
 }
 
+size_t sl_proto_open_bytes(const struct sl_proto *p)
+{
+	return p->builder.len;
+}
+
+uint64_t sl_proto_next_lsn(const struct sl_proto *p)
+{
+	return p->next_lsn + p->builder.count;
+}
+
 void sl_proto_get_status(const struct sl_proto *p, struct sl_proto_status *s)
 {
 	memset(s, 0, sizeof(*s));

@@ -774,6 +774,23 @@ static void test_elections(void **state)
 	sl_config_free(c);
 }
 
+static void test_compress_thread(void **state)
+{
+	struct fx *f = *state;
+	struct sl_config *c;
+
+	write_cfg(f, 0, NULL, NULL);
+	c = loaded(f);
+	assert_int_equal(c->node.compress_thread, 0);
+	sl_config_free(c);
+	write_cfg(f, 0, NULL, "[stream]\ncompress_thread = on\n");
+	c = loaded(f);
+	assert_int_equal(c->node.compress_thread, 1);
+	sl_config_free(c);
+	write_cfg(f, 0, NULL, "[stream]\ncompress_thread = 2\n");
+	refused(f, BASE_N + 2, "[stream] compress_thread", NULL);
+}
+
 /* What a policy survives: nothing to say for the default; each risk of a
  * single failure named once; and acks=0 with local=none refused. */
 static int warnings_for(struct fx *f, const char *stream, char w[][SL_CONFIG_WARN_MAX])
@@ -908,6 +925,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_impossible_policy, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_policy_warnings, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_elections, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_compress_thread, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_mtu_range, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_sizes_that_do_not_fit, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_control_socket_too_long, setup, teardown),

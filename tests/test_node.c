@@ -322,6 +322,40 @@ static void test_seal_when_idle(void **state)
 	run_seal_when_idle(0);
 }
 
+/* compress_thread: the leader's full batches go through the compressor
+ * stage. Closed loop (a backlog: batches fill), then sealing left to the
+ * linger (the stage's open slot sealed by it), then an open loop slow
+ * enough that no batch fills (the stage never used): every record
+ * arrives once, in order, byte for byte, and the logs are identical. */
+static void run_compress_thread(enum sl_cluster_mode mode, int by_linger, int staged)
+{
+	struct sl_cluster_opts o = base_opts();
+	static struct sl_cluster_result r;
+	int rc;
+
+	o.compress_thread = 1;
+	o.mode = mode;
+	o.rate = 1000;
+	o.records = mode == SL_CLUSTER_OPEN ? 500 : 30000;
+	o.seal_by_linger = by_linger;
+	rc = sl_cluster_run(&o, &r);
+	if (rc < 0)
+		fail_msg("cluster: %d %s", rc, r.error);
+	check_replicated(&r, o.records);
+	if (staged)
+		assert_true(r.leader_stats.stage_batches > 0);
+	else
+		assert_int_equal(r.leader_stats.stage_batches, 0);
+}
+
+static void test_compress_thread(void **state)
+{
+	(void)state;
+	run_compress_thread(SL_CLUSTER_CLOSED, 0, 1);
+	run_compress_thread(SL_CLUSTER_CLOSED, 1, 1);
+	run_compress_thread(SL_CLUSTER_OPEN, 1, 0);
+}
+
 /* A single node commits on its own durability. */
 static void test_single_node(void **state)
 {
@@ -462,6 +496,7 @@ int main(void)
 	    cmocka_unit_test(test_single_node),
 	    cmocka_unit_test(test_seal_when_log_idle),
 	    cmocka_unit_test(test_seal_when_idle),
+	    cmocka_unit_test(test_compress_thread),
 	    cmocka_unit_test(test_three_nodes_udp),
 	    cmocka_unit_test(test_three_nodes_mac),
 	    cmocka_unit_test(test_three_nodes_memif),

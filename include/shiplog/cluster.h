@@ -87,6 +87,7 @@ struct sl_cluster_opts {
 	int seal_when_idle;	   /* sl_node_config.seal_when_idle */
 	uint32_t inline_write_max; /* every node's sl_store_opts.inline_write_max */
 	uint32_t mtu;		   /* every node's IP MTU, 576..9216 (0: 1500) */
+	int compress_thread;	   /* the leader's sl_node_config.compress_thread */
 	int progress;		   /* a line on stderr every second */
 	/* Test hook: after the leader has appended restart_at records, follower
 	 * node `restart_node` (2..nodes) is closed, stays down restart_down_ms,

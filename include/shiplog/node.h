@@ -33,6 +33,7 @@ enum sl_transport_kind {
 };
 
 #define SL_NODE_SCRUB_RATE_DEFAULT (64ull << 20)
+#define SL_NODE_STAGE_SLOTS	   4 /* batches in the compressor stage at once */
 
 struct sl_node_config {
 	/* cluster, stream, nodes, leader, epoch, policy, sizes. proto.mtu 0:
@@ -59,6 +60,13 @@ struct sl_node_config {
 	 * while a batch is in flight linger (up to proto.linger_ns) and go
 	 * together when it commits. */
 	int seal_when_idle;
+	/* Leader: compress full batches on a thread of their own (a compressor
+	 * stage, SL_NODE_STAGE_SLOTS batches at a time, in order) while the
+	 * loop goes on. Used only while batches fill (a backlog): a record that
+	 * would fill the open batch starts it, and it ends once the stage is
+	 * empty; a batch sealed before it is full (a flush, the linger) in the
+	 * meantime goes through the stage too. Not with elections. */
+	int compress_thread;
 	const char *key_file; /* pre-shared key for frame MACs (shiplog/auth.h), NULL: none */
 	/* Followers: the last LSN the engine has applied (durably, on its
 	 * side) before this start, 0 if none. Delivery resumes after it;
@@ -129,6 +137,7 @@ struct sl_node_stats {
 	uint64_t persists;	 /* election state (epoch, vote) written to the superblock */
 	uint64_t log_idle_seals; /* batches sealed because the log was idle (seal_when_log_idle) */
 	uint64_t idle_seals;	 /* ... because nothing was in flight (seal_when_idle) */
+	uint64_t stage_batches;	 /* batches the compressor stage encoded (compress_thread) */
 };
 
 struct sl_node;

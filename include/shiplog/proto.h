@@ -324,5 +324,9 @@ int sl_proto_is_leader(const struct sl_proto *p);
 int sl_proto_batch_open(const struct sl_proto *p);
 /* Leader: every batch it sealed is committed (nothing in flight). */
 int sl_proto_all_committed(const struct sl_proto *p);
+/* Leader: raw bytes of the open batch (its records with their length
+ * prefixes; 0: none open), and the LSN the next appended record gets. */
+size_t sl_proto_open_bytes(const struct sl_proto *p);
+uint64_t sl_proto_next_lsn(const struct sl_proto *p);
 
 #endif
