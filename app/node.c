@@ -1034,26 +1034,18 @@ static int submit_writes(struct sl_node *n)
 	return rc;
 }
 
-/* A write made inline (inline_write_max) is durable when the submission
- * returns, with no completion to wake for: tell the protocol now. */
-static int reap_inline(struct sl_node *n, int rc)
-{
-	return rc < 0 || !sl_store_news(n->store) ? rc : reap_storage(n);
-}
-
-/* What the turn queued leaves: frames and writes, in the order above (a
- * follower's STATUS for an inline write goes in the same flush). Returns
- * the storage events it found, or -errno. */
+/* What the turn queued leaves: frames and writes, in the order above.
+ * Returns 0 or -errno. */
 static int send_and_write(struct sl_node *n)
 {
 	int rc;
 
 	if (!sl_proto_is_leader(n->proto)) {
-		rc = reap_inline(n, submit_writes(n));
+		rc = submit_writes(n);
 		flush_transport(n);
 	} else {
 		flush_transport(n);
-		rc = reap_inline(n, submit_writes(n));
+		rc = submit_writes(n);
 	}
 	return rc;
 }

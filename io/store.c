@@ -22,6 +22,7 @@
 #include "recovery.h"
 #include "segment.h"
 #include "superblock.h"
+#include "writer.h"
 #include "shiplog/err.h"
 #include "shiplog/le.h"
 #include "shiplog/log.h"
@@ -125,9 +126,10 @@ struct sl_store {
 	uint32_t group_cap, block, max_inflight;
 	int direct;
 	enum sl_sync_mode sync;
-	int adaptive;	     /* SL_SYNC_DEFAULT: DSYNC alone, FDATASYNC behind other writes */
-	uint32_t inline_max; /* sl_store_opts.inline_write_max */
-	int inline_ci;	     /* commit of a group to write inline at the next submit, -1 */
+	int adaptive;		  /* SL_SYNC_DEFAULT: DSYNC alone, FDATASYNC behind other writes */
+	uint32_t inline_max;	  /* sl_store_opts.inline_write_max */
+	int inline_ci;		  /* commit of a group for the writer at the next submit, -1 */
+	struct sl_writer *writer; /* inline writes (inline_max > 0), else NULL */
 
 	struct io_uring ring; /* group writes and their durability ops */
 	struct io_uring rd;   /* reads: kept apart so waiting for a read never
@@ -721,13 +723,14 @@ static void complete(struct sl_store *s, uint64_t user_data, int res);
 static void retire(struct sl_store *s);
 
 /* A lone small group (inline_write_max): written and made durable by the
- * caller's thread, pwritev2 with RWF_DSYNC, and completed as its CQE would
- * be. Through io_uring the flush runs from a kernel worker that must get a
- * core and then wake this thread; the write of a lone group blocks nothing
- * else. */
+ * store's writer thread, pwritev2 with RWF_DSYNC, its result posted to the
+ * ring as the CQE of an io_uring write would be. Through io_uring the flush
+ * runs from a kernel worker that must get a core before the CQE; the
+ * writer waits for the device itself. Only a lone group: the writer holds
+ * one write at a time and the groups behind it go through io_uring. */
 static int inline_fits(const struct sl_store *s, uint32_t wlen)
 {
-	return s->inline_max > 0 && wlen <= s->inline_max && s->order_len == 0 && !s->zseg &&
+	return s->writer != NULL && wlen <= s->inline_max && s->order_len == 0 && !s->zseg &&
 	       s->roll_ci < 0 && s->sync == SL_SYNC_DSYNC;
 }
 
@@ -735,14 +738,10 @@ static void write_inline(struct sl_store *s)
 {
 	unsigned ci = (unsigned)s->inline_ci;
 	struct commit *c = &s->c[ci];
-	struct iovec iov = {.iov_base = s->g[c->buf].buf, .iov_len = c->wlen};
-	ssize_t res;
 
 	s->inline_ci = -1;
-	res = pwritev2(c->seg->fd, &iov, 1, (off_t)c->off, RWF_DSYNC);
-	/* Never retried: a failed or short write fails the log (complete). */
-	complete(s, (uint64_t)ci << OP_BITS | OP_WRITE, res < 0 ? -errno : (int)res);
-	retire(s);
+	sl_writer_post(s->writer, c->seg->fd, s->g[c->buf].buf, c->wlen, c->off,
+		       (uint64_t)ci << OP_BITS | OP_WRITE);
 	s->submitted_end = c->end_position;
 }
 
@@ -832,7 +831,7 @@ static int submit_fill(struct sl_store *s)
 	s->inline_ci = (int)ci;
 	if (!s->hold) /* held: at the next sl_store_submit, as an SQE would go */
 		write_inline(s);
-	return s->failed ? fail_err(s) : 0;
+	return 0;
 }
 
 int sl_store_submit(struct sl_store *s)
@@ -840,11 +839,8 @@ int sl_store_submit(struct sl_store *s)
 	unsigned n = s->held;
 	int hold = s->hold;
 
-	if (s->inline_ci >= 0) {
+	if (s->inline_ci >= 0)
 		write_inline(s);
-		if (s->failed)
-			return fail_err(s);
-	}
 	if (n == 0)
 		return 0;
 	s->held = 0;
@@ -1107,14 +1103,18 @@ static int wait_reap(struct sl_store *s, unsigned n)
 	struct io_uring_cqe *cqe;
 	int rc;
 
+	if (s->writer && sl_writer_broken(s->writer)) { /* its completion never comes */
+		if (!s->failed) {
+			sl_err_set(EIO, "log %s: the writer thread lost a write's completion",
+				   s->dir);
+			fail_store(s, -EIO, s->durable_seq + 1);
+		}
+		return -EIO;
+	}
 	if (n > s->cqes)
 		n = s->cqes;
 	if (n > 0) {
 		sl_store_submit(s); /* nothing held may be waited for */
-		if (n > s->cqes)    /* an inline write completed in it */
-			n = s->cqes;
-	}
-	if (n > 0) {
 		do
 			rc = io_uring_wait_cqes(&s->ring, &cqe, n, NULL, NULL);
 		while (rc == -EINTR);
@@ -1330,11 +1330,6 @@ int sl_store_poll(struct sl_store *s, unsigned min_complete)
 	n = (int)s->new_durable;
 	s->new_durable = 0;
 	return n;
-}
-
-int sl_store_news(const struct sl_store *s)
-{
-	return s->new_durable > 0 || s->failed;
 }
 
 int sl_store_wait_fd(const struct sl_store *s)
@@ -2504,6 +2499,8 @@ int sl_store_open(struct sl_store **out, const struct sl_store_opts *o)
 	}
 	if ((rc = setup_rings(s, mem_align)) < 0 || (rc = adopt_spares(s)) < 0)
 		goto err_close;
+	if (s->inline_max > 0 && (rc = sl_writer_start(&s->writer, s->ring.ring_fd)) < 0)
+		goto err_close;
 	if (s->nsegs == 0) { /* a new log (or one whose first segment never got made) */
 		s->next_lsn = 1;
 		s->next_seq = 1;
@@ -2534,6 +2531,7 @@ void sl_store_close(struct sl_store *s)
 		while (s->cqes > 0 && wait_reap(s, 1) == 0)
 			;
 	}
+	sl_writer_stop(s->writer); /* after its write's completion, before the ring goes */
 	for (uint32_t i = 0; i < s->nsegs; i++) {
 		s->segs[i]->inflight = 0;
 		if (s->ring_ok)

@@ -99,9 +99,11 @@ struct sl_store_opts {
 	int repair_holes;
 	/* Bytes: a group at most this long (padded to the block) written when
 	 * nothing else is in flight (no group, zeros or roll-over), in DSYNC
-	 * mode, is written by the caller's thread (pwritev2, RWF_DSYNC, in the
-	 * call that would submit it) rather than through io_uring: no kernel
-	 * worker, no wake-up. It blocks the caller for the write. 0: off. */
+	 * mode, is written by the store's writer thread (pwritev2, RWF_DSYNC)
+	 * rather than through io_uring, where the flush runs from a kernel
+	 * worker. Its completion comes through the ring (sl_store_wait_fd,
+	 * sl_store_poll) as any write's; the caller never blocks on it. 0: no
+	 * writer thread. */
 	uint32_t inline_write_max;
 };
 
@@ -178,10 +180,6 @@ int sl_store_poll(struct sl_store *s, unsigned min_complete);
  * completion to reap (the write ring's), for callers that sleep in ppoll()
  * while idle. */
 int sl_store_wait_fd(const struct sl_store *s);
-/* 1 when groups became durable (or the store failed) with no completion
- * to wake for: an inline write (inline_write_max) in sl_store_submit. The
- * caller polls rather than sleeps. */
-int sl_store_news(const struct sl_store *s);
 
 /* Flush and wait until everything appended is durable (or the store fails). */
 int sl_store_sync(struct sl_store *s);

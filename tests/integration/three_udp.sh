@@ -22,8 +22,8 @@ for n in 1 2 3; do
 	IT_TRANSPORT[$n]="kind = $KIND"
 done
 for n in 1 2 3; do it_config "$n"; done
-# The leader and one follower write lone small groups from their own thread
-# ([store] inline_write_max), the other follower through io_uring: every log
+# The leader and one follower write lone small groups from their store's
+# writer thread ([store] inline_write_max), the other follower through io_uring: every log
 # must still hold the leader's committed prefix byte for byte.
 for n in 1 2; do printf '\n[store]\ninline_write_max = 64K\n' >>"$dir/n$n.ini"; done
 it_start_all
