@@ -57,7 +57,8 @@ static void send_status(struct sl_proto *p, uint64_t now)
 	    .status_ts = now,
 	};
 	sl_proto_send(p, p->cfg.leader_id, &p->seq_to_leader, &f);
-	p->status_dirty = 0;
+	p->status_dirty = p->receipt_pending = 0;
+	p->receipt_at = 0;
 	p->last_status_sent = now;
 }
 
@@ -359,7 +360,10 @@ static void advance(struct sl_proto *p)
 		p->last_crc = h.hdr_crc;
 		p->last_epoch = h.epoch;
 		p->echo_recv_ts = h.leader_ts_ns;
-		p->status_dirty = 1;
+		if (p->cfg.policy.level == SL_ACK_RECEIVED)
+			p->status_dirty = 1;
+		else
+			p->receipt_pending = 1;
 		rc = p->ops.write(p->ops.ctx, b, d.len, d.pos);
 		if (rc < 0) {
 			sl_proto_fail(p, rc);
@@ -417,10 +421,29 @@ static void learn(struct sl_proto *p, uint64_t safe, uint64_t leader_end)
 		p->leader_end = leader_end;
 }
 
+/* A receipt goes in the STATUS of the batch's durability when the leader
+ * waits for that anyway (a STATUS for the receipt alone would wake it for
+ * nothing), or on its own after this long: well within the tail-loss probe,
+ * so a slow disk does not make the leader resend what arrived. */
+static uint64_t receipt_delay(const struct sl_proto *p)
+{
+	return p->cfg.tlp_ns / 4;
+}
+
+static void note_receipt(struct sl_proto *p, uint64_t now)
+{
+	if (p->receipt_pending && !p->receipt_at)
+		p->receipt_at = now;
+	p->receipt_pending = 0;
+	if (p->receipt_at && now - p->receipt_at >= receipt_delay(p))
+		p->status_dirty = 1;
+}
+
 static void after_event(struct sl_proto *p, uint64_t now)
 {
 	if (p->failed)
 		return;
+	note_receipt(p, now);
 	deliver(p);
 	release(p);
 	if (!p->el.synced)
@@ -592,18 +615,24 @@ void sl_follower_tick(struct sl_proto *p, uint64_t now)
 uint64_t sl_follower_next_timer(const struct sl_proto *p)
 {
 	uint64_t limit = p->safe_pos < p->durable_pos ? p->safe_pos : p->durable_pos;
-	uint64_t t = UINT64_MAX;
+	uint64_t t = UINT64_MAX, g;
 
 	if (p->delivered_pos < limit && p->rot_wait != p->delivered_pos + 1)
 		return 0; /* delivery ran out of budget: continue at once */
+	/* A receipt not yet reported (note_receipt; after_event sends nothing
+	 * while failed or repairing a divergence). */
+	if ((p->receipt_pending || p->receipt_at) && !p->failed && p->el.synced)
+		t = (p->receipt_at ? p->receipt_at : p->last_frag_ns) + receipt_delay(p);
 	if (p->gap_since) {
-		t = p->gap_since + p->cfg.nak_delay_ns;
+		g = p->gap_since + p->cfg.nak_delay_ns;
 		/* A tail alone waits for quiet (nak_target). */
 		if (p->highest_seen <= p->log_end && p->last_frag_ns &&
-		    p->last_frag_ns + p->cfg.tlp_ns > t)
-			t = p->last_frag_ns + p->cfg.tlp_ns;
-		if (p->last_nak && p->last_nak + nak_interval(p) > t)
-			t = p->last_nak + nak_interval(p);
+		    p->last_frag_ns + p->cfg.tlp_ns > g)
+			g = p->last_frag_ns + p->cfg.tlp_ns;
+		if (p->last_nak && p->last_nak + nak_interval(p) > g)
+			g = p->last_nak + nak_interval(p);
+		if (g < t)
+			t = g;
 	}
 	return t;
 }

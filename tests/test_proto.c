@@ -175,6 +175,77 @@ static void loss_is_repaired(void **state)
 	assert_int_equal(H.nodes[1].delivered_next, 20001);
 }
 
+/* The STATUS frames node 2 sends (h_run delivers them all). */
+static struct sl_frame_status st2[64];
+static int n_st2;
+
+static int catch_status_from_2(struct harness *h, const struct h_frame *f)
+{
+	struct sl_frame d;
+
+	(void)h;
+	if (f->from == 2 && n_st2 < 64 && sl_frame_decode(f->buf, f->len, &d) == 0 &&
+	    d.hdr.type == SL_FRAME_STATUS)
+		st2[n_st2++] = d.status;
+	return 0;
+}
+
+/* Append one batch and move the network, no time passing: node 2 has it. */
+static uint64_t one_batch_to_2(void)
+{
+	n_st2 = 0;
+	assert_true(h_append(&H, 700) > 0);
+	assert_int_equal(sl_proto_flush(H.nodes[0].p, H.now), 0);
+	h_run(&H, 1000);
+	assert_int_equal(H.nodes[1].written, H.nodes[0].written);
+	return H.nodes[0].written;
+}
+
+/* A leader that waits for durable acks hears of a follower's receipt in
+ * the STATUS of its durability (one STATUS, one wake-up), or alone a
+ * quarter of the tail-loss probe later when the disk is slow; at
+ * ack_level=received the receipt goes at once. */
+static void receipt_waits_for_durability(void **state)
+{
+	struct sl_ack_policy pol = {.acks = 1, .level = SL_ACK_DURABLE};
+	uint64_t end, end2;
+
+	(void)state;
+	assert_int_equal(setup3(&pol), 0);
+	settle();
+	H.nodes[1].auto_durable = 0;
+	H.filter = catch_status_from_2;
+	end = one_batch_to_2();
+	assert_int_equal(n_st2, 0);
+	h_make_durable(&H.nodes[1]);
+	h_run(&H, 1000);
+	assert_true(n_st2 >= 1);
+	assert_int_equal(st2[0].received_pos, end);
+	assert_int_equal(st2[0].durable_pos, end);
+	/* A slow disk: the receipt alone after 500 us (tlp_ns 2 ms / 4). */
+	end2 = one_batch_to_2();
+	assert_true(end2 > end);
+	h_advance(&H, 400000);
+	h_run(&H, 1000);
+	assert_int_equal(n_st2, 0);
+	h_advance(&H, 100000);
+	h_run(&H, 1000);
+	assert_true(n_st2 >= 1);
+	assert_int_equal(st2[0].received_pos, end2);
+	assert_int_equal(st2[0].durable_pos, end);
+	H.filter = NULL;
+	h_free(&H);
+	pol.level = SL_ACK_RECEIVED;
+	assert_int_equal(setup3(&pol), 0);
+	settle();
+	H.nodes[1].auto_durable = 0;
+	H.filter = catch_status_from_2;
+	end = one_batch_to_2();
+	assert_true(n_st2 >= 1);
+	assert_int_equal(st2[0].received_pos, end);
+	H.filter = NULL;
+}
+
 /* Node 2 gets only the first fragment of each batch. */
 static int first_fragments_to_2(struct harness *h, const struct h_frame *f)
 {
@@ -679,6 +750,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test_teardown(replicates_end_to_end, teardown),
 	    cmocka_unit_test_teardown(heard_lsn_from_first_fragments, teardown),
+	    cmocka_unit_test_teardown(receipt_waits_for_durability, teardown),
 	    cmocka_unit_test_teardown(single_node_commits_on_durability, teardown),
 	    cmocka_unit_test_teardown(all_waits_for_slowest, teardown),
 	    cmocka_unit_test_teardown(dead_follower_does_not_stall_acks1, teardown),
