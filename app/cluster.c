@@ -902,6 +902,7 @@ static int configure(struct sl_cluster *c)
 		nc->proto.policy = c->o.policy;
 		nc->proto.batch_bytes = c->o.batch_bytes;
 		nc->proto.linger_ns = c->o.linger_ns;
+		nc->proto.lz4_accel = c->o.lz4_accel;
 		nc->proto.window_bytes = c->o.window_bytes;
 		/* The workload's records are all record_bytes long: sizing the
 		 * largest batch to them keeps buffers (and the smallest window

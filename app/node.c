@@ -896,7 +896,8 @@ int sl_node_open(struct sl_node **out, const struct sl_node_config *c,
 	sl_proto_get_status(n->proto, &st);
 	n->leading = st.role == SL_ROLE_LEADER;
 	if (n->cfg.compress_thread && n->leading &&
-	    (rc = sl_zstage_open(&n->zs, SL_NODE_STAGE_SLOTS, n->raw_cap)))
+	    (rc = sl_zstage_open(&n->zs, SL_NODE_STAGE_SLOTS, n->raw_cap,
+				 (int)n->cfg.proto.lz4_accel)))
 		goto err;
 	if (n->cfg.proto.elect)
 		sl_info("node %" PRIu32 ": elections on: %s in epoch %" PRIu64

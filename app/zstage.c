@@ -32,6 +32,7 @@ struct sl_zstage {
 	struct slot s[SLOTS_MAX];
 	uint32_t n;
 	size_t raw_cap, enc_cap;
+	int accel;
 	_Atomic uint64_t head, done, tail;
 	atomic_int stop;
 	int efd;
@@ -44,7 +45,8 @@ struct sl_zstage {
 static void encode(struct sl_zstage *z, struct slot *s)
 {
 	struct sl_batch_hdr h = {.base_lsn = 1};
-	int len = sl_batch_encode(&h, s->raw, s->raw_len, s->count, s->enc, z->enc_cap);
+	int len =
+	    sl_batch_encode_accel(&h, s->raw, s->raw_len, s->count, s->enc, z->enc_cap, z->accel);
 
 	if (len < 0)
 		h.record_count = 0; /* a bug (the loop built the records): refused there */
@@ -98,7 +100,7 @@ void sl_zstage_close(struct sl_zstage *z)
 	free(z);
 }
 
-int sl_zstage_open(struct sl_zstage **out, uint32_t slots, size_t raw_cap)
+int sl_zstage_open(struct sl_zstage **out, uint32_t slots, size_t raw_cap, int accel)
 {
 	struct sl_zstage *z;
 	int rc;
@@ -114,6 +116,7 @@ int sl_zstage_open(struct sl_zstage **out, uint32_t slots, size_t raw_cap)
 	z->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
 	z->n = slots;
 	z->raw_cap = raw_cap;
+	z->accel = accel;
 	z->enc_cap = sl_batch_bound(raw_cap);
 	if (z->efd < 0) {
 		rc = sl_err_set(errno, "compressor stage: eventfd");

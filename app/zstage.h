@@ -20,8 +20,9 @@ struct sl_zstage_out {
 	const uint8_t *payload;
 };
 
-/* `slots` (2..64) of `raw_cap` raw bytes each, and the thread. 0 or -errno. */
-int sl_zstage_open(struct sl_zstage **out, uint32_t slots, size_t raw_cap);
+/* `slots` (2..64) of `raw_cap` raw bytes each, and the thread, which
+ * compresses at LZ4 acceleration `accel`. 0 or -errno. */
+int sl_zstage_open(struct sl_zstage **out, uint32_t slots, size_t raw_cap, int accel);
 /* Stops the thread and frees everything (NULL: nothing). */
 void sl_zstage_close(struct sl_zstage *z);
 

@@ -23,7 +23,7 @@
 static _Thread_local LZ4_stream_t lz4_state;
 static _Thread_local int lz4_ready;
 
-static int compress(const uint8_t *raw, size_t raw_len, uint8_t *out, size_t cap)
+static int compress(const uint8_t *raw, size_t raw_len, uint8_t *out, size_t cap, int accel)
 {
 	if (!lz4_ready) {
 		LZ4_initStream(&lz4_state, sizeof(lz4_state));
@@ -32,7 +32,7 @@ static int compress(const uint8_t *raw, size_t raw_len, uint8_t *out, size_t cap
 		LZ4_resetStream_fast(&lz4_state);
 	}
 	return LZ4_compress_fast_continue(&lz4_state, (const char *)raw, (char *)out, (int)raw_len,
-					  (int)cap, 1);
+					  (int)cap, accel);
 }
 
 /* Byte offsets of the header fields (the layout comment in batch.h). */
@@ -223,6 +223,12 @@ static int encode_check(const struct sl_batch_hdr *h, const uint8_t *raw, size_t
 int sl_batch_encode(struct sl_batch_hdr *h, const uint8_t *raw, size_t raw_len, uint32_t count,
 		    uint8_t *out, size_t out_cap)
 {
+	return sl_batch_encode_accel(h, raw, raw_len, count, out, out_cap, 1);
+}
+
+int sl_batch_encode_accel(struct sl_batch_hdr *h, const uint8_t *raw, size_t raw_len,
+			  uint32_t count, uint8_t *out, size_t out_cap, int accel)
+{
 	int rc = encode_check(h, raw, raw_len, count, out);
 	size_t room = out_cap > SL_BATCH_HDR_SIZE ? out_cap - SL_BATCH_HDR_SIZE : 0;
 	struct sl_batch_hdr t;
@@ -231,6 +237,9 @@ int sl_batch_encode(struct sl_batch_hdr *h, const uint8_t *raw, size_t raw_len, 
 
 	if (rc < 0)
 		return rc;
+	if (accel < 1 || accel > SL_BATCH_ACCEL_MAX)
+		return sl_err_set(EINVAL, "batch encode: LZ4 acceleration %d (1..%d)", accel,
+				  SL_BATCH_ACCEL_MAX);
 	if (out_cap < SL_BATCH_HDR_SIZE)
 		return sl_err_set(ENOSPC, "batch at lsn %" PRIu64 ": output of %zu bytes < header",
 				  h->base_lsn, out_cap);
@@ -239,7 +248,7 @@ int sl_batch_encode(struct sl_batch_hdr *h, const uint8_t *raw, size_t raw_len, 
 	if (raw_len > 1) {
 		size_t cap = raw_len - 1 < room ? raw_len - 1 : room;
 
-		stored = compress(raw, raw_len, payload, cap);
+		stored = compress(raw, raw_len, payload, cap, accel);
 	}
 	t = *h;
 	t.version = SL_BATCH_VERSION;

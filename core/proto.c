@@ -18,6 +18,8 @@ void sl_proto_config_defaults(struct sl_proto_config *c)
 		c->batch_bytes = 64 << 10;
 	if (!c->linger_ns)
 		c->linger_ns = 100000;
+	if (!c->lz4_accel)
+		c->lz4_accel = 1;
 	if (!c->window_bytes)
 		c->window_bytes = 16 << 20;
 	if (!c->rcv_window_bytes)
@@ -129,6 +131,9 @@ static int check_config(const struct sl_proto_config *c)
 	if (c->limits.max_raw_bytes > SL_BATCH_RAW_MAX || c->batch_bytes > c->limits.max_raw_bytes)
 		return sl_err_set(EINVAL, "batch_bytes %u over the raw limit %u", c->batch_bytes,
 				  c->limits.max_raw_bytes);
+	if (c->lz4_accel > SL_BATCH_ACCEL_MAX)
+		return sl_err_set(EINVAL, "lz4 acceleration %u over %d", c->lz4_accel,
+				  SL_BATCH_ACCEL_MAX);
 	if (sl_quorum_required(&c->policy, c->n_nodes) < 0)
 		return -EINVAL;
 	return 0;

@@ -330,7 +330,8 @@ static int seal(struct sl_proto *p, uint64_t now)
 	p->seal_blocked = 0;
 	own_fields(p, &h, now);
 	out = sl_ring_at(&p->ring, p->log_end);
-	len = sl_batch_encode(&h, p->raw, p->builder.len, p->builder.count, out, need);
+	len = sl_batch_encode_accel(&h, p->raw, p->builder.len, p->builder.count, out, need,
+				    (int)p->cfg.lz4_accel);
 	assert(len > 0);
 	if (len < 0)
 		return len;

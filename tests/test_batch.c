@@ -348,6 +348,38 @@ static void test_text_compressed(void **state)
 	built_free(&b);
 }
 
+/* LZ4's acceleration: any gives a batch every reader decodes to the same
+ * records, a higher one no smaller than the default's; out of range refused. */
+static void test_encode_accel(void **state)
+{
+	static const uint32_t sizes[] = {1024};
+	struct built b = build(SL_WL_TEXT, sizes, 1, 64, 9);
+	uint8_t *out = malloc(sl_batch_bound(b.raw_len)), *raw = malloc(b.raw_len);
+	struct sl_batch_hdr h = b.h, d;
+	int len;
+
+	(void)state;
+	assert_non_null(out);
+	assert_non_null(raw);
+	len =
+	    sl_batch_encode_accel(&h, b.raw, b.raw_len, b.count, out, sl_batch_bound(b.raw_len), 8);
+	assert_true(len > SL_BATCH_HDR_SIZE);
+	assert_int_equal(h.flags, SL_BATCH_F_LZ4);
+	assert_true(h.stored_len >= b.h.stored_len);
+	assert_int_equal(sl_batch_decode(out, (size_t)len, NULL, raw, b.raw_len, &d),
+			 (int)b.raw_len);
+	assert_memory_equal(raw, b.raw, b.raw_len);
+	assert_int_equal(
+	    sl_batch_encode_accel(&h, b.raw, b.raw_len, b.count, out, sl_batch_bound(b.raw_len), 0),
+	    -EINVAL);
+	assert_int_equal(sl_batch_encode_accel(&h, b.raw, b.raw_len, b.count, out,
+					       sl_batch_bound(b.raw_len), SL_BATCH_ACCEL_MAX + 1),
+			 -EINVAL);
+	free(out);
+	free(raw);
+	built_free(&b);
+}
+
 /* Encoding is deterministic: the same input gives the same bytes. */
 static void test_encode_deterministic(void **state)
 {
@@ -881,6 +913,7 @@ int main(void)
 	    cmocka_unit_test(test_record_over_limit),
 	    cmocka_unit_test(test_incompressible_stored_raw),
 	    cmocka_unit_test(test_text_compressed),
+	    cmocka_unit_test(test_encode_accel),
 	    cmocka_unit_test(test_encode_deterministic),
 	    cmocka_unit_test(test_chain_fields_preserved),
 	    cmocka_unit_test(test_back_to_back),

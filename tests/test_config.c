@@ -789,6 +789,16 @@ static void test_compress_thread(void **state)
 	sl_config_free(c);
 	write_cfg(f, 0, NULL, "[stream]\ncompress_thread = 2\n");
 	refused(f, BASE_N + 2, "[stream] compress_thread", NULL);
+	write_cfg(f, 0, NULL, NULL);
+	c = loaded(f);
+	assert_int_equal(c->node.proto.lz4_accel, 1);
+	sl_config_free(c);
+	write_cfg(f, 0, NULL, "[stream]\nlz4_acceleration = 4\n");
+	c = loaded(f);
+	assert_int_equal(c->node.proto.lz4_accel, 4);
+	sl_config_free(c);
+	write_cfg(f, 0, NULL, "[stream]\nlz4_acceleration = 0\n");
+	refused(f, BASE_N + 2, "[stream] lz4_acceleration", NULL);
 }
 
 /* What a policy survives: nothing to say for the default; each risk of a

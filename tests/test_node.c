@@ -324,7 +324,7 @@ static void test_seal_when_idle(void **state)
 
 /* compress_thread: the leader's full batches go through the compressor
  * stage. Closed loop (a backlog: batches fill), then sealing left to the
- * linger (the stage's open slot sealed by it), then an open loop slow
+ * linger (the stage's open slot sealed by it; LZ4 acceleration 8), then an open loop slow
  * enough that no batch fills (the stage never used): every record
  * arrives once, in order, byte for byte, and the logs are identical. */
 static void run_compress_thread(enum sl_cluster_mode mode, int by_linger, int staged)
@@ -338,6 +338,7 @@ static void run_compress_thread(enum sl_cluster_mode mode, int by_linger, int st
 	o.rate = 1000;
 	o.records = mode == SL_CLUSTER_OPEN ? 500 : 30000;
 	o.seal_by_linger = by_linger;
+	o.lz4_accel = by_linger ? 8 : 0; /* batches of LZ4 acceleration 8: read as any */
 	rc = sl_cluster_run(&o, &r);
 	if (rc < 0)
 		fail_msg("cluster: %d %s", rc, r.error);

@@ -73,6 +73,12 @@ size_t sl_batch_bound(size_t raw_len);
  * out_cap >= sl_batch_bound(raw_len) always suffices. */
 int sl_batch_encode(struct sl_batch_hdr *h, const uint8_t *raw, size_t raw_len, uint32_t count,
 		    uint8_t *out, size_t out_cap);
+/* sl_batch_encode with LZ4's acceleration (1: the default, as
+ * sl_batch_encode; higher: faster, larger batches; 1..SL_BATCH_ACCEL_MAX).
+ * Readers need not know it: any acceleration makes an ordinary LZ4 block. */
+#define SL_BATCH_ACCEL_MAX 65537
+int sl_batch_encode_accel(struct sl_batch_hdr *h, const uint8_t *raw, size_t raw_len,
+			  uint32_t count, uint8_t *out, size_t out_cap, int accel);
 
 /* Encode only the header, for a payload encoded earlier (by sl_batch_encode,
  * elsewhere): `*h` must hold the payload's flags, raw_len, record_count,

@@ -88,6 +88,7 @@ struct sl_cluster_opts {
 	uint32_t inline_write_max; /* every node's sl_store_opts.inline_write_max */
 	uint32_t mtu;		   /* every node's IP MTU, 576..9216 (0: 1500) */
 	int compress_thread;	   /* the leader's sl_node_config.compress_thread */
+	uint32_t lz4_accel;	   /* every node's proto.lz4_accel (0: 1) */
 	int progress;		   /* a line on stderr every second */
 	/* Test hook: after the leader has appended restart_at records, follower
 	 * node `restart_node` (2..nodes) is closed, stays down restart_down_ms,

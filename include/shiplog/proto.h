@@ -42,6 +42,7 @@ struct sl_proto_config {
 	uint32_t mtu;		   /* frames fit in this MTU (default 1500) */
 	uint32_t batch_bytes;	   /* close a batch at this many raw bytes (64 KiB) */
 	uint64_t linger_ns;	   /* or this long after its first record (100 us) */
+	uint32_t lz4_accel;	   /* LZ4 acceleration of the batches it seals (1) */
 	uint64_t window_bytes;	   /* leader's in-memory window of batches (16 MiB) */
 	uint64_t rcv_window_bytes; /* follower's receive buffer (8 MiB) */
 	uint64_t heartbeat_ns;	   /* leader heartbeat interval (10 ms) */
