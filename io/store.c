@@ -340,6 +340,7 @@ static int segs_push(struct sl_store *s, struct sl_seg *seg)
 }
 
 static void prep_start(struct sl_store *s);
+static void prep_ready(struct sl_store *s);
 static int wait_reap(struct sl_store *s, unsigned n);
 static int submit_all(struct sl_store *s, unsigned nsqe, const char *what, const char *name,
 		      uint64_t seq);
@@ -521,8 +522,15 @@ static int roll(struct sl_store *s)
 	while (s->roll_ci >= 0 && !s->failed)
 		if ((rc = wait_reap(s, 1)) < 0)
 			return rc;
+	/* A spare still taking its zeros goes with those it has (large groups
+	 * start none: prewrite). */
+	while (s->nspares == 0 && s->prep == PREP_ZEROING && s->prep_pending > 0 && !s->failed)
+		if ((rc = wait_reap(s, 1)) < 0)
+			return rc;
 	if (s->failed)
 		return fail_err(s);
+	if (s->nspares == 0 && s->prep == PREP_ZEROING)
+		prep_ready(s);
 	if (s->nsegs > 0 && s->nspares > 0)
 		rc = roll_spare(s);
 	if (rc == 0)
@@ -575,8 +583,6 @@ static void prep_fail(struct sl_store *s, const char *step, int res)
 	s->prep = PREP_IDLE;
 	s->prep_blocked = 1;
 }
-
-static void prep_ready(struct sl_store *s);
 
 /* A spare's first PREWRITE_AHEAD bytes (or all of it) are written with
  * zeros and synced before it is ready, so that the first groups after a
@@ -774,6 +780,14 @@ static unsigned queue_group(struct sl_store *s, const struct group *g, unsigned 
 	return 2;
 }
 
+/* A write slot and a commit record are free. One commit record stays free
+ * for a roll-over while none is running: the groups have the
+ * 2 * max_inflight they need. */
+static int slot_free(const struct sl_store *s)
+{
+	return s->inflight < s->max_inflight && s->nfree_commits > (s->roll_ci < 0 ? 1u : 0u);
+}
+
 /* Submit the open group if a write slot (and a commit record) is free.
  * 0 whether or not it went. */
 static int submit_fill(struct sl_store *s)
@@ -783,10 +797,7 @@ static int submit_fill(struct sl_store *s)
 	unsigned ci, nsqe;
 	int inl;
 
-	/* One commit record stays free for a roll-over while none is running:
-	 * the groups have the 2 * max_inflight they need. */
-	if (s->fill < 0 || s->inflight >= s->max_inflight ||
-	    s->nfree_commits <= (s->roll_ci < 0 ? 1u : 0u) || s->failed)
+	if (s->fill < 0 || !slot_free(s) || s->failed)
 		return 0;
 	g = &s->g[s->fill];
 	/* Never beside zeros still being written over the same blocks. */
@@ -981,27 +992,38 @@ static int spare_first(const struct sl_store *s, uint64_t tail_from)
 	       seg->size - seg->end <= 2 * PREWRITE_AHEAD;
 }
 
+/* A group waits for a write slot (or the appender for a buffer): zeros
+ * started now would go before it on the device, and their completions
+ * would count against an appender that waits for room (node.c's bound). */
+static int group_waits(const struct sl_store *s)
+{
+	return (s->fill >= 0 && !slot_free(s)) || s->nfree_bufs == 0;
+}
+
 /* Write zeros ahead: one chunk and a linked fdatasync at a time per log,
  * for the tail segment (never below the end of its groups; a group that
  * would overlap a chunk in flight waits: submit_fill) or for the spare
- * being prepared. */
+ * being prepared. While a group waits for a slot, only a tail less than a
+ * quarter of its lead ahead gets zeros. */
 static void prewrite(struct sl_store *s)
 {
 	struct io_uring_sqe *sqe;
 	struct sl_seg *seg;
 	uint64_t from;
+	int waits = group_waits(s);
 
 	if (!s->zbuf || s->zseg || (s->prep == PREP_ZEROING && s->prep_pending > 0) || s->failed ||
 	    s->syncing || s->nsegs == 0 || io_uring_sq_space_left(&s->ring) < 2)
 		return;
 	from = tail_zero_from(s);
-	if (spare_wants_zeros(s) && spare_first(s, from)) {
+	if (spare_wants_zeros(s) && !waits && s->last_wlen <= PREWRITE_GROUP_MAX &&
+	    spare_first(s, from)) {
 		prep_zero(s);
 		return;
 	}
-	if (from == 0)
-		return;
 	seg = tail_seg(s);
+	if (from == 0 || (waits && from >= seg->end + PREWRITE_AHEAD / 4))
+		return;
 	s->zseg = seg;
 	s->zoff = from;
 	s->zend = from + PREWRITE_CHUNK < seg->size ? from + PREWRITE_CHUNK : seg->size;
