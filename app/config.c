@@ -263,8 +263,11 @@ _Static_assert(sizeof(enum sl_idle) == sizeof(int) && sizeof(enum sl_sync_mode) 
 		   sizeof(enum sl_transport_kind) == sizeof(int),
 	       "enum keys are stored as int");
 
-static const struct enum_name idle_names[] = {
-    {"spin", SL_IDLE_SPIN}, {"yield", SL_IDLE_YIELD}, {"backoff", SL_IDLE_BACKOFF}, {NULL, 0}};
+static const struct enum_name idle_names[] = {{"spin", SL_IDLE_SPIN},
+					      {"yield", SL_IDLE_YIELD},
+					      {"backoff", SL_IDLE_BACKOFF},
+					      {"nap", SL_IDLE_NAP},
+					      {NULL, 0}};
 static const struct enum_name kind_names[] = {
     {"udp", SL_TRANSPORT_UDP}, {"dpdk", SL_TRANSPORT_DPDK}, {"tcp", SL_TRANSPORT_TCP}, {NULL, 0}};
 static const struct enum_name on_timeout_names[] = {

@@ -200,8 +200,10 @@ void sl_node_set_trace(struct sl_node *n, struct sl_node_trace *t)
 	n->trace = t;
 }
 
-static const char *const idle_names[] = {
-    [SL_IDLE_BACKOFF] = "backoff", [SL_IDLE_SPIN] = "spin", [SL_IDLE_YIELD] = "yield"};
+static const char *const idle_names[] = {[SL_IDLE_BACKOFF] = "backoff",
+					 [SL_IDLE_SPIN] = "spin",
+					 [SL_IDLE_YIELD] = "yield",
+					 [SL_IDLE_NAP] = "nap"};
 
 int sl_idle_parse(const char *s, enum sl_idle *out)
 {
@@ -210,7 +212,7 @@ int sl_idle_parse(const char *s, enum sl_idle *out)
 			*out = (enum sl_idle)i;
 			return 0;
 		}
-	return sl_err_set(EINVAL, "idle strategy '%s': want spin, yield or backoff", s);
+	return sl_err_set(EINVAL, "idle strategy '%s': want spin, yield, backoff or nap", s);
 }
 
 const char *sl_idle_name(enum sl_idle idle)
@@ -1302,9 +1304,10 @@ void sl_node_idle_until(struct sl_node *n, int events, uint64_t deadline)
 		cpu_relax();
 		return;
 	}
-	/* A waitable transport: sleep until there is work. */
+	/* A waitable transport: sleep until there is work (nap: on the
+	 * timer, whatever the transport). */
 	now = sl_node_now();
-	if (block(n, now, deadline))
+	if (n->cfg.idle != SL_IDLE_NAP && block(n, now, deadline))
 		return;
 	/* A poller's sleep wakes on its doorbell (a client's work), so go
 	 * straight to it: on a busy machine a yield can cost a whole time

@@ -92,7 +92,7 @@ static void usage(FILE *f)
 	fprintf(f, "usage: shipbench client [--json] [--seconds S] [--dir DIR] [--seed N]\n"
 		   "                       [--acks A] [--ack-level received|durable|applied]\n"
 		   "                       [--record-bytes N] [--warmup S] [--spin-us N]\n"
-		   "                       [--idle spin|yield|backoff]\n"
+		   "                       [--idle spin|yield|backoff|nap]\n"
 		   "                       [--client-call append-wait|append+wait]\n"
 		   "Append-to-commit latency through libshiplog against the same append made\n"
 		   "inside the node process (at the points of the leader's turn where shipd takes\n"

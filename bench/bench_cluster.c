@@ -99,7 +99,7 @@ static void usage(FILE *f)
 		"                        [--clients N] [--warmup S] [--nodes N]\n"
 		"                        [--batch-bytes N] [--linger-us N] [--seal S]\n"
 		"                        [--inline-write-max N] [--mtu N] [--lz4-accel N]\n"
-		"                        [--idle spin|yield|backoff] [--plot DIR]\n"
+		"                        [--idle spin|yield|backoff|nap] [--plot DIR]\n"
 		"                        [--check-records] [--fresh-records] [--breakdown]\n"
 		"                        [--compress-thread]\n"
 		"                        [--keep]\n"
@@ -134,7 +134,11 @@ static void usage(FILE *f)
 		"  --nodes N         cluster size (default 3)\n"
 		"  --batch-bytes N   close a batch at this many raw bytes (default 65536)\n"
 		"  --linger-us N     or this long after its first record (default 100)\n"
-		"  --idle I          node idle strategy (default backoff)\n"
+		"  --idle I          node idle strategy: backoff (default): spin, then sleep\n"
+		"                    until a frame or a completion arrives (a transport that\n"
+		"                    cannot be waited for: yield, then sleep up to 50 us);\n"
+		"                    nap: spin, yield, then sleep up to 50 us on the timer\n"
+		"                    whatever the transport; spin; yield\n"
 		"  --seal S          idle: seal the open batch whenever no record may go now, as\n"
 		"                    an engine about to wait would; linger: leave it to\n"
 		"                    --batch-bytes and --linger-us, as an engine that does not\n"
@@ -674,6 +678,7 @@ static void print_json(const struct sl_cluster_opts *o, const struct sl_cluster_
 					     : "idle");
 	bench_json_int(&j, "inline_write_max", o->inline_write_max);
 	bench_json_int(&j, "mtu", o->mtu ? o->mtu : 1500);
+	bench_json_str(&j, "idle", sl_idle_name(o->idle));
 	bench_json_num(&j, "seconds", r->seconds);
 	bench_json_num(&j, "records_per_s", w->rps);
 	bench_json_num(&j, "mb_s", w->mb_s);

@@ -517,7 +517,7 @@ static void test_bad_choice(void **state)
 	struct fx *f = *state;
 
 	write_cfg(f, 11, "idle = sleepy", NULL);
-	refused(f, 11, "[node] idle", "'sleepy' is not spin, yield or backoff");
+	refused(f, 11, "[node] idle", "'sleepy' is not spin, yield, backoff or nap");
 	write_cfg(f, 0, NULL, "[stream]\nack_level = fsynced\n");
 	refused(f, BASE_N + 2, "[stream] ack_level", "received, durable or applied");
 	write_cfg(f, 0, NULL, "[stream]\nacks = most\n");

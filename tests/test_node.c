@@ -479,7 +479,10 @@ static void test_parsers(void **state)
 	assert_int_equal(idle, SL_IDLE_BACKOFF);
 	assert_int_equal(sl_idle_parse("spin", &idle), 0);
 	assert_int_equal(idle, SL_IDLE_SPIN);
-	assert_int_equal(sl_idle_parse("nap", &idle), -EINVAL);
+	assert_int_equal(sl_idle_parse("nap", &idle), 0);
+	assert_int_equal(idle, SL_IDLE_NAP);
+	assert_string_equal(sl_idle_name(SL_IDLE_NAP), "nap");
+	assert_int_equal(sl_idle_parse("doze", &idle), -EINVAL);
 	assert_string_equal(sl_idle_name(SL_IDLE_YIELD), "yield");
 	assert_int_equal(sl_cluster_net_parse("af_packet", &net), 0);
 	assert_int_equal(net, SL_CLUSTER_AF_PACKET);

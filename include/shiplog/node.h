@@ -24,6 +24,9 @@ enum sl_idle {
 			      * then sleep up to 50 us (default) */
 	SL_IDLE_SPIN,	     /* never sleep: bare metal, a core per node */
 	SL_IDLE_YIELD,	     /* sched_yield between idle turns */
+	SL_IDLE_NAP,	     /* as backoff, but never sleep until work arrives: spin,
+			      * yield, then sleep 1 to 50 us on the timer, as over a
+			      * transport that cannot be waited for */
 };
 
 enum sl_transport_kind {
@@ -277,7 +280,7 @@ uint64_t sl_node_now(void);
 struct sl_dpdk_opts;
 extern const struct sl_dpdk_opts sl_node_dpdk_opts;
 
-/* Parse "spin", "yield", "backoff". 0 or -EINVAL (with a message). */
+/* Parse "spin", "yield", "backoff", "nap". 0 or -EINVAL (with a message). */
 int sl_idle_parse(const char *s, enum sl_idle *out);
 const char *sl_idle_name(enum sl_idle idle);
 /* "udp", "dpdk", "tcp" (inline: shipctl's status code names the kind

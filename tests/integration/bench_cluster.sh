@@ -5,7 +5,7 @@
 # open loop at half the rate it reached, short runs, --json and --plot:
 # every run prints one JSON line with the issue's keys and a verified log
 # check, the summary table comes on stderr, and the plots are drawn. Then one
-# short run at --mtu 9000, and an MTU out of range refused.
+# short run at --mtu 9000 with --idle nap, and an MTU out of range refused.
 #
 #   bench_cluster.sh SHIPBENCH       (meson passes the built program)
 set -euo pipefail
@@ -44,8 +44,9 @@ for closed, half in zip(runs[::2], runs[1::2]):
     assert abs(half["rate"] - closed["records_per_s"] / 2) <= 1, (closed, half)
 print("bench_cluster: %d runs, every key present, every log verified" % len(runs))
 PY
-# --mtu reaches every node: DATA fragments of a jumbo MTU, the log verified.
-"$bench" cluster --json --transport udp --mtu 9000 --seconds 0.3 --warmup 0.1 \
+# --mtu reaches every node: DATA fragments of a jumbo MTU, the log verified;
+# with the nap idle strategy (nodes sleep on the timer only).
+"$bench" cluster --json --transport udp --mtu 9000 --idle nap --seconds 0.3 --warmup 0.1 \
 	--dir "$dir" >"$dir/mtu.jsonl" 2>"$dir/mtu.log" || {
 	tail -20 "$dir/mtu.log" >&2
 	echo "bench_cluster: shipbench cluster --mtu 9000 failed" >&2
@@ -55,6 +56,7 @@ python3 - "$dir/mtu.jsonl" <<'PY'
 import json, sys
 runs = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
 assert len(runs) == 1 and runs[0]["mtu"] == 9000 and runs[0]["verified"] is True, runs
+assert runs[0]["idle"] == "nap", runs
 PY
 if "$bench" cluster --mtu 100 --seconds 0.1 >/dev/null 2>"$dir/bad.log"; then
 	echo "bench_cluster: --mtu 100 was accepted" >&2
