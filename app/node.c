@@ -921,6 +921,11 @@ err:
 	return rc;
 }
 
+uint32_t sl_node_staged(const struct sl_node *n)
+{
+	return n->zs ? sl_zstage_pending(n->zs) + (n->zs_raw != NULL) : 0;
+}
+
 void sl_node_close(struct sl_node *n)
 {
 	if (!n)
@@ -933,6 +938,10 @@ void sl_node_close(struct sl_node *n)
 	if (n->tr)
 		n->tr->ops->destroy(n->tr);
 	sl_store_close(n->store); /* waits for the writes in flight */
+	if (n->zs)
+		sl_info("node %" PRIu32 ": the compressor stage encoded %" PRIu64
+			" batches (%" PRIu32 " still held)",
+			n->cfg.proto.node_id, n->st.stage_batches, sl_node_staged(n));
 	sl_zstage_close(n->zs);
 	sl_auth_clear(&n->auth);
 	free(n->txbuf);

@@ -642,7 +642,8 @@ static void drain(struct shipd *d)
 		if (events < 0)
 			break;
 		sl_node_status(d->node, &st);
-		done = st.durable_pos >= st.log_end && (!d->leader || st.commit_pos >= st.log_end);
+		done = st.durable_pos >= st.log_end &&
+		       (!d->leader || (st.commit_pos >= st.log_end && !sl_node_staged(d->node)));
 		sl_node_idle_until(d->node, events, d->next_ctl_ns);
 	}
 	sl_node_status(d->node, &st);

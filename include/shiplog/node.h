@@ -246,6 +246,9 @@ int sl_node_force_lead(struct sl_node *n);
 void sl_node_applied(struct sl_node *n, uint64_t lsn);
 
 void sl_node_status(const struct sl_node *n, struct sl_proto_status *out);
+/* Leader with compress_thread: batches in the compressor stage, its open
+ * slot included (records appended, not yet in the protocol's log_end). */
+uint32_t sl_node_staged(const struct sl_node *n);
 void sl_node_transport_stats(const struct sl_node *n, struct sl_transport_stats *out);
 void sl_node_stats(const struct sl_node *n, struct sl_node_stats *out);
 void sl_node_store_info(const struct sl_node *n, struct sl_store_info *out);

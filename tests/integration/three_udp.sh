@@ -5,7 +5,8 @@
 # commit LSN at RECORDS and both followers' delivered LSN there too, stops
 # every node with SIGTERM (each must drain and exit 0), and checks with
 # logcmp that both followers' logs hold the leader's committed prefix byte
-# for byte (the leader and node 2 with inline_write_max = 64K, node 3 without).
+# for byte (the leader and node 2 with inline_write_max = 64K, node 3 without;
+# the leader compresses full batches in its compressor stage, compress_thread).
 # lib.sh has the shared parts (trap, configs, waits).
 #
 #   three_udp.sh SHIPD SHIPCTL LOGCMP      (meson passes the built programs)
@@ -21,6 +22,9 @@ for n in 1 2 3; do
 	IT_ADDR[$n]=127.0.0.1:${ports[$((n - 1))]}
 	IT_TRANSPORT[$n]="kind = $KIND"
 done
+# The leader's generated records fill batches: its compressor stage encodes
+# them, and the drain waits for what the stage holds.
+IT_STREAM_EXTRA="compress_thread = on"
 for n in 1 2 3; do it_config "$n"; done
 # The leader and one follower write lone small groups from their store's
 # writer thread ([store] inline_write_max), the other follower through io_uring: every log
