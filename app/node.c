@@ -1285,6 +1285,8 @@ static int block(struct sl_node *n, uint64_t now, uint64_t deadline)
 	TRACE(n, SL_TRACE_WAKE, 0, 0);
 	if (n->poller.sleep)
 		n->poller.sleep(n->poller.arg, 0);
+	if (n->zs_on)
+		sl_zstage_disarm(n->zs);
 	n->st.blocks++;
 	return 1;
 }

@@ -35,6 +35,9 @@ struct sl_zstage {
 	int accel;
 	_Atomic uint64_t head, done, tail;
 	atomic_int stop;
+	/* The loop sleeps on efd: armed, the thread writes it once a batch is
+	 * encoded (and disarms it); unarmed, it writes nothing. */
+	atomic_int armed;
 	int efd;
 	pthread_t thread;
 	int started;
@@ -70,9 +73,11 @@ static void *stage_main(void *arg)
 		if (atomic_load_explicit(&z->stop, memory_order_relaxed))
 			break;
 		encode(z, &z->s[d % z->n]);
-		atomic_store_explicit(&z->done, d + 1, memory_order_release);
-		if (write(z->efd, &one, sizeof(one)) < 0) {
-			/* The counter cannot overflow; the loop also looks every turn. */
+		/* Sequentially consistent with the loop's arm: either it sees
+		 * this batch before sleeping, or this sees it armed. */
+		atomic_store(&z->done, d + 1);
+		if (atomic_exchange(&z->armed, 0) && write(z->efd, &one, sizeof(one)) < 0) {
+			/* The counter cannot overflow. */
 		}
 	}
 	return NULL;
@@ -180,14 +185,24 @@ void sl_zstage_pop(struct sl_zstage *z)
 
 int sl_zstage_arm(struct sl_zstage *z)
 {
+	atomic_store(&z->armed, 1);
+	if (atomic_load(&z->done) == atomic_load_explicit(&z->head, memory_order_relaxed))
+		return 0;
+	sl_zstage_disarm(z);
+	return 1;
+}
+
+void sl_zstage_disarm(struct sl_zstage *z)
+{
 	uint64_t v;
 
-	/* Clear, then look: a slot encoded after the look writes the fd
-	 * after the clear, and wakes the sleep. */
+	/* Cleared after every sleep: a count the thread writes after this
+	 * read (it took the arm just before) wakes one later sleep early, and
+	 * that sleep's disarm clears it. */
+	atomic_store(&z->armed, 0);
 	if (read(z->efd, &v, sizeof(v)) < 0) {
-		/* EAGAIN: nothing to clear */
+		/* EAGAIN: nothing written */
 	}
-	return sl_zstage_peek(z) != NULL;
 }
 
 uint32_t sl_zstage_pending(const struct sl_zstage *z)

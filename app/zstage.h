@@ -36,10 +36,12 @@ const struct sl_zstage_out *sl_zstage_peek(struct sl_zstage *z);
 void sl_zstage_pop(struct sl_zstage *z);
 /* Slots submitted and not yet popped. */
 uint32_t sl_zstage_pending(const struct sl_zstage *z);
-/* Before sleeping on sl_zstage_wait_fd: clears it and returns 1 when an
- * encoded slot already waits (do not sleep), 0 when the fd will become
- * readable once one does. */
+/* Before sleeping on sl_zstage_wait_fd: 1 when an encoded slot already
+ * waits (do not sleep), 0 when the fd will become readable once one does
+ * (then call sl_zstage_disarm after the sleep). The thread writes the fd
+ * only for an armed sleeper: a loop that is awake costs it no system call. */
 int sl_zstage_arm(struct sl_zstage *z);
+void sl_zstage_disarm(struct sl_zstage *z);
 int sl_zstage_wait_fd(const struct sl_zstage *z);
 /* Batches the thread encoded so far. */
 uint64_t sl_zstage_encoded(const struct sl_zstage *z);
