@@ -44,9 +44,10 @@
  * per 4 KiB dsync write on the development machine (docs/performance.md). */
 #define PREWRITE_AHEAD (8u << 20) /* kept written past the appends; a spare's first */
 /* At most one chunk of zeros (the tail's or a spare's) and its fdatasync
- * are in flight per log, and a durable group submitted meanwhile waits
- * behind them on the device: small chunks keep that wait short. */
-#define PREWRITE_CHUNK (256u << 10)
+ * are in flight per log. Smaller chunks shorten a group's wait behind one
+ * but sync more often, and each sync is a flush of the shared disk:
+ * 256 KiB did worse than 1 MiB at p99 (docs/performance.md). */
+#define PREWRITE_CHUNK (1u << 20)
 /* Only while groups are small: that is where a journal commit per durable
  * write dominates. Large groups pay for it once per many records, and a
  * disk-bound appender would lose half its bandwidth to the zeros
