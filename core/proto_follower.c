@@ -57,8 +57,8 @@ static void send_status(struct sl_proto *p, uint64_t now)
 	    .status_ts = now,
 	};
 	sl_proto_send(p, p->cfg.leader_id, &p->seq_to_leader, &f);
-	p->status_dirty = p->receipt_pending = 0;
-	p->receipt_at = 0;
+	p->status_dirty = p->report_pending = 0;
+	p->report_at = 0;
 	p->last_status_sent = now;
 }
 
@@ -363,7 +363,7 @@ static void advance(struct sl_proto *p)
 		if (p->cfg.policy.level == SL_ACK_RECEIVED)
 			p->status_dirty = 1;
 		else
-			p->receipt_pending = 1;
+			p->report_pending = 1;
 		rc = p->ops.write(p->ops.ctx, b, d.len, d.pos);
 		if (rc < 0) {
 			sl_proto_fail(p, rc);
@@ -423,19 +423,20 @@ static void learn(struct sl_proto *p, uint64_t safe, uint64_t leader_end)
 
 /* A receipt goes in the STATUS of the batch's durability when the leader
  * waits for that anyway (a STATUS for the receipt alone would wake it for
- * nothing), or on its own after this long: well within the tail-loss probe,
- * so a slow disk does not make the leader resend what arrived. */
-static uint64_t receipt_delay(const struct sl_proto *p)
+ * nothing), and a delivery in the next batch's, below ack_level=applied; on
+ * their own after this long: well within the tail-loss probe, so a slow
+ * disk does not make the leader resend what arrived. */
+static uint64_t report_delay(const struct sl_proto *p)
 {
 	return p->cfg.tlp_ns / 4;
 }
 
-static void note_receipt(struct sl_proto *p, uint64_t now)
+static void note_report(struct sl_proto *p, uint64_t now)
 {
-	if (p->receipt_pending && !p->receipt_at)
-		p->receipt_at = now;
-	p->receipt_pending = 0;
-	if (p->receipt_at && now - p->receipt_at >= receipt_delay(p))
+	if (p->report_pending && !p->report_at)
+		p->report_at = now;
+	p->report_pending = 0;
+	if (p->report_at && now - p->report_at >= report_delay(p))
 		p->status_dirty = 1;
 }
 
@@ -443,9 +444,9 @@ static void after_event(struct sl_proto *p, uint64_t now)
 {
 	if (p->failed)
 		return;
-	note_receipt(p, now);
 	deliver(p);
 	release(p);
+	note_report(p, now);
 	if (!p->el.synced)
 		return; /* divergence repair first (diverge.c) */
 	check_gap(p, now);
@@ -600,7 +601,10 @@ void sl_follower_on_applied(struct sl_proto *p, uint64_t lsn, uint64_t now)
 		p->applyq_head = (p->applyq_head + 1) % p->applyq_cap;
 		p->applyq_n--;
 	}
-	p->status_dirty = 1;
+	if (p->cfg.policy.level == SL_ACK_APPLIED)
+		p->status_dirty = 1;
+	else
+		p->report_pending = 1;
 	/* An engine that acknowledges from inside deliver: the delivering event
 	 * sends one STATUS for all it delivered, not one per batch. */
 	if (!p->delivering)
@@ -619,10 +623,10 @@ uint64_t sl_follower_next_timer(const struct sl_proto *p)
 
 	if (p->delivered_pos < limit && p->rot_wait != p->delivered_pos + 1)
 		return 0; /* delivery ran out of budget: continue at once */
-	/* A receipt not yet reported (note_receipt; after_event sends nothing
+	/* Progress not yet reported (note_report; after_event sends nothing
 	 * while failed or repairing a divergence). */
-	if ((p->receipt_pending || p->receipt_at) && !p->failed && p->el.synced)
-		t = (p->receipt_at ? p->receipt_at : p->last_frag_ns) + receipt_delay(p);
+	if ((p->report_pending || p->report_at) && !p->failed && p->el.synced)
+		t = (p->report_at ? p->report_at : p->last_frag_ns) + report_delay(p);
 	if (p->gap_since) {
 		g = p->gap_since + p->cfg.nak_delay_ns;
 		/* A tail alone waits for quiet (nak_target). */

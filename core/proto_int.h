@@ -234,12 +234,12 @@ struct sl_proto {
 	uint32_t nak_backoff;  /* NAK interval multiplier, 1..SL_PROTO_NAK_BACKOFF_MAX */
 	uint64_t seq_to_leader, last_status_sent;
 	int status_dirty;
-	/* Batches received and not yet reported, when the policy's level is
-	 * above receipt: their STATUS waits for durability (one STATUS, one
-	 * wake-up of the leader) at most receipt_delay (follower.c) after
-	 * receipt_at. */
-	int receipt_pending;
-	uint64_t receipt_at;
+	/* Progress the leader does not wait for (a receipt or a delivery when
+	 * the policy's level is above it), not yet reported: it goes in the
+	 * next STATUS (one STATUS, one wake-up of the leader), at the latest
+	 * report_delay (follower.c) after report_at. */
+	int report_pending;
+	uint64_t report_at;
 	int delivering; /* guards deliver() against re-entry from callbacks */
 	struct sl_slot slots[SL_PROTO_SLOTS];
 	struct sl_slot *used[SL_PROTO_SLOTS]; /* the slots in use, n_used of them */

@@ -179,14 +179,22 @@ static void loss_is_repaired(void **state)
 static struct sl_frame_status st2[64];
 static int n_st2;
 
+static uint64_t status_from_2, batches_to_2;
+
 static int catch_status_from_2(struct harness *h, const struct h_frame *f)
 {
 	struct sl_frame d;
 
 	(void)h;
-	if (f->from == 2 && n_st2 < 64 && sl_frame_decode(f->buf, f->len, &d) == 0 &&
-	    d.hdr.type == SL_FRAME_STATUS)
-		st2[n_st2++] = d.status;
+	if (sl_frame_decode(f->buf, f->len, &d) != 0)
+		return 0;
+	if (f->from == 2 && d.hdr.type == SL_FRAME_STATUS) {
+		status_from_2++;
+		if (n_st2 < 64)
+			st2[n_st2++] = d.status;
+	}
+	if (f->to == 2 && d.hdr.type == SL_FRAME_DATA && d.data.frag_off == 0)
+		batches_to_2++;
 	return 0;
 }
 
@@ -203,8 +211,9 @@ static uint64_t one_batch_to_2(void)
 
 /* A leader that waits for durable acks hears of a follower's receipt in
  * the STATUS of its durability (one STATUS, one wake-up), or alone a
- * quarter of the tail-loss probe later when the disk is slow; at
- * ack_level=received the receipt goes at once. */
+ * quarter of the tail-loss probe later when the disk is slow, and of its
+ * deliveries with the next batch's; at ack_level=received the receipt goes
+ * at once. */
 static void receipt_waits_for_durability(void **state)
 {
 	struct sl_ack_policy pol = {.acks = 1, .level = SL_ACK_DURABLE};
@@ -233,6 +242,17 @@ static void receipt_waits_for_durability(void **state)
 	assert_true(n_st2 >= 1);
 	assert_int_equal(st2[0].received_pos, end2);
 	assert_int_equal(st2[0].durable_pos, end);
+	/* A stream of batches: fewer than 2.75 STATUS per batch (here 2.4, the
+	 * deliveries riding with later ones; 3.4 with a STATUS per delivery). */
+	h_make_durable(&H.nodes[1]);
+	H.nodes[1].auto_durable = 1;
+	settle();
+	status_from_2 = batches_to_2 = 0;
+	append_many(3000);
+	settle();
+	assert_int_equal(H.nodes[1].delivered_next, H.nodes[0].commit_lsn + 1);
+	assert_true(batches_to_2 > 50);
+	assert_true(status_from_2 * 4 < batches_to_2 * 11);
 	H.filter = NULL;
 	h_free(&H);
 	pol.level = SL_ACK_RECEIVED;
