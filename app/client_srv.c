@@ -130,9 +130,16 @@ static void sess_drop(struct sl_csrv *s, unsigned i, const char *why)
 	sess_free(s, i);
 }
 
+/* Signal a client: by futex when it sleeps on wake_word, else by its
+ * eventfd. The bump, then the flag (seq_cst): Dekker with the client, which
+ * sets the flag, then reads the word it will sleep on. */
 static void kick(struct sl_csrv *s, struct sess *x)
 {
-	sl_shm_kick(x->efd);
+	atomic_fetch_add(&x->pg->wake_word, 1);
+	if (atomic_load(&x->pg->futex_wait))
+		sl_shm_futex_wake(&x->pg->wake_word);
+	else
+		sl_shm_kick(x->efd);
 	s->st.kicks++;
 }
 

@@ -28,8 +28,9 @@
 #define SPIN_SHORT_NS	   50000ull /* waits typically longer than this ... */
 #define SPIN_BRIEF_NS	   2000ull  /* ... spin only this long */
 #define CONNECT_MS_DEFAULT 2000
-#define LIVENESS_NS	   1000000ull /* a spin looks at the socket this often */
-#define RETRY_MS	   20	      /* between connection attempts */
+#define LIVENESS_NS	   1000000ull  /* a spin looks at the socket this often */
+#define RETRY_MS	   20	       /* between connection attempts */
+#define FUTEX_LIVE_NS	   10000000ull /* a futex sleep looks at the socket this often */
 
 struct sl_client {
 	struct sl_client_opts o;
@@ -389,6 +390,28 @@ static int sleep_once(struct sl_client *c, uint64_t deadline)
 	return gone;
 }
 
+/* Sleep in FUTEX_WAIT on the session's wake_word until shipd signals it or
+ * the deadline: shipd's futex wake reaches a sleeper by a shorter path than
+ * an eventfd through epoll. A futex does not hear shipd die, so the sleep
+ * looks at the socket every FUTEX_LIVE_NS. Flag, then word (seq_cst):
+ * Dekker with shipd's kick, which bumps the word, then reads the flag. 1:
+ * the connection is gone, 0 otherwise. */
+static int sleep_futex(struct sl_client *c, cond_fn cond, const void *arg, uint64_t deadline)
+{
+	uint64_t now = now_ns(), ns = deadline > now ? deadline - now : 0;
+	uint32_t word;
+	int gone = 0;
+
+	if (ns > FUTEX_LIVE_NS)
+		ns = FUTEX_LIVE_NS;
+	atomic_store(&c->sess->futex_wait, 1);
+	word = atomic_load(&c->sess->wake_word);
+	if (cond(c, arg) == 0 && sl_shm_futex_wait(&c->sess->wake_word, word, ns) == -ETIMEDOUT)
+		gone = conn_gone(c);
+	atomic_store(&c->sess->futex_wait, 0);
+	return gone;
+}
+
 /* How long a wait spins before it sleeps: opts.spin_us, or adaptive: a
  * kind of wait that usually ends within SPIN_SHORT_NS (an append that shipd's
  * loop takes at once) spins twice its usual time, at least SPIN_MIN_NS; a
@@ -411,7 +434,9 @@ static uint64_t spin_for(const struct sl_client *c, const uint64_t *typical)
 /* Wait for cond. A connection lost on the way is reconnected when
  * `resumable` (the condition still makes sense on the new session),
  * otherwise -ENOTCONN. `typical` (NULL: none) learns how long such waits
- * take (a moving average over about eight). */
+ * take (a moving average over about eight); such waits (appends, levels:
+ * the ones a record's latency is made of) sleep on the futex, the others
+ * (ring room, records to consume, which may last hours) in epoll. */
 static int wait_cond(struct sl_client *c, cond_fn cond, arm_fn arm, const void *arg, int timeout_ms,
 		     int resumable, uint64_t *typical)
 {
@@ -449,7 +474,8 @@ static int wait_cond(struct sl_client *c, cond_fn cond, arm_fn arm, const void *
 			arm(c, arg);
 			if ((rc = cond(c, arg)) != 0)
 				return rc < 0 ? rc : 0;
-			gone = sleep_once(c, deadline);
+			gone =
+			    typical ? sleep_futex(c, cond, arg, deadline) : sleep_once(c, deadline);
 		}
 		if (gone) {
 			if (!resumable) {

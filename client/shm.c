@@ -3,9 +3,13 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
+#include <linux/futex.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "shiplog/err.h"
@@ -132,4 +136,19 @@ void sl_shm_kick(int efd)
 	ssize_t n = write(efd, &one, sizeof(one));
 
 	(void)n; /* EAGAIN: the counter is already non-zero, the reader wakes */
+}
+
+void sl_shm_futex_wake(_Atomic uint32_t *word)
+{
+	syscall(SYS_futex, word, FUTEX_WAKE, INT_MAX, NULL, NULL, 0);
+}
+
+int sl_shm_futex_wait(_Atomic uint32_t *word, uint32_t val, uint64_t ns)
+{
+	struct timespec ts = {.tv_sec = (time_t)(ns / 1000000000ull),
+			      .tv_nsec = (long)(ns % 1000000000ull)};
+
+	if (syscall(SYS_futex, word, FUTEX_WAIT, val, &ts, NULL, 0) < 0 && errno == ETIMEDOUT)
+		return -ETIMEDOUT;
+	return 0;
 }

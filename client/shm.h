@@ -11,7 +11,7 @@
 #include <stdint.h>
 
 #define SL_SHM_MAGIC   0x73686c63u /* "shlc" */
-#define SL_SHM_VERSION 4u
+#define SL_SHM_VERSION 5u
 #define SL_SHM_LEVELS  5 /* enum sl_client_level */
 #define SL_SHM_ALIGN   8 /* every ring entry starts and ends on this */
 #define SL_SHM_CACHE   64
@@ -49,12 +49,16 @@ struct sl_shm_sess {
 	 * not when that entry was an append-and-wait one that shipd took (it
 	 * armed the entry's wake_lsn instead: one wake-up per record). */
 	_Atomic uint64_t wake_seq;
+	/* 1 while the client sleeps in FUTEX_WAIT on wake_word: shipd signals
+	 * it there (a shorter path than its eventfd and epoll), else by the
+	 * eventfd (sl_client_fd's readiness). */
+	_Atomic uint32_t futex_wait;
 	/* shipd -> client */
 	_Alignas(SL_SHM_CACHE) _Atomic uint64_t ap_head; /* append ring bytes taken */
 	_Atomic uint64_t done_seq;			 /* the last append entry finished */
 	_Atomic uint64_t done_lsn;			 /* ... its first LSN */
 	_Atomic int32_t done_err;			 /* ... or why it was refused (-errno) */
-	uint32_t reserved;				 /* 0 */
+	_Atomic uint32_t wake_word;			 /* bumped on every signal */
 	_Atomic uint64_t done_epoch;			 /* ... the epoch its LSNs were given in */
 	_Atomic uint64_t dl_tail;			 /* delivery ring bytes published */
 };
@@ -121,5 +125,11 @@ int sl_shm_recv(int sock, void *msg, size_t cap, int *fds, int *nfds, int dontwa
 
 /* Signal an eventfd (ignoring EAGAIN: it is already readable). */
 void sl_shm_kick(int efd);
+/* Wake whoever sleeps in sl_shm_futex_wait on `word` (shared mappings:
+ * not a private futex). */
+void sl_shm_futex_wake(_Atomic uint32_t *word);
+/* Sleep while *word == val, at most `ns`. 0 woken (or the word had
+ * changed, or a signal), -ETIMEDOUT. */
+int sl_shm_futex_wait(_Atomic uint32_t *word, uint32_t val, uint64_t ns);
 
 #endif
