@@ -3,8 +3,9 @@
  *
  * Every wait has the same shape: poll shared memory for spin_us (shipd's
  * loop publishes progress there within a turn), then tell shipd what would
- * wake us (a wake_* field of the session page), check once more, and sleep
- * in epoll on our eventfd and the socket (whose hang-up means shipd died). */
+ * wake us (a wake_* field of the session page), check once more, and sleep:
+ * appends and level waits on the session page's futex word, the others in
+ * epoll on our eventfd and the socket (whose hang-up means shipd died). */
 #include "shiplog/client.h"
 
 #include <errno.h>
