@@ -26,8 +26,7 @@
 #include "shm.h"
 
 #define SPIN_MIN_NS	   20000ull /* short waits spin at least this long */
-#define SPIN_SHORT_NS	   50000ull /* waits typically longer than this ... */
-#define SPIN_BRIEF_NS	   2000ull  /* ... spin only this long */
+#define SPIN_SHORT_NS	   50000ull /* waits typically longer than this sleep at once */
 #define CONNECT_MS_DEFAULT 2000
 #define LIVENESS_NS	   1000000ull  /* a spin looks at the socket this often */
 #define RETRY_MS	   20	       /* between connection attempts */
@@ -416,9 +415,10 @@ static int sleep_futex(struct sl_client *c, cond_fn cond, const void *arg, uint6
 /* How long a wait spins before it sleeps: opts.spin_us, or adaptive: a
  * kind of wait that usually ends within SPIN_SHORT_NS (an append that shipd's
  * loop takes at once) spins twice its usual time, at least SPIN_MIN_NS; a
- * longer one (a commit: replication, other threads' work) sleeps after
- * SPIN_BRIEF_NS, since a spinner would hold a core those threads need and a
- * wake-up costs less than that wait. */
+ * longer one (a commit: replication, other threads' work) sleeps at once,
+ * since a spinner would hold a core those threads need and a wake-up costs
+ * less than that wait. Often the loop that woke us yielded its CPU to us
+ * (app/client_srv.c) and waits for us to sleep: a spin would delay it. */
 static uint64_t spin_for(const struct sl_client *c, const uint64_t *typical)
 {
 	uint64_t t = typical ? *typical : 0;
@@ -428,7 +428,7 @@ static uint64_t spin_for(const struct sl_client *c, const uint64_t *typical)
 	if (t == 0)
 		return SPIN_MIN_NS;
 	if (t > SPIN_SHORT_NS)
-		return SPIN_BRIEF_NS;
+		return 0;
 	return 2 * t < SPIN_MIN_NS ? SPIN_MIN_NS : 2 * t;
 }
 
@@ -459,7 +459,7 @@ static int wait_cond(struct sl_client *c, cond_fn cond, arm_fn arm, const void *
 			}
 			return rc < 0 ? rc : 0;
 		}
-		if ((i & 63) != 63) {
+		if (spin && (i & 63) != 63) {
 			cpu_relax();
 			continue;
 		}

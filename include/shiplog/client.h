@@ -60,7 +60,7 @@ struct sl_client_opts {
 	 * the kernel; UINT32_MAX never sleeps. 0 (the default) adapts: a kind
 	 * of wait (appends, levels) that usually ends within 50 us spins
 	 * twice its usual time (at least 20 us, the first wait too), a longer
-	 * one (typically a commit) 2 us. Spinning keeps a wait within a
+	 * one (typically a commit) sleeps at once. Spinning keeps a wait within a
 	 * microsecond of the event, but holds a core that shipd's threads may
 	 * need for the commit itself; a sleep costs a wake-up. */
 	uint32_t spin_us;
