@@ -649,7 +649,9 @@ static void test_vector_consecutive(void **state)
 	assert_int_equal(pipe(pb), 0);
 	kill(c.pid[2], SIGSTOP);		   /* nothing commits: the window fills */
 	a = append_child(&c, pa[1], 48, 32 << 10); /* 1.5 MiB, incompressible */
-	sleep_ms(500);
+	/* Half appended before the other starts (a sleep was not always enough
+	 * for the child's 1.5 MiB under ASan on a loaded machine). */
+	expect_field(&c, 1, "clients.vectors_split", 1);
 	b = append_child(&c, pb[1], 1, 100);
 	sleep_ms(300);
 	assert_int_equal(status_field(&c, 1, "clients.vectors_split"), 1); /* it waits */
