@@ -1212,6 +1212,42 @@ static void test_prewrite_ahead(void **state)
 	th_check_reads(f->s, &f->log, 0);
 }
 
+/* While groups are large no zeros go to a spare (nor to the tail): a
+ * roll-over then takes the spare being prepared with the zeros it has
+ * rather than creating its segment file in the appender's call. */
+static void test_roll_takes_unzeroed_spare(void **state)
+{
+	struct fixture *f = *state;
+	struct sl_store_opts o = th_opts(f->dir, 1);
+	struct sl_store_info info;
+	char names[16][32], spare[32];
+
+	o.segment_bytes = 4 << 20;
+	o.group_bytes = 1 << 20;
+	o.io_mode = SL_IO_DIRECT;
+	open_store(f, &o);
+	append_ok(f, 100, 3000, 1); /* random bytes: a group of about 300 KB */
+	sync_ok(f);		    /* the spare's file made, its zeros not started */
+	sl_store_get_info(f->s, &info);
+	assert_int_equal(info.spares, 0);
+	assert_int_equal(th_list_spares(f->dir, names, 16), 1);
+	memcpy(spare, names[0], sizeof(spare));
+	do {
+		append_ok(f, 100, 3000, 1);
+		sl_store_get_info(f->s, &info);
+	} while (info.segments < 2);
+	sync_ok(f);
+	assert_int_equal(info.failed, 0);
+	for (int i = 0, n = th_list_spares(f->dir, names, 16); i < n; i++)
+		assert_string_not_equal(names[i], spare); /* it became the segment */
+	assert_int_equal(th_list_segments(f->dir, names, 16), 2);
+	assert_int_equal(file_u16(f->dir, names[1], 6), 0); /* flags: a new file */
+	th_check_reads(f->s, &f->log, 0);
+	reopen(f, o);
+	check_info_matches_log(f);
+	th_check_reads(f->s, &f->log, 0);
+}
+
 /* Zeros go to the log's own file, and their fdatasync could consume an
  * error that a group's would otherwise report: a failed prewrite fails the
  * store, and nothing not yet durable is reported durable after it. */
@@ -1488,6 +1524,7 @@ int main(void)
 	    T(test_spare_preparation_fails),
 	    T(test_prewrite_ahead),
 	    T(test_prewrite_failure),
+	    T(test_roll_takes_unzeroed_spare),
 	    T(test_roll_header_write_fails),
 	    T(test_roll_rename_fails),
 	    T(test_roll_dir_fsync_fails),
