@@ -1291,6 +1291,11 @@ static int block(struct sl_node *n, uint64_t now, uint64_t deadline)
 	return 1;
 }
 
+static int stage_full(struct sl_node *n)
+{
+	return n->zs_on && !n->zs_raw && !sl_zstage_slot(n->zs) && !sl_zstage_peek(n->zs);
+}
+
 void sl_node_idle_until(struct sl_node *n, int events, uint64_t deadline)
 {
 	struct timespec ts;
@@ -1311,7 +1316,9 @@ void sl_node_idle_until(struct sl_node *n, int events, uint64_t deadline)
 	}
 	if (n->idle_streak < BACKOFF_SPINS + BACKOFF_YIELDS)
 		n->idle_streak++;
-	if (n->idle_streak < BACKOFF_SPINS) {
+	/* Every stage slot busy: nothing comes sooner than its next batch,
+	 * whose encoding takes far longer than a spin (and the core). */
+	if (n->idle_streak < BACKOFF_SPINS && !stage_full(n)) {
 		cpu_relax();
 		return;
 	}
