@@ -1301,7 +1301,9 @@ void sl_node_idle_until(struct sl_node *n, int events, uint64_t deadline)
 	struct timespec ts;
 	uint64_t now;
 
-	if (events > 0) {
+	/* Batches wait for the compressor stage's thread: encode one here
+	 * rather than idle (one thread woken less, and two encoding). */
+	if (events > 0 || (n->zs_on && sl_zstage_help(n->zs))) {
 		n->idle_streak = 0;
 		n->sleep_ns = BACKOFF_SLEEP_MIN;
 		return;

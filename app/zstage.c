@@ -1,11 +1,12 @@
 /* The compressor stage; see zstage.h.
  *
  * Threads: the loop thread owns `tail` (slots submitted) and `head` (slots
- * taken back); the stage's thread owns `done` (slots encoded). Each slot
- * belongs to one of them at a time: [head, done) encoded, waiting for the
- * loop; [done, tail) submitted, for the thread; the rest free, the loop's.
- * The indices are atomics (release on publish, acquire on read); the
- * thread sleeps on a condition variable when it has nothing to encode. */
+ * taken back). Slots [claim, tail) wait to be encoded: the stage's thread,
+ * or the loop helping (sl_zstage_help), takes the next by moving `claim`
+ * (compare and swap), encodes it and sets its `ready`; the loop takes them
+ * back in order from `head`, each once it is ready. The indices are
+ * atomics; the thread sleeps on a condition variable when it has nothing to
+ * encode. */
 #include "zstage.h"
 
 #include <errno.h>
@@ -26,6 +27,7 @@ struct slot {
 	size_t raw_len;
 	uint32_t count;
 	struct sl_zstage_out out;
+	atomic_int ready; /* encoded, until popped */
 };
 
 struct sl_zstage {
@@ -33,7 +35,7 @@ struct sl_zstage {
 	uint32_t n;
 	size_t raw_cap, enc_cap;
 	int accel;
-	_Atomic uint64_t head, done, tail;
+	_Atomic uint64_t head, claim, tail, encoded;
 	atomic_int stop;
 	/* The loop sleeps on efd: armed, the thread writes it once a batch is
 	 * encoded (and disarms it); unarmed, it writes nothing. */
@@ -57,30 +59,49 @@ static void encode(struct sl_zstage *z, struct slot *s)
 	s->out.payload = s->enc + SL_BATCH_HDR_SIZE;
 }
 
+/* Take the next slot waiting to be encoded, encode it: 1, or 0 if none. */
+static int encode_next(struct sl_zstage *z)
+{
+	uint64_t c = atomic_load(&z->claim);
+	struct slot *s;
+
+	do {
+		if (c >= atomic_load_explicit(&z->tail, memory_order_acquire))
+			return 0;
+	} while (!atomic_compare_exchange_weak(&z->claim, &c, c + 1));
+	s = &z->s[c % z->n];
+	encode(z, s);
+	atomic_fetch_add_explicit(&z->encoded, 1, memory_order_relaxed);
+	/* Sequentially consistent with the loop's arm: either it sees this
+	 * batch before sleeping, or the thread sees it armed. */
+	atomic_store(&s->ready, 1);
+	return 1;
+}
+
 static void *stage_main(void *arg)
 {
 	struct sl_zstage *z = arg;
 	uint64_t one = 1;
 
 	for (;;) {
-		uint64_t d = atomic_load_explicit(&z->done, memory_order_relaxed);
-
 		pthread_mutex_lock(&z->mu);
 		while (!atomic_load_explicit(&z->stop, memory_order_relaxed) &&
-		       atomic_load_explicit(&z->tail, memory_order_acquire) == d)
+		       atomic_load(&z->claim) >= atomic_load(&z->tail))
 			pthread_cond_wait(&z->cv, &z->mu);
 		pthread_mutex_unlock(&z->mu);
 		if (atomic_load_explicit(&z->stop, memory_order_relaxed))
 			break;
-		encode(z, &z->s[d % z->n]);
-		/* Sequentially consistent with the loop's arm: either it sees
-		 * this batch before sleeping, or this sees it armed. */
-		atomic_store(&z->done, d + 1);
-		if (atomic_exchange(&z->armed, 0) && write(z->efd, &one, sizeof(one)) < 0) {
+		if (encode_next(z) && atomic_exchange(&z->armed, 0) &&
+		    write(z->efd, &one, sizeof(one)) < 0) {
 			/* The counter cannot overflow. */
 		}
 	}
 	return NULL;
+}
+
+int sl_zstage_help(struct sl_zstage *z)
+{
+	return encode_next(z);
 }
 
 void sl_zstage_close(struct sl_zstage *z)
@@ -173,20 +194,27 @@ const struct sl_zstage_out *sl_zstage_peek(struct sl_zstage *z)
 {
 	uint64_t head = atomic_load_explicit(&z->head, memory_order_relaxed);
 
-	if (head == atomic_load_explicit(&z->done, memory_order_acquire))
+	if (head == atomic_load_explicit(&z->tail, memory_order_relaxed) ||
+	    !atomic_load_explicit(&z->s[head % z->n].ready, memory_order_acquire))
 		return NULL;
 	return &z->s[head % z->n].out;
 }
 
 void sl_zstage_pop(struct sl_zstage *z)
 {
-	atomic_fetch_add_explicit(&z->head, 1, memory_order_relaxed);
+	uint64_t head = atomic_load_explicit(&z->head, memory_order_relaxed);
+
+	atomic_store_explicit(&z->s[head % z->n].ready, 0, memory_order_relaxed);
+	atomic_store_explicit(&z->head, head + 1, memory_order_relaxed);
 }
 
 int sl_zstage_arm(struct sl_zstage *z)
 {
+	uint64_t head = atomic_load_explicit(&z->head, memory_order_relaxed);
+
 	atomic_store(&z->armed, 1);
-	if (atomic_load(&z->done) == atomic_load_explicit(&z->head, memory_order_relaxed))
+	if (head == atomic_load_explicit(&z->tail, memory_order_relaxed) ||
+	    !atomic_load(&z->s[head % z->n].ready))
 		return 0;
 	sl_zstage_disarm(z);
 	return 1;
@@ -218,5 +246,5 @@ int sl_zstage_wait_fd(const struct sl_zstage *z)
 
 uint64_t sl_zstage_encoded(const struct sl_zstage *z)
 {
-	return atomic_load_explicit(&z->done, memory_order_acquire);
+	return atomic_load_explicit(&z->encoded, memory_order_relaxed);
 }

@@ -43,7 +43,10 @@ uint32_t sl_zstage_pending(const struct sl_zstage *z);
 int sl_zstage_arm(struct sl_zstage *z);
 void sl_zstage_disarm(struct sl_zstage *z);
 int sl_zstage_wait_fd(const struct sl_zstage *z);
-/* Batches the thread encoded so far. */
+/* The loop, instead of sleeping while batches wait: encode the next one
+ * still waiting for the thread itself. 1 if it did, 0 if none waited. */
+int sl_zstage_help(struct sl_zstage *z);
+/* Batches encoded so far. */
 uint64_t sl_zstage_encoded(const struct sl_zstage *z);
 
 #endif
