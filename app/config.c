@@ -1069,7 +1069,6 @@ static void set_defaults(struct sl_config *c)
 	n->net.mbufs = 8191;
 	n->store.segment_bytes = STORE_SEGMENT_DEFAULT;
 	n->store.max_inflight = STORE_INFLIGHT_DEFAULT;
-	n->store.inline_write_max = SL_STORE_INLINE_WRITE_DEFAULT;
 	c->drain_timeout_ns = 5000000000ull;
 	c->client_ring_bytes = SL_CSRV_RING_DEFAULT;
 	c->client_max = SL_CSRV_CLIENTS_DEFAULT;

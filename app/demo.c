@@ -189,7 +189,6 @@ int main(int argc, char **argv)
 	    .record_bytes = 1024,
 	    .inflight = 64,
 	    .seed = 1,
-	    .inline_write_max = SL_STORE_INLINE_WRITE_DEFAULT,
 	    .check_records = 1,
 	    .progress = 1,
 	};

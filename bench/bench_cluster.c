@@ -154,7 +154,7 @@ static void usage(FILE *f)
 		"  --inline-write-max N  every node writes a group of at most N bytes\n"
 		"                    alone in its log from its store's writer thread\n"
 		"                    (pwritev2, RWF_DSYNC) rather than through io_uring\n"
-		"                    ([store] inline_write_max; default 4096; 0: off)\n"
+		"                    ([store] inline_write_max; default 0: off)\n"
 		"  --mtu N           every node's IP MTU, 576..9216: DATA fragments fill it\n"
 		"                    (default 1500)\n"
 		"  --plot DIR        write each run's commit-latency CDF, follower lag and the\n"
@@ -1015,7 +1015,6 @@ int bench_cluster_main(const struct bench_common *c, int argc, char **argv)
 	    .nodes = 3,
 	    .warmup = 1.0,
 	    .progress = 1,
-	    .inline_write_max = SL_STORE_INLINE_WRITE_DEFAULT,
 	};
 	static struct cb_plan p;
 	static struct cb_state s;

@@ -103,15 +103,11 @@ struct sl_store_opts {
 	 * rather than through io_uring, where the flush runs from a kernel
 	 * worker. Its completion comes through the ring (sl_store_wait_fd,
 	 * sl_store_poll) as any write's; the caller never blocks on it. 0: no
-	 * writer thread (shipd and shipbench: SL_STORE_INLINE_WRITE_DEFAULT). */
+	 * writer thread. */
 	uint32_t inline_write_max;
 };
 
 #define SL_STORE_HOLES_MAX 16
-
-/* inline_write_max as shipd and shipbench set it unless told otherwise: one
- * block, the open loop's lone groups of a batch or two. */
-#define SL_STORE_INLINE_WRITE_DEFAULT 4096u
 
 #define SL_STORE_TREE_DEFAULT (1ull << 20)
 
