@@ -1203,7 +1203,6 @@ int sl_node_poll(struct sl_node *n)
 	events += scrub_step(n);
 	if ((rc = send_and_write(n)) < 0)
 		return rc;
-	events += rc;
 	if (n->poller.after)
 		n->poller.after(n->poller.arg);
 	if (n->st.turns % STATUS_CHECK_TURNS == 0)
@@ -1254,7 +1253,7 @@ static int block(struct sl_node *n, uint64_t now, uint64_t deadline)
 		return 0;
 	/* Nothing queued may wait for the sleep (an engine's append between
 	 * turns can seal a batch). */
-	if (send_and_write(n) != 0)
+	if (send_and_write(n) < 0)
 		return 1;
 	if ((fds[0].fd = n->tr->ops->wait_fd(n->tr)) < 0)
 		return fds[0].fd == -EAGAIN;
