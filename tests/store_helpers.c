@@ -465,3 +465,16 @@ int th_parse_groups(const uint8_t *img, size_t len, struct th_group *g, int max)
 	}
 	return n;
 }
+
+void th_wait_spare(struct sl_store *s)
+{
+	struct sl_store_info info;
+
+	for (int i = 0; i < 1000; i++) {
+		sl_store_get_info(s, &info);
+		if (info.spares > 0)
+			return;
+		assert_true(sl_store_poll(s, 1) >= 0);
+	}
+	fail_msg("no spare became ready");
+}

@@ -74,6 +74,10 @@ struct th_faults {
 void th_faults_init(struct th_faults *f);
 void th_faults_arm(struct th_faults *f, enum sl_store_op op, unsigned at, int res, int sticky);
 
+/* Poll the store until a spare is ready (one is prepared in the background
+ * after open and after each roll-over); fails the test after 1000 polls. */
+void th_wait_spare(struct sl_store *s);
+
 /* Files. */
 uint8_t *th_read_file(const char *path, size_t *len);
 void th_write_file(const char *path, const uint8_t *buf, size_t len);

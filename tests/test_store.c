@@ -933,21 +933,6 @@ static void test_enospc_fallocate(void **state)
 
 /* --- spares: roll-over into prepared and recycled files ------------------ */
 
-/* Poll until the store has a spare ready (one is prepared in the background
- * after open and after each roll-over). */
-static void wait_spare(struct fixture *f)
-{
-	struct sl_store_info info;
-
-	for (int i = 0; i < 1000; i++) {
-		sl_store_get_info(f->s, &info);
-		if (info.spares > 0)
-			return;
-		assert_true(sl_store_poll(f->s, 1) >= 0);
-	}
-	fail_msg("no spare became ready");
-}
-
 static uint16_t file_u16(const char *dir, const char *name, uint64_t off)
 {
 	char *p = th_path(dir, name);
@@ -976,7 +961,7 @@ static void test_roll_into_prepared_spare(void **state)
 	o.segment_bytes = 64 << 10;
 	o.group_bytes = 16 << 10;
 	open_store(f, &o);
-	wait_spare(f);
+	th_wait_spare(f->s);
 	assert_int_equal(th_list_spares(f->dir, names, 16), 1);
 	memcpy(spare, names[0], sizeof(spare));
 	do {
@@ -988,7 +973,7 @@ static void test_roll_into_prepared_spare(void **state)
 	assert_int_equal(n, 2);
 	assert_int_equal(file_u16(f->dir, names[1], 4), 2); /* version */
 	assert_int_equal(file_u16(f->dir, names[1], 6), 0); /* flags: a new file */
-	wait_spare(f);
+	th_wait_spare(f->s);
 	n = th_list_spares(f->dir, names, 16);
 	assert_int_equal(n, 1);
 	assert_string_not_equal(names[0], spare); /* that one became the segment */
@@ -1161,7 +1146,7 @@ static void test_spare_preparation_fails(void **state)
 	sl_store_get_info(f->s, &info);
 	assert_true(info.segments >= 3);
 	assert_int_equal(info.failed, 0);
-	wait_spare(f);
+	th_wait_spare(f->s);
 	th_check_reads(f->s, &f->log, 0);
 	reopen(f, o);
 	check_info_matches_log(f);
@@ -1305,7 +1290,7 @@ static void run_roll_failure(void **state, enum sl_store_op op, int res, const c
 	o.max_inflight = 2;
 	o.faults = &f->faults.hook;
 	open_store(f, &o);
-	wait_spare(f);
+	th_wait_spare(f->s);
 	th_faults_arm(&f->faults, op, 1, res, 0);
 	f->faults.fail_off = 0;
 	do {
