@@ -13,6 +13,8 @@
  * ack policy), one after the other with the same workload. Before the
  * first run, the machine's limits: a durable 4 KiB write at queue depth 1
  * over written blocks (measure_sync) and sequential O_DIRECT bandwidth in the logs' file system,
+ * the same durable write by one writer per node at once (measure_par, before a run whose pacing
+ * differs from the last: in an open loop each writer at the loop's rate),
  * each transport's round trip (1 KiB frames ping-ponged between two transports of that kind, busy
  * polling), LZ4 on each data kind and record size. Each run prints its results against them, then a
  * summary table; --json prints one line per run; --plot DIR writes the data behind the plots and
@@ -47,11 +49,16 @@
 /* The fsync limit writes over this many bytes written beforehand, as the
  * log writes over blocks it has written ahead (io/store.c, prewriting). */
 #define SYNC_WRITTEN (16ull << 20)
-#define SEQ_WRITE    (1u << 20) /* the store's group size */
-#define SEQ_DEPTH    2
-#define LIST_MAX     8
-#define RUNS_MAX     512
-#define NETS	     4
+/* The parallel probe: one writer per node for PAR_SECONDS, each over
+ * PAR_WRITTEN bytes of its own file, before each run whose pacing or node
+ * count differs from the last one measured. */
+#define PAR_SECONDS 0.5
+#define PAR_WRITTEN (4ull << 20)
+#define SEQ_WRITE   (1u << 20) /* the store's group size */
+#define SEQ_DEPTH   2
+#define LIST_MAX    8
+#define RUNS_MAX    512
+#define NETS	    4
 
 #ifndef SHIPLOG_PLOT_PY
 #define SHIPLOG_PLOT_PY "bench/plot.py"
@@ -72,7 +79,16 @@ struct cb_plan {
 };
 
 struct cb_disk {
-	double fsync_p50_us, seq_mb_s;
+	double fsync_p50_us, fsync_p99_us, seq_mb_s;
+};
+
+/* The durable write as the run's nodes contend for it: `writers` probes at
+ * once, each at most `per_s` writes a second (0: back to back). */
+struct cb_par {
+	unsigned writers;
+	uint64_t per_s;
+	int measured;
+	double p50_us, p99_us;
 };
 
 /* One run's figures, kept for the summary table. */
@@ -104,8 +120,9 @@ static void usage(FILE *f)
 		"                        [--compress-thread]\n"
 		"                        [--keep]\n"
 		"Runs every combination of the lists (comma-separated) one after the other,\n"
-		"after measuring the machine's limits once. --seconds S is each run's measured\n"
-		"time.\n"
+		"after measuring the machine's limits once (the durable write by one writer\n"
+		"per node at once again before a run whose pacing differs: 0.5 s). --seconds S\n"
+		"is each run's measured time.\n"
 		"  --transport LIST  udp: kernel UDP over io_uring on 127.0.0.1 (default);\n"
 		"                    memif: DPDK, a net_memif pair per pair of nodes;\n"
 		"                    af_packet: DPDK net_af_packet on a veth pair per pair of\n"
@@ -413,6 +430,11 @@ static double us_p50(const struct sl_hist *h)
 	return (double)sl_hist_quantile(h, 0.5) / 1e3;
 }
 
+static double us_p99(const struct sl_hist *h)
+{
+	return (double)sl_hist_quantile(h, 0.99) / 1e3;
+}
+
 /* The durable 4 KiB write at queue depth 1 the way the log makes it: over
  * blocks written before (the store writes zeros ahead of its appends), by
  * whichever of write + fdatasync and RWF_DSYNC is faster here (the store
@@ -420,7 +442,7 @@ static double us_p50(const struct sl_hist *h)
  * instead, every write also converts an extent and its sync writes the
  * inode: 190-270 against 70-95 us p50 (fdatasync), 225 against 110-190 us
  * (RWF_DSYNC), alternated at load 9. */
-static int measure_sync(const char *dir, uint64_t *seed, double *p50_us)
+static int measure_sync(const char *dir, uint64_t *seed, struct cb_disk *d)
 {
 	static struct sl_hist h[2];
 	const enum sl_sync_mode mode[2] = {SL_SYNC_FDATASYNC, SL_SYNC_DSYNC};
@@ -431,7 +453,11 @@ static int measure_sync(const char *dir, uint64_t *seed, double *p50_us)
 	for (int k = 0; k < 4 && rc == 0; k++)
 		rc = bench_raw_sync(dir, mode[k % 2], LIMIT_SECONDS / 4, SYNC_WRITTEN, &h[k % 2],
 				    seed);
-	*p50_us = us_p50(&h[0]) < us_p50(&h[1]) ? us_p50(&h[0]) : us_p50(&h[1]);
+	/* The p99 is the faster mode's, from the same writes as its p50. */
+	int k = us_p50(&h[0]) < us_p50(&h[1]) ? 0 : 1;
+
+	d->fsync_p50_us = us_p50(&h[k]);
+	d->fsync_p99_us = us_p99(&h[k]);
 	return rc;
 }
 
@@ -444,7 +470,7 @@ static int measure_disk(const struct bench_common *c, const char *base, struct c
 	snprintf(dir, sizeof(dir), "%s/shipbench-limits-XXXXXX", base);
 	if (!mkdtemp(dir))
 		return sl_err_set(errno, "creating %s: %s", dir, strerror(errno));
-	rc = measure_sync(dir, &seed, &d->fsync_p50_us);
+	rc = measure_sync(dir, &seed, d);
 	if (rc == 0 && (fd = bench_fresh_file(dir, "raw-seq", SEQ_FILE, path, sizeof(path))) >= 0) {
 		rc = bench_raw_loop(fd, SEQ_FILE, 0, SEQ_WRITE, SEQ_DEPTH, LIMIT_SECONDS, &bytes,
 				    &ns, &seed);
@@ -455,6 +481,34 @@ static int measure_disk(const struct bench_common *c, const char *base, struct c
 	bench_remove_dir(dir);
 	d->seq_mb_s = ns ? (double)bytes * 1e3 / (double)ns : 0;
 	return rc < 0 ? sl_err_set(-rc, "disk limits in %s: %s", base, strerror(-rc)) : 0;
+}
+
+/* The durable write with every node writing at once (bench_raw_sync_par):
+ * in an open loop each of the run's `nodes` writers at most the loop's
+ * rate (a write per record), in a closed loop back to back. Measured again
+ * only when the run's pacing or node count differs from the last. */
+static int measure_par(const struct sl_cluster_opts *o, struct cb_par *p)
+{
+	static struct sl_hist h;
+	unsigned writers = o->nodes;
+	uint64_t per_s = o->mode == SL_CLUSTER_OPEN ? o->rate : 0, seed = o->seed;
+	char dir[4096];
+	int rc;
+
+	if (p->measured && p->writers == writers && p->per_s == per_s)
+		return 0;
+	fprintf(stderr, "cluster: measuring %u durable writers at once (%s)\n", writers,
+		per_s ? "each at the open loop's rate" : "back to back");
+	snprintf(dir, sizeof(dir), "%s/shipbench-limits-XXXXXX", o->base_dir);
+	if (!mkdtemp(dir))
+		return sl_err_set(errno, "creating %s: %s", dir, strerror(errno));
+	sl_hist_reset(&h);
+	rc = bench_raw_sync_par(dir, writers, per_s, PAR_SECONDS, PAR_WRITTEN, &h, &seed);
+	bench_remove_dir(dir);
+	if (rc < 0)
+		return sl_err_set(-rc, "parallel disk limit in %s: %s", o->base_dir, strerror(-rc));
+	*p = (struct cb_par){writers, per_s, 1, us_p50(&h), us_p99(&h)};
+	return 0;
 }
 
 static int measure_rtt(enum sl_cluster_net net, const char *base, double *p50_us)
@@ -533,7 +587,8 @@ static double measure_lz4(enum sl_wl_kind kind, uint32_t size, uint32_t batch_by
 /* ---- one run's report ---- */
 
 struct cb_limits {
-	double fsync_p50_us, seq_mb_s, rtt_p50_us, lz4_mb_s;
+	double fsync_p50_us, fsync_p99_us, seq_mb_s, rtt_p50_us, lz4_mb_s;
+	struct cb_par par;
 };
 
 static double q_us(const struct sl_hist *h, double q)
@@ -568,6 +623,13 @@ static void fill_row(struct cb_row *w, const struct sl_cluster_result *r, const 
 	w->retransmits = r->retransmits;
 }
 
+/* A commit quantile against the parallel write's same quantile plus the
+ * round trip: how far the run is from what the machine's disk allows. */
+static double floor_ratio(double commit_us, double par_us, const struct cb_limits *l)
+{
+	return safe_div(commit_us, par_us + l->rtt_p50_us);
+}
+
 /* The most steal time one CPU saw in one lag slice. */
 static double steal_slice_max(const struct sl_cluster_result *r)
 {
@@ -585,10 +647,16 @@ static void print_text(const struct sl_cluster_opts *o, const struct sl_cluster_
 	double secs = r->seconds > 0 ? r->seconds : 1e-9,
 	       stored = (double)r->stored_bytes / 1e6 / secs;
 
-	printf("  limits      fsync 4 KiB QD1 p50 %.1f us, sequential writes %.0f MB/s, %s round "
-	       "trip 1 KiB p50 %.1f us, LZ4 %.0f MB/s\n",
-	       l->fsync_p50_us, l->seq_mb_s, sl_cluster_net_name(o->net), l->rtt_p50_us,
-	       l->lz4_mb_s);
+	char pace[48];
+
+	snprintf(pace, sizeof(pace), l->par.per_s ? "%llu/s each" : "back to back",
+		 (unsigned long long)l->par.per_s);
+	printf("  limits      fsync 4 KiB QD1 p50 %.1f us p99 %.1f us; %u writers at once (%s) "
+	       "p50 %.1f us p99 %.1f us;\n"
+	       "              sequential writes %.0f MB/s, %s round trip 1 KiB p50 %.1f us, "
+	       "LZ4 %.0f MB/s\n",
+	       l->fsync_p50_us, l->fsync_p99_us, l->par.writers, pace, l->par.p50_us, l->par.p99_us,
+	       l->seq_mb_s, sl_cluster_net_name(o->net), l->rtt_p50_us, l->lz4_mb_s);
 	sl_cluster_print_summary(stdout, r);
 	printf("  cost        %.1f CPU s per GB of records, %llu retransmits, %llu NAKs\n",
 	       w->cpu_gb, (unsigned long long)r->retransmits, (unsigned long long)r->naks);
@@ -599,11 +667,15 @@ static void print_text(const struct sl_cluster_opts *o, const struct sl_cluster_
 		    r->steal_ms, steal_slice_max(r), (double)r->lag_slice_ns / 1e6);
 	printf("  vs limits   commit p50 / (fsync p50 + round-trip p50) = %.2f, p99 / that = %.2f; "
 	       "lag p50 / that = %.2f;\n"
+	       "              floor: commit p50 / (%u-writer fsync p50 + round-trip p50) = %.2f, "
+	       "p99 / (%u-writer fsync p99 + round-trip p50) = %.2f;\n"
 	       "              records MB/s / LZ4 MB/s = %.3f; log MB/s (%.1f) / sequential MB/s = "
 	       "%.3f\n",
 	       w->ratio, safe_div(w->c99, l->fsync_p50_us + l->rtt_p50_us),
-	       safe_div(w->l50 * 1e3, l->fsync_p50_us + l->rtt_p50_us),
-	       safe_div(w->mb_s, l->lz4_mb_s), stored, safe_div(stored, l->seq_mb_s));
+	       safe_div(w->l50 * 1e3, l->fsync_p50_us + l->rtt_p50_us), l->par.writers,
+	       floor_ratio(w->c50, l->par.p50_us, l), l->par.writers,
+	       floor_ratio(w->c99, l->par.p99_us, l), safe_div(w->mb_s, l->lz4_mb_s), stored,
+	       safe_div(stored, l->seq_mb_s));
 	sl_cluster_print_check(stdout, r);
 }
 
@@ -697,11 +769,18 @@ static void print_json(const struct sl_cluster_opts *o, const struct sl_cluster_
 	bench_json_int(&j, "retransmits", (long long)r->retransmits);
 	bench_json_int(&j, "naks", (long long)r->naks);
 	bench_json_num(&j, "limit_fsync_p50_us", l->fsync_p50_us);
+	bench_json_num(&j, "limit_fsync_p99_us", l->fsync_p99_us);
+	bench_json_int(&j, "limit_fsync_par_writers", l->par.writers);
+	bench_json_int(&j, "limit_fsync_par_per_s", (long long)l->par.per_s);
+	bench_json_num(&j, "limit_fsync_par_p50_us", l->par.p50_us);
+	bench_json_num(&j, "limit_fsync_par_p99_us", l->par.p99_us);
 	bench_json_num(&j, "limit_rtt_p50_us", l->rtt_p50_us);
 	bench_json_num(&j, "limit_lz4_mb_s", l->lz4_mb_s);
 	bench_json_num(&j, "limit_seq_mb_s", l->seq_mb_s);
 	bench_json_num(&j, "ratio", w->ratio);
 	bench_json_num(&j, "ratio_p99", safe_div(w->c99, l->fsync_p50_us + l->rtt_p50_us));
+	bench_json_num(&j, "floor_ratio", floor_ratio(w->c50, l->par.p50_us, l));
+	bench_json_num(&j, "floor_ratio_p99", floor_ratio(w->c99, l->par.p99_us, l));
 	bench_json_num(&j, "lag_ratio", safe_div(w->l50 * 1e3, l->fsync_p50_us + l->rtt_p50_us));
 	bench_json_num(&j, "lz4_ratio", safe_div(w->mb_s, l->lz4_mb_s));
 	bench_json_num(&j, "disk_ratio", safe_div(stored, l->seq_mb_s));
@@ -826,6 +905,7 @@ struct cb_state {
 	const struct bench_common *c;
 	struct cb_plan *p;
 	struct cb_disk disk;
+	struct cb_par par; /* the last parallel probe */
 	double rtt[NETS];
 	int rtt_rc[NETS];
 	double lz4[LIST_MAX][LIST_MAX]; /* [data][size] */
@@ -863,7 +943,7 @@ static int measure_limits(struct cb_state *s, const struct sl_cluster_opts *o)
 static int one_run(struct cb_state *s, struct sl_cluster_opts *o, unsigned d, unsigned z)
 {
 	static struct sl_cluster_result r;
-	struct cb_limits l = {s->disk.fsync_p50_us, s->disk.seq_mb_s, s->rtt[o->net], s->lz4[d][z]};
+	struct cb_limits l;
 	struct cb_row *w = &s->rows[s->n_rows++];
 	char buf[16];
 	const char *acks = sl_acks_name(o->policy.acks, buf, sizeof(buf));
@@ -900,6 +980,13 @@ static int one_run(struct cb_state *s, struct sl_cluster_opts *o, unsigned d, un
 			sl_cluster_net_name(o->net));
 		return -EIO;
 	}
+	if ((rc = measure_par(o, &s->par)) < 0) {
+		w->failed = 1;
+		fprintf(stderr, "shipbench cluster: %s\n", sl_err_msg());
+		return rc;
+	}
+	l = (struct cb_limits){s->disk.fsync_p50_us, s->disk.fsync_p99_us, s->disk.seq_mb_s,
+			       s->rtt[o->net],	     s->lz4[d][z],	   s->par};
 	if ((rc = sl_cluster_run(o, &r)) < 0) {
 		w->failed = 1;
 		fprintf(stderr, "shipbench cluster: %s\n", r.error);

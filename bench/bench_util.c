@@ -8,6 +8,7 @@
 #include <liburing.h>
 #include <lz4.h>
 #include <math.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/uio.h>
@@ -139,51 +140,156 @@ int bench_fresh_file(const char *dir, const char *name, uint64_t size, char *pat
 	return fd;
 }
 
-int bench_raw_sync(const char *dir, enum sl_sync_mode mode, double secs, uint64_t written,
-		   struct sl_hist *h, uint64_t *seed)
+/* One durable-write probe: its file, its buffer, its schedule. */
+struct sync_writer {
+	int fd;
+	enum sl_sync_mode mode;
+	uint8_t *buf;
+	uint64_t span, start_ns, deadline_ns, interval_ns;
+	struct sl_hist h;
+	int rc;
+	pthread_t thr;
+};
+
+/* A fresh file in `dir` with its first `written` bytes (0: none, the
+ * file's fallocated blocks) written and synced, and a random 4 KiB block to
+ * write over them. 0 or -errno. */
+static int sync_writer_open(struct sync_writer *w, const char *dir, enum sl_sync_mode mode,
+			    uint64_t written, uint64_t *seed)
 {
 	char path[4096];
-	uint8_t *buf;
-	uint64_t off = 0, deadline, span = written ? written : SYNC_FILE;
-	int fd, rc = 0;
+	int rc = 0;
 
-	assert(span % 4096 == 0 && span <= SYNC_FILE);
-	if ((fd = bench_fresh_file(dir, "raw-sync", span, path, sizeof(path))) < 0)
-		return fd;
+	w->mode = mode;
+	w->span = written ? written : SYNC_FILE;
+	w->buf = NULL;
+	assert(w->span % 4096 == 0 && w->span <= SYNC_FILE);
+	if ((w->fd = bench_fresh_file(dir, "raw-sync", w->span, path, sizeof(path))) < 0)
+		return w->fd;
 	if (written &&
-	    ((rc = bench_raw_loop(fd, written, 0, 1u << 20, 4, -1, NULL, NULL, seed)) < 0 ||
-	     (fdatasync(fd) < 0 && (rc = -errno) < 0))) {
-		close(fd);
-		return rc;
+	    ((rc = bench_raw_loop(w->fd, written, 0, 1u << 20, 4, -1, NULL, NULL, seed)) < 0 ||
+	     (fdatasync(w->fd) < 0 && (rc = -errno) < 0)))
+		goto close_file;
+	if (posix_memalign((void **)&w->buf, 4096, 4096)) {
+		rc = -ENOMEM;
+		goto close_file;
 	}
-	if (posix_memalign((void **)&buf, 4096, 4096)) {
-		close(fd);
-		return -ENOMEM;
-	}
-	bench_fill_random(buf, 4096, seed);
-	deadline = bench_now_ns() + (uint64_t)(secs * 1e9);
-	while (bench_now_ns() < deadline) {
-		struct iovec iov = {.iov_base = buf, .iov_len = 4096};
+	bench_fill_random(w->buf, 4096, seed);
+	return 0;
+close_file:
+	close(w->fd);
+	return rc;
+}
+
+static void sync_writer_close(struct sync_writer *w)
+{
+	free(w->buf);
+	close(w->fd);
+}
+
+static void sleep_until(uint64_t ns)
+{
+	struct timespec ts = {(time_t)(ns / 1000000000ull), (long)(ns % 1000000000ull)};
+
+	while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL) == EINTR)
+		;
+}
+
+/* Durable 4 KiB writes at queue depth 1 from start_ns to deadline_ns, one
+ * every interval_ns at most (0: back to back; a write that ends late starts
+ * the next at once, never a burst), each write's own time into w->h. */
+static int sync_writer_run(struct sync_writer *w)
+{
+	uint64_t off = 0, next = w->start_ns;
+
+	sleep_until(w->start_ns);
+	while (bench_now_ns() < w->deadline_ns) {
+		struct iovec iov = {.iov_base = w->buf, .iov_len = 4096};
 		uint64_t t0 = bench_now_ns();
 		ssize_t n;
 
-		if (mode == SL_SYNC_DSYNC) {
-			n = pwritev2(fd, &iov, 1, (off_t)off, RWF_DSYNC);
+		if (w->interval_ns && t0 < next) {
+			sleep_until(next);
+			t0 = bench_now_ns();
+		}
+		if (w->mode == SL_SYNC_DSYNC) {
+			n = pwritev2(w->fd, &iov, 1, (off_t)off, RWF_DSYNC);
 		} else {
-			n = pwrite(fd, buf, 4096, (off_t)off);
-			if (n == 4096 && fdatasync(fd) < 0)
+			n = pwrite(w->fd, w->buf, 4096, (off_t)off);
+			if (n == 4096 && fdatasync(w->fd) < 0)
 				n = -1;
 		}
 		if (n != 4096) {
-			rc = -(n < 0 ? errno : EIO);
-			fprintf(stderr, "shipbench: raw sync write: %s\n", strerror(-rc));
-			break;
+			w->rc = -(n < 0 ? errno : EIO);
+			fprintf(stderr, "shipbench: raw sync write: %s\n", strerror(-w->rc));
+			return w->rc;
 		}
-		sl_hist_record(h, bench_now_ns() - t0);
-		off = off + 4096 >= span ? 0 : off + 4096;
+		sl_hist_record(&w->h, bench_now_ns() - t0);
+		off = off + 4096 >= w->span ? 0 : off + 4096;
+		next = next + w->interval_ns > t0 ? next + w->interval_ns : t0;
 	}
-	free(buf);
-	close(fd);
+	return 0;
+}
+
+static void *sync_writer_main(void *arg)
+{
+	sync_writer_run(arg);
+	return NULL;
+}
+
+int bench_raw_sync(const char *dir, enum sl_sync_mode mode, double secs, uint64_t written,
+		   struct sl_hist *h, uint64_t *seed)
+{
+	static struct sync_writer w;
+	int rc;
+
+	if ((rc = sync_writer_open(&w, dir, mode, written, seed)) < 0)
+		return rc;
+	sl_hist_reset(&w.h);
+	w.rc = 0;
+	w.interval_ns = 0;
+	w.start_ns = bench_now_ns();
+	w.deadline_ns = w.start_ns + (uint64_t)(secs * 1e9);
+	rc = sync_writer_run(&w);
+	sl_hist_merge(h, &w.h);
+	sync_writer_close(&w);
+	return rc;
+}
+
+int bench_raw_sync_par(const char *dir, unsigned n, uint64_t per_s, double secs, uint64_t written,
+		       struct sl_hist *h, uint64_t *seed)
+{
+	struct sync_writer *w = calloc(n, sizeof(*w));
+	unsigned opened = 0, started = 0;
+	uint64_t start;
+	int rc = 0;
+
+	if (!w)
+		return -ENOMEM;
+	for (; opened < n && rc == 0; opened++)
+		if ((rc = sync_writer_open(&w[opened], dir, SL_SYNC_DSYNC, written, seed)) < 0)
+			break;
+	/* Every writer starts at the same instant, as the nodes' writes of
+	 * one batch do, 2 ms from now so that the threads are up. */
+	start = bench_now_ns() + 2000000;
+	for (unsigned i = 0; i < opened; i++) {
+		sl_hist_reset(&w[i].h);
+		w[i].interval_ns = per_s ? 1000000000ull / per_s : 0;
+		w[i].start_ns = start;
+		w[i].deadline_ns = start + (uint64_t)(secs * 1e9);
+	}
+	for (; started < opened && rc == 0; started++)
+		if ((rc = -pthread_create(&w[started].thr, NULL, sync_writer_main, &w[started])) <
+		    0)
+			break;
+	for (unsigned i = 0; i < started; i++) {
+		pthread_join(w[i].thr, NULL);
+		rc = rc < 0 ? rc : w[i].rc;
+		sl_hist_merge(h, &w[i].h);
+	}
+	for (unsigned i = 0; i < opened; i++)
+		sync_writer_close(&w[i]);
+	free(w);
 	return rc;
 }
 

@@ -52,6 +52,12 @@ int bench_fresh_file(const char *dir, const char *name, uint64_t size, char *pat
  * log that writes ahead of its appends does. 0 or -errno. */
 int bench_raw_sync(const char *dir, enum sl_sync_mode mode, double secs, uint64_t written,
 		   struct sl_hist *h, uint64_t *seed);
+/* The same probe run by `n` threads at once, each on its own file in `dir`
+ * (what the nodes of one machine's cluster contend with), with RWF_DSYNC,
+ * each writing at most `per_s` times a second (0: back to back) for `secs`
+ * from a common start; every write's latency into h. 0 or -errno. */
+int bench_raw_sync_par(const char *dir, unsigned n, uint64_t per_s, double secs, uint64_t written,
+		       struct sl_hist *h, uint64_t *seed);
 /* Sequential O_DIRECT writes of `wbytes`, `depth` in flight through
  * io_uring, into fd from offset 0 for `secs`: wrapping at `file_bytes` when
  * `wrap`, else stopping there (which ends the phase early). secs < 0: one

@@ -28,6 +28,8 @@ keys = ("bench transport nodes acks ack_level record_bytes mode rate records_per
         "wire_mb_s commit_p50_us commit_p99_us commit_p999_us commit_max_us lag_p50_ms "
         "lag_p99_ms lag_max_ms ratio cpu_s_per_gb retransmits naks limit_fsync_p50_us "
         "limit_rtt_p50_us limit_lz4_mb_s limit_seq_mb_s ratio_p99 steal_ms steal_slice_max_ms "
+        "limit_fsync_p99_us limit_fsync_par_writers limit_fsync_par_per_s "
+        "limit_fsync_par_p50_us limit_fsync_par_p99_us floor_ratio floor_ratio_p99 "
         "verified").split()
 runs = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
 want = [(t, m) for t in ("udp", "tcp") for m in ("closed", "open")]
@@ -40,6 +42,11 @@ for r in runs:
     assert r["records_per_s"] > 0 and r["commit_p50_us"] > 0 and r["limit_rtt_p50_us"] > 0, r
     assert (r["rate"] > 0) == (r["mode"] == "open"), r
     assert 0 <= r["steal_slice_max_ms"] <= r["steal_ms"], r
+    # The parallel probe: a writer per node, paced at the open loop's rate.
+    assert r["limit_fsync_par_writers"] == 3 and r["limit_fsync_par_p50_us"] > 0, r
+    assert r["limit_fsync_par_p99_us"] >= r["limit_fsync_par_p50_us"], r
+    assert r["limit_fsync_p99_us"] >= r["limit_fsync_p50_us"] > 0, r
+    assert r["limit_fsync_par_per_s"] == r["rate"], r
 for closed, half in zip(runs[::2], runs[1::2]):
     assert abs(half["rate"] - closed["records_per_s"] / 2) <= 1, (closed, half)
 print("bench_cluster: %d runs, every key present, every log verified" % len(runs))
