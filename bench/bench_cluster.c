@@ -25,6 +25,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <math.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -59,6 +60,7 @@
 #define LIST_MAX    8
 #define RUNS_MAX    512
 #define NETS	    4
+#define ROUNDS_MAX  64
 
 #ifndef SHIPLOG_PLOT_PY
 #define SHIPLOG_PLOT_PY "bench/plot.py"
@@ -74,8 +76,9 @@ struct cb_plan {
 	unsigned n_nets, n_acks, n_levels, n_sizes, n_data, n_modes;
 	const char *plot_dir;
 	int matrix;
-	int half_max; /* each closed-loop run followed by an open loop at half its rate */
-	int seal;     /* 0 auto (linger in open loop), 1 idle, 2 linger, 3 log, 4 adaptive */
+	int half_max;	 /* each closed-loop run followed by an open loop at half its rate */
+	int seal;	 /* 0 auto (linger in open loop), 1 idle, 2 linger, 3 log, 4 adaptive */
+	unsigned rounds; /* the plan this many times, transports interleaved */
 };
 
 struct cb_disk {
@@ -100,8 +103,9 @@ struct cb_row {
 	enum sl_wl_kind data;
 	enum sl_cluster_mode mode;
 	uint64_t load; /* open loop: records/s asked for; closed: in flight */
+	unsigned round;
 	int failed, verified;
-	double rps, mb_s, c50, c99, c999, l50, l99, ratio, cpu_gb;
+	double rps, mb_s, c50, c99, c999, l50, l99, ratio, cpu_gb, load1;
 	uint64_t retransmits;
 };
 
@@ -117,12 +121,18 @@ static void usage(FILE *f)
 		"                        [--inline-write-max N] [--mtu N] [--lz4-accel N]\n"
 		"                        [--idle spin|yield|backoff|nap] [--plot DIR]\n"
 		"                        [--check-records] [--fresh-records] [--breakdown]\n"
-		"                        [--compress-thread]\n"
+		"                        [--compress-thread] [--rounds N]\n"
 		"                        [--keep]\n"
 		"Runs every combination of the lists (comma-separated) one after the other,\n"
 		"after measuring the machine's limits once (the durable write by one writer\n"
 		"per node at once again before a run whose pacing differs: 0.5 s). --seconds S\n"
 		"is each run's measured time.\n"
+		"  --rounds N        run the plan N times (1..64, default 1), the transports\n"
+		"                    interleaved (udp, memif, udp, memif, ... for each\n"
+		"                    workload) so that a slow minute of the host falls on\n"
+		"                    all alike; every run is reported (JSON key \"round\"),\n"
+		"                    then per transport and workload the median of the\n"
+		"                    rounds and their spread (min-max)\n"
 		"  --transport LIST  udp: kernel UDP over io_uring on 127.0.0.1 (default);\n"
 		"                    memif: DPDK, a net_memif pair per pair of nodes;\n"
 		"                    af_packet: DPDK net_af_packet on a veth pair per pair of\n"
@@ -323,7 +333,10 @@ static int parse_one(const char *a, const char *val, struct sl_cluster_opts *o, 
 			    EINVAL, "--seal is auto, idle, linger, log or adaptive, got '%s'", val);
 		return 0;
 	}
-	if (strcmp(a, "--inflight") == 0) {
+	if (strcmp(a, "--rounds") == 0) {
+		rc = bench_parse_u64(a, val, 1, ROUNDS_MAX, &v);
+		p->rounds = (unsigned)v;
+	} else if (strcmp(a, "--inflight") == 0) {
 		rc = bench_parse_u64(a, val, 1, 1u << 19, &v);
 		o->inflight = (uint32_t)v;
 	} else if (strcmp(a, "--clients") == 0) {
@@ -376,6 +389,8 @@ static void plan_defaults(struct cb_plan *p)
 		p->data[p->n_data++] = SL_WL_TEXT;
 	if (!p->n_modes)
 		p->modes[p->n_modes++] = SL_CLUSTER_CLOSED;
+	if (!p->rounds)
+		p->rounds = 1;
 }
 
 static int parse_opts(int argc, char **argv, struct sl_cluster_opts *o, struct cb_plan *p)
@@ -723,14 +738,13 @@ static void print_json(const struct sl_cluster_opts *o, const struct sl_cluster_
 {
 	double secs = r->seconds > 0 ? r->seconds : 1e-9,
 	       stored = (double)r->stored_bytes / 1e6 / secs;
-	double load[1] = {0};
 	char buf[16];
 	const char *acks = sl_acks_name(o->policy.acks, buf, sizeof(buf));
 	struct bench_json j;
 
-	getloadavg(load, 1);
 	bench_json_begin(&j, "cluster");
 	bench_json_str(&j, "transport", sl_cluster_net_name(o->net));
+	bench_json_int(&j, "round", w->round);
 	bench_json_int(&j, "nodes", o->nodes);
 	bench_json_str(&j, "acks", acks);
 	bench_json_str(&j, "ack_level", sl_ack_level_name(o->policy.level));
@@ -784,7 +798,7 @@ static void print_json(const struct sl_cluster_opts *o, const struct sl_cluster_
 	bench_json_num(&j, "lag_ratio", safe_div(w->l50 * 1e3, l->fsync_p50_us + l->rtt_p50_us));
 	bench_json_num(&j, "lz4_ratio", safe_div(w->mb_s, l->lz4_mb_s));
 	bench_json_num(&j, "disk_ratio", safe_div(stored, l->seq_mb_s));
-	bench_json_num(&j, "load1", load[0]);
+	bench_json_num(&j, "load1", w->load1);
 	if (r->steal_known) {
 		bench_json_num(&j, "steal_ms", r->steal_ms);
 		bench_json_num(&j, "steal_slice_max_ms", steal_slice_max(r));
@@ -873,7 +887,7 @@ static int draw_plots(const char *dir)
 
 /* ---- the plan ---- */
 
-static void print_table(FILE *f, const struct cb_row *rows, unsigned n)
+static void print_table(FILE *f, const struct cb_row *rows, unsigned n, unsigned rounds)
 {
 	fprintf(f, "\n%-9s %-8s %-8s %6s %-6s %-13s %10s %8s %9s %9s %9s %8s %8s %6s %7s %5s %s\n",
 		"transport", "acks", "level", "bytes", "data", "mode", "records/s", "MB/s",
@@ -888,6 +902,9 @@ static void print_table(FILE *f, const struct cb_row *rows, unsigned n)
 		snprintf(mode, sizeof(mode),
 			 w->mode == SL_CLUSTER_OPEN ? "open %llu/s" : "closed %llu",
 			 (unsigned long long)w->load);
+		if (rounds > 1) /* which round: "closed 64 #2" */
+			snprintf(mode + strlen(mode), sizeof(mode) - strlen(mode), " #%u",
+				 w->round);
 		fprintf(f, "%-9s %-8s %-8s %6u %-6s %-13s ", sl_cluster_net_name(w->net), acks,
 			sl_ack_level_name(w->level), w->size, sl_wl_kind_name(w->data), mode);
 		if (w->failed) {
@@ -901,6 +918,130 @@ static void print_table(FILE *f, const struct cb_row *rows, unsigned n)
 	}
 }
 
+/* ---- --rounds: the median of the rounds ---- */
+
+/* Same workload (everything but transport and round); --half-max open loops
+ * differ in rate from round to round and still compare. */
+static int same_work(const struct cb_row *x, const struct cb_row *y, int half_max)
+{
+	return x->acks == y->acks && x->level == y->level && x->size == y->size &&
+	       x->data == y->data && x->mode == y->mode &&
+	       (x->load == y->load || (half_max && x->mode == SL_CLUSTER_OPEN));
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+/* The median of n values (n >= 1), the mean of the middle two when even;
+ * lo and hi: the spread. Sorts v. */
+static double median(double *v, unsigned n, double *lo, double *hi)
+{
+	qsort(v, n, sizeof(v[0]), cmp_double);
+	if (lo)
+		*lo = v[0];
+	if (hi)
+		*hi = v[n - 1];
+	return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+}
+
+/* Whether w led its round's runs of the same workload: the most records/s
+ * (by_p99 0) or the lowest commit p99 (by_p99 1). */
+static int led_round(const struct cb_row *rows, unsigned n, const struct cb_row *w, int by_p99,
+		     int half_max)
+{
+	for (unsigned i = 0; i < n; i++) {
+		const struct cb_row *x = &rows[i];
+
+		if (x == w || x->failed || x->round != w->round || !same_work(x, w, half_max))
+			continue;
+		if (by_p99 ? x->c99 < w->c99 : x->rps > w->rps)
+			return 0;
+	}
+	return 1;
+}
+
+/* The rows of w's transport and workload that ran (at most ROUNDS_MAX). */
+static unsigned group_of(const struct cb_row *rows, unsigned n, const struct cb_row *w,
+			 int half_max, const struct cb_row **g)
+{
+	unsigned k = 0;
+
+	for (unsigned i = 0; i < n && k < ROUNDS_MAX; i++)
+		if (!rows[i].failed && rows[i].net == w->net && same_work(&rows[i], w, half_max))
+			g[k++] = &rows[i];
+	return k;
+}
+
+/* The median of one field (a double of struct cb_row, at offset off) over g. */
+static double group_median(const struct cb_row *const *g, unsigned k, size_t off, double *lo,
+			   double *hi)
+{
+	double v[ROUNDS_MAX];
+
+	for (unsigned i = 0; i < k; i++)
+		memcpy(&v[i], (const char *)g[i] + off, sizeof(v[i]));
+	return median(v, k, lo, hi);
+}
+
+/* Per transport and workload (in the order first run): the median of its
+ * rounds, the spread, and in how many rounds it led the others. */
+static void print_medians(FILE *f, const struct cb_row *rows, unsigned n, unsigned rounds,
+			  int half_max)
+{
+	fprintf(f,
+		"\nmedian of %u rounds (min-max); led: rounds with the most records/s, the "
+		"lowest commit p99\n"
+		"%-9s %-8s %-8s %6s %-13s %4s %10s %-17s %9s %9s %-19s %8s %7s %5s %-5s %-11s %s\n",
+		rounds, "transport", "acks", "level", "bytes", "mode", "runs", "records/s",
+		"(spread)", "c.p50 us", "c.p99 us", "(spread)", "lag p99", "CPUs/GB", "rtx", "led",
+		"load", "check");
+	for (unsigned i = 0; i < n; i++) {
+		const struct cb_row *w = &rows[i], *g[ROUNDS_MAX];
+		unsigned k, led_rps = 0, led_p99 = 0, ok = 1, first = 1;
+		uint64_t rtx = 0;
+		double rlo, rhi, plo, phi, llo, lhi;
+		char buf[16], mode[32], spread[2][48], load[24];
+
+		if (w->failed)
+			continue;
+		for (unsigned j = 0; j < i && first; j++)
+			first = !(!rows[j].failed && rows[j].net == w->net &&
+				  same_work(&rows[j], w, half_max));
+		if (!first)
+			continue;
+		k = group_of(rows, n, w, half_max, g);
+		for (unsigned j = 0; j < k; j++) {
+			led_rps += led_round(rows, n, g[j], 0, half_max);
+			led_p99 += led_round(rows, n, g[j], 1, half_max);
+			rtx += g[j]->retransmits;
+			ok &= g[j]->verified;
+		}
+		snprintf(mode, sizeof(mode),
+			 w->mode == SL_CLUSTER_OPEN ? "open %llu/s" : "closed %llu",
+			 (unsigned long long)w->load);
+		double rps = group_median(g, k, offsetof(struct cb_row, rps), &rlo, &rhi);
+		double c99 = group_median(g, k, offsetof(struct cb_row, c99), &plo, &phi);
+
+		group_median(g, k, offsetof(struct cb_row, load1), &llo, &lhi);
+		snprintf(spread[0], sizeof(spread[0]), "(%.0f-%.0f)", rlo, rhi);
+		snprintf(spread[1], sizeof(spread[1]), "(%.0f-%.0f)", plo, phi);
+		snprintf(load, sizeof(load), "%.1f-%.1f", llo, lhi);
+		fprintf(f,
+			"%-9s %-8s %-8s %6u %-13s %4u %10.0f %-17s %9.1f %9.1f %-19s %8.3f %7.2f "
+			"%5llu %2u/%-2u %-11s %s\n",
+			sl_cluster_net_name(w->net), sl_acks_name(w->acks, buf, sizeof(buf)),
+			sl_ack_level_name(w->level), w->size, mode, k, rps, spread[0],
+			group_median(g, k, offsetof(struct cb_row, c50), NULL, NULL), c99,
+			spread[1], group_median(g, k, offsetof(struct cb_row, l99), NULL, NULL),
+			group_median(g, k, offsetof(struct cb_row, cpu_gb), NULL, NULL),
+			(unsigned long long)rtx, led_rps, led_p99, load, ok ? "ok" : "FAILED");
+	}
+}
+
 struct cb_state {
 	const struct bench_common *c;
 	struct cb_plan *p;
@@ -910,7 +1051,7 @@ struct cb_state {
 	int rtt_rc[NETS];
 	double lz4[LIST_MAX][LIST_MAX]; /* [data][size] */
 	struct cb_row rows[RUNS_MAX];
-	unsigned n_rows, total;
+	unsigned n_rows, total, round;
 	uint64_t rate; /* --rate, restored after a --half-max run */
 	FILE *jsonl;
 };
@@ -955,9 +1096,11 @@ static int one_run(struct cb_state *s, struct sl_cluster_opts *o, unsigned d, un
 			     .size = o->record_bytes,
 			     .data = o->data,
 			     .mode = o->mode,
-			     .load = o->mode == SL_CLUSTER_OPEN ? o->rate : o->inflight};
-	fprintf(stderr, "cluster: run %u/%u: %s, acks=%s at %s, %u-byte %s records, %s loop\n",
-		s->n_rows, s->total, sl_cluster_net_name(o->net), acks,
+			     .load = o->mode == SL_CLUSTER_OPEN ? o->rate : o->inflight,
+			     .round = s->round};
+	fprintf(stderr,
+		"cluster: run %u/%u (round %u): %s, acks=%s at %s, %u-byte %s records, %s loop\n",
+		s->n_rows, s->total, s->round, sl_cluster_net_name(o->net), acks,
 		sl_ack_level_name(o->policy.level), o->record_bytes, sl_wl_kind_name(o->data),
 		o->mode == SL_CLUSTER_OPEN ? "open" : "closed");
 	if (!s->c->json) {
@@ -993,6 +1136,7 @@ static int one_run(struct cb_state *s, struct sl_cluster_opts *o, unsigned d, un
 		return rc;
 	}
 	fill_row(w, &r, &l);
+	getloadavg(&w->load1, 1);
 	/* With --json, stdout stays JSON lines. */
 	if (!s->c->json)
 		print_text(o, &r, &l, w);
@@ -1008,15 +1152,17 @@ static int one_run(struct cb_state *s, struct sl_cluster_opts *o, unsigned d, un
 }
 
 /* Every combination, transports outermost (a DPDK kind's set-up once per
- * block of runs is the EAL's, not the run's). acks 0 waits for no
- * follower: one level only. */
+ * block of runs is the EAL's, not the run's); with --rounds, rounds
+ * outermost and transports innermost, so that the runs a median compares
+ * are made minutes apart from each other, never in one block. acks 0
+ * waits for no follower: one level only. */
 static unsigned plan_runs(const struct cb_plan *p)
 {
 	unsigned n = 0;
 
 	for (unsigned a = 0; a < p->n_acks; a++)
 		n += p->acks[a] == 0 ? 1 : p->n_levels;
-	n *= p->n_nets * p->n_data * p->n_sizes;
+	n *= p->n_nets * p->n_data * p->n_sizes * p->rounds;
 	for (unsigned m = 0, modes = 0;; m++) {
 		if (m == p->n_modes)
 			return n * modes;
@@ -1040,6 +1186,7 @@ static int run_half(struct cb_state *s, struct sl_cluster_opts *o, unsigned d, u
 						       .data = o->data,
 						       .mode = SL_CLUSTER_OPEN,
 						       .load = rate,
+						       .round = s->round,
 						       .failed = 1};
 		fprintf(stderr, "shipbench cluster: no maximum to halve: the closed loop failed\n");
 		return -EIO;
@@ -1052,30 +1199,63 @@ static int run_half(struct cb_state *s, struct sl_cluster_opts *o, unsigned d, u
 	return rc;
 }
 
-static int run_plan(struct cb_state *s, struct sl_cluster_opts *o)
+/* A workload of the plan: everything but the transport. */
+struct cb_work {
+	unsigned d, z, m, a, v;
+};
+
+static unsigned plan_works(const struct cb_plan *p, struct cb_work *w)
+{
+	unsigned n = 0;
+
+	for (unsigned d = 0; d < p->n_data; d++)
+		for (unsigned z = 0; z < p->n_sizes; z++)
+			for (unsigned m = 0; m < p->n_modes; m++)
+				for (unsigned a = 0; a < p->n_acks; a++)
+					for (unsigned v = 0; v < p->n_levels; v++) {
+						if (p->acks[a] == 0 && v > 0)
+							break;
+						w[n++] = (struct cb_work){d, z, m, a, v};
+					}
+	return n;
+}
+
+static int run_work(struct cb_state *s, struct sl_cluster_opts *o, unsigned t,
+		    const struct cb_work *k)
 {
 	const struct cb_plan *p = s->p;
+	int failed;
+
+	o->net = p->nets[t];
+	o->data = p->data[k->d];
+	o->record_bytes = p->sizes[k->z];
+	o->mode = p->modes[k->m];
+	o->policy.acks = p->acks[k->a];
+	o->policy.level = p->levels[k->v];
+	failed = one_run(s, o, k->d, k->z) < 0;
+	if (p->half_max && o->mode == SL_CLUSTER_CLOSED)
+		failed |= run_half(s, o, k->d, k->z) < 0;
+	return failed;
+}
+
+static int run_plan(struct cb_state *s, struct sl_cluster_opts *o)
+{
+	static struct cb_work works[RUNS_MAX];
+	const struct cb_plan *p = s->p;
+	unsigned n = plan_works(p, works);
 	int failed = 0;
 
-	for (unsigned t = 0; t < p->n_nets; t++)
-		for (unsigned d = 0; d < p->n_data; d++)
-			for (unsigned z = 0; z < p->n_sizes; z++)
-				for (unsigned m = 0; m < p->n_modes; m++)
-					for (unsigned a = 0; a < p->n_acks; a++)
-						for (unsigned v = 0; v < p->n_levels; v++) {
-							if (p->acks[a] == 0 && v > 0)
-								break;
-							o->net = p->nets[t];
-							o->data = p->data[d];
-							o->record_bytes = p->sizes[z];
-							o->mode = p->modes[m];
-							o->policy.acks = p->acks[a];
-							o->policy.level = p->levels[v];
-							failed |= one_run(s, o, d, z) < 0;
-							if (p->half_max &&
-							    o->mode == SL_CLUSTER_CLOSED)
-								failed |= run_half(s, o, d, z) < 0;
-						}
+	if (p->rounds == 1) {
+		s->round = 1;
+		for (unsigned t = 0; t < p->n_nets; t++)
+			for (unsigned k = 0; k < n; k++)
+				failed |= run_work(s, o, t, &works[k]);
+		return failed;
+	}
+	for (s->round = 1; s->round <= p->rounds; s->round++)
+		for (unsigned k = 0; k < n; k++)
+			for (unsigned t = 0; t < p->n_nets; t++)
+				failed |= run_work(s, o, t, &works[k]);
 	return failed;
 }
 
@@ -1128,7 +1308,9 @@ int bench_cluster_main(const struct bench_common *c, int argc, char **argv)
 		return 1;
 	}
 	failed = run_plan(&s, &o);
-	print_table(c->json ? stderr : stdout, s.rows, s.n_rows);
+	print_table(c->json ? stderr : stdout, s.rows, s.n_rows, p.rounds);
+	if (p.rounds > 1)
+		print_medians(c->json ? stderr : stdout, s.rows, s.n_rows, p.rounds, p.half_max);
 	if (s.jsonl)
 		fclose(s.jsonl);
 	if (p.plot_dir && draw_plots(p.plot_dir) < 0)

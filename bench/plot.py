@@ -12,6 +12,10 @@ run-NNN-steal.csv):
                         slice (the CPU that lost most), on the right axis
   throughput_size.png   committed records/s and MB/s against record size,
                         a line per transport (closed-loop runs)
+  rounds.png            with --rounds: records/s and commit p99 per transport
+                        and workload, a dot per round, the median marked and
+                        the spread (min-max) drawn; the lag plot then shows
+                        each transport's median round (by commit p99) only
 
 Usage: bench/plot.py DIR [--title TEXT]. Needs python3-matplotlib."""
 import csv
@@ -55,6 +59,8 @@ def label(r, keys):
             parts.append("acks=" + str(v))
         elif k == "record_bytes":
             parts.append("%d B" % v)
+        elif k == "round":
+            parts.append("r%d" % v)
         elif k == "mode":
             parts.append("open %d/s" % r["rate"] if v == "open" else "closed %d" % r["inflight"])
         else:
@@ -67,6 +73,37 @@ def varying(runs, keys):
     return [k for k in keys if len({json.dumps(r[k]) for r in runs}) > 1] or keys[:1]
 
 
+WORK = ["acks", "ack_level", "mode", "record_bytes", "data"]
+
+
+def work_key(r):
+    """A workload: what a median over rounds groups by, besides the transport
+    (an open loop's rate may differ by round under --half-max)."""
+    return tuple(json.dumps(r[k]) for k in WORK) + (
+        (r["inflight"],) if r["mode"] == "closed" else ())
+
+
+def median(xs):
+    xs = sorted(xs)
+    n = len(xs)
+    return xs[n // 2] if n % 2 else (xs[n // 2 - 1] + xs[n // 2]) / 2
+
+
+def median_rounds(runs):
+    """With several rounds, each transport's and workload's run of median
+    commit p99 (the lower middle one when even); else every run."""
+    if len({r.get("round", 1) for r in runs}) < 2:
+        return runs
+    groups = {}
+    for r in runs:
+        groups.setdefault((r["transport"],) + work_key(r), []).append(r)
+    keep = []
+    for rs in groups.values():
+        rs.sort(key=lambda r: r["commit_p99_us"])
+        keep.append(rs[(len(rs) - 1) // 2])
+    return sorted(keep, key=lambda r: r["run"])
+
+
 def commit_cdf(d, runs, title):
     nets = sorted({r["transport"] for r in runs})
     ncol = min(2, len(nets))
@@ -74,7 +111,7 @@ def commit_cdf(d, runs, title):
     fig, axes = plt.subplots(nrow, ncol, figsize=(6.5 * ncol, 4.6 * nrow), squeeze=False)
     for ax in axes.flat[len(nets):]:
         ax.set_visible(False)
-    keys = varying(runs, ["acks", "ack_level", "mode", "record_bytes", "data"])
+    keys = varying(runs, WORK + ["round"])
     for ax, net in zip(axes.flat, nets):
         for r in (r for r in runs if r["transport"] == net):
             pts = read_csv(os.path.join(d, "run-%03d-commit.csv" % r["run"]))
@@ -101,6 +138,7 @@ def commit_cdf(d, runs, title):
 
 
 def lag_over_time(d, runs, title):
+    runs = median_rounds(runs)
     nets = sorted({r["transport"] for r in runs})
     fig, axes = plt.subplots(len(nets), 1, figsize=(10, 3.2 * len(nets) + 0.8), squeeze=False,
                              sharex=True)
@@ -135,6 +173,48 @@ def lag_over_time(d, runs, title):
     fig.tight_layout()
     out = os.path.join(d, "lag_over_time.png")
     fig.savefig(out, dpi=80)  # dense lines: a larger image adds bytes, not detail
+    plt.close(fig)
+    return out
+
+
+def rounds_plot(d, runs, title):
+    if len({r.get("round", 1) for r in runs}) < 2:
+        return None
+    works = []
+    for r in runs:
+        if work_key(r) not in [w for w, _ in works]:
+            works.append((work_key(r), r))
+    nets = []
+    for r in runs:
+        if r["transport"] not in nets:
+            nets.append(r["transport"])
+    fig, axes = plt.subplots(len(works), 2, figsize=(12, 3.6 * len(works) + 0.8), squeeze=False)
+    keys = varying(runs, WORK)
+    for row, (wk, first) in zip(axes, works):
+        for ax, key, what in ((row[0], "records_per_s", "committed records/s"),
+                              (row[1], "commit_p99_us", "commit p99 (µs, log)")):
+            for x, net in enumerate(nets):
+                ys = [r[key] for r in runs if r["transport"] == net and work_key(r) == wk]
+                if not ys:
+                    continue
+                m = median(ys)
+                ax.vlines(x, min(ys), max(ys), color="grey", linewidth=1)
+                ax.scatter([x] * len(ys), ys, s=14, color="C%d" % x, alpha=0.6, zorder=2)
+                ax.hlines(m, x - 0.25, x + 0.25, color="C%d" % x, linewidth=2.5, zorder=3)
+                ax.annotate("%.0f" % m, (x + 0.28, m), fontsize=7, va="center")
+            ax.set_xticks(range(len(nets)))
+            ax.set_xticklabels(nets)
+            ax.set_xlim(-0.5, len(nets) - 0.3)
+            if key == "commit_p99_us":
+                ax.set_yscale("log")
+            ax.set_ylabel(what)
+            ax.set_title("%s: median of %d rounds (bar), each round (dots)" % (
+                label(first, keys), len({r.get("round", 1) for r in runs})), fontsize=9)
+            ax.grid(True, which="both", axis="y", alpha=0.3)
+    fig.suptitle(title)
+    fig.tight_layout()
+    out = os.path.join(d, "rounds.png")
+    fig.savefig(out, dpi=100)
     plt.close(fig)
     return out
 
@@ -183,7 +263,7 @@ def main(argv):
         title = "shipbench cluster: %d nodes, load average %.1f at the first run" % (
             r["nodes"], r["load1"])
     for out in (commit_cdf(d, runs, title), lag_over_time(d, runs, title),
-                throughput_size(d, runs, title)):
+                throughput_size(d, runs, title), rounds_plot(d, runs, title)):
         if out:
             print("plot.py: wrote %s" % out)
     return 0

@@ -6,6 +6,8 @@
 # every run prints one JSON line with the issue's keys and a verified log
 # check, the summary table comes on stderr, and the plots are drawn. Then one
 # short run at --mtu 9000 with --idle nap, and an MTU out of range refused.
+# Last, --rounds 2: the transports interleaved round by round, every run a
+# JSON line with its round, the median table and rounds.png.
 #
 #   bench_cluster.sh SHIPBENCH       (meson passes the built program)
 set -euo pipefail
@@ -74,4 +76,28 @@ grep -q "^transport" "$dir/err.log" || { echo "bench_cluster: no summary table" 
 for f in results.jsonl commit_cdf.png lag_over_time.png run-001-steal.csv; do
 	[ -s "$dir/plot/$f" ] || { echo "bench_cluster: --plot wrote no $f" >&2; exit 1; }
 done
+# --rounds: udp, tcp, udp, tcp; the medians (of two: the mean) as printed.
+"$bench" cluster --json --transport udp,tcp --rounds 2 --seconds 0.3 --warmup 0.1 \
+	--dir "$dir" --plot "$dir/rounds" >"$dir/rounds.jsonl" 2>"$dir/rounds.log" || {
+	tail -20 "$dir/rounds.log" >&2
+	echo "bench_cluster: shipbench cluster --rounds 2 failed" >&2
+	exit 1
+}
+python3 - "$dir/rounds.jsonl" "$dir/rounds.log" <<'PY'
+import json, sys
+runs = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
+got = [(r["transport"], r["round"]) for r in runs]
+assert got == [("udp", 1), ("tcp", 1), ("udp", 2), ("tcp", 2)], got
+assert all(r["verified"] is True for r in runs), runs
+lines = open(sys.argv[2]).read().split("median of 2 rounds", 1)[1].splitlines()
+for net in ("udp", "tcp"):
+    row = [l.split() for l in lines if l.startswith(net + " ")]
+    assert len(row) == 1, (net, lines)
+    rps = sorted(r["records_per_s"] for r in runs if r["transport"] == net)
+    # transport acks level bytes closed 64 runs records/s (min-max) ...
+    assert row[0][6] == "2", row
+    assert abs(float(row[0][7]) - sum(rps) / 2) <= 1, (row, rps)
+    assert row[0][8] == "(%.0f-%.0f)" % tuple(rps), (row, rps)
+PY
+[ -s "$dir/rounds/rounds.png" ] || { echo "bench_cluster: --rounds drew no rounds.png" >&2; exit 1; }
 echo "bench_cluster: PASS"
