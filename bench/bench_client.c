@@ -36,6 +36,7 @@
 
 #include "../app/client_srv.h"
 #include "bench_util.h"
+#include "bench_wake.h"
 #include "shiplog/client.h"
 #include "shiplog/cluster.h"
 #include "shiplog/err.h"
@@ -47,6 +48,7 @@
 #define SLICE_NS    100000000ull /* each path runs this long per turn */
 #define WAIT_MS	    10000	 /* a commit slower than this stops the run */
 #define SAMPLES_MAX (1u << 22)	 /* latencies kept per path for exact quantiles */
+#define WAKE_ROUNDS 2000	 /* futex wake-ups timed for the limit, per kind */
 
 enum { PH_IDLE, PH_INPROC, PH_CLIENT, PH_STOP };
 
@@ -55,6 +57,7 @@ struct cb {
 	struct sl_ack_policy policy;
 	uint32_t record_bytes, spin_us;
 	int two_calls; /* --client-call append+wait */
+	int cpu;       /* --cpu: leader loop and client thread on this CPU, -1: none */
 	enum sl_idle idle;
 	double warmup, seconds;
 	const char *base;
@@ -82,6 +85,10 @@ struct cb {
 		uint64_t *v;
 		uint32_t n, cap;
 	} lat[2];
+	/* The machine's wake-up cost (bench_wake.h), measured before the run:
+	 * a sleeping thread woken from the other CPU, and from its own (-1:
+	 * not measured). */
+	double wake_x_us, wake_same_us;
 	struct sl_csrv_stats srv_st; /* at the end */
 	int leader_rc, client_rc;
 	char client_err[SL_ERR_MSG_MAX];
@@ -89,27 +96,34 @@ struct cb {
 
 static void usage(FILE *f)
 {
-	fprintf(f, "usage: shipbench client [--json] [--seconds S] [--dir DIR] [--seed N]\n"
-		   "                       [--acks A] [--ack-level received|durable|applied]\n"
-		   "                       [--record-bytes N] [--warmup S] [--spin-us N]\n"
-		   "                       [--idle spin|yield|backoff|nap]\n"
-		   "                       [--client-call append-wait|append+wait]\n"
-		   "Append-to-commit latency through libshiplog against the same append made\n"
-		   "inside the node process (at the points of the leader's turn where shipd takes\n"
-		   "a client's records): 3 nodes over kernel UDP on 127.0.0.1, one record in\n"
-		   "flight, the two paths alternating every 100 ms in the same cluster.\n"
-		   "  --seconds S       measured seconds per path (default 2)\n"
-		   "  --warmup S        seconds of both paths before measuring (default 0.5)\n"
-		   "  --acks A          follower acks a commit needs (default 1)\n"
-		   "  --ack-level L     received, durable or applied (default durable)\n"
-		   "  --record-bytes N  bytes per record (default 1024)\n"
-		   "  --spin-us N       how long the client's waits spin before they sleep in the\n"
-		   "                    kernel (default 0: the library's adaptive spin)\n"
-		   "  --idle I          the nodes' idle strategy (default backoff)\n"
-		   "  --client-call C   what the client path times: append-wait (default),\n"
-		   "                    sl_client_append_wait(COMMITTED); append+wait,\n"
-		   "                    sl_client_append(FLUSH) then sl_client_wait(COMMITTED)\n"
-		   "  --dir DIR         parent of the run's directory (default /var/tmp)\n");
+	fprintf(f,
+		"usage: shipbench client [--json] [--seconds S] [--dir DIR] [--seed N]\n"
+		"                       [--acks A] [--ack-level received|durable|applied]\n"
+		"                       [--record-bytes N] [--warmup S] [--spin-us N]\n"
+		"                       [--idle spin|yield|backoff|nap]\n"
+		"                       [--client-call append-wait|append+wait] [--cpu N]\n"
+		"Append-to-commit latency through libshiplog against the same append made\n"
+		"inside the node process (at the points of the leader's turn where shipd takes\n"
+		"a client's records): 3 nodes over kernel UDP on 127.0.0.1, one record in\n"
+		"flight, the two paths alternating every 100 ms in the same cluster.\n"
+		"  --seconds S       measured seconds per path (default 2)\n"
+		"  --warmup S        seconds of both paths before measuring (default 0.5)\n"
+		"  --acks A          follower acks a commit needs (default 1)\n"
+		"  --ack-level L     received, durable or applied (default durable)\n"
+		"  --record-bytes N  bytes per record (default 1024)\n"
+		"  --spin-us N       how long the client's waits spin before they sleep in the\n"
+		"                    kernel (default 0: the library's adaptive spin)\n"
+		"  --idle I          the nodes' idle strategy (default backoff)\n"
+		"  --client-call C   what the client path times: append-wait (default),\n"
+		"                    sl_client_append_wait(COMMITTED); append+wait,\n"
+		"                    sl_client_append(FLUSH) then sl_client_wait(COMMITTED)\n"
+		"  --cpu N           pin the leader's loop thread (both paths') and the client\n"
+		"                    thread to CPU N (default: not pinned)\n"
+		"  --dir DIR         parent of the run's directory (default /var/tmp)\n"
+		"Before the run it measures the machine's limit, a sleeping thread's futex\n"
+		"wake-up (%u of them) from the other CPU and from its own, the two\n"
+		"hand-offs a client record makes that the in-process append does not.\n",
+		WAKE_ROUNDS);
 }
 
 static int parse_opts(struct cb *b, int argc, char **argv)
@@ -143,6 +157,15 @@ static int parse_opts(struct cb *b, int argc, char **argv)
 						"--client-call: append-wait or append+wait, "
 						"not '%s'",
 						val);
+		} else if (strcmp(a, "--cpu") == 0) {
+			cpu_set_t set;
+
+			rc = bench_parse_u64(a, val, 0, CPU_SETSIZE - 1, &v);
+			b->cpu = (int)v;
+			if (!rc && (sched_getaffinity(0, sizeof(set), &set) < 0 ||
+				    !CPU_ISSET(b->cpu, &set)))
+				rc = sl_err_set(
+				    EINVAL, "--cpu %d: not a CPU this process may run on", b->cpu);
 		} else if (strcmp(a, "--idle") == 0) {
 			rc = sl_idle_parse(val, &b->idle);
 		} else if (strcmp(a, "--warmup") == 0) {
@@ -349,10 +372,23 @@ static int inproc_take(void *ctx)
 }
 
 /* The leader's thread: its node's loop (which runs the in-process engine). */
+static void pin_cpu(int cpu)
+{
+	cpu_set_t set;
+
+	if (cpu < 0)
+		return;
+	CPU_ZERO(&set);
+	CPU_SET(cpu, &set);
+	pthread_setaffinity_np(pthread_self(), sizeof(set), &set);
+}
+
 static void *leader_main(void *arg)
 {
 	struct cb *b = arg;
 	struct sl_node *n = b->node[0];
+
+	pin_cpu(b->cpu);
 
 	while (!b->stop && !b->leader_rc) {
 		int ev = sl_node_poll(n);
@@ -381,6 +417,7 @@ static void *client_main(void *arg)
 	int rc = rec ? sl_client_open(&c, &o) : -ENOMEM;
 
 	sl_wl_init(&wl, SL_WL_TEXT, 2);
+	pin_cpu(b->cpu);
 	while (rc == 0 && !b->stop) {
 		uint64_t t0, t1;
 		int64_t lsn;
@@ -467,12 +504,41 @@ static void conduct(struct cb *b, const struct bench_common *c)
 	atomic_store(&b->phase, PH_STOP);
 }
 
+/* The limit the two wake-ups a client record pays are judged against:
+ * futex wake-ups between the first two CPUs this process may use (the
+ * --cpu one first), and within one. */
+static int measure_wake(struct cb *b)
+{
+	cpu_set_t set;
+	int cpu[2] = {b->cpu, -1}, rc;
+
+	b->wake_x_us = b->wake_same_us = -1;
+	if (sched_getaffinity(0, sizeof(set), &set) < 0)
+		return sl_err_set(errno, "sched_getaffinity: %s", strerror(errno));
+	for (int i = 0; i < CPU_SETSIZE && cpu[1] < 0; i++) {
+		if (!CPU_ISSET(i, &set) || i == cpu[0])
+			continue;
+		if (cpu[0] < 0)
+			cpu[0] = i;
+		else
+			cpu[1] = i;
+	}
+	if ((rc =
+		 bench_wake_p50((unsigned)cpu[0], (unsigned)cpu[0], WAKE_ROUNDS, &b->wake_same_us)))
+		return sl_err_set(-rc, "the wake-up limit on CPU %d: %s", cpu[0], strerror(-rc));
+	if (cpu[1] >= 0 &&
+	    (rc = bench_wake_p50((unsigned)cpu[1], (unsigned)cpu[0], WAKE_ROUNDS, &b->wake_x_us)))
+		return sl_err_set(-rc, "the wake-up limit, CPU %d to %d: %s", cpu[0], cpu[1],
+				  strerror(-rc));
+	return 0;
+}
+
 static int run(struct cb *b, const struct bench_common *c)
 {
 	struct fthread ft[NODES];
 	int rc, started = 0;
 
-	if ((rc = configure(b)) || (rc = open_nodes(b)))
+	if ((rc = measure_wake(b)) || (rc = configure(b)) || (rc = open_nodes(b)))
 		goto out;
 	for (unsigned i = 1; i < NODES; i++) {
 		ft[i] = (struct fthread){.b = b, .i = i};
@@ -535,8 +601,10 @@ static void report(struct cb *b, const struct bench_common *c)
 {
 	double ip50 = lat_q(b, 0, 0.5), ip99 = lat_q(b, 0, 0.99), cp50 = lat_q(b, 1, 0.5),
 	       cp99 = lat_q(b, 1, 0.99);
-	char acks[16];
+	char acks[16], pin[24] = "not pinned";
 
+	if (b->cpu >= 0)
+		snprintf(pin, sizeof(pin), "on CPU %d", b->cpu);
 	if (c->json) {
 		struct bench_json j;
 
@@ -553,6 +621,12 @@ static void report(struct cb *b, const struct bench_common *c)
 		bench_json_num(&j, "client_to_commit_p50_us", q50(&b->to_commit[1]));
 		bench_json_num(&j, "client_seen_p50_us", q50(&b->seen[1]));
 		bench_json_num(&j, "ratio_p50", ip50 > 0 ? cp50 / ip50 : 0);
+		bench_json_num(&j, "limit_wake_p50_us", b->wake_x_us);
+		bench_json_num(&j, "limit_wake_same_cpu_p50_us", b->wake_same_us);
+		bench_json_num(&j, "diff_per_wake",
+			       b->wake_x_us > 0 ? (cp50 - ip50) / b->wake_x_us : 0);
+		bench_json_num(&j, "diff_per_wake_same_cpu",
+			       b->wake_same_us > 0 ? (cp50 - ip50) / b->wake_same_us : 0);
 		bench_json_int(&j, "inproc_n", (long long)b->inproc.count);
 		bench_json_int(&j, "client_n", (long long)b->client.count);
 		bench_json_str(&j, "acks", sl_acks_name(b->policy.acks, acks, sizeof(acks)));
@@ -560,6 +634,7 @@ static void report(struct cb *b, const struct bench_common *c)
 		bench_json_int(&j, "record_bytes", b->record_bytes);
 		bench_json_int(&j, "spin_us", b->spin_us);
 		bench_json_str(&j, "idle", sl_idle_name(b->idle));
+		bench_json_int(&j, "cpu", b->cpu);
 		bench_json_num(&j, "loadavg", loadavg());
 		bench_json_int(&j, "client_wakeups", (long long)b->srv_st.kicks);
 		bench_json_int(&j, "node_sleeps", (long long)b->srv_st.wakeups);
@@ -568,9 +643,10 @@ static void report(struct cb *b, const struct bench_common *c)
 		return;
 	}
 	printf("client: 3 nodes, kernel UDP, acks=%s %s, %u-byte records, one in flight, "
-	       "idle %s, client spin %u us (0: adaptive); load average %.2f\n",
+	       "idle %s, client spin %u us (0: adaptive), leader loop and client %s; load "
+	       "average %.2f\n",
 	       sl_acks_name(b->policy.acks, acks, sizeof(acks)), sl_ack_level_name(b->policy.level),
-	       b->record_bytes, sl_idle_name(b->idle), b->spin_us, loadavg());
+	       b->record_bytes, sl_idle_name(b->idle), b->spin_us, pin, loadavg());
 	printf("  in process (the limit): p50 %8.1f us  p99 %8.1f us  (%" PRIu64 " commits)\n",
 	       ip50, ip99, b->inproc.count);
 	printf("  through libshiplog:     p50 %8.1f us  p99 %8.1f us  (%" PRIu64 " commits, %s)\n",
@@ -585,6 +661,12 @@ static void report(struct cb *b, const struct bench_common *c)
 	       q50(&b->to_commit[0]), q50(&b->seen[0]), q50(&b->to_commit[1]), q50(&b->seen[1]));
 	printf("  library cost at p50: %+.1f us (ratio %.3f)", cp50 - ip50,
 	       ip50 > 0 ? cp50 / ip50 : 0);
+	printf(
+	    "\n  the machine's wake-up (the limit: a client record needs two that the in-process "
+	    "engine does not), p50: %.1f us from the other CPU, %.1f us on the same CPU; "
+	    "the library cost is %.2f / %.2f of them",
+	    b->wake_x_us, b->wake_same_us, b->wake_x_us > 0 ? (cp50 - ip50) / b->wake_x_us : 0,
+	    b->wake_same_us > 0 ? (cp50 - ip50) / b->wake_same_us : 0);
 	if (b->two_calls)
 		printf("; the append alone (until shipd took it): p50 %.1f us",
 		       us(sl_hist_quantile(&b->handoff, 0.5)));
@@ -603,6 +685,7 @@ int bench_client_main(const struct bench_common *c, int argc, char **argv)
 	b->record_bytes = 1024;
 	b->idle = SL_IDLE_BACKOFF;
 	b->warmup = 0.5;
+	b->cpu = -1;
 	b->seconds = c->seconds;
 	if (parse_opts(b, argc, argv)) {
 		free(b);
