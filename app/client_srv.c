@@ -993,6 +993,7 @@ static int open_node_page(struct sl_csrv *s)
 	s->np->stream_id = c->proto.stream_id;
 	s->np->node_id = c->proto.node_id;
 	s->np->max_record_bytes = c->proto.limits.max_record_bytes;
+	s->np->loop_cpu = c->pin_cpu ? (int32_t)c->cpu : -1;
 	s->max_record = c->proto.limits.max_record_bytes;
 	publish(s);
 	return 0;

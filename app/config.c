@@ -14,6 +14,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <ini.h>
+#include <sched.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -58,6 +59,7 @@ enum key_id {
 	K_IDLE,
 	K_KEY_FILE,
 	K_DRAIN_TIMEOUT,
+	K_CPU,
 	K_KIND,
 	K_MTU,
 	K_EAL_ARGS,
@@ -293,6 +295,7 @@ static int set_ack_level(struct parse *p, const char *v);
 static int set_address(struct parse *p, const char *v);
 static int set_mac(struct parse *p, const char *v);
 static int set_port(struct parse *p, const char *v);
+static int set_cpu(struct parse *p, const char *v);
 
 #define HOUR_NS (3600ull * 1000000000ull)
 
@@ -310,6 +313,7 @@ static const struct key_def keys[K_N] = {
     [K_KEY_FILE] = {SEC_NODE, "key_file", V_CUSTOM, .set = set_key_file},
     [K_DRAIN_TIMEOUT] = {SEC_NODE, "drain_timeout", V_DURATION, 0, HOUR_NS, 1,
 			 DEST(drain_timeout_ns)},
+    [K_CPU] = {SEC_NODE, "cpu", V_CUSTOM, .set = set_cpu},
     [K_KIND] = {SEC_TRANSPORT, "kind", V_ENUM, DEST(node.transport), .names = kind_names},
     [K_MTU] = {SEC_TRANSPORT, "mtu", V_U64, 576, 9216, 1, DEST(node.net.mtu)},
     [K_EAL_ARGS] = {SEC_TRANSPORT, "eal_args", V_CUSTOM, .set = set_eal_args},
@@ -589,6 +593,20 @@ static int set_port(struct parse *p, const char *v)
 				  "'_', ':', '-')",
 				  v, SL_CONFIG_PORT_MAX - 1);
 	memcpy(p->peer->port, v, n + 1);
+	return 0;
+}
+
+/* The loop thread's CPU: whether this process may run there is checked
+ * when the node opens (the affinity shipd starts with may differ). */
+static int set_cpu(struct parse *p, const char *v)
+{
+	uint64_t cpu;
+	int rc;
+
+	if ((rc = sl_config_parse_u64(v, 0, CPU_SETSIZE - 1, &cpu)))
+		return rc;
+	p->c->node.pin_cpu = 1;
+	p->c->node.cpu = (uint32_t)cpu;
 	return 0;
 }
 

@@ -22,6 +22,7 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <poll.h>
+#include <pthread.h>
 #include <sched.h>
 #include <stdlib.h>
 #include <string.h>
@@ -66,6 +67,7 @@ struct sl_node {
 	struct sl_proto *proto;
 	struct sl_auth auth;
 	int mac;	  /* frames carry and must carry a MAC */
+	int pinned;	  /* the loop thread is on cfg.cpu (pin_cpu) */
 	uint8_t *txbuf;	  /* a frame being signed (SL_FRAME_MAX) */
 	uint8_t *joinbuf; /* a DATA frame's prefix and fragment joined (SL_FRAME_MAX) */
 	uint8_t *raw;	  /* a delivered batch's records (limits.max_raw_bytes) */
@@ -629,6 +631,15 @@ static int settle_config(struct sl_node *n)
 	n->batch_max = sl_batch_bound(raw_cap);
 	if (c->compress_thread && c->proto.elect)
 		return sl_err_set(EINVAL, "compress_thread is not for nodes with elections");
+	if (c->pin_cpu) {
+		cpu_set_t set;
+
+		if (sched_getaffinity(0, sizeof(set), &set) < 0)
+			return sl_err_set(errno, "sched_getaffinity: %s", strerror(errno));
+		if (c->cpu >= CPU_SETSIZE || !CPU_ISSET(c->cpu, &set))
+			return sl_err_set(
+			    EINVAL, "cpu %" PRIu32 ": not a CPU this process may run on", c->cpu);
+	}
 	need = n->batch_max + STORE_GROUP_HDR;
 	if (!c->store.group_bytes)
 		c->store.group_bytes =
@@ -1155,12 +1166,32 @@ static int take_work(struct sl_node *n)
 	return events + (n->zs ? zs_take(n) : 0);
 }
 
+/* The loop's thread onto its configured CPU, at its first turn (the thread
+ * that opened the node need not be the one that runs it). */
+static int pin_loop(struct sl_node *n)
+{
+	cpu_set_t set;
+	int rc;
+
+	CPU_ZERO(&set);
+	CPU_SET(n->cfg.cpu, &set);
+	if ((rc = pthread_setaffinity_np(pthread_self(), sizeof(set), &set)))
+		return sl_err_set(rc, "node %" PRIu32 ": pinning the loop to CPU %" PRIu32 ": %s",
+				  n->cfg.proto.node_id, n->cfg.cpu, strerror(rc));
+	n->pinned = 1;
+	sl_info("node %" PRIu32 ": loop thread pinned to CPU %" PRIu32, n->cfg.proto.node_id,
+		n->cfg.cpu);
+	return 0;
+}
+
 int sl_node_poll(struct sl_node *n)
 {
 	int events, taken, rc;
 
 	if (n->failed)
 		return n->failed;
+	if (n->cfg.pin_cpu && !n->pinned && (rc = pin_loop(n)))
+		return rc;
 	n->now = sl_node_now();
 	n->st.turns++;
 	taken = take_work(n);

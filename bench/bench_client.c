@@ -237,6 +237,10 @@ static int configure(struct cb *b)
 		nc->proto.limits.max_record_bytes = b->record_bytes;
 		nc->store.dir = b->ndir[i];
 		nc->idle = b->idle;
+		if (i == 0 && b->cpu >= 0) {
+			nc->pin_cpu = 1;
+			nc->cpu = (uint32_t)b->cpu;
+		}
 		nc->net.self = (struct sl_endpoint){.ip = htonl(INADDR_LOOPBACK), .port = ports[i]};
 		for (unsigned k = 0; k < NODES; k++)
 			if (k != i)
@@ -372,23 +376,10 @@ static int inproc_take(void *ctx)
 }
 
 /* The leader's thread: its node's loop (which runs the in-process engine). */
-static void pin_cpu(int cpu)
-{
-	cpu_set_t set;
-
-	if (cpu < 0)
-		return;
-	CPU_ZERO(&set);
-	CPU_SET(cpu, &set);
-	pthread_setaffinity_np(pthread_self(), sizeof(set), &set);
-}
-
 static void *leader_main(void *arg)
 {
 	struct cb *b = arg;
 	struct sl_node *n = b->node[0];
-
-	pin_cpu(b->cpu);
 
 	while (!b->stop && !b->leader_rc) {
 		int ev = sl_node_poll(n);
@@ -410,14 +401,14 @@ static void *leader_main(void *arg)
 static void *client_main(void *arg)
 {
 	struct cb *b = arg;
-	struct sl_client_opts o = {.socket = b->sock, .spin_us = b->spin_us};
+	struct sl_client_opts o = {
+	    .socket = b->sock, .spin_us = b->spin_us, .pin_to_loop = b->cpu >= 0};
 	struct sl_client *c = NULL;
 	uint8_t *rec = malloc(b->record_bytes);
 	struct sl_wl wl;
 	int rc = rec ? sl_client_open(&c, &o) : -ENOMEM;
 
 	sl_wl_init(&wl, SL_WL_TEXT, 2);
-	pin_cpu(b->cpu);
 	while (rc == 0 && !b->stop) {
 		uint64_t t0, t1;
 		int64_t lsn;

@@ -12,6 +12,7 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <poll.h>
+#include <sched.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
@@ -285,6 +286,25 @@ static int ensure_conn(struct sl_client *c)
 	return reconnect(c);
 }
 
+/* opts.pin_to_loop: the calling thread onto shipd's loop CPU. */
+static int pin_to_loop(struct sl_client *c)
+{
+	int32_t cpu = c->node->loop_cpu;
+	cpu_set_t set;
+
+	if (cpu < 0 || cpu >= CPU_SETSIZE)
+		return sl_err_set(EINVAL,
+				  "pin_to_loop: shipd at %s does not pin its loop to a CPU "
+				  "([node] cpu)",
+				  c->path);
+	CPU_ZERO(&set);
+	CPU_SET(cpu, &set);
+	/* 0: the calling thread */
+	if (sched_setaffinity(0, sizeof(set), &set) < 0)
+		return sl_err_set(errno, "pin_to_loop: CPU %d: %s", cpu, strerror(errno));
+	return 0;
+}
+
 int sl_client_open(struct sl_client **out, const struct sl_client_opts *o)
 {
 	struct epoll_event ev = {.events = EPOLLIN};
@@ -320,6 +340,8 @@ int sl_client_open(struct sl_client **out, const struct sl_client_opts *o)
 	}
 	/* The first connection is not retried: a wrong path should fail fast. */
 	if ((rc = try_connect(c, connect_deadline(c))))
+		goto err;
+	if (o->pin_to_loop && (rc = pin_to_loop(c)))
 		goto err;
 	*out = c;
 	return 0;

@@ -11,7 +11,7 @@
 #include <stdint.h>
 
 #define SL_SHM_MAGIC   0x73686c63u /* "shlc" */
-#define SL_SHM_VERSION 5u
+#define SL_SHM_VERSION 6u
 #define SL_SHM_LEVELS  5 /* enum sl_client_level */
 #define SL_SHM_ALIGN   8 /* every ring entry starts and ends on this */
 #define SL_SHM_CACHE   64
@@ -21,6 +21,7 @@ struct sl_shm_node {
 	uint32_t magic, version;
 	uint64_t stream_id;
 	uint32_t node_id, max_record_bytes;
+	int32_t loop_cpu; /* the CPU shipd's loop thread is pinned to, -1: none */
 	_Alignas(SL_SHM_CACHE) _Atomic uint64_t epoch;
 	_Atomic uint32_t leader_id;
 	_Atomic uint32_t flags; /* SL_SHM_F_* */

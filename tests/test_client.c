@@ -21,6 +21,7 @@
 #include <inttypes.h>
 #include <limits.h>
 #include <poll.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -67,9 +68,10 @@ static void sleep_ms(unsigned ms)
 		  NULL);
 }
 
-/* n nodes, node 1 leads; `stream` and `client` are extra lines for those
- * sections. */
-static void tc_init(struct tc *c, unsigned n, const char *stream, const char *client)
+/* n nodes, node 1 leads; `stream`, `client` and `node` are extra lines for
+ * those sections. */
+static void tc_init_node(struct tc *c, unsigned n, const char *stream, const char *client,
+			 const char *node)
 {
 	memset(c, 0, sizeof(*c));
 	c->dir = th_mkdtemp("client");
@@ -89,16 +91,22 @@ static void tc_init(struct tc *c, unsigned n, const char *stream, const char *cl
 		}
 		f = fopen(c->ini[id], "w");
 		assert_non_null(f);
-		fprintf(
-		    f,
-		    "[cluster]\nid = client-test\nleader = 1\n\n[node]\nid = %u\nlog_dir = "
-		    "n%u\ndrain_timeout = 1s\n\n[stream]\nacks = %s\n%s\n\n[store]\nsegment_bytes "
-		    "= 4M\nio = buffered\n\n[client]\n%s\n",
-		    id, id, n > 1 ? "1" : "0", stream ? stream : "", client ? client : "");
+		fprintf(f,
+			"[cluster]\nid = client-test\nleader = 1\n\n[node]\nid = %u\nlog_dir = "
+			"n%u\ndrain_timeout = 1s\n%s\n\n[stream]\nacks = "
+			"%s\n%s\n\n[store]\nsegment_bytes "
+			"= 4M\nio = buffered\n\n[client]\n%s\n",
+			id, id, node ? node : "", n > 1 ? "1" : "0", stream ? stream : "",
+			client ? client : "");
 		for (unsigned k = 1; k <= n; k++)
 			fprintf(f, "[peer.%u]\naddress = 127.0.0.1:%u\n", k, c->ports[k - 1]);
 		fclose(f);
 	}
+}
+
+static void tc_init(struct tc *c, unsigned n, const char *stream, const char *client)
+{
+	tc_init_node(c, n, stream, client, NULL);
 }
 
 static void tc_start(struct tc *c, unsigned id)
@@ -315,6 +323,57 @@ static void test_open_misuse(void **state)
 	assert_string_equal(sl_client_level_name((enum sl_client_level)42), "unknown");
 	th_rmrf(dir);
 	free(dir);
+}
+
+/* pin_to_loop: refused while shipd does not pin its loop ([node] cpu), the
+ * caller's CPUs left as they were; with it, sl_client_open puts the calling
+ * thread on shipd's loop CPU, and appends commit. */
+static void test_pin_to_loop(void **state)
+{
+	struct tc c;
+	struct sl_client_opts o = {.pin_to_loop = 1, .connect_timeout_ms = START_MS};
+	struct sl_client *cl = NULL;
+	cpu_set_t was, now;
+	char node[32], cmd[PATH_MAX + 64];
+	uint64_t deadline;
+	int last = -1, rc;
+
+	(void)state;
+	assert_int_equal(sched_getaffinity(0, sizeof(was), &was), 0);
+	for (int i = 0; i < CPU_SETSIZE; i++)
+		if (CPU_ISSET(i, &was))
+			last = i;
+	tc_init(&c, 1, NULL, NULL);
+	tc_start(&c, 1);
+	sl_client_close(open_client(&c, 1)); /* it is up */
+	o.socket = c.sock[1];
+	assert_int_equal(sl_client_open(&cl, &o), -EINVAL);
+	assert_null(cl);
+	assert_non_null(strstr(sl_client_errmsg(), "[node] cpu"));
+	assert_int_equal(sched_getaffinity(0, sizeof(now), &now), 0);
+	assert_true(CPU_EQUAL(&was, &now));
+	tc_destroy(&c);
+
+	snprintf(node, sizeof(node), "cpu = %d", last);
+	tc_init_node(&c, 1, NULL, NULL, node);
+	tc_start(&c, 1);
+	o.socket = c.sock[1];
+	deadline = ms_now() + START_MS;
+	while ((rc = sl_client_open(&cl, &o)) == -ENOENT || rc == -ECONNREFUSED) {
+		if (ms_now() > deadline)
+			break;
+		sleep_ms(10);
+	}
+	assert_int_equal(rc, 0);
+	assert_int_equal(sched_getaffinity(0, sizeof(now), &now), 0);
+	assert_int_equal(CPU_COUNT(&now), 1);
+	assert_true(CPU_ISSET(last, &now));
+	assert_true(sl_client_append_wait(cl, "pinned", 6, SL_LEVEL_COMMITTED, 5000) >= 1);
+	sl_client_close(cl);
+	assert_int_equal(sched_setaffinity(0, sizeof(was), &was), 0);
+	snprintf(cmd, sizeof(cmd), "grep -q 'loop thread pinned to CPU %d' %s/n1.log", last, c.dir);
+	assert_int_equal(system(cmd), 0);
+	tc_destroy(&c);
 }
 
 /* One node (acks=0): appends, vectors, every level, the fd, misuse. */
@@ -923,6 +982,7 @@ int main(int argc, char **argv)
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test_teardown(test_open_misuse, teardown),
 	    cmocka_unit_test_teardown(test_leader_api, teardown),
+	    cmocka_unit_test_teardown(test_pin_to_loop, teardown),
 	    cmocka_unit_test_teardown(test_append_wait, teardown),
 	    cmocka_unit_test_teardown(test_follower_consume, teardown),
 	    cmocka_unit_test_teardown(test_backpressure, teardown),

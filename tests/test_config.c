@@ -302,7 +302,33 @@ static void test_defaults(void **state)
 	assert_int_equal(c->client_ring_bytes, 4 << 20);
 	assert_int_equal(c->client_max, 64);
 	assert_int_equal(c->client_engine, 0);
+	assert_int_equal(n->pin_cpu, 0); /* the loop is not pinned */
 	sl_config_free(c);
+}
+
+/* [node] cpu: the loop thread's CPU (whether the process may run there is
+ * the node's to check when it opens). */
+static void test_node_cpu(void **state)
+{
+	struct fx *f = *state;
+	struct sl_config *c;
+
+	write_cfg(f, 11, "cpu = 1", NULL);
+	c = loaded(f);
+	assert_int_equal(c->node.pin_cpu, 1);
+	assert_int_equal(c->node.cpu, 1);
+	sl_config_free(c);
+	write_cfg(f, 11, "cpu = 0", NULL);
+	c = loaded(f);
+	assert_int_equal(c->node.pin_cpu, 1);
+	assert_int_equal(c->node.cpu, 0);
+	sl_config_free(c);
+	write_cfg(f, 11, "cpu = -1", NULL);
+	refused(f, 11, "[node] cpu", NULL);
+	write_cfg(f, 11, "cpu = first", NULL);
+	refused(f, 11, "[node] cpu", "'first' is not a number");
+	write_cfg(f, 11, "cpu = 1024", NULL);
+	refused(f, 11, "[node] cpu", "0..1023");
 }
 
 static void test_client_section(void **state)
@@ -900,6 +926,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test_setup_teardown(test_full_config_field_by_field, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_defaults, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_node_cpu, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_client_section, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_relative_paths_and_name_id, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_crlf_and_parse_string, setup, teardown),

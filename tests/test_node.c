@@ -16,6 +16,7 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -449,6 +450,33 @@ static void test_open_rules(void **state)
 	c.net.self_id = 9;
 	assert_int_equal(sl_node_open(&n, &c, NULL), -EINVAL);
 	assert_non_null(strstr(sl_err_msg(), "self_id"));
+	/* [node] cpu: a CPU this process may not run on is refused; one it may
+	 * is where the loop's thread runs from its first turn. */
+	c = one_config(dir, ports[0], ports[1]);
+	c.pin_cpu = 1;
+	c.cpu = CPU_SETSIZE - 1;
+	assert_int_equal(sl_node_open(&n, &c, NULL), -EINVAL);
+	assert_non_null(strstr(sl_err_msg(), "not a CPU this process may run on"));
+	{
+		cpu_set_t was, now;
+		int last = -1;
+
+		assert_int_equal(sched_getaffinity(0, sizeof(was), &was), 0);
+		for (int i = 0; i < CPU_SETSIZE; i++)
+			if (CPU_ISSET(i, &was))
+				last = i;
+		c.cpu = (uint32_t)last;
+		assert_int_equal(sl_node_open(&n, &c, NULL), 0);
+		assert_int_equal(sched_getaffinity(0, sizeof(now), &now), 0);
+		assert_true(CPU_EQUAL(&was, &now)); /* open pins nothing */
+		assert_true(sl_node_poll(n) >= 0);
+		assert_int_equal(sched_getaffinity(0, sizeof(now), &now), 0);
+		assert_int_equal(CPU_COUNT(&now), 1);
+		assert_true(CPU_ISSET(last, &now));
+		sl_node_close(n);
+		n = NULL;
+		assert_int_equal(sched_setaffinity(0, sizeof(was), &was), 0);
+	}
 
 	/* A key file others may read is refused (net/auth.c's rule). */
 	key = th_path(dir, "node.key"); /* a regular file: after the log exists */

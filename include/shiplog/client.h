@@ -71,6 +71,13 @@ struct sl_client_opts {
 	 * the last record it consumed. 1 turns that off: calls then fail with
 	 * -ENOTCONN. */
 	int no_reconnect;
+	/* 1: sl_client_open pins the calling thread to the CPU shipd's loop
+	 * thread is pinned to ([node] cpu), the sidecar tuning of
+	 * docs/operations.md: shipd's wake-ups of this thread, and this
+	 * thread's of shipd's loop, then stay on one CPU. Fails with -EINVAL
+	 * if shipd does not pin its loop. The affinity stays after close, and
+	 * a reconnect does not change it. */
+	int pin_to_loop;
 };
 
 struct sl_client;

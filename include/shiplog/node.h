@@ -52,6 +52,13 @@ struct sl_node_config {
 	enum sl_transport_kind transport;
 	struct sl_transport_config net; /* self_id 0: proto.node_id */
 	enum sl_idle idle;
+	/* pin_cpu 1: the thread that runs the loop pins itself to CPU `cpu` at
+	 * its first turn (sl_node_poll), as an operator places a sidecar beside
+	 * its engine: a client pinned to the same CPU (sl_client_opts'
+	 * pin_to_loop) is then woken, and wakes the loop, on one CPU. The CPU
+	 * must be one this process may run on (sl_node_open: -EINVAL). */
+	int pin_cpu;
+	uint32_t cpu;
 	/* Leader: seal the open batch as soon as its own log has no write in
 	 * flight, not only at batch_bytes or after the linger: group commit,
 	 * where batches grow while the disk is busy and a record that finds
