@@ -826,8 +826,19 @@ static int dpdk_wait_fd(struct sl_transport *tt)
 		return -EOPNOTSUPP;
 	if (t->n_held > t->held_at || (d->rung && !bell_read(d)))
 		return -EAGAIN;
-	atomic_store(&d->armed, 1);
-	d->owner_armed = 1;
+	/* A node's links share its bell (a mesh sleeps on one fd): when an
+	 * earlier link armed it for this sleep, arming again would hide a
+	 * sender that took the arming since; the poll would then find its
+	 * bell still armed, leave its ring unread, and every later sleep
+	 * would end at once on the stale count. Such a sender's frame is
+	 * coming: no sleep. */
+	if (d->owner_armed) {
+		if (!atomic_load(&d->armed))
+			return -EAGAIN;
+	} else {
+		atomic_store(&d->armed, 1);
+		d->owner_armed = 1;
+	}
 	atomic_thread_fence(memory_order_seq_cst);
 	t->n_held = rte_eth_rx_burst(t->port, 0, t->held, (uint16_t)t->rx_batch);
 	t->held_at = 0;

@@ -628,6 +628,57 @@ static void test_doorbell(void **state)
 	assert_int_equal(bell_a.fd, -1);
 }
 
+/* One bell for two links, as a node's mesh waits on it: a sender that rings
+ * while the receiver is still arming its other link must not be hidden by
+ * that second arming. Else the poll finds the bell armed, leaves the ring
+ * unread, and the bell's fd stays readable: every later sleep would end at
+ * once (the node spinning through ppoll, starving the others). */
+static void test_doorbell_shared(void **state)
+{
+	struct sl_dpdk_doorbell bell_r, bell_s1, bell_s2;
+	struct pair p1, p2;
+	uint8_t f[100];
+	int got = 0;
+
+	(void)state;
+	pair_make(&p1, 1500);
+	pair_make(&p2, 1500);
+	assert_int_equal(sl_dpdk_doorbell_init(&bell_r), 0);
+	assert_int_equal(sl_dpdk_doorbell_init(&bell_s1), 0);
+	assert_int_equal(sl_dpdk_doorbell_init(&bell_s2), 0);
+	assert_int_equal(sl_dpdk_set_doorbells(p1.a, &bell_s1, &bell_r), 0);
+	assert_int_equal(sl_dpdk_set_doorbells(p2.a, &bell_s2, &bell_r), 0);
+	assert_int_equal(sl_dpdk_set_doorbells(p1.b, &bell_r, &bell_s1), 0);
+	assert_int_equal(sl_dpdk_set_doorbells(p2.b, &bell_r, &bell_s2), 0);
+	gen_frame(f, sizeof(f), 'A', 0);
+
+	/* Link 1 armed; a frame on it rings before link 2 is looked at. */
+	assert_int_equal(p1.b->ops->wait_fd(p1.b), bell_r.fd);
+	assert_int_equal(p1.a->ops->send(p1.a, 2, f, sizeof(f)), 0);
+	assert_int_equal(p1.a->ops->flush(p1.a), 1);
+	assert_true(readable(bell_r.fd));
+	assert_int_equal(p2.b->ops->wait_fd(p2.b), -EAGAIN); /* no sleep: a ring came */
+	assert_int_equal(p1.b->ops->poll(p1.b, rx_one_count, &got, 16), 1);
+	assert_int_equal(p2.b->ops->poll(p2.b, rx_one_count, &got, 16), 0);
+	/* The ring was read: the next sleep lasts until a frame comes. */
+	assert_int_equal(p1.b->ops->wait_fd(p1.b), bell_r.fd);
+	assert_int_equal(p2.b->ops->wait_fd(p2.b), bell_r.fd);
+	assert_false(readable(bell_r.fd));
+	assert_int_equal(p2.a->ops->send(p2.a, 2, f, sizeof(f)), 0);
+	assert_int_equal(p2.a->ops->flush(p2.a), 1);
+	assert_true(readable(bell_r.fd));
+	assert_int_equal(p1.b->ops->poll(p1.b, rx_one_count, &got, 16), 0);
+	assert_int_equal(p2.b->ops->poll(p2.b, rx_one_count, &got, 16), 1);
+	assert_false(readable(bell_r.fd));
+	assert_int_equal(got, 2);
+
+	pair_free(&p1);
+	pair_free(&p2);
+	sl_dpdk_doorbell_close(&bell_r);
+	sl_dpdk_doorbell_close(&bell_s1);
+	sl_dpdk_doorbell_close(&bell_s2);
+}
+
 /* Doorbells across threads, as the in-process cluster uses them: a receiver
  * that sleeps on its bell whenever it finds nothing, a sender that rings it
  * only when it finds it armed. A lost wake-up (a frame in the ring, the bell
@@ -1533,6 +1584,7 @@ int main(void)
 	    cmocka_unit_test(test_eal_and_loopback),
 	    cmocka_unit_test(test_ring_pair_10k),
 	    cmocka_unit_test(test_doorbell),
+	    cmocka_unit_test(test_doorbell_shared),
 	    cmocka_unit_test(test_doorbell_threads),
 	    cmocka_unit_test(test_jumbo),
 	    cmocka_unit_test(test_arp),
