@@ -25,6 +25,7 @@
 #include <unistd.h>
 
 #include "cluster_breakdown.h"
+#include "cluster_writes.h"
 #include "cluster_links.h"
 #include "shiplog/cluster.h"
 #include "shiplog/frame.h"
@@ -32,6 +33,7 @@
 
 #define TS_RING	       (1u << 20) /* append times kept: records outstanding at most */
 #define TRACE_RECS     (1u << 20) /* --breakdown: events traced per node at most */
+#define WTRACE_RECS    (1u << 18) /* --breakdown: log writes recorded per node at most */
 #define APPEND_BURST   1024	  /* appends between two polls of the leader */
 #define PROGRESS_NS    1000000000ull
 #define CLIENT_LOOK_NS 50000ull /* an idle leader looks at the client rings this often */
@@ -58,7 +60,8 @@ struct cl_node {
 	uint8_t *expect;
 	struct sl_hist lag;
 	struct sl_cluster_lag_slice slices[SL_CLUSTER_LAG_SLICES];
-	struct sl_node_trace trace; /* opts.breakdown */
+	struct sl_node_trace trace;    /* opts.breakdown */
+	struct sl_store_wtrace wtrace; /* opts.breakdown */
 };
 
 /* The leader's counters at a window edge. */
@@ -911,6 +914,8 @@ static int configure(struct sl_cluster *c)
 		nc->proto.limits.max_record_bytes = c->o.record_bytes;
 		nc->store.dir = cn->dir;
 		nc->store.inline_write_max = c->o.inline_write_max;
+		nc->store.max_inflight = c->o.log_inflight;
+		nc->store.wtrace = c->o.breakdown ? &cn->wtrace : NULL;
 		nc->net.mtu = c->o.mtu;
 		nc->transport = c->o.net == SL_CLUSTER_TCP ? SL_TRANSPORT_TCP : SL_TRANSPORT_UDP;
 		nc->idle = c->o.idle;
@@ -1149,6 +1154,9 @@ static int run(struct sl_cluster *c)
 		if (!(c->nodes[i].trace.rec =
 			  malloc(TRACE_RECS * sizeof(struct sl_node_trace_rec))))
 			return sl_err_set(ENOMEM, "node traces");
+		c->nodes[i].wtrace.cap = WTRACE_RECS;
+		if (!(c->nodes[i].wtrace.rec = malloc(WTRACE_RECS * sizeof(struct sl_store_wrec))))
+			return sl_err_set(ENOMEM, "log write records");
 	}
 	if ((rc = start_threads(c))) {
 		/* Threads that started wait at the barriers for the missing ones:
@@ -1184,11 +1192,16 @@ static int run(struct sl_cluster *c)
 	collect(c);
 	if (c->o.breakdown) {
 		struct sl_node_trace tr[SL_NODES_MAX];
+		struct sl_store_wtrace wt[SL_NODES_MAX];
 
-		for (unsigned i = 0; i < c->o.nodes; i++)
+		for (unsigned i = 0; i < c->o.nodes; i++) {
 			tr[i] = c->nodes[i].trace;
+			wt[i] = c->nodes[i].wtrace;
+		}
 		sl_cluster_breakdown(tr, c->o.nodes, c->ts, TS_RING, c->r->appended, c->win_start,
 				     c->win_end, &c->r->breakdown);
+		sl_cluster_writes(wt, c->o.nodes, c->win_start, c->win_end,
+				  &c->r->breakdown.writes);
 	}
 	return 0;
 }
@@ -1245,6 +1258,7 @@ int sl_cluster_run(const struct sl_cluster_opts *opts, struct sl_cluster_result 
 		sl_node_close(c->nodes[i].node);
 		free(c->nodes[i].expect);
 		free(c->nodes[i].trace.rec);
+		free(c->nodes[i].wtrace.rec);
 	}
 	if (c->links_prepared)
 		sl_cluster_links_cleanup(&c->links);

@@ -118,7 +118,8 @@ static void usage(FILE *f)
 		"                        [--matrix] [--half-max] [--rate N] [--inflight N]\n"
 		"                        [--clients N] [--warmup S] [--nodes N]\n"
 		"                        [--batch-bytes N] [--linger-us N] [--seal S]\n"
-		"                        [--inline-write-max N] [--mtu N] [--lz4-accel N]\n"
+		"                        [--inline-write-max N] [--log-inflight N] [--mtu N]\n"
+		"                        [--lz4-accel N]\n"
 		"                        [--idle spin|yield|backoff|nap] [--plot DIR]\n"
 		"                        [--check-records] [--fresh-records] [--breakdown]\n"
 		"                        [--compress-thread] [--rounds N]\n"
@@ -182,6 +183,8 @@ static void usage(FILE *f)
 		"                    alone in its log from its store's writer thread\n"
 		"                    (pwritev2, RWF_DSYNC) rather than through io_uring\n"
 		"                    ([store] inline_write_max; default 0: off)\n"
+		"  --log-inflight N  every node's group writes in flight at once, 1..64\n"
+		"                    ([store] max_inflight; default 2)\n"
 		"  --mtu N           every node's IP MTU, 576..9216: DATA fragments fill it\n"
 		"                    (default 1500)\n"
 		"  --plot DIR        write each run's commit-latency CDF, follower lag and the\n"
@@ -354,6 +357,9 @@ static int parse_one(const char *a, const char *val, struct sl_cluster_opts *o, 
 	} else if (strcmp(a, "--inline-write-max") == 0) {
 		rc = bench_parse_u64(a, val, 0, 64u << 20, &v);
 		o->inline_write_max = (uint32_t)v;
+	} else if (strcmp(a, "--log-inflight") == 0) {
+		rc = bench_parse_u64(a, val, 1, 64, &v);
+		o->log_inflight = (uint32_t)v;
 	} else if (strcmp(a, "--mtu") == 0) {
 		rc = bench_parse_u64(a, val, 576, SL_FRAME_MAX, &v);
 		o->mtu = (uint32_t)v;
@@ -694,6 +700,51 @@ static void print_text(const struct sl_cluster_opts *o, const struct sl_cluster_
 	sl_cluster_print_check(stdout, r);
 }
 
+static const char *const wclass_names[SL_WCLASSES] = {
+    [SL_WCLASS_ZEROS_OWN] = "beside own zeros",
+    [SL_WCLASS_ZEROS_OTHER] = "beside others' zeros",
+    [SL_WCLASS_BEHIND] = "behind own group",
+    [SL_WCLASS_ALONE] = "alone on its log",
+};
+
+static void print_hist_line(FILE *f, const char *name, const struct sl_hist *h, uint64_t slow)
+{
+	fprintf(f, "    %-22s p50 %9.1f us  p90 %9.1f us  p99 %9.1f us  (%llu", name,
+		(double)sl_hist_quantile(h, 0.5) / 1e3, (double)sl_hist_quantile(h, 0.9) / 1e3,
+		(double)sl_hist_quantile(h, 0.99) / 1e3, (unsigned long long)h->count);
+	if (slow != UINT64_MAX)
+		fprintf(f, ", %llu of the slowest 1 %%", (unsigned long long)slow);
+	fprintf(f, ")\n");
+}
+
+/* --breakdown: the logs' group writes, submitted -> durable, by what was
+ * in flight beside them. */
+static void print_writes(FILE *f, const struct sl_cluster_result *r, unsigned nodes)
+{
+	const struct sl_cluster_writes *w = &r->breakdown.writes;
+	uint64_t slow = 0;
+
+	for (unsigned c = 0; c < SL_WCLASSES; c++)
+		slow += w->slow[c];
+	fprintf(
+	    f,
+	    "  log writes  %llu group writes of every node (sizes p50 %llu, p99 %llu bytes), "
+	    "%llu chunks of zeros%s\n",
+	    (unsigned long long)w->all.count, (unsigned long long)sl_hist_quantile(&w->bytes, 0.5),
+	    (unsigned long long)sl_hist_quantile(&w->bytes, 0.99),
+	    (unsigned long long)w->zero_chunks, w->dropped ? "; a record buffer filled up" : "");
+	print_hist_line(f, "group write", &w->all, slow);
+	for (unsigned c = 0; c < SL_WCLASSES; c++)
+		print_hist_line(f, wclass_names[c], &w->cls[c], w->slow[c]);
+	print_hist_line(f, "with linked fdatasync", &w->linked, UINT64_MAX);
+	print_hist_line(f, "chunk of zeros", &w->zeros, UINT64_MAX);
+	fprintf(f, "    other logs writing meanwhile:");
+	for (unsigned p = 0; p < nodes && p < SL_NODES_MAX; p++)
+		fprintf(f, " %u: %llu (slowest %llu)", p, (unsigned long long)w->peers[p],
+			(unsigned long long)w->slow_peers[p]);
+	fprintf(f, "\n");
+}
+
 /* --breakdown: a line per hop. */
 static void print_breakdown(FILE *f, const struct sl_cluster_result *r)
 {
@@ -730,6 +781,18 @@ static void breakdown_json(struct bench_json *j, const struct sl_cluster_result 
 		snprintf(key + k, sizeof(key) - k, "_p50_us");
 		bench_json_num(j, key, (double)sl_hist_quantile(&r->breakdown.hop[h], 0.5) / 1e3);
 	}
+	bench_json_num(j, "bd_write_p50_us",
+		       (double)sl_hist_quantile(&r->breakdown.writes.all, 0.5) / 1e3);
+	bench_json_num(j, "bd_write_p99_us",
+		       (double)sl_hist_quantile(&r->breakdown.writes.all, 0.99) / 1e3);
+	bench_json_int(j, "bd_write_slow_zeros_own",
+		       (long long)r->breakdown.writes.slow[SL_WCLASS_ZEROS_OWN]);
+	bench_json_int(j, "bd_write_slow_zeros_other",
+		       (long long)r->breakdown.writes.slow[SL_WCLASS_ZEROS_OTHER]);
+	bench_json_int(j, "bd_write_slow_behind",
+		       (long long)r->breakdown.writes.slow[SL_WCLASS_BEHIND]);
+	bench_json_int(j, "bd_write_slow_alone",
+		       (long long)r->breakdown.writes.slow[SL_WCLASS_ALONE]);
 }
 
 /* The run's JSON line to stdout (to_stdout) and to `also` (not NULL). */
@@ -763,6 +826,7 @@ static void print_json(const struct sl_cluster_opts *o, const struct sl_cluster_
 		       : o->seal_by_linger   ? "linger"
 					     : "idle");
 	bench_json_int(&j, "inline_write_max", o->inline_write_max);
+	bench_json_int(&j, "log_inflight", o->log_inflight); /* 0: the store's default */
 	bench_json_int(&j, "mtu", o->mtu ? o->mtu : 1500);
 	bench_json_str(&j, "idle", sl_idle_name(o->idle));
 	bench_json_num(&j, "seconds", r->seconds);
@@ -1142,8 +1206,10 @@ static int one_run(struct cb_state *s, struct sl_cluster_opts *o, unsigned d, un
 		print_text(o, &r, &l, w);
 	else
 		sl_cluster_print_check(stderr, &r);
-	if (o->breakdown)
+	if (o->breakdown) {
 		print_breakdown(s->c->json ? stderr : stdout, &r);
+		print_writes(s->c->json ? stderr : stdout, &r, o->nodes);
+	}
 	if (s->c->json || s->jsonl)
 		print_json(o, &r, &l, w, s->c->json, s->jsonl);
 	if (s->p->plot_dir && (rc = write_plot_data(s->p->plot_dir, s->n_rows, &r)) < 0)

@@ -16,6 +16,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/uio.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "index.h"
@@ -102,6 +103,8 @@ struct commit {
 	unsigned pending; /* completions still to come */
 	int writing;
 	int err;
+	int32_t wrec;		     /* its sl_store_wtrace record, -1 for none */
+	uint32_t zchunks_at;	     /* s->zchunks when it was submitted */
 	char spare[SL_SEG_NAME_MAX]; /* ROLL: the spare's name until renamed */
 };
 
@@ -185,6 +188,9 @@ struct sl_store {
 	uint64_t held_seq; /* the first group among them */
 	uint64_t prewritten;
 	uint32_t last_wlen;		    /* bytes of the last group submitted */
+	struct sl_store_wtrace *wtrace;	    /* sl_store_opts.wtrace */
+	uint32_t zchunks;		    /* chunks of zeros started */
+	int32_t zrec, prep_zrec;	    /* their wtrace records in flight, -1 */
 	uint64_t queued_end, submitted_end; /* after the newest group queued, submitted */
 
 	/* chain after the last appended batch */
@@ -230,6 +236,53 @@ struct sl_store {
 static struct sl_seg *tail_seg(const struct sl_store *s)
 {
 	return s->segs[s->nsegs - 1];
+}
+
+/* --- write records (sl_store_opts.wtrace) --------------------------------- */
+
+static uint64_t wt_now(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+/* A chunk of zeros (the tail's or a spare's) is in flight. */
+static int zeros_busy(const struct sl_store *s)
+{
+	return s->zseg != NULL || (s->prep == PREP_ZEROING && s->prep_pending > 0);
+}
+
+/* A new record for a write about to be queued: its index, or -1. */
+static int32_t wt_start(struct sl_store *s, enum sl_store_wrec_kind kind, uint32_t bytes)
+{
+	struct sl_store_wtrace *t = s->wtrace;
+	struct sl_store_wrec *r;
+	unsigned ahead = s->order_len, writing = s->inflight;
+
+	if (__builtin_expect(t == NULL, 1) || t->n >= t->cap)
+		return -1;
+	r = &t->rec[t->n];
+	*r = (struct sl_store_wrec){.t_submit = wt_now(),
+				    .bytes = bytes,
+				    .kind = (uint8_t)kind,
+				    .groups_ahead = (uint8_t)(ahead > 255 ? 255 : ahead),
+				    .writes_ahead = (uint8_t)(writing > 255 ? 255 : writing),
+				    .zeros_at = (uint8_t)zeros_busy(s)};
+	return (int32_t)t->n++;
+}
+
+static void wt_written(struct sl_store *s, int32_t i)
+{
+	if (i >= 0)
+		s->wtrace->rec[i].t_written = wt_now();
+}
+
+static void wt_done(struct sl_store *s, int32_t i)
+{
+	if (i >= 0)
+		s->wtrace->rec[i].t_done = wt_now();
 }
 
 static int fault(const struct sl_store *s, enum sl_store_op op, const char *name, uint64_t off,
@@ -608,6 +661,8 @@ static void prep_zero(struct sl_store *s)
 
 	assert(spare_wants_zeros(s) && left > 0);
 	s->prep_zlen = (uint32_t)(left < PREWRITE_CHUNK ? left : PREWRITE_CHUNK);
+	s->prep_zrec = wt_start(s, SL_WREC_SPARE_ZEROS, s->prep_zlen);
+	s->zchunks++;
 	sqe = io_uring_get_sqe(&s->ring);
 	io_uring_prep_write(sqe, s->prep_sp.fd, s->zbuf, s->prep_zlen, s->prep_sp.written);
 	sqe->flags |= IOSQE_IO_LINK;
@@ -629,8 +684,12 @@ static void prep_zero_complete(struct sl_store *s, unsigned op, int res)
 		s->prep_err = got < 0 ? got : -EIO;
 	else if (op == PREP_SYNC && got != 0 && s->prep_err == 0)
 		s->prep_err = got;
+	if (op == PREP_ZERO)
+		wt_written(s, s->prep_zrec);
 	if (--s->prep_pending > 0)
 		return;
+	wt_done(s, s->prep_zrec);
+	s->prep_zrec = -1;
 	if (s->prep_err < 0) {
 		prep_fail(s, "prewrite", s->prep_err);
 		return;
@@ -816,6 +875,8 @@ static int submit_fill(struct sl_store *s)
 			     .end_lsn = g->end_lsn,
 			     .end_position = g->end_position,
 			     .writing = 1};
+	c->wrec = wt_start(s, SL_WREC_GROUP, c->wlen);
+	c->zchunks_at = s->zchunks;
 	s->fill = -1;
 	assert(g->len > SL_GROUP_HDR_SIZE);
 	sl_group_hdr_encode(&(struct sl_group_hdr){.batch_bytes = g->len - SL_GROUP_HDR_SIZE,
@@ -828,6 +889,8 @@ static int submit_fill(struct sl_store *s)
 
 	inl = inline_fits(s, c->wlen) && c->seg->fd >= 0;
 	nsqe = inl ? 1 : queue_group(s, g, ci);
+	if (c->wrec >= 0)
+		s->wtrace->rec[c->wrec].linked_sync = nsqe == 2;
 	c->pending = nsqe;
 	s->last_wlen = c->wlen;
 	s->queued_end = c->end_position;
@@ -878,6 +941,12 @@ static void retire(struct sl_store *s)
 
 		if (c->pending > 0)
 			break;
+		if (c->kind == COMMIT_GROUP && c->wrec >= 0) {
+			uint32_t z = s->zchunks - c->zchunks_at;
+
+			wt_done(s, c->wrec);
+			s->wtrace->rec[c->wrec].zeros_during = (uint8_t)(z > 255 ? 255 : z);
+		}
 		if (c->kind == COMMIT_GROUP && c->err == 0 && c->seq < s->failed_seq) {
 			assert(c->seq == s->durable_seq + 1);
 			s->durable_next_lsn = c->end_lsn;
@@ -959,8 +1028,12 @@ static void zero_complete(struct sl_store *s, unsigned op, int res)
 		fail_store(s, err, s->durable_seq + 1);
 	}
 	s->cqes--;
+	if (op == ZERO_WRITE)
+		wt_written(s, s->zrec);
 	if (--s->zpending > 0)
 		return;
+	wt_done(s, s->zrec);
+	s->zrec = -1;
 	if (s->zerr == 0 && s->zend > seg->written) {
 		seg->written = s->zend;
 		s->prewritten += s->zend - s->zoff;
@@ -1030,6 +1103,8 @@ static void prewrite(struct sl_store *s)
 	s->zend = from + PREWRITE_CHUNK < seg->size ? from + PREWRITE_CHUNK : seg->size;
 	s->zpending = 2;
 	s->zerr = 0;
+	s->zrec = wt_start(s, SL_WREC_ZEROS, (uint32_t)(s->zend - s->zoff));
+	s->zchunks++;
 	sqe = io_uring_get_sqe(&s->ring);
 	io_uring_prep_write(sqe, seg->file_slot, s->zbuf, (unsigned)(s->zend - s->zoff), s->zoff);
 	sqe->flags |= IOSQE_FIXED_FILE | IOSQE_IO_LINK;
@@ -1095,6 +1170,7 @@ static void complete(struct sl_store *s, uint64_t user_data, int res)
 		fail_store(s, err, c->seq);
 	}
 	if (!is_sync) { /* the data left the buffer: it can take the next group */
+		wt_written(s, c->wrec);
 		c->writing = 0;
 		s->free_bufs[s->nfree_bufs++] = c->buf;
 		s->inflight--;
@@ -2455,6 +2531,8 @@ int sl_store_open(struct sl_store **out, const struct sl_store_opts *o)
 	if ((s = calloc(1, sizeof(*s))) == NULL)
 		return sl_err_set(ENOMEM, "opening log %s: out of memory", o->dir);
 	s->dirfd = s->rfd = s->fill = s->roll_ci = s->inline_ci = -1;
+	s->zrec = s->prep_zrec = -1;
+	s->wtrace = o->wtrace;
 	s->inline_max = o->inline_write_max;
 	s->failed_seq = UINT64_MAX;
 	snprintf(s->dir, sizeof(s->dir), "%s", o->dir);

@@ -1157,6 +1157,24 @@ static void test_spare_preparation_fails(void **state)
 	th_check_reads(f->s, &f->log, 0);
 }
 
+/* 4 MiB segments, 64 KiB groups: 20 small groups, then poll until the
+ * tail is prewritten to its end and a spare is ready (or 1000 wake-ups). */
+static void append_until_prewritten(struct fixture *f)
+{
+	struct sl_store_info info;
+
+	for (int i = 0; i < 20; i++)
+		append_ok(f, 3, 2000, 1);
+	sync_ok(f);
+	for (int i = 0; i < 1000; i++) {
+		sl_store_get_info(f->s, &info);
+		if (info.prewritten_bytes >= (4u << 20) - 2 * TH_BLOCK - (64u << 10) &&
+		    info.spares > 0)
+			break;
+		assert_true(sl_store_poll(f->s, 1) >= 0);
+	}
+}
+
 /* Direct I/O writes zeros ahead of the appends (and syncs them), so groups
  * land on written blocks: a spare's first blocks before it is ready, then the
  * tail segment a chunk at a time. What was appended reads back, and the
@@ -1172,16 +1190,7 @@ static void test_prewrite_ahead(void **state)
 	o.io_mode = SL_IO_DIRECT;
 	o.faults = &f->faults.hook;
 	open_store(f, &o);
-	for (int i = 0; i < 20; i++)
-		append_ok(f, 3, 2000, 1);
-	sync_ok(f);
-	for (int i = 0; i < 1000; i++) {
-		sl_store_get_info(f->s, &info);
-		if (info.prewritten_bytes >= (4u << 20) - 2 * TH_BLOCK - (64u << 10) &&
-		    info.spares > 0)
-			break;
-		assert_true(sl_store_poll(f->s, 1) >= 0);
-	}
+	append_until_prewritten(f);
 	/* The tail segment written to its end, past the groups; a spare's
 	 * first blocks (a spare of 4 MiB: all of it) written too. */
 	sl_store_get_info(f->s, &info);
@@ -1200,6 +1209,57 @@ static void test_prewrite_ahead(void **state)
 	check_info_matches_log(f);
 	sl_store_get_info(f->s, &info);
 	assert_int_equal(info.torn_bytes, 0);
+	th_check_reads(f->s, &f->log, 0);
+}
+
+/* sl_store_opts.wtrace: a record per group write, each reported durable in
+ * order after its write completed, and one per chunk of zeros written
+ * ahead; records past the buffer's end are dropped, not written. */
+static void test_write_records(void **state)
+{
+	struct fixture *f = *state;
+	struct sl_store_opts o = th_opts(f->dir, 1);
+	struct sl_store_wrec rec[512];
+	struct sl_store_wtrace wt = {.rec = rec, .cap = 512};
+	struct sl_store_info info;
+	uint64_t groups = 0, zeros = 0, last_done = 0;
+
+	o.segment_bytes = 4 << 20;
+	o.group_bytes = 64 << 10;
+	o.io_mode = SL_IO_DIRECT;
+	o.wtrace = &wt;
+	open_store(f, &o);
+	append_until_prewritten(f);
+	sl_store_get_info(f->s, &info);
+	assert_true(wt.n > 0 && wt.n < wt.cap);
+	for (uint32_t i = 0; i < wt.n; i++) {
+		const struct sl_store_wrec *r = &rec[i];
+
+		assert_true(r->bytes > 0 && r->bytes % TH_BLOCK == 0);
+		if (r->kind != SL_WREC_GROUP) {
+			if (r->t_done == 0) /* still in flight */
+				continue;
+			assert_true(r->t_submit <= r->t_written && r->t_written <= r->t_done);
+			zeros++;
+			continue;
+		}
+		assert_true(r->t_submit <= r->t_written && r->t_written <= r->t_done);
+		assert_true(r->t_done >= last_done); /* durable in order */
+		last_done = r->t_done;
+		assert_true(r->groups_ahead >= r->writes_ahead);
+		groups++;
+	}
+	assert_int_equal(groups, info.groups_written);
+	assert_true(zeros >= 2); /* the tail's and the spare's */
+	sl_store_close(f->s);
+	f->s = NULL;
+	wt = (struct sl_store_wtrace){.rec = rec, .cap = 2};
+	o.create = 0;
+	open_store(f, &o);
+	for (int i = 0; i < 5; i++)
+		append_ok(f, 3, 2000, 1);
+	sync_ok(f);
+	assert_int_equal(wt.n, 2);
 	th_check_reads(f->s, &f->log, 0);
 }
 
@@ -1524,6 +1584,7 @@ int main(void)
 	    T(test_spare_preparation_fails),
 	    T(test_prewrite_ahead),
 	    T(test_prewrite_failure),
+	    T(test_write_records),
 	    T(test_roll_takes_unzeroed_spare),
 	    T(test_roll_header_write_fails),
 	    T(test_roll_rename_fails),

@@ -86,6 +86,7 @@ struct sl_cluster_opts {
 	int seal_when_log_idle;
 	int seal_when_idle;	   /* sl_node_config.seal_when_idle */
 	uint32_t inline_write_max; /* every node's sl_store_opts.inline_write_max */
+	uint32_t log_inflight;	   /* every node's sl_store_opts.max_inflight (0: its default) */
 	uint32_t mtu;		   /* every node's IP MTU, 576..9216 (0: 1500) */
 	int compress_thread;	   /* the leader's sl_node_config.compress_thread */
 	uint32_t lz4_accel;	   /* every node's proto.lz4_accel (0: 1) */
@@ -156,12 +157,35 @@ enum sl_cluster_hop {
 	SL_HOP_LAG,
 	SL_HOPS
 };
+/* The logs' group writes of the window, every node's (opts.breakdown), each
+ * from its submission to its report as durable, by what was in flight beside
+ * it (sl_store_wtrace): the first class that applies. */
+enum sl_cluster_wclass {
+	SL_WCLASS_ZEROS_OWN,   /* a chunk of its own log's zeros in flight or started meanwhile */
+	SL_WCLASS_ZEROS_OTHER, /* another log's zeros in flight meanwhile */
+	SL_WCLASS_BEHIND,      /* a group of its own log submitted before it not yet durable */
+	SL_WCLASS_ALONE,       /* none of these (other logs' groups may be) */
+	SL_WCLASSES
+};
+struct sl_cluster_writes {
+	uint64_t dropped;		   /* records past a buffer's end */
+	struct sl_hist all;		   /* every group write */
+	struct sl_hist cls[SL_WCLASSES];   /* by class */
+	uint64_t slow[SL_WCLASSES];	   /* those over all's p99, by class */
+	uint64_t peers[SL_NODES_MAX];	   /* by how many other logs had a group write meanwhile */
+	uint64_t slow_peers[SL_NODES_MAX]; /* ... of the slow ones */
+	struct sl_hist linked;		   /* write + linked fdatasync groups */
+	struct sl_hist bytes;		   /* group sizes (in ns units: bytes) */
+	struct sl_hist zeros;		   /* chunks of zeros: submitted -> synced */
+	uint64_t zero_chunks;
+};
 struct sl_cluster_breakdown {
 	uint64_t batches;     /* batches of the window matched end to end */
 	uint64_t unmatched;   /* ... and those some step of which was not traced */
 	uint64_t leader_last; /* the leader's own write was durable after the ack */
 	uint64_t trace_full;  /* a node's trace filled up: later batches unmatched */
 	struct sl_hist hop[SL_HOPS];
+	struct sl_cluster_writes writes;
 };
 /* "due->append", ...: the hop's name for reports. */
 const char *sl_cluster_hop_name(enum sl_cluster_hop h);

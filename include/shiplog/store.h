@@ -105,6 +105,30 @@ struct sl_store_opts {
 	 * sl_store_poll) as any write's; the caller never blocks on it. 0: no
 	 * writer thread. */
 	uint32_t inline_write_max;
+	/* Optional, the caller's: a record per group write and per chunk of
+	 * zeros written ahead (sl_store_wtrace, below), for finding where a
+	 * write's time goes (shipbench cluster --breakdown). */
+	struct sl_store_wtrace *wtrace;
+};
+
+/* One write of the log and what was in flight beside it on the same log when
+ * it was submitted. Times are CLOCK_MONOTONIC ns as the store's thread saw
+ * them: queued, its write's completion reaped, and done (a group: reported
+ * durable, in order; zeros: their fdatasync reaped). */
+enum sl_store_wrec_kind { SL_WREC_GROUP, SL_WREC_ZEROS, SL_WREC_SPARE_ZEROS };
+struct sl_store_wrec {
+	uint64_t t_submit, t_written, t_done;
+	uint32_t bytes;
+	uint8_t kind;
+	uint8_t linked_sync;  /* write + linked fdatasync, not RWF_DSYNC */
+	uint8_t groups_ahead; /* groups submitted before it, not yet durable */
+	uint8_t writes_ahead; /* ... of which still writing */
+	uint8_t zeros_at;     /* a chunk of zeros (tail or spare) in flight at submit */
+	uint8_t zeros_during; /* chunks of zeros started while it was in flight (max 255) */
+};
+struct sl_store_wtrace {
+	struct sl_store_wrec *rec;
+	uint32_t cap, n; /* records past cap are dropped */
 };
 
 #define SL_STORE_HOLES_MAX 16

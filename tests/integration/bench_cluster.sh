@@ -54,9 +54,10 @@ for closed, half in zip(runs[::2], runs[1::2]):
 print("bench_cluster: %d runs, every key present, every log verified" % len(runs))
 PY
 # --mtu reaches every node: DATA fragments of a jumbo MTU, the log verified;
-# with the nap idle strategy (nodes sleep on the timer only).
+# with the nap idle strategy (nodes sleep on the timer only), --log-inflight and
+# --breakdown (each hop and the logs' group writes, classed).
 "$bench" cluster --json --transport udp --mtu 9000 --idle nap --seconds 0.3 --warmup 0.1 \
-	--dir "$dir" >"$dir/mtu.jsonl" 2>"$dir/mtu.log" || {
+	--log-inflight 4 --breakdown --dir "$dir" >"$dir/mtu.jsonl" 2>"$dir/mtu.log" || {
 	tail -20 "$dir/mtu.log" >&2
 	echo "bench_cluster: shipbench cluster --mtu 9000 failed" >&2
 	exit 1
@@ -65,8 +66,16 @@ python3 - "$dir/mtu.jsonl" <<'PY'
 import json, sys
 runs = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
 assert len(runs) == 1 and runs[0]["mtu"] == 9000 and runs[0]["verified"] is True, runs
-assert runs[0]["idle"] == "nap", runs
+assert runs[0]["idle"] == "nap" and runs[0]["log_inflight"] == 4, runs
+r = runs[0]
+assert r["bd_batches"] > 0 and r["bd_write_p50_us"] > 0, r
+assert r["bd_write_p99_us"] >= r["bd_write_p50_us"], r
 PY
+grep -q "log writes .* group writes of every node" "$dir/mtu.log" || {
+	tail -20 "$dir/mtu.log" >&2
+	echo "bench_cluster: --breakdown printed no log writes" >&2
+	exit 1
+}
 if "$bench" cluster --mtu 100 --seconds 0.1 >/dev/null 2>"$dir/bad.log"; then
 	echo "bench_cluster: --mtu 100 was accepted" >&2
 	exit 1
