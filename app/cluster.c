@@ -921,6 +921,7 @@ static int configure(struct sl_cluster *c)
 		nc->idle = c->o.idle;
 		nc->seal_when_log_idle = c->o.seal_when_log_idle;
 		nc->seal_when_idle = c->o.seal_when_idle;
+		nc->timer_early_ns = c->o.timer_early_ns;
 		nc->compress_thread = i == 0 && c->o.compress_thread;
 		nc->key_file = c->o.key_file;
 		if (!net_is_kernel(c->o.net)) {

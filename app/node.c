@@ -1260,6 +1260,22 @@ static void set_slack(struct sl_node *n)
 	}
 }
 
+/* The next timed event: the protocol's timer, the scrub's step, the open
+ * compressor slot's linger or the caller's deadline, whichever is first;
+ * with timer_early_ns, that much before it (the rest is spun). */
+static uint64_t next_timed(const struct sl_node *n, uint64_t deadline)
+{
+	uint64_t until = sl_proto_next_timer(n->proto);
+
+	if (n->scrub_at < until)
+		until = n->scrub_at;
+	if (n->zs_raw && n->zs_open_ts + n->cfg.proto.linger_ns < until)
+		until = n->zs_open_ts + n->cfg.proto.linger_ns; /* the open slot's linger */
+	if (deadline < until)
+		until = deadline;
+	return until > n->cfg.timer_early_ns ? until - n->cfg.timer_early_ns : 0;
+}
+
 /* Sleep in the kernel until a frame or a storage completion arrives, the
  * protocol's next timer or `deadline` (at most BLOCK_MAX_NS). An idle node
  * then costs no CPU, which on a machine with fewer cores than nodes is what
@@ -1271,13 +1287,8 @@ static int block(struct sl_node *n, uint64_t now, uint64_t deadline)
 {
 	struct pollfd fds[4] = {
 	    {.events = POLLIN}, {.events = POLLIN}, {.events = POLLIN}, {.events = POLLIN}};
-	uint64_t until = sl_proto_next_timer(n->proto);
+	uint64_t until = next_timed(n, deadline);
 	nfds_t nfds = 2;
-
-	if (n->scrub_at < until)
-		until = n->scrub_at;
-	if (n->zs_raw && n->zs_open_ts + n->cfg.proto.linger_ns < until)
-		until = n->zs_open_ts + n->cfg.proto.linger_ns; /* the open slot's linger */
 	struct timespec ts;
 
 	if (!n->tr->ops->wait_fd)
@@ -1289,8 +1300,6 @@ static int block(struct sl_node *n, uint64_t now, uint64_t deadline)
 	if ((fds[0].fd = n->tr->ops->wait_fd(n->tr)) < 0)
 		return fds[0].fd == -EAGAIN;
 	fds[1].fd = sl_store_wait_fd(n->store);
-	if (until > deadline)
-		until = deadline;
 	if (until <= now)
 		return 1;
 	if (until - now > BLOCK_MAX_NS)
@@ -1354,9 +1363,14 @@ void sl_node_idle_until(struct sl_node *n, int events, uint64_t deadline)
 		cpu_relax();
 		return;
 	}
+	now = sl_node_now();
+	/* A timed event within timer_early_ns: spin to it. */
+	if (n->cfg.timer_early_ns && next_timed(n, deadline) <= now) {
+		cpu_relax();
+		return;
+	}
 	/* A waitable transport: sleep until there is work (nap: on the
 	 * timer, whatever the transport). */
-	now = sl_node_now();
 	if (n->cfg.idle != SL_IDLE_NAP && block(n, now, deadline))
 		return;
 	/* A poller's sleep wakes on its doorbell (a client's work), so go

@@ -77,6 +77,11 @@ struct sl_node_config {
 	 * empty; a batch sealed before it is full (a flush, the linger) in the
 	 * meantime goes through the stage too. Not with elections. */
 	int compress_thread;
+	/* Wake this long before a timed event (the deadline given to
+	 * sl_node_idle_until, such as a record due; the protocol's timers, such
+	 * as a linger's end) and spin to it rather than sleep until it: a
+	 * timer's wake-up of a halted vCPU comes 10-16 us late. 0: off. */
+	uint32_t timer_early_ns;
 	const char *key_file; /* pre-shared key for frame MACs (shiplog/auth.h), NULL: none */
 	/* Followers: the last LSN the engine has applied (durably, on its
 	 * side) before this start, 0 if none. Delivery resumes after it;

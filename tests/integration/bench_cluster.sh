@@ -54,10 +54,11 @@ for closed, half in zip(runs[::2], runs[1::2]):
 print("bench_cluster: %d runs, every key present, every log verified" % len(runs))
 PY
 # --mtu reaches every node: DATA fragments of a jumbo MTU, the log verified;
-# with the nap idle strategy (nodes sleep on the timer only), --log-inflight and
-# --breakdown (each hop and the logs' group writes, classed).
+# with the nap idle strategy (nodes sleep on the timer only), --log-inflight,
+# --breakdown (each hop and the logs' group writes, classed) and
+# --timer-early-us (waking 20 us before each timed event to spin to it).
 "$bench" cluster --json --transport udp --mtu 9000 --idle nap --seconds 0.3 --warmup 0.1 \
-	--log-inflight 4 --breakdown --dir "$dir" >"$dir/mtu.jsonl" 2>"$dir/mtu.log" || {
+	--log-inflight 4 --breakdown --timer-early-us 20 --dir "$dir" >"$dir/mtu.jsonl" 2>"$dir/mtu.log" || {
 	tail -20 "$dir/mtu.log" >&2
 	echo "bench_cluster: shipbench cluster --mtu 9000 failed" >&2
 	exit 1
@@ -67,6 +68,7 @@ import json, sys
 runs = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
 assert len(runs) == 1 and runs[0]["mtu"] == 9000 and runs[0]["verified"] is True, runs
 assert runs[0]["idle"] == "nap" and runs[0]["log_inflight"] == 4, runs
+assert runs[0]["timer_early_us"] == 20, runs
 r = runs[0]
 assert r["bd_batches"] > 0 and r["bd_write_p50_us"] > 0, r
 assert r["bd_write_p99_us"] >= r["bd_write_p50_us"], r
