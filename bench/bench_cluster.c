@@ -54,13 +54,16 @@
  * PAR_WRITTEN bytes of its own file, before each run whose pacing or node
  * count differs from the last one measured. */
 #define PAR_SECONDS 0.5
-#define PAR_WRITTEN (4ull << 20)
-#define SEQ_WRITE   (1u << 20) /* the store's group size */
-#define SEQ_DEPTH   2
-#define LIST_MAX    8
-#define RUNS_MAX    512
-#define NETS	    4
-#define ROUNDS_MAX  64
+/* --breakdown: the run's own write pattern, right after it, this long
+ * without and with zeros (measure_run_pattern). */
+#define PATTERN_SECONDS 1.0
+#define PAR_WRITTEN	(4ull << 20)
+#define SEQ_WRITE	(1u << 20) /* the store's group size */
+#define SEQ_DEPTH	2
+#define LIST_MAX	8
+#define RUNS_MAX	512
+#define NETS		4
+#define ROUNDS_MAX	64
 
 #ifndef SHIPLOG_PLOT_PY
 #define SHIPLOG_PLOT_PY "bench/plot.py"
@@ -92,6 +95,14 @@ struct cb_par {
 	uint64_t per_s;
 	int measured;
 	double p50_us, p99_us;
+};
+
+/* The disk alone under a run's own write pattern (--breakdown). */
+struct cb_pattern {
+	int measured;
+	struct bench_sync_pattern p; /* zeros_per_s 0: the run wrote none */
+	double p50_us, p99_us;	     /* without zeros */
+	double z50_us, z99_us;	     /* with them */
 };
 
 /* One run's figures, kept for the summary table. */
@@ -514,27 +525,83 @@ static int measure_disk(const struct bench_common *c, const char *base, struct c
  * in an open loop each of the run's `nodes` writers at most the loop's
  * rate (a write per record), in a closed loop back to back. Measured again
  * only when the run's pacing or node count differs from the last. */
+/* bench_raw_sync_pattern in a fresh directory under base: into h. */
+static int measure_pattern(const char *base, const struct bench_sync_pattern *p, double secs,
+			   uint64_t seed, struct sl_hist *h)
+{
+	char dir[4096];
+	int rc;
+
+	snprintf(dir, sizeof(dir), "%s/shipbench-limits-XXXXXX", base);
+	if (!mkdtemp(dir))
+		return sl_err_set(errno, "creating %s: %s", dir, strerror(errno));
+	sl_hist_reset(h);
+	rc = bench_raw_sync_pattern(dir, p, secs, PAR_WRITTEN, h, &seed);
+	bench_remove_dir(dir);
+	if (rc < 0)
+		return sl_err_set(-rc, "parallel disk limit in %s: %s", base, strerror(-rc));
+	return 0;
+}
+
 static int measure_par(const struct sl_cluster_opts *o, struct cb_par *p)
 {
 	static struct sl_hist h;
 	unsigned writers = o->nodes;
-	uint64_t per_s = o->mode == SL_CLUSTER_OPEN ? o->rate : 0, seed = o->seed;
-	char dir[4096];
+	uint64_t per_s = o->mode == SL_CLUSTER_OPEN ? o->rate : 0;
+	const struct bench_sync_pattern pat = {.writers = writers, .per_s = per_s, .bytes = 4096};
 	int rc;
 
 	if (p->measured && p->writers == writers && p->per_s == per_s)
 		return 0;
 	fprintf(stderr, "cluster: measuring %u durable writers at once (%s)\n", writers,
 		per_s ? "each at the open loop's rate" : "back to back");
-	snprintf(dir, sizeof(dir), "%s/shipbench-limits-XXXXXX", o->base_dir);
-	if (!mkdtemp(dir))
-		return sl_err_set(errno, "creating %s: %s", dir, strerror(errno));
-	sl_hist_reset(&h);
-	rc = bench_raw_sync_par(dir, writers, per_s, PAR_SECONDS, PAR_WRITTEN, &h, &seed);
-	bench_remove_dir(dir);
-	if (rc < 0)
-		return sl_err_set(-rc, "parallel disk limit in %s: %s", o->base_dir, strerror(-rc));
+	if ((rc = measure_pattern(o->base_dir, &pat, PAR_SECONDS, o->seed, &h)) < 0)
+		return rc;
 	*p = (struct cb_par){writers, per_s, 1, us_p50(&h), us_p99(&h)};
+	return 0;
+}
+
+/* --breakdown: the disk alone under the run's own pattern, right after it:
+ * one writer per node making the run's group writes a second per node, of
+ * its median group size; then the same beside one writer of zeros per node
+ * at the run's chunks a second per node (zeros written ahead). */
+static int measure_run_pattern(const struct sl_cluster_opts *o, const struct sl_cluster_result *r,
+			       struct cb_pattern *out)
+{
+	static struct sl_hist h;
+	const struct sl_cluster_writes *w = &r->breakdown.writes;
+	double per_node_s = (double)o->nodes * (r->seconds > 0 ? r->seconds : 1);
+	/* groups are whole blocks; a quantile is its bucket's upper edge */
+	uint64_t b = sl_hist_quantile(&w->bytes, 0.5);
+	struct bench_sync_pattern p = {.writers = o->nodes,
+				       .per_s = (uint64_t)((double)w->all.count / per_node_s + 0.5),
+				       .bytes =
+					   (uint32_t)(b < 4096		     ? 4096
+						      : b > BENCH_ZERO_CHUNK ? BENCH_ZERO_CHUNK
+									     : b / 4096 * 4096)};
+	int rc;
+
+	*out = (struct cb_pattern){0};
+	if (w->all.count == 0 || p.per_s == 0)
+		return 0;
+	fprintf(stderr,
+		"cluster: the disk alone under the run's pattern: %u writers of %u bytes, %llu/s "
+		"each, without and with zeros\n",
+		p.writers, p.bytes, (unsigned long long)p.per_s);
+	if ((rc = measure_pattern(o->base_dir, &p, PATTERN_SECONDS, o->seed, &h)) < 0)
+		return rc;
+	out->p = p;
+	out->p50_us = us_p50(&h);
+	out->p99_us = us_p99(&h);
+	p.zeros_per_s = (uint64_t)((double)w->zero_chunks / per_node_s + 0.5);
+	if (p.zeros_per_s > 0) {
+		if ((rc = measure_pattern(o->base_dir, &p, PATTERN_SECONDS, o->seed, &h)) < 0)
+			return rc;
+		out->p.zeros_per_s = p.zeros_per_s;
+		out->z50_us = us_p50(&h);
+		out->z99_us = us_p99(&h);
+	}
+	out->measured = 1;
 	return 0;
 }
 
@@ -616,6 +683,7 @@ static double measure_lz4(enum sl_wl_kind kind, uint32_t size, uint32_t batch_by
 struct cb_limits {
 	double fsync_p50_us, fsync_p99_us, seq_mb_s, rtt_p50_us, lz4_mb_s;
 	struct cb_par par;
+	struct cb_pattern pat; /* measured after the run */
 };
 
 static double q_us(const struct sl_hist *h, double q)
@@ -725,7 +793,8 @@ static void print_hist_line(FILE *f, const char *name, const struct sl_hist *h, 
 
 /* --breakdown: the logs' group writes, submitted -> durable, by what was
  * in flight beside them. */
-static void print_writes(FILE *f, const struct sl_cluster_result *r, unsigned nodes)
+static void print_writes(FILE *f, const struct sl_cluster_result *r, const struct cb_limits *l,
+			 const struct cb_row *row, unsigned nodes)
 {
 	const struct sl_cluster_writes *w = &r->breakdown.writes;
 	uint64_t slow = 0;
@@ -749,6 +818,17 @@ static void print_writes(FILE *f, const struct sl_cluster_result *r, unsigned no
 		fprintf(f, " %u: %llu (slowest %llu)", p, (unsigned long long)w->peers[p],
 			(unsigned long long)w->slow_peers[p]);
 	fprintf(f, "\n");
+	if (!l->pat.measured)
+		return;
+	fprintf(f,
+		"    the disk alone, the run's pattern (%u writers of %u bytes, %llu/s each): p50 "
+		"%.1f us p99 %.1f us;\n"
+		"      beside %llu chunks of zeros a second each: p50 %.1f us p99 %.1f us\n"
+		"    lag p99 / (that p99 without zeros + round-trip p50) = %.2f, with zeros %.2f\n",
+		l->pat.p.writers, l->pat.p.bytes, (unsigned long long)l->pat.p.per_s, l->pat.p50_us,
+		l->pat.p99_us, (unsigned long long)l->pat.p.zeros_per_s, l->pat.z50_us,
+		l->pat.z99_us, floor_ratio(row->l99 * 1e3, l->pat.p99_us, l),
+		floor_ratio(row->l99 * 1e3, l->pat.z99_us, l));
 }
 
 /* --breakdown: a line per hop. */
@@ -771,7 +851,8 @@ static void print_breakdown(FILE *f, const struct sl_cluster_result *r)
 }
 
 /* "bd_due_append_p50_us" for "due->append". */
-static void breakdown_json(struct bench_json *j, const struct sl_cluster_result *r)
+static void breakdown_json(struct bench_json *j, const struct sl_cluster_result *r,
+			   const struct cb_limits *l, const struct cb_row *w)
 {
 	bench_json_int(j, "bd_batches", (long long)r->breakdown.batches);
 	for (unsigned h = 0; h < SL_HOPS; h++) {
@@ -799,6 +880,15 @@ static void breakdown_json(struct bench_json *j, const struct sl_cluster_result 
 		       (long long)r->breakdown.writes.slow[SL_WCLASS_BEHIND]);
 	bench_json_int(j, "bd_write_slow_alone",
 		       (long long)r->breakdown.writes.slow[SL_WCLASS_ALONE]);
+	if (!l->pat.measured)
+		return;
+	bench_json_int(j, "limit_pattern_per_s", (long long)l->pat.p.per_s);
+	bench_json_int(j, "limit_pattern_bytes", l->pat.p.bytes);
+	bench_json_num(j, "limit_pattern_p50_us", l->pat.p50_us);
+	bench_json_num(j, "limit_pattern_p99_us", l->pat.p99_us);
+	bench_json_int(j, "limit_pattern_zeros_per_s", (long long)l->pat.p.zeros_per_s);
+	bench_json_num(j, "limit_pattern_zeros_p99_us", l->pat.z99_us);
+	bench_json_num(j, "lag_floor_ratio_p99", floor_ratio(w->l99 * 1e3, l->pat.p99_us, l));
 }
 
 /* The run's JSON line to stdout (to_stdout) and to `also` (not NULL). */
@@ -875,7 +965,7 @@ static void print_json(const struct sl_cluster_opts *o, const struct sl_cluster_
 		bench_json_num(&j, "steal_slice_max_ms", steal_slice_max(r));
 	}
 	if (o->breakdown)
-		breakdown_json(&j, r);
+		breakdown_json(&j, r, l, w);
 	j.len += (size_t)snprintf(j.buf + j.len, sizeof(j.buf) - j.len, ",\"verified\":%s",
 				  r->verified ? "true" : "false");
 	if (also)
@@ -1199,8 +1289,13 @@ static int one_run(struct cb_state *s, struct sl_cluster_opts *o, unsigned d, un
 		fprintf(stderr, "shipbench cluster: %s\n", sl_err_msg());
 		return rc;
 	}
-	l = (struct cb_limits){s->disk.fsync_p50_us, s->disk.fsync_p99_us, s->disk.seq_mb_s,
-			       s->rtt[o->net],	     s->lz4[d][z],	   s->par};
+	l = (struct cb_limits){s->disk.fsync_p50_us,
+			       s->disk.fsync_p99_us,
+			       s->disk.seq_mb_s,
+			       s->rtt[o->net],
+			       s->lz4[d][z],
+			       s->par,
+			       {0}};
 	if ((rc = sl_cluster_run(o, &r)) < 0) {
 		w->failed = 1;
 		fprintf(stderr, "shipbench cluster: %s\n", r.error);
@@ -1208,6 +1303,8 @@ static int one_run(struct cb_state *s, struct sl_cluster_opts *o, unsigned d, un
 	}
 	fill_row(w, &r, &l);
 	getloadavg(&w->load1, 1);
+	if (o->breakdown && measure_run_pattern(o, &r, &l.pat) < 0)
+		fprintf(stderr, "shipbench cluster: %s\n", sl_err_msg());
 	/* With --json, stdout stays JSON lines. */
 	if (!s->c->json)
 		print_text(o, &r, &l, w);
@@ -1215,7 +1312,7 @@ static int one_run(struct cb_state *s, struct sl_cluster_opts *o, unsigned d, un
 		sl_cluster_print_check(stderr, &r);
 	if (o->breakdown) {
 		print_breakdown(s->c->json ? stderr : stdout, &r);
-		print_writes(s->c->json ? stderr : stdout, &r, o->nodes);
+		print_writes(s->c->json ? stderr : stdout, &r, &l, w, o->nodes);
 	}
 	if (s->c->json || s->jsonl)
 		print_json(o, &r, &l, w, s->c->json, s->jsonl);

@@ -144,6 +144,7 @@ int bench_fresh_file(const char *dir, const char *name, uint64_t size, char *pat
 struct sync_writer {
 	int fd;
 	enum sl_sync_mode mode;
+	uint32_t bytes; /* each write's */
 	uint8_t *buf;
 	uint64_t span, start_ns, deadline_ns, interval_ns;
 	struct sl_hist h;
@@ -152,15 +153,16 @@ struct sync_writer {
 };
 
 /* A fresh file in `dir` with its first `written` bytes (0: none, the
- * file's fallocated blocks) written and synced, and a random 4 KiB block to
- * write over them. 0 or -errno. */
+ * file's fallocated blocks) written and synced, and `bytes` to write over
+ * them: random, or zeros when seed is NULL. 0 or -errno. */
 static int sync_writer_open(struct sync_writer *w, const char *dir, enum sl_sync_mode mode,
-			    uint64_t written, uint64_t *seed)
+			    uint32_t bytes, uint64_t written, uint64_t *seed)
 {
 	char path[4096];
 	int rc = 0;
 
 	w->mode = mode;
+	w->bytes = bytes;
 	w->span = written ? written : SYNC_FILE;
 	w->buf = NULL;
 	assert(w->span % 4096 == 0 && w->span <= SYNC_FILE);
@@ -170,11 +172,14 @@ static int sync_writer_open(struct sync_writer *w, const char *dir, enum sl_sync
 	    ((rc = bench_raw_loop(w->fd, written, 0, 1u << 20, 4, -1, NULL, NULL, seed)) < 0 ||
 	     (fdatasync(w->fd) < 0 && (rc = -errno) < 0)))
 		goto close_file;
-	if (posix_memalign((void **)&w->buf, 4096, 4096)) {
+	if (posix_memalign((void **)&w->buf, 4096, bytes)) {
 		rc = -ENOMEM;
 		goto close_file;
 	}
-	bench_fill_random(w->buf, 4096, seed);
+	if (seed)
+		bench_fill_random(w->buf, bytes, seed);
+	else
+		memset(w->buf, 0, bytes);
 	return 0;
 close_file:
 	close(w->fd);
@@ -195,7 +200,7 @@ static void sleep_until(uint64_t ns)
 		;
 }
 
-/* Durable 4 KiB writes at queue depth 1 from start_ns to deadline_ns, one
+/* Durable writes at queue depth 1 from start_ns to deadline_ns, one
  * every interval_ns at most (0: back to back; a write that ends late starts
  * the next at once, never a burst), each write's own time into w->h. */
 static int sync_writer_run(struct sync_writer *w)
@@ -204,7 +209,7 @@ static int sync_writer_run(struct sync_writer *w)
 
 	sleep_until(w->start_ns);
 	while (bench_now_ns() < w->deadline_ns) {
-		struct iovec iov = {.iov_base = w->buf, .iov_len = 4096};
+		struct iovec iov = {.iov_base = w->buf, .iov_len = w->bytes};
 		uint64_t t0 = bench_now_ns();
 		ssize_t n;
 
@@ -215,17 +220,17 @@ static int sync_writer_run(struct sync_writer *w)
 		if (w->mode == SL_SYNC_DSYNC) {
 			n = pwritev2(w->fd, &iov, 1, (off_t)off, RWF_DSYNC);
 		} else {
-			n = pwrite(w->fd, w->buf, 4096, (off_t)off);
-			if (n == 4096 && fdatasync(w->fd) < 0)
+			n = pwrite(w->fd, w->buf, w->bytes, (off_t)off);
+			if (n == (ssize_t)w->bytes && fdatasync(w->fd) < 0)
 				n = -1;
 		}
-		if (n != 4096) {
+		if (n != (ssize_t)w->bytes) {
 			w->rc = -(n < 0 ? errno : EIO);
 			fprintf(stderr, "shipbench: raw sync write: %s\n", strerror(-w->rc));
 			return w->rc;
 		}
 		sl_hist_record(&w->h, bench_now_ns() - t0);
-		off = off + 4096 >= w->span ? 0 : off + 4096;
+		off = off + 2 * w->bytes > w->span ? 0 : off + w->bytes;
 		next = next + w->interval_ns > t0 ? next + w->interval_ns : t0;
 	}
 	return 0;
@@ -243,7 +248,7 @@ int bench_raw_sync(const char *dir, enum sl_sync_mode mode, double secs, uint64_
 	static struct sync_writer w;
 	int rc;
 
-	if ((rc = sync_writer_open(&w, dir, mode, written, seed)) < 0)
+	if ((rc = sync_writer_open(&w, dir, mode, 4096, written, seed)) < 0)
 		return rc;
 	sl_hist_reset(&w.h);
 	w.rc = 0;
@@ -259,22 +264,50 @@ int bench_raw_sync(const char *dir, enum sl_sync_mode mode, double secs, uint64_
 int bench_raw_sync_par(const char *dir, unsigned n, uint64_t per_s, double secs, uint64_t written,
 		       struct sl_hist *h, uint64_t *seed)
 {
-	struct sync_writer *w = calloc(n, sizeof(*w));
-	unsigned opened = 0, started = 0;
-	uint64_t start;
+	const struct bench_sync_pattern p = {.writers = n, .per_s = per_s, .bytes = 4096};
+
+	return bench_raw_sync_pattern(dir, &p, secs, written, h, seed);
+}
+
+/* The pattern's writers: p->writers durable ones, then as many writing
+ * zeros into fresh (fallocated) blocks when p->zeros_per_s. */
+static int pattern_open(struct sync_writer *w, unsigned *opened, const char *dir,
+			const struct bench_sync_pattern *p, uint64_t written, uint64_t *seed)
+{
+	unsigned n = p->writers * (p->zeros_per_s ? 2 : 1);
 	int rc = 0;
 
+	for (*opened = 0; *opened < n; (*opened)++) {
+		struct sync_writer *x = &w[*opened];
+		int z = *opened >= p->writers;
+		uint64_t per_s = z ? p->zeros_per_s : p->per_s;
+
+		if ((rc = z ? sync_writer_open(x, dir, SL_SYNC_FDATASYNC, BENCH_ZERO_CHUNK, 0, NULL)
+			    : sync_writer_open(x, dir, SL_SYNC_DSYNC, p->bytes, written, seed)) < 0)
+			break;
+		x->interval_ns = per_s ? 1000000000ull / per_s : 0;
+	}
+	return rc;
+}
+
+int bench_raw_sync_pattern(const char *dir, const struct bench_sync_pattern *p, double secs,
+			   uint64_t written, struct sl_hist *h, uint64_t *seed)
+{
+	struct sync_writer *w = calloc(2 * (size_t)p->writers, sizeof(*w));
+	unsigned opened = 0, started = 0;
+	uint64_t start;
+	int rc;
+
+	assert(p->bytes % 4096 == 0 && p->bytes > 0 && p->bytes <= BENCH_ZERO_CHUNK);
 	if (!w)
 		return -ENOMEM;
-	for (; opened < n && rc == 0; opened++)
-		if ((rc = sync_writer_open(&w[opened], dir, SL_SYNC_DSYNC, written, seed)) < 0)
-			break;
+	rc = pattern_open(w, &opened, dir, p, written, seed);
 	/* Every writer starts at the same instant, as the nodes' writes of
-	 * one batch do, 2 ms from now so that the threads are up. */
+	 * one batch do (and their logs' zeros, at the same positions), 2 ms
+	 * from now so that the threads are up. */
 	start = bench_now_ns() + 2000000;
 	for (unsigned i = 0; i < opened; i++) {
 		sl_hist_reset(&w[i].h);
-		w[i].interval_ns = per_s ? 1000000000ull / per_s : 0;
 		w[i].start_ns = start;
 		w[i].deadline_ns = start + (uint64_t)(secs * 1e9);
 	}
@@ -285,7 +318,8 @@ int bench_raw_sync_par(const char *dir, unsigned n, uint64_t per_s, double secs,
 	for (unsigned i = 0; i < started; i++) {
 		pthread_join(w[i].thr, NULL);
 		rc = rc < 0 ? rc : w[i].rc;
-		sl_hist_merge(h, &w[i].h);
+		if (i < p->writers) /* the zeros' own times are not the probe's */
+			sl_hist_merge(h, &w[i].h);
 	}
 	for (unsigned i = 0; i < opened; i++)
 		sync_writer_close(&w[i]);

@@ -22,7 +22,7 @@ uint64_t bench_now_ns(void);
 /* A JSON line builder: bench_json_begin(&j, "codec"); bench_json_str(&j, "data", "text");
  * bench_json_num(&j, "ratio", 2.1); bench_json_end(&j) prints it to stdout. */
 struct bench_json {
-	char buf[2048];
+	char buf[8192]; /* --breakdown adds about 1.5 KB of keys */
 	size_t len;
 };
 void bench_json_begin(struct bench_json *j, const char *bench);
@@ -58,6 +58,21 @@ int bench_raw_sync(const char *dir, enum sl_sync_mode mode, double secs, uint64_
  * from a common start; every write's latency into h. 0 or -errno. */
 int bench_raw_sync_par(const char *dir, unsigned n, uint64_t per_s, double secs, uint64_t written,
 		       struct sl_hist *h, uint64_t *seed);
+/* The same with a log's pattern: each of `writers` threads makes durable
+ * writes of `bytes` (a multiple of 4096, at most BENCH_ZERO_CHUNK) at
+ * `per_s` (0: back to back), and with zeros_per_s as many more threads each
+ * write a BENCH_ZERO_CHUNK of zeros into fresh (fallocated) blocks and
+ * fdatasync it, zeros_per_s times a second, as a log's prewriting does
+ * (io/store.c); only the durable writes' latencies go into h. */
+#define BENCH_ZERO_CHUNK (1u << 20)
+struct bench_sync_pattern {
+	unsigned writers;
+	uint64_t per_s;
+	uint32_t bytes;
+	uint64_t zeros_per_s;
+};
+int bench_raw_sync_pattern(const char *dir, const struct bench_sync_pattern *p, double secs,
+			   uint64_t written, struct sl_hist *h, uint64_t *seed);
 /* Sequential O_DIRECT writes of `wbytes`, `depth` in flight through
  * io_uring, into fd from offset 0 for `secs`: wrapping at `file_bytes` when
  * `wrap`, else stopping there (which ends the phase early). secs < 0: one
