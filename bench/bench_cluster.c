@@ -76,7 +76,8 @@ struct cb_plan {
 	uint32_t sizes[LIST_MAX];
 	enum sl_wl_kind data[LIST_MAX];
 	enum sl_cluster_mode modes[LIST_MAX];
-	unsigned n_nets, n_acks, n_levels, n_sizes, n_data, n_modes;
+	enum sl_idle idles[LIST_MAX];
+	unsigned n_nets, n_acks, n_levels, n_sizes, n_data, n_modes, n_idles;
 	const char *plot_dir;
 	int matrix;
 	int half_max;	 /* each closed-loop run followed by an open loop at half its rate */
@@ -114,6 +115,7 @@ struct cb_row {
 	enum sl_wl_kind data;
 	enum sl_cluster_mode mode;
 	uint64_t load; /* open loop: records/s asked for; closed: in flight */
+	enum sl_idle idle;
 	unsigned round;
 	int failed, verified;
 	double rps, mb_s, c50, c99, c999, l50, l99, ratio, cpu_gb, load1;
@@ -131,7 +133,7 @@ static void usage(FILE *f)
 		"                        [--batch-bytes N] [--linger-us N] [--seal S]\n"
 		"                        [--inline-write-max N] [--log-inflight N]\n"
 		"                        [--timer-early-us N] [--mtu N] [--lz4-accel N]\n"
-		"                        [--idle spin|yield|backoff|nap] [--plot DIR]\n"
+		"                        [--idle LIST] [--plot DIR]\n"
 		"                        [--check-records] [--fresh-records] [--breakdown]\n"
 		"                        [--compress-thread] [--rounds N]\n"
 		"                        [--keep]\n"
@@ -173,7 +175,7 @@ static void usage(FILE *f)
 		"  --nodes N         cluster size (default 3)\n"
 		"  --batch-bytes N   close a batch at this many raw bytes (default 65536)\n"
 		"  --linger-us N     or this long after its first record (default 100)\n"
-		"  --idle I          node idle strategy: backoff (default): spin, then sleep\n"
+		"  --idle LIST       node idle strategy: backoff (default): spin, then sleep\n"
 		"                    until a frame or a completion arrives (a transport that\n"
 		"                    cannot be waited for: yield, then sleep up to 50 us);\n"
 		"                    nap: spin, yield, then sleep up to 50 us on the timer\n"
@@ -285,6 +287,12 @@ static int one_size(const char *opt, const char *s, void *out)
 	return rc;
 }
 
+static int one_idle(const char *opt, const char *s, void *out)
+{
+	(void)opt;
+	return sl_idle_parse(s, out);
+}
+
 static int one_mode(const char *opt, const char *s, void *out)
 {
 	(void)opt;
@@ -333,7 +341,7 @@ static int parse_one(const char *a, const char *val, struct sl_cluster_opts *o, 
 	if (strcmp(a, "--warmup") == 0)
 		return parse_seconds(a, val, &o->warmup);
 	if (strcmp(a, "--idle") == 0)
-		return sl_idle_parse(val, &o->idle);
+		return parse_list(a, val, &p->n_idles, p->idles, sizeof(p->idles[0]), one_idle);
 	if (strcmp(a, "--seal") == 0) {
 		if (strcmp(val, "auto") == 0)
 			p->seal = 0;
@@ -414,6 +422,8 @@ static void plan_defaults(struct cb_plan *p)
 		p->modes[p->n_modes++] = SL_CLUSTER_CLOSED;
 	if (!p->rounds)
 		p->rounds = 1;
+	if (!p->n_idles)
+		p->idles[p->n_idles++] = SL_IDLE_BACKOFF;
 }
 
 static int parse_opts(int argc, char **argv, struct sl_cluster_opts *o, struct cb_plan *p)
@@ -1048,7 +1058,21 @@ static int draw_plots(const char *dir)
 
 /* ---- the plan ---- */
 
-static void print_table(FILE *f, const struct cb_row *rows, unsigned n, unsigned rounds)
+/* "closed 64", "open 10000/s"; with several idle strategies in the plan
+ * "closed 64 nap"; with several rounds (round > 0) "closed 64 #2". */
+static void mode_label(char *buf, size_t cap, const struct cb_row *w, int show_idle, unsigned round)
+{
+	int k = snprintf(buf, cap, w->mode == SL_CLUSTER_OPEN ? "open %llu/s" : "closed %llu",
+			 (unsigned long long)w->load);
+
+	if (show_idle && k >= 0 && (size_t)k < cap)
+		k += snprintf(buf + k, cap - (size_t)k, " %s", sl_idle_name(w->idle));
+	if (round && k >= 0 && (size_t)k < cap)
+		snprintf(buf + k, cap - (size_t)k, " #%u", round);
+}
+
+static void print_table(FILE *f, const struct cb_row *rows, unsigned n, unsigned rounds,
+			int show_idle)
 {
 	fprintf(f, "\n%-9s %-8s %-8s %6s %-6s %-13s %10s %8s %9s %9s %9s %8s %8s %6s %7s %5s %s\n",
 		"transport", "acks", "level", "bytes", "data", "mode", "records/s", "MB/s",
@@ -1060,12 +1084,7 @@ static void print_table(FILE *f, const struct cb_row *rows, unsigned n, unsigned
 		const char *acks = sl_acks_name(w->acks, buf, sizeof(buf));
 		char mode[32];
 
-		snprintf(mode, sizeof(mode),
-			 w->mode == SL_CLUSTER_OPEN ? "open %llu/s" : "closed %llu",
-			 (unsigned long long)w->load);
-		if (rounds > 1) /* which round: "closed 64 #2" */
-			snprintf(mode + strlen(mode), sizeof(mode) - strlen(mode), " #%u",
-				 w->round);
+		mode_label(mode, sizeof(mode), w, show_idle, rounds > 1 ? w->round : 0);
 		fprintf(f, "%-9s %-8s %-8s %6u %-6s %-13s ", sl_cluster_net_name(w->net), acks,
 			sl_ack_level_name(w->level), w->size, sl_wl_kind_name(w->data), mode);
 		if (w->failed) {
@@ -1086,7 +1105,7 @@ static void print_table(FILE *f, const struct cb_row *rows, unsigned n, unsigned
 static int same_work(const struct cb_row *x, const struct cb_row *y, int half_max)
 {
 	return x->acks == y->acks && x->level == y->level && x->size == y->size &&
-	       x->data == y->data && x->mode == y->mode &&
+	       x->data == y->data && x->mode == y->mode && x->idle == y->idle &&
 	       (x->load == y->load || (half_max && x->mode == SL_CLUSTER_OPEN));
 }
 
@@ -1151,7 +1170,7 @@ static double group_median(const struct cb_row *const *g, unsigned k, size_t off
 /* Per transport and workload (in the order first run): the median of its
  * rounds, the spread, and in how many rounds it led the others. */
 static void print_medians(FILE *f, const struct cb_row *rows, unsigned n, unsigned rounds,
-			  int half_max)
+			  int half_max, int show_idle)
 {
 	fprintf(f,
 		"\nmedian of %u rounds (min-max); led: rounds with the most records/s, the "
@@ -1181,9 +1200,7 @@ static void print_medians(FILE *f, const struct cb_row *rows, unsigned n, unsign
 			rtx += g[j]->retransmits;
 			ok &= g[j]->verified;
 		}
-		snprintf(mode, sizeof(mode),
-			 w->mode == SL_CLUSTER_OPEN ? "open %llu/s" : "closed %llu",
-			 (unsigned long long)w->load);
+		mode_label(mode, sizeof(mode), w, show_idle, 0);
 		double rps = group_median(g, k, offsetof(struct cb_row, rps), &rlo, &rhi);
 		double c99 = group_median(g, k, offsetof(struct cb_row, c99), &plo, &phi);
 
@@ -1258,6 +1275,7 @@ static int one_run(struct cb_state *s, struct sl_cluster_opts *o, unsigned d, un
 			     .data = o->data,
 			     .mode = o->mode,
 			     .load = o->mode == SL_CLUSTER_OPEN ? o->rate : o->inflight,
+			     .idle = o->idle,
 			     .round = s->round};
 	fprintf(stderr,
 		"cluster: run %u/%u (round %u): %s, acks=%s at %s, %u-byte %s records, %s loop\n",
@@ -1332,7 +1350,7 @@ static unsigned plan_runs(const struct cb_plan *p)
 
 	for (unsigned a = 0; a < p->n_acks; a++)
 		n += p->acks[a] == 0 ? 1 : p->n_levels;
-	n *= p->n_nets * p->n_data * p->n_sizes * p->rounds;
+	n *= p->n_nets * p->n_data * p->n_sizes * p->n_idles * p->rounds;
 	for (unsigned m = 0, modes = 0;; m++) {
 		if (m == p->n_modes)
 			return n * modes;
@@ -1356,6 +1374,7 @@ static int run_half(struct cb_state *s, struct sl_cluster_opts *o, unsigned d, u
 						       .data = o->data,
 						       .mode = SL_CLUSTER_OPEN,
 						       .load = rate,
+						       .idle = o->idle,
 						       .round = s->round,
 						       .failed = 1};
 		fprintf(stderr, "shipbench cluster: no maximum to halve: the closed loop failed\n");
@@ -1371,7 +1390,7 @@ static int run_half(struct cb_state *s, struct sl_cluster_opts *o, unsigned d, u
 
 /* A workload of the plan: everything but the transport. */
 struct cb_work {
-	unsigned d, z, m, a, v;
+	unsigned d, z, m, a, v, i;
 };
 
 static unsigned plan_works(const struct cb_plan *p, struct cb_work *w)
@@ -1385,7 +1404,8 @@ static unsigned plan_works(const struct cb_plan *p, struct cb_work *w)
 					for (unsigned v = 0; v < p->n_levels; v++) {
 						if (p->acks[a] == 0 && v > 0)
 							break;
-						w[n++] = (struct cb_work){d, z, m, a, v};
+						for (unsigned i = 0; i < p->n_idles; i++)
+							w[n++] = (struct cb_work){d, z, m, a, v, i};
 					}
 	return n;
 }
@@ -1402,6 +1422,7 @@ static int run_work(struct cb_state *s, struct sl_cluster_opts *o, unsigned t,
 	o->mode = p->modes[k->m];
 	o->policy.acks = p->acks[k->a];
 	o->policy.level = p->levels[k->v];
+	o->idle = p->idles[k->i];
 	failed = one_run(s, o, k->d, k->z) < 0;
 	if (p->half_max && o->mode == SL_CLUSTER_CLOSED)
 		failed |= run_half(s, o, k->d, k->z) < 0;
@@ -1478,9 +1499,10 @@ int bench_cluster_main(const struct bench_common *c, int argc, char **argv)
 		return 1;
 	}
 	failed = run_plan(&s, &o);
-	print_table(c->json ? stderr : stdout, s.rows, s.n_rows, p.rounds);
+	print_table(c->json ? stderr : stdout, s.rows, s.n_rows, p.rounds, p.n_idles > 1);
 	if (p.rounds > 1)
-		print_medians(c->json ? stderr : stdout, s.rows, s.n_rows, p.rounds, p.half_max);
+		print_medians(c->json ? stderr : stdout, s.rows, s.n_rows, p.rounds, p.half_max,
+			      p.n_idles > 1);
 	if (s.jsonl)
 		fclose(s.jsonl);
 	if (p.plot_dir && draw_plots(p.plot_dir) < 0)

@@ -40,6 +40,7 @@ def load_runs(d):
             if line:
                 r = json.loads(line)
                 r["run"] = i
+                r.setdefault("idle", "backoff")  # written before the key was
                 runs.append(r)
     return runs
 
@@ -73,7 +74,7 @@ def varying(runs, keys):
     return [k for k in keys if len({json.dumps(r[k]) for r in runs}) > 1] or keys[:1]
 
 
-WORK = ["acks", "ack_level", "mode", "record_bytes", "data"]
+WORK = ["acks", "ack_level", "mode", "record_bytes", "data", "idle"]
 
 
 def work_key(r):
@@ -142,7 +143,7 @@ def lag_over_time(d, runs, title):
     nets = sorted({r["transport"] for r in runs})
     fig, axes = plt.subplots(len(nets), 1, figsize=(10, 3.2 * len(nets) + 0.8), squeeze=False,
                              sharex=True)
-    keys = varying(runs, ["acks", "ack_level", "mode", "record_bytes", "data"])
+    keys = varying(runs, WORK)
     for ax, net in zip(axes[:, 0], nets):
         for r in (r for r in runs if r["transport"] == net):
             rows = read_csv(os.path.join(d, "run-%03d-lag.csv" % r["run"]))

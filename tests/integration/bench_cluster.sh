@@ -7,7 +7,8 @@
 # check, the summary table comes on stderr, and the plots are drawn. Then one
 # short run at --mtu 9000 with --idle nap, and an MTU out of range refused.
 # Last, --rounds 2: the transports interleaved round by round, every run a
-# JSON line with its round, the median table and rounds.png.
+# JSON line with its round, the median table and rounds.png; and --idle as a
+# list.
 #
 #   bench_cluster.sh SHIPBENCH       (meson passes the built program)
 set -euo pipefail
@@ -111,4 +112,15 @@ for net in ("udp", "tcp"):
     assert row[0][8] == "(%.0f-%.0f)" % tuple(rps), (row, rps)
 PY
 [ -s "$dir/rounds/rounds.png" ] || { echo "bench_cluster: --rounds drew no rounds.png" >&2; exit 1; }
+# --idle LIST: a run per strategy, in the order listed.
+"$bench" cluster --json --transport tcp --idle nap,backoff --seconds 0.2 --warmup 0.1 \
+	--dir "$dir" >"$dir/idle.jsonl" 2>"$dir/idle.log" || {
+	tail -20 "$dir/idle.log" >&2
+	echo "bench_cluster: shipbench cluster --idle nap,backoff failed" >&2
+	exit 1
+}
+python3 -c 'import json, sys
+runs = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
+assert [r["idle"] for r in runs] == ["nap", "backoff"], runs
+assert all(r["verified"] is True for r in runs), runs' "$dir/idle.jsonl"
 echo "bench_cluster: PASS"
