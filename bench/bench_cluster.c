@@ -531,10 +531,6 @@ static int measure_disk(const struct bench_common *c, const char *base, struct c
 	return rc < 0 ? sl_err_set(-rc, "disk limits in %s: %s", base, strerror(-rc)) : 0;
 }
 
-/* The durable write with every node writing at once (bench_raw_sync_par):
- * in an open loop each of the run's `nodes` writers at most the loop's
- * rate (a write per record), in a closed loop back to back. Measured again
- * only when the run's pacing or node count differs from the last. */
 /* bench_raw_sync_pattern in a fresh directory under base: into h. */
 static int measure_pattern(const char *base, const struct bench_sync_pattern *p, double secs,
 			   uint64_t seed, struct sl_hist *h)
@@ -553,6 +549,10 @@ static int measure_pattern(const char *base, const struct bench_sync_pattern *p,
 	return 0;
 }
 
+/* The durable write with every node writing at once (bench_raw_sync_pattern):
+ * in an open loop each of the run's `nodes` writers at most the loop's
+ * rate (a write per record), in a closed loop back to back. Measured again
+ * only when the run's pacing or node count differs from the last. */
 static int measure_par(const struct sl_cluster_opts *o, struct cb_par *p)
 {
 	static struct sl_hist h;
