@@ -279,13 +279,16 @@ int th_append(struct sl_store *s, struct th_log *l, uint32_t records, uint32_t r
 	      uint32_t seed)
 {
 	const struct th_batch *b = th_log_next(l, records, rec_bytes, seed);
-	int rc;
+	int rc, polls = 0;
 
+	/* Each poll reaps at least one completion while any is outstanding: a
+	 * store that stays full with nothing in flight fails here. */
 	while ((rc = sl_store_append(s, b->bytes, b->len)) == -EAGAIN) {
 		int p = sl_store_poll(s, 1);
 
 		if (p < 0)
 			return p;
+		assert_true(++polls < 100000);
 	}
 	if (rc < 0) /* not appended: forget it */
 		th_log_truncate(l, b->lsn - 1);

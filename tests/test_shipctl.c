@@ -97,8 +97,10 @@ static void append_batch(struct fx *f, struct sl_store *s, uint32_t count, int m
 		sl_le32_put(out + 92, sl_crc32c(0, out, 92));
 		h.hdr_crc = sl_le32_get(out + 92);
 	}
-	while ((rc = sl_store_append(s, out, (size_t)n)) == -EAGAIN)
+	for (int i = 0; (rc = sl_store_append(s, out, (size_t)n)) == -EAGAIN; i++) {
+		assert_true(i < 100000); /* a store full with nothing in flight */
 		assert_true(sl_store_poll(s, 1) >= 0);
+	}
 	if (rc != 0)
 		fail_msg("append: %s", sl_err_msg());
 	f->next_lsn += count;
