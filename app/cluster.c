@@ -915,6 +915,7 @@ static int configure(struct sl_cluster *c)
 		nc->store.dir = cn->dir;
 		nc->store.inline_write_max = c->o.inline_write_max;
 		nc->store.max_inflight = c->o.log_inflight;
+		nc->store.prewrite_chunk = c->o.prewrite_chunk;
 		nc->store.wtrace = c->o.breakdown ? &cn->wtrace : NULL;
 		nc->net.mtu = c->o.mtu;
 		nc->transport = c->o.net == SL_CLUSTER_TCP ? SL_TRANSPORT_TCP : SL_TRANSPORT_UDP;

@@ -132,8 +132,8 @@ static void usage(FILE *f)
 		"                        [--clients N] [--warmup S] [--nodes N]\n"
 		"                        [--batch-bytes N] [--linger-us N] [--seal S]\n"
 		"                        [--inline-write-max N] [--log-inflight N]\n"
-		"                        [--timer-early-us N] [--mtu N] [--lz4-accel N]\n"
-		"                        [--idle LIST] [--plot DIR]\n"
+		"                        [--prewrite-chunk N] [--timer-early-us N] [--mtu N]\n"
+		"                        [--lz4-accel N] [--idle LIST] [--plot DIR]\n"
 		"                        [--check-records] [--fresh-records] [--breakdown]\n"
 		"                        [--compress-thread] [--rounds N]\n"
 		"                        [--keep]\n"
@@ -201,6 +201,8 @@ static void usage(FILE *f)
 		"  --timer-early-us N  every node wakes N us before a timed event (a record\n"
 		"                    due, a linger's end) and spins to it (default 0: sleeps\n"
 		"                    until it; a timer's wake-up comes 10-16 us late here)\n"
+		"  --prewrite-chunk N  every node's chunks of zeros written ahead, 256K..8M\n"
+		"                    ([store] prewrite_chunk; default 1M)\n"
 		"  --mtu N           every node's IP MTU, 576..9216: DATA fragments fill it\n"
 		"                    (default 1500)\n"
 		"  --plot DIR        write each run's commit-latency CDF, follower lag and the\n"
@@ -385,6 +387,9 @@ static int parse_one(const char *a, const char *val, struct sl_cluster_opts *o, 
 	} else if (strcmp(a, "--timer-early-us") == 0) {
 		rc = bench_parse_u64(a, val, 0, 1000, &v);
 		o->timer_early_ns = (uint32_t)v * 1000;
+	} else if (strcmp(a, "--prewrite-chunk") == 0) {
+		rc = bench_parse_u64(a, val, 256u << 10, 8u << 20, &v);
+		o->prewrite_chunk = (uint32_t)v;
 	} else if (strcmp(a, "--mtu") == 0) {
 		rc = bench_parse_u64(a, val, 576, SL_FRAME_MAX, &v);
 		o->mtu = (uint32_t)v;
@@ -934,6 +939,7 @@ static void print_json(const struct sl_cluster_opts *o, const struct sl_cluster_
 	bench_json_int(&j, "inline_write_max", o->inline_write_max);
 	bench_json_int(&j, "log_inflight", o->log_inflight); /* 0: the store's default */
 	bench_json_int(&j, "timer_early_us", o->timer_early_ns / 1000);
+	bench_json_int(&j, "prewrite_chunk", o->prewrite_chunk); /* 0: the store's default */
 	bench_json_int(&j, "mtu", o->mtu ? o->mtu : 1500);
 	bench_json_str(&j, "idle", sl_idle_name(o->idle));
 	bench_json_num(&j, "seconds", r->seconds);

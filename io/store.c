@@ -48,7 +48,9 @@
  * are in flight per log. Smaller chunks shorten a group's wait behind one
  * but sync more often, and each sync is a flush of the shared disk:
  * 256 KiB did worse than 1 MiB at p99 (docs/performance.md). */
-#define PREWRITE_CHUNK (1u << 20)
+#define PREWRITE_CHUNK	   (1u << 20) /* sl_store_opts.prewrite_chunk: the default */
+#define PREWRITE_CHUNK_MIN (256u << 10)
+#define PREWRITE_CHUNK_MAX (8u << 20)
 /* Only while groups are small: that is where a journal commit per durable
  * write dominates. Large groups pay for it once per many records, and a
  * disk-bound appender would lose half its bandwidth to the zeros
@@ -177,7 +179,8 @@ struct sl_store {
 
 	/* Prewriting (direct I/O only: zbuf NULL otherwise): at most one chunk
 	 * of zeros and its fdatasync in flight, [zoff, zend) of zseg. */
-	uint8_t *zbuf; /* PREWRITE_CHUNK zero bytes */
+	uint8_t *zbuf;	 /* zchunk zero bytes */
+	uint32_t zchunk; /* bytes per chunk of zeros */
 	struct sl_seg *zseg;
 	uint64_t zoff, zend;
 	unsigned zpending;
@@ -660,7 +663,7 @@ static void prep_zero(struct sl_store *s)
 	struct io_uring_sqe *sqe;
 
 	assert(spare_wants_zeros(s) && left > 0);
-	s->prep_zlen = (uint32_t)(left < PREWRITE_CHUNK ? left : PREWRITE_CHUNK);
+	s->prep_zlen = (uint32_t)(left < s->zchunk ? left : s->zchunk);
 	s->prep_zrec = wt_start(s, SL_WREC_SPARE_ZEROS, s->prep_zlen);
 	s->zchunks++;
 	sqe = io_uring_get_sqe(&s->ring);
@@ -1100,7 +1103,7 @@ static void prewrite(struct sl_store *s)
 		return;
 	s->zseg = seg;
 	s->zoff = from;
-	s->zend = from + PREWRITE_CHUNK < seg->size ? from + PREWRITE_CHUNK : seg->size;
+	s->zend = from + s->zchunk < seg->size ? from + s->zchunk : seg->size;
 	s->zpending = 2;
 	s->zerr = 0;
 	s->zrec = wt_start(s, SL_WREC_ZEROS, (uint32_t)(s->zend - s->zoff));
@@ -2317,11 +2320,12 @@ static int setup_rings(struct sl_store *s, uint32_t mem_align)
 	}
 	memset(s->mem, 0, (size_t)s->ng * s->group_cap);
 	if (s->direct) {
-		if (posix_memalign((void **)&s->zbuf, mem_align, PREWRITE_CHUNK)) {
+		s->zchunk = (uint32_t)sl_align_up(s->zchunk, s->block);
+		if (posix_memalign((void **)&s->zbuf, mem_align, s->zchunk)) {
 			free(iov);
 			return sl_err_set(ENOMEM, "allocating the prewrite buffer");
 		}
-		memset(s->zbuf, 0, PREWRITE_CHUNK);
+		memset(s->zbuf, 0, s->zchunk);
 	}
 	for (unsigned i = 0; i < s->ng; i++) {
 		s->g[i].buf = s->mem + (size_t)i * s->group_cap;
@@ -2516,6 +2520,11 @@ static int check_opts(const struct sl_store_opts *o)
 	if (o->spare_segments > MAX_SPARES)
 		return sl_err_set(EINVAL, "opening log %s: spare_segments %" PRId32 " over %d",
 				  o->dir, o->spare_segments, MAX_SPARES);
+	if (o->prewrite_chunk &&
+	    (o->prewrite_chunk < PREWRITE_CHUNK_MIN || o->prewrite_chunk > PREWRITE_CHUNK_MAX))
+		return sl_err_set(
+		    EINVAL, "opening log %s: prewrite_chunk %" PRIu32 " not in %u..%u bytes",
+		    o->dir, o->prewrite_chunk, PREWRITE_CHUNK_MIN, PREWRITE_CHUNK_MAX);
 	return 0;
 }
 
@@ -2533,6 +2542,7 @@ int sl_store_open(struct sl_store **out, const struct sl_store_opts *o)
 	s->dirfd = s->rfd = s->fill = s->roll_ci = s->inline_ci = -1;
 	s->zrec = s->prep_zrec = -1;
 	s->wtrace = o->wtrace;
+	s->zchunk = o->prewrite_chunk ? o->prewrite_chunk : PREWRITE_CHUNK;
 	s->inline_max = o->inline_write_max;
 	s->failed_seq = UINT64_MAX;
 	snprintf(s->dir, sizeof(s->dir), "%s", o->dir);

@@ -1263,6 +1263,39 @@ static void test_write_records(void **state)
 	th_check_reads(f->s, &f->log, 0);
 }
 
+/* prewrite_chunk sets the size of each chunk of zeros (the write records
+ * show them); out of 256 KiB..8 MiB it is refused. */
+static void test_prewrite_chunk(void **state)
+{
+	struct fixture *f = *state;
+	struct sl_store_opts o = th_opts(f->dir, 1);
+	struct sl_store_wrec rec[512];
+	struct sl_store_wtrace wt = {.rec = rec, .cap = 512};
+	unsigned full = 0;
+
+	o.segment_bytes = 4 << 20;
+	o.group_bytes = 64 << 10;
+	o.io_mode = SL_IO_DIRECT;
+	o.prewrite_chunk = 100 << 10;
+	assert_int_equal(sl_store_open(&f->s, &o), -EINVAL);
+	o.prewrite_chunk = 16 << 20;
+	assert_int_equal(sl_store_open(&f->s, &o), -EINVAL);
+	o.prewrite_chunk = 256 << 10;
+	o.wtrace = &wt;
+	open_store(f, &o);
+	append_until_prewritten(f);
+	for (uint32_t i = 0; i < wt.n; i++)
+		if (rec[i].kind != SL_WREC_GROUP) {
+			assert_true(rec[i].bytes <= (256u << 10));
+			full += rec[i].bytes == (256u << 10);
+		}
+	assert_true(full >= 8); /* 4 MiB of tail and spare in 256 KiB chunks */
+	th_check_reads(f->s, &f->log, 0);
+	reopen(f, o);
+	check_info_matches_log(f);
+	th_check_reads(f->s, &f->log, 0);
+}
+
 /* While groups are large no zeros go to a spare (nor to the tail): a
  * roll-over then takes the spare being prepared with the zeros it has
  * rather than creating its segment file in the appender's call. */
@@ -1585,6 +1618,7 @@ int main(void)
 	    T(test_prewrite_ahead),
 	    T(test_prewrite_failure),
 	    T(test_write_records),
+	    T(test_prewrite_chunk),
 	    T(test_roll_takes_unzeroed_spare),
 	    T(test_roll_header_write_fails),
 	    T(test_roll_rename_fails),

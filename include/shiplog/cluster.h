@@ -88,6 +88,7 @@ struct sl_cluster_opts {
 	uint32_t inline_write_max; /* every node's sl_store_opts.inline_write_max */
 	uint32_t log_inflight;	   /* every node's sl_store_opts.max_inflight (0: its default) */
 	uint32_t timer_early_ns;   /* every node's sl_node_config.timer_early_ns */
+	uint32_t prewrite_chunk;   /* every node's sl_store_opts.prewrite_chunk (0: its default) */
 	uint32_t mtu;		   /* every node's IP MTU, 576..9216 (0: 1500) */
 	int compress_thread;	   /* the leader's sl_node_config.compress_thread */
 	uint32_t lz4_accel;	   /* every node's proto.lz4_accel (0: 1) */

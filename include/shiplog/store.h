@@ -109,6 +109,11 @@ struct sl_store_opts {
 	 * zeros written ahead (sl_store_wtrace, below), for finding where a
 	 * write's time goes (shipbench cluster --breakdown). */
 	struct sl_store_wtrace *wtrace;
+	/* Direct I/O: bytes of zeros per chunk written ahead of the appends
+	 * (each chunk then its fdatasync, one at a time), 256 KiB..8 MiB,
+	 * rounded up to the block; 0: 1 MiB. Smaller chunks delay a group
+	 * written beside one less, but flush the shared disk more often. */
+	uint32_t prewrite_chunk;
 };
 
 /* One write of the log and what was in flight beside it on the same log when
