@@ -142,9 +142,10 @@ static void usage(FILE *f)
 		"per node at once again before a run whose pacing differs: 0.5 s). --seconds S\n"
 		"is each run's measured time.\n"
 		"  --rounds N        run the plan N times (1..64, default 1), the transports\n"
-		"                    interleaved (udp, memif, udp, memif, ... for each\n"
-		"                    workload) so that a slow minute of the host falls on\n"
-		"                    all alike; every run is reported (JSON key \"round\"),\n"
+		"                    interleaved (udp, memif, then memif, udp in the next\n"
+		"                    round, ... for each workload) so that a slow minute of\n"
+		"                    the host falls on all alike and none always runs first;\n"
+		"                    every run is reported (JSON key \"round\"),\n"
 		"                    then per transport and workload the median of the\n"
 		"                    rounds and their spread (min-max)\n"
 		"  --transport LIST  udp: kernel UDP over io_uring on 127.0.0.1 (default);\n"
@@ -1449,10 +1450,13 @@ static int run_plan(struct cb_state *s, struct sl_cluster_opts *o)
 				failed |= run_work(s, o, t, &works[k]);
 		return failed;
 	}
+	/* Each round starts one transport later (udp, memif, tcp; memif, tcp,
+	 * udp; ...): no transport always runs first after the disk probe of a
+	 * new pacing, or always after the same other one. */
 	for (s->round = 1; s->round <= p->rounds; s->round++)
 		for (unsigned k = 0; k < n; k++)
-			for (unsigned t = 0; t < p->n_nets; t++)
-				failed |= run_work(s, o, t, &works[k]);
+			for (unsigned i = 0; i < p->n_nets; i++)
+				failed |= run_work(s, o, (i + s->round - 1) % p->n_nets, &works[k]);
 	return failed;
 }
 

@@ -88,7 +88,8 @@ grep -q "^transport" "$dir/err.log" || { echo "bench_cluster: no summary table" 
 for f in results.jsonl commit_cdf.png lag_over_time.png run-001-steal.csv; do
 	[ -s "$dir/plot/$f" ] || { echo "bench_cluster: --plot wrote no $f" >&2; exit 1; }
 done
-# --rounds: udp, tcp, udp, tcp; the medians (of two: the mean) as printed.
+# --rounds: udp, tcp, then tcp, udp (each round starts one transport later);
+# the medians (of two: the mean) as printed.
 "$bench" cluster --json --transport udp,tcp --rounds 2 --seconds 0.3 --warmup 0.1 \
 	--dir "$dir" --plot "$dir/rounds" >"$dir/rounds.jsonl" 2>"$dir/rounds.log" || {
 	tail -20 "$dir/rounds.log" >&2
@@ -99,7 +100,7 @@ python3 - "$dir/rounds.jsonl" "$dir/rounds.log" <<'PY'
 import json, sys
 runs = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
 got = [(r["transport"], r["round"]) for r in runs]
-assert got == [("udp", 1), ("tcp", 1), ("udp", 2), ("tcp", 2)], got
+assert got == [("udp", 1), ("tcp", 1), ("tcp", 2), ("udp", 2)], got
 assert all(r["verified"] is True for r in runs), runs
 lines = open(sys.argv[2]).read().split("median of 2 rounds", 1)[1].splitlines()
 for net in ("udp", "tcp"):
