@@ -564,11 +564,15 @@ static const char *role_name(enum sl_role r)
 	return r == SL_ROLE_LEADER ? "leader" : r == SL_ROLE_CANDIDATE ? "candidate" : "follower";
 }
 
+static void zs_drop(struct sl_node *n);
+
 static void op_role(void *ctx, enum sl_role role, uint64_t epoch, uint32_t leader_id)
 {
 	struct sl_node *n = ctx;
 
 	n->leading = role == SL_ROLE_LEADER;
+	if (!n->leading)
+		zs_drop(n);
 	sl_info("node %" PRIu32 ": %s in epoch %" PRIu64 ", leader %" PRIu32, n->cfg.proto.node_id,
 		role_name(role), epoch, leader_id);
 	if (n->eng.role)
@@ -629,8 +633,6 @@ static int settle_config(struct sl_node *n)
 		raw_cap = c->proto.limits.max_raw_bytes;
 	n->raw_cap = raw_cap;
 	n->batch_max = sl_batch_bound(raw_cap);
-	if (c->compress_thread && c->proto.elect)
-		return sl_err_set(EINVAL, "compress_thread is not for nodes with elections");
 	if (c->pin_cpu) {
 		cpu_set_t set;
 
@@ -908,7 +910,8 @@ int sl_node_open(struct sl_node **out, const struct sl_node_config *c,
 		goto err;
 	sl_proto_get_status(n->proto, &st);
 	n->leading = st.role == SL_ROLE_LEADER;
-	if (n->cfg.compress_thread && n->leading &&
+	/* With elections any node may come to lead. */
+	if (n->cfg.compress_thread && (n->leading || n->cfg.proto.elect) &&
 	    (rc = sl_zstage_open(&n->zs, SL_NODE_STAGE_SLOTS, n->raw_cap,
 				 (int)n->cfg.proto.lz4_accel)))
 		goto err;
@@ -1097,6 +1100,8 @@ static int zs_take(struct sl_node *n)
 	while ((o = sl_zstage_peek(n->zs))) {
 		int64_t lsn = sl_proto_append_encoded(n->proto, &o->h, o->payload, n->now);
 
+		if (!n->zs_on)
+			return taken; /* the leadership went meanwhile (zs_drop) */
 		if (lsn == -EAGAIN)
 			break;
 		if (lsn >= 0 && (uint64_t)lsn != n->zs_take_lsn + o->h.record_count - 1)
@@ -1117,6 +1122,29 @@ static int zs_take(struct sl_node *n)
 	if (!n->zs_raw && sl_zstage_pending(n->zs) == 0)
 		n->zs_on = 0;
 	return taken;
+}
+
+/* The leadership is lost (a step-down, a higher epoch, fencing): the
+ * stage's records end as the protocol's open batch does then, never in the
+ * log, their LSNs promised for nothing. The engine forgets them (its
+ * clients' appends are fenced by the epoch) and a new leadership starts
+ * with the stage empty. */
+static void zs_drop(struct sl_node *n)
+{
+	uint64_t first = n->zs_take_lsn, records = n->zs_next_lsn - n->zs_take_lsn;
+
+	if (!n->zs_on)
+		return;
+	n->zs_raw = NULL;
+	sl_zstage_drop(n->zs);
+	n->zs_on = 0;
+	if (records == 0)
+		return;
+	sl_info("node %" PRIu32 ": no longer leading: lsn %" PRIu64 "..%" PRIu64
+		" of the compressor stage are dropped",
+		n->cfg.proto.node_id, first, first + records - 1);
+	if (n->eng.truncate)
+		n->eng.truncate(n->eng.ctx, first);
 }
 
 /* An append with the stage: into the protocol's open batch while it has

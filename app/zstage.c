@@ -11,6 +11,7 @@
 
 #include <errno.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
@@ -230,6 +231,25 @@ void sl_zstage_disarm(struct sl_zstage *z)
 	atomic_store(&z->armed, 0);
 	if (read(z->efd, &v, sizeof(v)) < 0) {
 		/* EAGAIN: nothing written */
+	}
+}
+
+void sl_zstage_drop(struct sl_zstage *z)
+{
+	uint64_t tail = atomic_load_explicit(&z->tail, memory_order_relaxed);
+	uint64_t c = atomic_load(&z->claim);
+
+	/* Claim what waits, so the thread takes none of it. */
+	while (c < tail && !atomic_compare_exchange_weak(&z->claim, &c, tail))
+		;
+	for (; c < tail; c++)
+		atomic_store(&z->s[c % z->n].ready, 1);
+	/* The thread's claim (one slot at a time) ends within an encoding. */
+	while (sl_zstage_pending(z) > 0) {
+		if (sl_zstage_peek(z))
+			sl_zstage_pop(z);
+		else
+			sched_yield();
 	}
 }
 

@@ -46,6 +46,10 @@ int sl_zstage_wait_fd(const struct sl_zstage *z);
 /* The loop, instead of sleeping while batches wait: encode the next one
  * still waiting for the thread itself. 1 if it did, 0 if none waited. */
 int sl_zstage_help(struct sl_zstage *z);
+/* Discard every slot submitted and not yet popped (their records will not
+ * be appended: the leadership was lost). Slots no one is encoding yet are
+ * dropped unencoded; a slot the thread is encoding is waited for. */
+void sl_zstage_drop(struct sl_zstage *z);
 /* Batches encoded so far. */
 uint64_t sl_zstage_encoded(const struct sl_zstage *z);
 

@@ -7,7 +7,8 @@
  * leader's byte for byte; then the same with a follower closed and reopened
  * mid-run (its log recovered, its engine resuming after what it applied),
  * which must catch up. Plus the node's own edges: directory rules, refused
- * configurations, the key file. */
+ * configurations, the key file; and a leader with compress_thread and
+ * elections stepping down with records in its compressor stage. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -358,6 +359,216 @@ static void test_compress_thread(void **state)
 	run_compress_thread(SL_CLUSTER_OPEN, 1, 0);
 }
 
+/* compress_thread with elections: a leader whose stage holds a backlog
+ * steps down. The staged records end as an open batch does: the engine is
+ * told to forget them (truncate at the first), no LSN it saw committed is
+ * past that, and the new leader's log holds every LSN the old one reported
+ * committed with the bytes appended under it, and none of the dropped
+ * records; the new leader's own appends (through its stage) get LSNs
+ * after those and land under them. */
+#define SD_NODES 3
+#define SD_REC	 200
+
+struct sd_eng {
+	uint64_t commit, trunc; /* highest commit; lowest truncate (0: none) */
+	int leading;
+};
+
+static void sd_commit(void *ctx, uint64_t lsn)
+{
+	struct sd_eng *e = ctx;
+
+	if (e->leading && lsn > e->commit)
+		e->commit = lsn;
+}
+
+static void sd_role(void *ctx, enum sl_role role, uint64_t epoch, uint32_t leader_id)
+{
+	struct sd_eng *e = ctx;
+
+	(void)epoch;
+	(void)leader_id;
+	e->leading = role == SL_ROLE_LEADER;
+}
+
+static void sd_truncate(void *ctx, uint64_t lsn)
+{
+	struct sd_eng *e = ctx;
+
+	if (!e->trunc || lsn < e->trunc)
+		e->trunc = lsn;
+}
+
+/* The record `who` appended with `lsn`: both in its bytes. */
+static void sd_rec(uint8_t *rec, uint32_t who, uint64_t lsn)
+{
+	memset(rec, 'a' + (int)(lsn % 26), SD_REC);
+	snprintf((char *)rec, SD_REC, "node %u lsn %llu", who, (unsigned long long)lsn);
+}
+
+static void sd_poll_all(struct sl_node **n)
+{
+	for (int i = 0; i < SD_NODES; i++)
+		assert_true(sl_node_poll(n[i]) >= 0);
+}
+
+/* The record at `lsn` in node n's log, into rec: 0, or -ENOENT. */
+static int sd_read(struct sl_node *n, uint64_t lsn, uint8_t *rec)
+{
+	static uint8_t batch[1 << 20], raw[1 << 20];
+	struct sl_batch_hdr h;
+	struct sl_rec_iter it;
+	const uint8_t *r;
+	uint32_t len;
+	int rc = sl_node_read(n, lsn, batch, sizeof(batch), &h);
+
+	if (rc == -ENOENT)
+		return rc;
+	assert_true(rc > 0);
+	assert_true(sl_batch_decode(batch, (size_t)rc, NULL, raw, sizeof(raw), &h) >= 0);
+	sl_rec_iter_init(&it, raw, h.raw_len);
+	for (uint64_t l = h.base_lsn; sl_rec_next(&it, &r, &len) == 1; l++)
+		if (l == lsn) {
+			assert_int_equal(len, SD_REC);
+			memcpy(rec, r, SD_REC);
+			return 0;
+		}
+	fail_msg("lsn %llu not in its batch", (unsigned long long)lsn);
+	return -EIO;
+}
+
+static void test_compress_thread_stepdown(void **state)
+{
+	char *dir[SD_NODES];
+	uint16_t ports[SD_NODES];
+	struct sl_node *n[SD_NODES];
+	struct sd_eng eng[SD_NODES] = {0};
+	struct sl_proto_status st;
+	struct sl_node_stats ns;
+	uint8_t rec[SD_REC], got[SD_REC];
+	uint64_t lsn, last1 = 0, commit1, first2, last2, deadline;
+	int64_t a;
+	int lead = -1;
+
+	(void)state;
+	assert_int_equal(sl_cluster_free_ports(ports, SD_NODES), 0);
+	for (int i = 0; i < SD_NODES; i++) {
+		struct sl_node_config c = {0};
+		struct sl_node_engine e = {
+		    .ctx = &eng[i], .commit = sd_commit, .role = sd_role, .truncate = sd_truncate};
+
+		dir[i] = th_mkdtemp("node-zsd");
+		memcpy(c.proto.cluster_id, "test-node-zstage", 16);
+		c.proto.stream_id = 1;
+		c.proto.node_id = (uint32_t)i + 1;
+		c.proto.n_nodes = SD_NODES;
+		for (int j = 0; j < SD_NODES; j++)
+			c.proto.node_ids[j] = (uint32_t)j + 1;
+		c.proto.leader_id = 1;
+		c.proto.epoch = 1;
+		c.proto.elect = 1;
+		c.proto.policy.acks = 1;
+		c.proto.batch_bytes = 8192;
+		c.compress_thread = 1;
+		c.store.dir = dir[i];
+		c.net.self = (struct sl_endpoint){.ip = htonl(0x7f000001), .port = ports[i]};
+		for (int j = 0; j < SD_NODES; j++)
+			if (j != i)
+				c.net.peers[c.net.n_peers++] = (struct sl_peer_addr){
+				    .node_id = (uint32_t)j + 1,
+				    .ep = {.ip = htonl(0x7f000001), .port = ports[j]}};
+		if (sl_node_open(&n[i], &c, &e))
+			fail_msg("node %d: %s", i + 1, sl_err_msg());
+		eng[i].leading = i == 0;
+	}
+	/* Node 1 leads: some records committed, with polls between. */
+	deadline = sl_node_now() + 5000000000ull;
+	while (eng[0].commit < 200 && sl_node_now() < deadline) {
+		for (int k = 0; k < 20; k++) {
+			sd_rec(rec, 1, last1 + 1);
+			if ((a = sl_node_append(n[0], rec, SD_REC)) == -EAGAIN)
+				break;
+			assert_int_equal(a, (int64_t)last1 + 1);
+			last1++;
+		}
+		sd_poll_all(n);
+	}
+	assert_true(eng[0].commit >= 200);
+	/* Then a backlog without a poll: batches fill, the stage takes them
+	 * until every slot is busy. */
+	for (;;) {
+		sd_rec(rec, 1, last1 + 1);
+		if ((a = sl_node_append(n[0], rec, SD_REC)) == -EAGAIN)
+			break;
+		assert_int_equal(a, (int64_t)last1 + 1);
+		last1++;
+	}
+	assert_true(sl_node_staged(n[0]) > 0);
+	assert_int_equal(eng[0].trunc, 0);
+	/* Leadership lost: the stage's records are forgotten. */
+	assert_int_equal(sl_node_stepdown(n[0]), 0);
+	assert_int_equal(sl_node_staged(n[0]), 0);
+	assert_true(eng[0].trunc > eng[0].commit && eng[0].trunc <= last1);
+	commit1 = eng[0].commit;
+	sl_node_status(n[0], &st);
+	assert_int_equal(st.role, SL_ROLE_FOLLOWER);
+	assert_true(sl_node_append(n[0], rec, SD_REC) < 0);
+	/* A new leader is elected (node 1 stands only after the others). */
+	deadline = sl_node_now() + 10000000000ull;
+	while (lead < 0 && sl_node_now() < deadline) {
+		sd_poll_all(n);
+		for (int i = 0; i < SD_NODES; i++) {
+			sl_node_status(n[i], &st);
+			if (st.role == SL_ROLE_LEADER)
+				lead = i;
+		}
+	}
+	assert_true(lead >= 0);
+	/* Its own appends, through its stage too, committed. */
+	sl_node_status(n[lead], &st);
+	first2 = st.next_lsn;
+	last2 = first2 - 1;
+	eng[lead].commit = 0;
+	deadline = sl_node_now() + 5000000000ull;
+	while (eng[lead].commit < first2 + 1999 && sl_node_now() < deadline) {
+		for (int k = 0; k < 50 && last2 < first2 + 1999; k++) {
+			sd_rec(rec, (uint32_t)lead + 1, last2 + 1);
+			if ((a = sl_node_append(n[lead], rec, SD_REC)) == -EAGAIN)
+				break;
+			assert_int_equal(a, (int64_t)last2 + 1);
+			last2++;
+		}
+		sl_node_flush(n[lead]);
+		sd_poll_all(n);
+	}
+	sl_node_stats(n[lead], &ns);
+	assert_true(ns.stage_batches > 0);
+	assert_true(first2 > commit1);
+	assert_true(eng[lead].commit >= last2);
+	/* Node 1's committed records are in the new leader's log, its dropped
+	 * ones are not, the new leader's are under their LSNs. */
+	for (lsn = 1; lsn <= commit1; lsn++) {
+		sd_rec(rec, 1, lsn);
+		assert_int_equal(sd_read(n[lead], lsn, got), 0);
+		assert_memory_equal(got, rec, SD_REC);
+	}
+	for (lsn = eng[0].trunc; lsn <= last1; lsn++) {
+		sd_rec(rec, 1, lsn);
+		if (sd_read(n[lead], lsn, got) == 0)
+			assert_memory_not_equal(got, rec, SD_REC);
+	}
+	for (lsn = first2; lsn <= last2; lsn++) {
+		sd_rec(rec, (uint32_t)lead + 1, lsn);
+		assert_int_equal(sd_read(n[lead], lsn, got), 0);
+		assert_memory_equal(got, rec, SD_REC);
+	}
+	for (int i = 0; i < SD_NODES; i++) {
+		sl_node_close(n[i]);
+		th_rmrf(dir[i]);
+		free(dir[i]);
+	}
+}
+
 /* A single node commits on its own durability. */
 static void test_single_node(void **state)
 {
@@ -529,6 +740,7 @@ int main(void)
 	    cmocka_unit_test(test_seal_when_log_idle),
 	    cmocka_unit_test(test_seal_when_idle),
 	    cmocka_unit_test(test_compress_thread),
+	    cmocka_unit_test(test_compress_thread_stepdown),
 	    cmocka_unit_test(test_three_nodes_udp),
 	    cmocka_unit_test(test_three_nodes_mac),
 	    cmocka_unit_test(test_three_nodes_memif),

@@ -75,7 +75,9 @@ struct sl_node_config {
 	 * loop goes on. Used only while batches fill (a backlog): a record that
 	 * would fill the open batch starts it, and it ends once the stage is
 	 * empty; a batch sealed before it is full (a flush, the linger) in the
-	 * meantime goes through the stage too. Not with elections. */
+	 * meantime goes through the stage too. With elections, a node that stops
+	 * leading drops the stage's records as the protocol drops its open
+	 * batch (the engine's truncate). */
 	int compress_thread;
 	/* Wake this long before a timed event (the deadline given to
 	 * sl_node_idle_until, such as a record due; the protocol's timers, such
