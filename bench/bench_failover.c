@@ -54,7 +54,7 @@ struct fo {
 	const struct bench_common *c;
 	const char *shipd;
 	char dir[PATH_MAX];
-	int own_dir, keep, pause;
+	int own_dir, keep, pause, zstage;
 	uint64_t kills, load_ms, eto_ms, hb_ms, bytes;
 	uint16_t port[NODES];
 	pid_t pid[NODES];
@@ -159,8 +159,11 @@ static int write_configs(struct fo *f)
 			"[cluster]\nid = fobench\nleader = 1\n\n[node]\nid = %u\nlog_dir = "
 			"n%u\nidle = backoff\n\n[stream]\nacks = majority\nack_level = durable\n"
 			"elect = on\nelection_timeout_ms = %" PRIu64 "\nheartbeat_ms = %" PRIu64
-			"\n\n[transport]\nkind = udp\n",
-			i + 1, i + 1, f->eto_ms, f->hb_ms);
+			"\n%s\n[transport]\nkind = udp\n",
+			i + 1, i + 1, f->eto_ms, f->hb_ms,
+			/* Batches smaller than a burst: every burst goes
+			 * through the stage. */
+			f->zstage ? "compress_thread = on\nbatch_bytes = 2048\n" : "");
 		for (unsigned j = 0; j < NODES; j++)
 			fprintf(fp, "\n[peer.%u]\naddress = 127.0.0.1:%u\n", j + 1, f->port[j]);
 		if (fclose(fp))
@@ -611,6 +614,7 @@ static void report(struct fo *f, uint64_t lost, double rtt_us)
 			bench_json_int(&j, "fenced_taken", (long long)f->fenced_taken);
 			bench_json_int(&j, "fenced_acked", (long long)f->fenced_acked);
 		}
+		bench_json_int(&j, "compress_thread", f->zstage);
 		bench_json_int(&j, "election_timeout_ms", (long long)f->eto_ms);
 		bench_json_int(&j, "heartbeat_ms", (long long)f->hb_ms);
 		bench_json_num(&j, "udp_rtt_us", rtt_us);
@@ -646,7 +650,8 @@ static void usage(FILE *out)
 	    out,
 	    "usage: shipbench failover [--kills N] [--pause] [--load-ms MS]\n"
 	    "                          [--election-timeout-ms MS] [--heartbeat-ms MS]\n"
-	    "                          [--bytes N] [--shipd PATH] [--keep] [--json] [--dir DIR]\n"
+	    "                          [--bytes N] [--compress-thread] [--shipd PATH] [--keep]\n"
+	    "                          [--json] [--dir DIR]\n"
 	    "Runs 3 shipd processes (kernel UDP on 127.0.0.1, elections on, acks=majority,\n"
 	    "ack_level=durable, logs under DIR), appends through libshiplog to the leader\n"
 	    "in bursts of %d records, and N times (default %d) loads the cluster for\n"
@@ -661,6 +666,8 @@ static void usage(FILE *out)
 	    "  --election-timeout-ms   [stream] election_timeout_ms (default %d)\n"
 	    "  --heartbeat-ms          [stream] heartbeat_ms (default %d)\n"
 	    "  --bytes N               record size (default %d)\n"
+	    "  --compress-thread       [stream] compress_thread = on, batch_bytes = 2048\n"
+	    "                          (a burst fills batches: it goes through the stage)\n"
 	    "  --shipd PATH            the shipd to run (default: next to shipbench, or\n"
 	    "                          ../app/shipd from it in a build tree)\n"
 	    "  --keep                  keep DIR (configs n1..n3.ini, logs, shipd output)\n",
@@ -702,6 +709,9 @@ static int parse(struct fo *f, int argc, char **argv, char *shipd_buf, size_t ca
 			exit(0);
 		} else if (strcmp(a, "--pause") == 0) {
 			f->pause = 1;
+			continue;
+		} else if (strcmp(a, "--compress-thread") == 0) {
+			f->zstage = 1;
 			continue;
 		} else if (strcmp(a, "--keep") == 0) {
 			f->keep = 1;

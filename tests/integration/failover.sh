@@ -32,6 +32,9 @@
 # 2. The same with SIGSTOP past the election timeout, then SIGCONT: the
 #    resumed leader is fenced (it follows the new leader) and takes no
 #    append that is then acknowledged (fenced_acked 0).
+#    Both again with [stream] compress_thread = on (batches of 2 KiB, so
+#    every burst goes through the compressor stage, which a deposed leader
+#    drops as its open batch): no acknowledged record lost, none fenced.
 # 3. shipctl: promote NODE hands over (NODE leads), stepdown (another
 #    leads), promote of a follower sent to itself is refused without
 #    --force; with only one node left, promote --force makes it lead (the
@@ -85,6 +88,18 @@ bench kill
 bench pause --pause
 [ "$(json_field "$dir/pause.json" fenced_acked)" = 0 ] ||
 	fail "the resumed leader acknowledged appends after it was replaced"
+# With the compressor stage (batches smaller than a burst: every burst goes
+# through it): a deposed leader drops what it staged, as its open batch.
+log_was=${SHIPLOG_LOG:-}
+export SHIPLOG_LOG=info # the stage's lines below
+bench kill-zs --compress-thread
+bench pause-zs --pause --compress-thread
+export SHIPLOG_LOG=$log_was
+[ "$(json_field "$dir/pause-zs.json" fenced_acked)" = 0 ] ||
+	fail "compress_thread: the resumed leader acknowledged appends after it was replaced"
+grep -q "the compressor stage encoded [1-9]" "$dir"/pause-zs/n*.log ||
+	fail "compress_thread: no batch went through the stage"
+say "$(grep -h "of the compressor stage are dropped" "$dir"/*-zs/n*.log | wc -l) deposed leaders dropped staged records"
 
 # --- shipctl promote, stepdown, promote --force ---
 it_free_ports 3
