@@ -482,7 +482,11 @@ static int wait_cond(struct sl_client *c, cond_fn cond, arm_fn arm, const void *
 			return rc < 0 ? rc : 0;
 		}
 		if (spin && (i & 63) != 63) {
-			cpu_relax();
+			/* Pinned beside shipd's loop, a spin must leave it the CPU. */
+			if (c->o.pin_to_loop)
+				sched_yield();
+			else
+				cpu_relax();
 			continue;
 		}
 		now = now_ns();

@@ -327,7 +327,8 @@ static void test_open_misuse(void **state)
 
 /* pin_to_loop: refused while shipd does not pin its loop ([node] cpu), the
  * caller's CPUs left as they were; with it, sl_client_open puts the calling
- * thread on shipd's loop CPU, and appends commit. */
+ * thread on shipd's loop CPU, and appends commit, also from a client whose
+ * waits spin there (yielding). */
 static void test_pin_to_loop(void **state)
 {
 	struct tc c;
@@ -369,6 +370,19 @@ static void test_pin_to_loop(void **state)
 	assert_int_equal(CPU_COUNT(&now), 1);
 	assert_true(CPU_ISSET(last, &now));
 	assert_true(sl_client_append_wait(cl, "pinned", 6, SL_LEVEL_COMMITTED, 5000) >= 1);
+	sl_client_close(cl);
+	/* Spinning beside the loop (yielding): every record commits, in order. */
+	o.spin_us = 1000;
+	assert_int_equal(sl_client_open(&cl, &o), 0);
+	for (int i = 0, prev = 0; i < 200; i++) {
+		int64_t lsn = sl_client_append_wait(cl, "spun", 4, SL_LEVEL_COMMITTED, 5000);
+
+		assert_true(lsn >= 1);
+		if (prev)
+			assert_int_equal(lsn, prev + 1);
+		assert_int_equal(sl_client_reached(cl, (uint64_t)lsn, SL_LEVEL_COMMITTED), 1);
+		prev = (int)lsn;
+	}
 	sl_client_close(cl);
 	assert_int_equal(sched_setaffinity(0, sizeof(was), &was), 0);
 	snprintf(cmd, sizeof(cmd), "grep -q 'loop thread pinned to CPU %d' %s/n1.log", last, c.dir);

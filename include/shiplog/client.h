@@ -62,7 +62,11 @@ struct sl_client_opts {
 	 * twice its usual time (at least 20 us, the first wait too), a longer
 	 * one (typically a commit) sleeps at once. Spinning keeps a wait within a
 	 * microsecond of the event, but holds a core that shipd's threads may
-	 * need for the commit itself; a sleep costs a wake-up. */
+	 * need for the commit itself; a sleep costs a wake-up. With
+	 * pin_to_loop the spin yields the CPU at every look (sched_yield)
+	 * instead: the thread shares that CPU with shipd's loop, which then
+	 * runs whenever it has work, and the CPU never halts, so neither side
+	 * pays a wake-up. */
 	uint32_t spin_us;
 	/* Bound on connecting and on the handshake (default 2000 ms). */
 	uint32_t connect_timeout_ms;
