@@ -309,13 +309,6 @@ static void keep_sample(struct cb *b, int path, uint64_t ns)
 	l->n++; /* counts what did not fit too */
 }
 
-static int cmp_u64(const void *a, const void *b)
-{
-	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
-
-	return x < y ? -1 : x > y;
-}
-
 /* Exact quantile of a path's latencies in us, or the histogram's. */
 static double lat_q(struct cb *b, int path, double q)
 {
@@ -324,7 +317,7 @@ static double lat_q(struct cb *b, int path, double q)
 
 	if (l->n == 0 || l->n > l->cap)
 		return (double)sl_hist_quantile(path ? &b->client : &b->inproc, q) / 1000.0;
-	qsort(l->v, l->n, sizeof(*l->v), cmp_u64);
+	qsort(l->v, l->n, sizeof(*l->v), bench_cmp_u64);
 	i = (uint32_t)(q * (l->n - 1) + 0.5);
 	return (double)l->v[i] / 1000.0;
 }

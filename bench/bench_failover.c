@@ -445,13 +445,6 @@ static int one_kill(struct fo *f, uint64_t k)
 
 /* --- checking the logs ------------------------------------------------------------ */
 
-static int cmp_u64(const void *a, const void *b)
-{
-	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
-
-	return x < y ? -1 : x > y;
-}
-
 /* Acknowledged records missing from or different in node i's log: its
  * index in `bad` set. Reads with the index sorted by LSN (ack_lsn, with
  * ack_seq permuted alike through `order`). */
@@ -526,7 +519,7 @@ static uint64_t *sort_order(const struct fo *f)
 		keys[2 * i] = f->ack_lsn[i];
 		keys[2 * i + 1] = i;
 	}
-	qsort(keys, f->n_ack, 2 * sizeof(uint64_t), cmp_u64);
+	qsort(keys, f->n_ack, 2 * sizeof(uint64_t), bench_cmp_u64);
 	order = keys;
 	for (size_t i = 0; i < f->n_ack; i++)
 		order[i] = keys[2 * i + 1];

@@ -25,6 +25,13 @@ uint64_t bench_now_ns(void)
 	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
 
+int bench_cmp_u64(const void *a, const void *b)
+{
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+
+	return x < y ? -1 : x > y;
+}
+
 static void json_append(struct bench_json *j, const char *fmt, const char *key, const char *val)
 {
 	int n = snprintf(j->buf + j->len, sizeof(j->buf) - j->len, fmt, key, val);

@@ -1,6 +1,8 @@
 /* Futex ping-pong between two pinned threads: see bench_wake.h. */
 #include "bench_wake.h"
 
+#include "bench_util.h"
+
 #include <errno.h>
 #include <linux/futex.h>
 #include <pthread.h>
@@ -23,14 +25,6 @@ struct wake_pp {
 	unsigned n, cpu[2];
 	uint64_t *lat;
 };
-
-static uint64_t now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
 
 static int pin_self(unsigned cpu)
 {
@@ -56,16 +50,16 @@ static void *sleeper(void *arg)
 	if (pin_self(p->cpu[0]))
 		atomic_store(&p->failed, 2);
 	for (unsigned i = 0; i < p->n && !atomic_load(&p->failed); i++) {
-		uint64_t bound = now_ns() + WAKE_TIMEOUT_NS;
+		uint64_t bound = bench_now_ns() + WAKE_TIMEOUT_NS;
 
 		atomic_store(&p->word, 0);
 		atomic_store(&p->armed, 1);
 		while (atomic_load(&p->word) == 0 && !atomic_load(&p->failed)) {
 			futex_op(&p->word, FUTEX_WAIT, 0);
-			if (now_ns() > bound)
+			if (bench_now_ns() > bound)
 				atomic_store(&p->failed, 1);
 		}
-		p->lat[i] = now_ns() - atomic_load(&p->t_wake);
+		p->lat[i] = bench_now_ns() - atomic_load(&p->t_wake);
 	}
 	return NULL;
 }
@@ -77,26 +71,19 @@ static void waker(struct wake_pp *p)
 	if (pin_self(p->cpu[1]))
 		atomic_store(&p->failed, 2);
 	for (unsigned i = 0; i < p->n && !atomic_load(&p->failed); i++) {
-		uint64_t bound = now_ns() + WAKE_TIMEOUT_NS;
+		uint64_t bound = bench_now_ns() + WAKE_TIMEOUT_NS;
 
 		while (!atomic_load(&p->armed) && !atomic_load(&p->failed)) {
-			if (now_ns() > bound)
+			if (bench_now_ns() > bound)
 				atomic_store(&p->failed, 1);
 			sched_yield();
 		}
 		atomic_store(&p->armed, 0);
 		nanosleep(&(struct timespec){.tv_nsec = WAKE_GAP_NS}, NULL);
-		atomic_store(&p->t_wake, now_ns());
+		atomic_store(&p->t_wake, bench_now_ns());
 		atomic_store(&p->word, 1);
 		futex_op(&p->word, FUTEX_WAKE, 1);
 	}
-}
-
-static int cmp_u64(const void *a, const void *b)
-{
-	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
-
-	return x < y ? -1 : x > y;
 }
 
 int bench_wake_p50(unsigned sleeper_cpu, unsigned waker_cpu, unsigned n, double *p50_us)
@@ -120,7 +107,7 @@ int bench_wake_p50(unsigned sleeper_cpu, unsigned waker_cpu, unsigned n, double 
 	/* 2: a CPU not in this process's set */
 	rc = atomic_load(&p.failed) == 2 ? -EINVAL : atomic_load(&p.failed) ? -ETIMEDOUT : 0;
 	if (!rc) {
-		qsort(p.lat, n, sizeof(*p.lat), cmp_u64);
+		qsort(p.lat, n, sizeof(*p.lat), bench_cmp_u64);
 		*p50_us = (double)p.lat[n / 2] / 1000.0;
 	}
 	free(p.lat);

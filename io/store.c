@@ -47,7 +47,8 @@
 /* At most one chunk of zeros (the tail's or a spare's) and its fdatasync
  * are in flight per log. Smaller chunks shorten a group's wait behind one
  * but sync more often, and each sync is a flush of the shared disk:
- * 256 KiB did worse than 1 MiB at p99 (docs/performance.md). */
+ * under load 256 KiB was no better than 1 MiB; on the quiet machine it
+ * cut the half-max lag's p99 but slowed the closed loop (docs/performance.md). */
 #define PREWRITE_CHUNK	   (1u << 20) /* sl_store_opts.prewrite_chunk: the default */
 #define PREWRITE_CHUNK_MIN (256u << 10)
 #define PREWRITE_CHUNK_MAX (8u << 20)
