@@ -1117,18 +1117,11 @@ static int same_work(const struct cb_row *x, const struct cb_row *y, int half_ma
 	       (x->load == y->load || (half_max && x->mode == SL_CLUSTER_OPEN));
 }
 
-static int cmp_double(const void *a, const void *b)
-{
-	double x = *(const double *)a, y = *(const double *)b;
-
-	return x < y ? -1 : x > y;
-}
-
 /* The median of n values (n >= 1), the mean of the middle two when even;
  * lo and hi: the spread. Sorts v. */
 static double median(double *v, unsigned n, double *lo, double *hi)
 {
-	qsort(v, n, sizeof(v[0]), cmp_double);
+	qsort(v, n, sizeof(v[0]), bench_cmp_double);
 	if (lo)
 		*lo = v[0];
 	if (hi)

@@ -559,13 +559,6 @@ static void stop_all(struct fo *f)
 		reap(f, i);
 }
 
-static int cmp_double(const void *a, const void *b)
-{
-	double x = *(const double *)a, y = *(const double *)b;
-
-	return x < y ? -1 : x > y;
-}
-
 /* Nearest rank. */
 static double quantile(const double *sorted, uint64_t n, double q)
 {
@@ -584,7 +577,7 @@ static void report(struct fo *f, uint64_t lost, double rtt_us)
 		if (f->fail_ms[k] - f->lead_ms[k] > after_max)
 			after_max = f->fail_ms[k] - f->lead_ms[k];
 	}
-	qsort(f->fail_ms, f->kills, sizeof(double), cmp_double);
+	qsort(f->fail_ms, f->kills, sizeof(double), bench_cmp_double);
 	p50 = quantile(f->fail_ms, f->kills, 0.5);
 	p99 = quantile(f->fail_ms, f->kills, 0.99);
 	max = f->fail_ms[f->kills - 1];

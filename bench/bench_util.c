@@ -32,6 +32,13 @@ int bench_cmp_u64(const void *a, const void *b)
 	return x < y ? -1 : x > y;
 }
 
+int bench_cmp_double(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+
+	return x < y ? -1 : x > y;
+}
+
 static void json_append(struct bench_json *j, const char *fmt, const char *key, const char *val)
 {
 	int n = snprintf(j->buf + j->len, sizeof(j->buf) - j->len, fmt, key, val);

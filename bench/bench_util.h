@@ -20,6 +20,8 @@ struct bench_common {
 uint64_t bench_now_ns(void);
 /* qsort comparator of uint64_t values (or of records led by one). */
 int bench_cmp_u64(const void *a, const void *b);
+/* qsort comparator of doubles. */
+int bench_cmp_double(const void *a, const void *b);
 
 /* A JSON line builder: bench_json_begin(&j, "codec"); bench_json_str(&j, "data", "text");
  * bench_json_num(&j, "ratio", 2.1); bench_json_end(&j) prints it to stdout. */
